@@ -1,0 +1,74 @@
+package tollgate
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// Authenticator turns a request's credentials (a bearer access token, or an
+// API key where allowed) into a verified Principal. It returns EUnauthorized
+// for a missing, malformed, expired or revoked credential.
+type Authenticator interface {
+	Authenticate(ctx context.Context, r *http.Request) (*Principal, error)
+}
+
+// Call is one request on a configured route, as features that admit, limit
+// and meter it see it. The data plane fills it before forwarding.
+type Call struct {
+	RequestID string
+	Start     time.Time
+	Principal *Principal // nil on public routes
+	ClientIP  string
+	Route     string // route name
+	Model     string // openai routes: the requested model
+	Method    string
+	Path      string
+	BytesIn   int64
+	// MaxOutputTokens is the request's max_tokens (or max_completion_tokens)
+	// when it set one; 0 otherwise.
+	MaxOutputTokens int64
+	// Body is the request body when the data plane read it (openai routes,
+	// routes with rules or schemas); nil when it was streamed through.
+	Body []byte
+}
+
+// Outcome of a call, handed to the release function of every Admission.
+type Outcome struct {
+	Status     int    // HTTP status sent to the client
+	Result     string // ok, upstream_error, rejected, cancelled, unknown
+	BytesOut   int64
+	End        time.Time
+	UpstreamMS int64
+	Units      Units
+}
+
+// Outcome results.
+const (
+	ResultOK            = "ok"
+	ResultUpstreamError = "upstream_error"
+	ResultRejected      = "rejected"
+	ResultCancelled     = "cancelled"
+	ResultUnknown       = "unknown"
+)
+
+// Units are the billable quantities of a call.
+type Units struct {
+	InputTokens  int64
+	OutputTokens int64
+	Images       int64
+	Megapixels   float64 // reporting only; priced via MegapixelMillis
+	// MegapixelMillis is megapixels × 1000, an integer for pricing.
+	MegapixelMillis int64
+	AudioMillis     int64
+	GPUMillis       int64
+}
+
+// Admission is a step that decides whether a call may go to the upstream
+// (rate limits, concurrency caps, budgets, the ledger). Admit returns an
+// *Error (ERateLimited, EQuota, …) to refuse; otherwise a release function
+// that the data plane calls exactly once with the outcome, after the
+// response ended, failed or the client went away.
+type Admission interface {
+	Admit(ctx context.Context, c *Call) (release func(context.Context, *Outcome), err error)
+}
