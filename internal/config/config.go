@@ -1,0 +1,217 @@
+// Package config holds tollgate's configuration: one documented struct,
+// its defaults, YAML loading and validation. Every field says its default;
+// Load fills defaults and validates before anything starts, and an error
+// names the key and what is wrong with it.
+package config
+
+import "time"
+
+// Config is the whole configuration file.
+type Config struct {
+	// Listen is the address the gateway serves on. Defaults to 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+	// DataDir holds the SQLite store and generated files. Defaults to
+	// ./tollgate-data.
+	DataDir string `yaml:"data_dir"`
+	// Store is "sqlite" (embedded, in DataDir) or a postgres:// URL for
+	// cluster mode. Defaults to sqlite.
+	Store string `yaml:"store"`
+	// Redis is a redis:// URL for cluster mode; empty keeps rate limits,
+	// revocation fan-out and live counters in process. Defaults to "".
+	Redis string `yaml:"redis"`
+	// PublicURL is the gateway's external URL and the issuer (iss) of its
+	// tokens. Defaults to http://<listen>.
+	PublicURL string `yaml:"public_url"`
+	// Currency is the ISO code money is kept in. Defaults to USD.
+	Currency string `yaml:"currency"`
+	// DefaultPlan is the plan of users who name none. Defaults to "free",
+	// which exists even when Plans does not define it.
+	DefaultPlan string `yaml:"default_plan"`
+
+	Tokens         Tokens          `yaml:"tokens"`
+	TrustedIssuers []TrustedIssuer `yaml:"trusted_issuers"`
+	Roles          map[string]Role `yaml:"roles"`
+	Plans          map[string]Plan `yaml:"plans"`
+	Routes         []Route         `yaml:"routes"`
+	Headers        Headers         `yaml:"headers"`
+	Server         Server          `yaml:"server"`
+	Protection     Protection      `yaml:"protection"`
+	Metering       Metering        `yaml:"metering"`
+	Webhooks       []Webhook       `yaml:"webhooks"`
+}
+
+// Tokens configures the gateway's own tokens.
+type Tokens struct {
+	// Algorithm signs access tokens: ES256, EdDSA or RS256. Defaults to ES256.
+	Algorithm string `yaml:"algorithm"`
+	// Audience is the aud of issued tokens and the one required of them.
+	// Defaults to "tollgate".
+	Audience string `yaml:"audience"`
+	// AccessTTL is the access-token lifetime. Defaults to 15m.
+	AccessTTL time.Duration `yaml:"access_ttl"`
+	// RefreshIdleTTL: a refresh token unused this long dies. Defaults to 24h.
+	RefreshIdleTTL time.Duration `yaml:"refresh_idle_ttl"`
+	// RefreshTTL is the absolute lifetime of a refresh-token family.
+	// Defaults to 720h (30 days).
+	RefreshTTL time.Duration `yaml:"refresh_ttl"`
+	// Leeway tolerated on exp, nbf and iat; at most 60s. Defaults to 30s.
+	Leeway time.Duration `yaml:"leeway"`
+	// RotationDelay: a rotated key is published this long before it signs,
+	// so every replica and client cache has it. Defaults to 10m.
+	RotationDelay time.Duration `yaml:"rotation_delay"`
+	// KeyPassphraseFile holds the passphrase that encrypts private keys at
+	// rest; the TOLLGATE_KEY_PASSPHRASE environment variable wins over it.
+	// Defaults to "" (keys stored unencrypted, file mode 0600 / DB only).
+	KeyPassphraseFile string `yaml:"key_passphrase_file"`
+	// CacheSize is the number of verified tokens kept so a repeated token
+	// costs no signature check. Defaults to 100000.
+	CacheSize int `yaml:"cache_size"`
+}
+
+// TrustedIssuer is an external identity provider whose tokens are accepted.
+type TrustedIssuer struct {
+	// Issuer is the exact iss. Required.
+	Issuer string `yaml:"issuer"`
+	// JWKSURL is where its keys are fetched. Required.
+	JWKSURL string `yaml:"jwks_url"`
+	// Audience is the aud required of its tokens. Required.
+	Audience string `yaml:"audience"`
+	// Algorithms allowed for its tokens. Defaults to [RS256].
+	Algorithms []string `yaml:"algorithms"`
+	// Typ, when set, is the typ header its tokens must carry.
+	Typ string `yaml:"typ"`
+	// Claims maps tollgate's claims (tenant_id, role, scope, plan) to claim
+	// paths of the issuer's tokens, dot-separated. Defaults to identity.
+	Claims map[string]string `yaml:"claims"`
+	// DefaultPlan for its users when no claim names one. Defaults to the
+	// global default plan.
+	DefaultPlan string `yaml:"default_plan"`
+	// DefaultRole when no claim names one. Defaults to "user".
+	DefaultRole string `yaml:"default_role"`
+	// DefaultTenant when no claim names one. Defaults to the issuer URL.
+	DefaultTenant string `yaml:"default_tenant"`
+	// RefreshInterval bounds how often keys are refetched for an unknown
+	// kid. Defaults to 1m.
+	RefreshInterval time.Duration `yaml:"refresh_interval"`
+	// MaxStale: keys are still used this long after the IdP stops answering.
+	// Defaults to 24h.
+	MaxStale time.Duration `yaml:"max_stale"`
+}
+
+// Role grants scopes.
+type Role struct {
+	// Scopes granted to the role; "*" grants every scope.
+	Scopes []string `yaml:"scopes"`
+}
+
+// Plan is a commercial plan: extra scopes, limits and a budget.
+type Plan struct {
+	// Scopes added to those of the user's role.
+	Scopes []string `yaml:"scopes"`
+	// RateLimit is "N/s", "N/m" or "N/h" per user; empty is unlimited.
+	RateLimit string `yaml:"rate_limit"`
+	// TenantRateLimit is the same per tenant; empty is unlimited.
+	TenantRateLimit string `yaml:"tenant_rate_limit"`
+	// Concurrency caps requests or jobs in flight per user; 0 is unlimited.
+	Concurrency int `yaml:"concurrency"`
+	// TenantConcurrency caps them per tenant; 0 is unlimited.
+	TenantConcurrency int `yaml:"tenant_concurrency"`
+	// Budget is a hard spending limit per user; nil is unlimited.
+	Budget *Budget `yaml:"budget"`
+	// TenantBudget is a hard spending limit per tenant; nil is unlimited.
+	TenantBudget *Budget `yaml:"tenant_budget"`
+	// FreeUnits included per billing period, by unit name (requests,
+	// input_tokens, output_tokens, images, megapixels, audio_seconds,
+	// gpu_seconds).
+	FreeUnits map[string]int64 `yaml:"free_units"`
+}
+
+// Budget is a spending limit over a period.
+type Budget struct {
+	// Amount as a decimal string in the configured currency, e.g. "5.00".
+	Amount string `yaml:"amount"`
+	// Period is day or month (calendar, UTC) or total (a credit). Defaults
+	// to month.
+	Period string `yaml:"period"`
+	// Alerts are soft thresholds in percent that post webhooks and log.
+	// Defaults to [80, 100].
+	Alerts []int `yaml:"alerts"`
+}
+
+// Headers names the identity headers sent upstream. Every one of them is
+// deleted from incoming requests before it is set.
+type Headers struct {
+	UserID    string `yaml:"user_id"`    // Defaults to X-User-ID.
+	TenantID  string `yaml:"tenant_id"`  // Defaults to X-Tenant-ID.
+	Role      string `yaml:"role"`       // Defaults to X-User-Role.
+	Scopes    string `yaml:"scopes"`     // Defaults to X-User-Scopes.
+	Plan      string `yaml:"plan"`       // Defaults to X-User-Plan.
+	RequestID string `yaml:"request_id"` // Defaults to X-Request-ID.
+	// InternalToken carries the short-lived internal token on routes that
+	// ask for one. Defaults to X-Tollgate-Token.
+	InternalToken string `yaml:"internal_token"`
+}
+
+// Server configures the listener and its protection against slow or
+// hostile clients.
+type Server struct {
+	// ReadHeaderTimeout. Defaults to 10s.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// IdleTimeout for keep-alive connections. Defaults to 120s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes. Defaults to 65536.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxConnections accepted at once; 0 is unlimited. Defaults to 10000.
+	MaxConnections int `yaml:"max_connections"`
+	// DrainTimeout: on SIGTERM in-flight requests get this long. Defaults
+	// to 30s.
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	// TrustedProxies are CIDRs whose X-Forwarded-For / Forwarded headers are
+	// believed. Defaults to none.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// AccessLog writes one JSON line per request. Defaults to true.
+	AccessLog *bool `yaml:"access_log"`
+}
+
+// Protection configures abuse protection.
+type Protection struct {
+	// IPRateLimit applies per client IP on every route. Defaults to 100/s.
+	IPRateLimit string `yaml:"ip_rate_limit"`
+	// LoginRateLimit applies per client IP on /auth/login and /oauth/token.
+	// Defaults to 10/m.
+	LoginRateLimit string `yaml:"login_rate_limit"`
+	// LoginBackoffMax caps the per-account back-off after failed logins.
+	// Defaults to 5m.
+	LoginBackoffMax time.Duration `yaml:"login_backoff_max"`
+	// BanThreshold invalid tokens from one IP within BanWindow ban it for
+	// BanDuration. Defaults to 50, 1m, 15m.
+	BanThreshold int           `yaml:"ban_threshold"`
+	BanWindow    time.Duration `yaml:"ban_window"`
+	BanDuration  time.Duration `yaml:"ban_duration"`
+	// RedisFailure is "local" (each replica limits at limit ÷ Replicas while
+	// Redis is down) or "refuse". Defaults to local.
+	RedisFailure string `yaml:"redis_failure"`
+	// Replicas is the replica count assumed for the local fallback.
+	// Defaults to 1.
+	Replicas int `yaml:"replicas"`
+}
+
+// Metering configures the usage ledger.
+type Metering struct {
+	// UnknownCharge is how a record left open by a killed process is
+	// charged at the next start: "reserved" (its reservation) or "none".
+	// Defaults to reserved.
+	UnknownCharge string `yaml:"unknown_charge"`
+	// FlushInterval of the group commit. Defaults to 20ms.
+	FlushInterval time.Duration `yaml:"flush_interval"`
+	// MaxBatch records per group commit. Defaults to 512.
+	MaxBatch int `yaml:"max_batch"`
+}
+
+// Webhook receives budget alerts.
+type Webhook struct {
+	// URL to POST JSON to. Required.
+	URL string `yaml:"url"`
+	// Events to send; empty sends all.
+	Events []string `yaml:"events"`
+}

@@ -1,0 +1,137 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/config"
+)
+
+func TestDefaults(t *testing.T) {
+	cfg, err := config.Parse(nil)
+	if err != nil {
+		t.Fatalf("Parse(nil): %v", err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"listen", cfg.Listen, "127.0.0.1:8080"},
+		{"data_dir", cfg.DataDir, "./tollgate-data"},
+		{"store", cfg.Store, "sqlite"},
+		{"public_url", cfg.PublicURL, "http://127.0.0.1:8080"},
+		{"tokens.algorithm", cfg.Tokens.Algorithm, "ES256"},
+		{"tokens.access_ttl", cfg.Tokens.AccessTTL, 15 * time.Minute},
+		{"headers.user_id", cfg.Headers.UserID, "X-User-ID"},
+		{"default plan exists", len(cfg.Plans), 1},
+		{"admin scopes", cfg.Roles["admin"].Scopes[0], "*"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestParseErrorsNameTheKey(t *testing.T) {
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"unknown key", "listne: 1.2.3.4:80\n", "field listne not found"},
+		{"bad store", "store: mysql\n", "store: want sqlite or a postgres:// URL"},
+		{"bad algorithm", "tokens: {algorithm: HS256}\n", "tokens.algorithm"},
+		{"leeway too large", "tokens: {leeway: 5m}\n", "tokens.leeway"},
+		{"bad rate", "plans: {free: {rate_limit: 10/d}}\n", "plans.free.rate_limit"},
+		{"bad budget", "plans: {free: {budget: {amount: \"5.0000001\"}}}\n", "plans.free.budget.amount"},
+		{"float budget period", "plans: {free: {budget: {amount: \"5\", period: week}}}\n", "plans.free.budget.period"},
+		{"route without upstream", "routes: [{name: chat, path: /v1/chat}]\n", "routes[0].upstreams: required"},
+		{"bad upstream", "routes: [{name: chat, path: /v1/chat, upstreams: [ftp://x]}]\n", "routes[0].upstreams[0]"},
+		{"duplicate route", "routes: [{name: a, path: /a, upstreams: [http://x]}, {name: a, path: /b, upstreams: [http://x]}]\n", "routes[1].name"},
+		{"shadowing route", "routes: [{name: a, path: /oauth/token, upstreams: [http://x]}]\n", "routes[0].path"},
+		{"bad max_body", "routes: [{name: a, path: /a, upstreams: [http://x], max_body: lots}]\n", "routes[0].max_body"},
+		{"bad price", "routes: [{name: a, path: /a, upstreams: [http://x], price: {per_request: \"1e-3\"}}]\n", "routes[0].price.per_request"},
+		{"bad issuer", "trusted_issuers: [{issuer: idp, jwks_url: http://idp/jwks, audience: a}]\n", "trusted_issuers[0].issuer"},
+		{"symmetric issuer alg", "trusted_issuers: [{issuer: http://idp, jwks_url: http://idp/jwks, audience: a, algorithms: [HS256]}]\n", "trusted_issuers[0].algorithms[0]"},
+		{"bad proxy cidr", "server: {trusted_proxies: [10.0.0.0]}\n", "server.trusted_proxies[0]"},
+		{"wrong type", "listen: [1]\n", "cannot unmarshal"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Parse([]byte(tt.yaml))
+			if err == nil {
+				t.Fatalf("Parse accepted %q", tt.yaml)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q does not name %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadFromEnv(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tollgate.yaml")
+	data := `listen: 127.0.0.1:9999
+routes:
+  - name: chat
+    path: /v1/chat/completions
+    type: openai
+    upstreams: [http://127.0.0.1:8000]
+    scopes: [infer:text]
+    price: {per_request: "0.001"}
+`
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(config.EnvConfig, path)
+	cfg, err := config.Load("")
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if cfg.Listen != "127.0.0.1:9999" || len(cfg.Routes) != 1 || cfg.Routes[0].MaxBody != "10MiB" {
+		t.Fatalf("loaded %+v", cfg)
+	}
+	if _, err := config.Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
+		t.Fatal("Load of a missing file succeeded")
+	}
+}
+
+func TestParseRate(t *testing.T) {
+	tests := []struct {
+		in   string
+		want config.Rate
+		ok   bool
+	}{
+		{"60/m", config.Rate{N: 60, Period: time.Minute}, true},
+		{"10/s", config.Rate{N: 10, Period: time.Second}, true},
+		{"1000/h", config.Rate{N: 1000, Period: time.Hour}, true},
+		{"0/s", config.Rate{}, false},
+		{"-1/s", config.Rate{}, false},
+		{"10/d", config.Rate{}, false},
+		{"10", config.Rate{}, false},
+	}
+	for _, tt := range tests {
+		got, err := config.ParseRate(tt.in)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("ParseRate(%q) = %v, %v; want %v ok=%v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+	}{
+		{"512", 512}, {"64KiB", 64 << 10}, {"10MiB", 10 << 20}, {"1GiB", 1 << 30}, {"2MB", 2e6},
+		{"", 0}, {"-1", 0}, {"ten", 0}, {"1TiB", 0},
+	}
+	for _, tt := range tests {
+		got, err := config.ParseSize(tt.in)
+		if got != tt.want || (err == nil) != (tt.want > 0) {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+		}
+	}
+}

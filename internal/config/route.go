@@ -1,0 +1,112 @@
+package config
+
+import "time"
+
+// Route types.
+const (
+	RouteOpenAI = "openai"
+	RouteHTTP   = "http"
+)
+
+// Route is one configured upstream API.
+type Route struct {
+	// Name identifies the route in logs, metrics and the ledger. Required,
+	// unique.
+	Name string `yaml:"name"`
+	// Path is matched exactly, or as a prefix when it ends in "/". Required.
+	Path string `yaml:"path"`
+	// Type is openai or http. Defaults to http.
+	Type string `yaml:"type"`
+	// Methods allowed; empty allows all.
+	Methods []string `yaml:"methods"`
+	// Public routes need no token. Defaults to false.
+	Public bool `yaml:"public"`
+	// Scopes the caller must hold, all of them.
+	Scopes []string `yaml:"scopes"`
+	// Roles of which the caller must hold one; empty allows every role.
+	Roles []string `yaml:"roles"`
+	// Upstreams are base URLs balanced by least outstanding requests.
+	// Required unless every request is routed by Models or Tenants.
+	Upstreams []string `yaml:"upstreams"`
+	// Models maps an OpenAI model name to its own upstream pool (openai
+	// routes). An unknown model is a 404 when Models is set.
+	Models map[string][]string `yaml:"models"`
+	// Tenants maps a tenant_id to a dedicated upstream pool.
+	Tenants map[string][]string `yaml:"tenants"`
+	// StripPrefix removes the route's path prefix before forwarding.
+	// Defaults to false.
+	StripPrefix bool `yaml:"strip_prefix"`
+	// Timeout for the whole upstream exchange; streams are bounded by it
+	// too. Defaults to 300s.
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxBody is the largest request body accepted, e.g. "10MiB". Defaults
+	// to 10MiB.
+	MaxBody string `yaml:"max_body"`
+	// UpstreamHeaders are set on every forwarded request, e.g.
+	// Authorization: "Bearer ${VLLM_API_KEY}"; ${VAR} reads the environment.
+	UpstreamHeaders map[string]string `yaml:"upstream_headers"`
+	// InternalToken sends a short-lived token signed by tollgate to the
+	// upstream. Defaults to false.
+	InternalToken bool `yaml:"internal_token"`
+	// Rules are CEL expressions over claims and the request; all must hold.
+	Rules []Rule `yaml:"rules"`
+	// Schema is a JSON Schema (inline JSON or a file path) the request body
+	// must satisfy.
+	Schema string `yaml:"schema"`
+	// HealthCheck enables active health checks of the upstreams.
+	HealthCheck *HealthCheck `yaml:"health_check"`
+	// Price of calls on this route.
+	Price Price `yaml:"price"`
+	// MaxCost is the most a call may cost, reserved against budgets before
+	// forwarding when it cannot be derived from the request.
+	MaxCost string `yaml:"max_cost"`
+	// RateLimit per user on this route ("N/s", "N/m", "N/h").
+	RateLimit string `yaml:"rate_limit"`
+	// GPUSecondsHeader names an upstream response header reporting GPU time.
+	GPUSecondsHeader string `yaml:"gpu_seconds_header"`
+	// Demo marks routes served by the built-in demo backends.
+	Demo bool `yaml:"-"`
+}
+
+// Rule is one CEL expression with the message shown when it fails.
+type Rule struct {
+	// Expr is a CEL expression over claims, request and body.
+	Expr string `yaml:"expr"`
+	// Message tells the caller what to change. Defaults to the expression.
+	Message string `yaml:"message"`
+}
+
+// HealthCheck configures active upstream health checks.
+type HealthCheck struct {
+	// Path to GET on each upstream. Defaults to /health.
+	Path string `yaml:"path"`
+	// Interval between checks. Defaults to 10s.
+	Interval time.Duration `yaml:"interval"`
+}
+
+// Price of calls, as decimal strings of the configured currency.
+type Price struct {
+	PerRequest       string `yaml:"per_request"`
+	Per1kInputTokens string `yaml:"per_1k_input_tokens"`
+	Per1kOutputToken string `yaml:"per_1k_output_tokens"`
+	PerImage         string `yaml:"per_image"`
+	PerMegapixel     string `yaml:"per_megapixel"`
+	PerAudioSecond   string `yaml:"per_audio_second"`
+	PerGPUSecond     string `yaml:"per_gpu_second"`
+	// Tiers are graduated: from a cumulative usage in the billing period
+	// on, a unit costs the tier's price.
+	Tiers []Tier `yaml:"tiers"`
+	// Models overrides prices per model (openai routes).
+	Models map[string]Price `yaml:"models"`
+}
+
+// Tier is one step of graduated pricing.
+type Tier struct {
+	// Unit is requests, input_tokens, output_tokens, images, megapixels,
+	// audio_seconds or gpu_seconds.
+	Unit string `yaml:"unit"`
+	// From is the cumulative usage in the period from which Price applies.
+	From int64 `yaml:"from"`
+	// Price per unit (per 1k for tokens).
+	Price string `yaml:"price"`
+}
