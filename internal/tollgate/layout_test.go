@@ -12,10 +12,10 @@ import (
 const module = "github.com/tollgate/tollgate"
 
 // engines implement domain interfaces for one technology each.
-var engines = []string{module + "/internal/sqlite", module + "/internal/postgres", module + "/internal/redis"}
+func engines() []string { return []string{module + "/internal/sqlite", module + "/internal/postgres", module + "/internal/redis"} }
 
 func isEngine(pkg string) bool {
-	for _, e := range engines {
+	for _, e := range engines() {
 		if pkg == e || strings.HasPrefix(pkg, e+"/") {
 			return true
 		}
