@@ -13,28 +13,33 @@ import (
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
-// statuses maps error codes to HTTP statuses; the one place that does.
-var statuses = map[string]int{
-	tollgate.EInvalid:      http.StatusBadRequest,
-	tollgate.EUnauthorized: http.StatusUnauthorized,
-	tollgate.EForbidden:    http.StatusForbidden,
-	tollgate.ENotFound:     http.StatusNotFound,
-	tollgate.EConflict:     http.StatusConflict,
-	tollgate.ETooLarge:     http.StatusRequestEntityTooLarge,
-	tollgate.ERateLimited:  http.StatusTooManyRequests,
-	tollgate.EQuota:        http.StatusTooManyRequests,
-	tollgate.EInternal:     http.StatusInternalServerError,
-	tollgate.EUpstream:     http.StatusBadGateway,
-	tollgate.EUnavailable:  http.StatusServiceUnavailable,
-	tollgate.ETimeout:      http.StatusGatewayTimeout,
-}
-
-// Status returns the HTTP status for an error code (500 for unknown codes).
+// Status returns the HTTP status for an error code (500 for unknown codes);
+// the one table from codes to statuses.
 func Status(code string) int {
-	if s, ok := statuses[code]; ok {
-		return s
+	switch code {
+	case tollgate.EInvalid:
+		return http.StatusBadRequest
+	case tollgate.EUnauthorized:
+		return http.StatusUnauthorized
+	case tollgate.EForbidden:
+		return http.StatusForbidden
+	case tollgate.ENotFound:
+		return http.StatusNotFound
+	case tollgate.EConflict:
+		return http.StatusConflict
+	case tollgate.ETooLarge:
+		return http.StatusRequestEntityTooLarge
+	case tollgate.ERateLimited, tollgate.EQuota:
+		return http.StatusTooManyRequests
+	case tollgate.EUpstream:
+		return http.StatusBadGateway
+	case tollgate.EUnavailable:
+		return http.StatusServiceUnavailable
+	case tollgate.ETimeout:
+		return http.StatusGatewayTimeout
+	default:
+		return http.StatusInternalServerError
 	}
-	return http.StatusInternalServerError
 }
 
 // errorTypes gives the OpenAI "type" field per code, so SDKs classify errors.
