@@ -1,0 +1,149 @@
+package tollgate
+
+import (
+	"context"
+	"time"
+)
+
+// UsageRecord is the billable record of one call. It is appended open
+// (Settled false, Cost zero, Reserved set) before the call is forwarded and
+// settled after it ended, or reconciled with Outcome ResultUnknown at the
+// next start when the process died in between.
+type UsageRecord struct {
+	RequestID string
+	Start     time.Time
+	End       time.Time // zero while open
+	TenantID  string    // "" on public routes
+	UserID    string    // "" on public routes
+	Route     string
+	Model     string
+	// Outcome is one of the Result* constants; "" while open.
+	Outcome   string
+	Status    int
+	BytesIn   int64
+	BytesOut  int64
+	LatencyMS int64
+	Units     Units
+	// Cost is what the call was charged; zero while open.
+	Cost Money
+	// Reserved is the most the call could cost, held against budgets while
+	// it ran.
+	Reserved Money
+	Settled  bool
+	// Seq orders settled records for export; the store assigns it when the
+	// record is settled, increasing in commit order. Zero while open.
+	Seq int64
+}
+
+// BudgetScope says whom a budget limits.
+type BudgetScope string
+
+// Budget scopes.
+const (
+	ScopeUser   BudgetScope = "user"
+	ScopeTenant BudgetScope = "tenant"
+)
+
+// Budget periods: calendar day or month in UTC, or a total credit.
+const (
+	PeriodDay   = "day"
+	PeriodMonth = "month"
+	PeriodTotal = "total"
+)
+
+// UsageQuery selects settled records for reports and invoices. Records are
+// selected by Start in [From, To); a zero bound is open.
+type UsageQuery struct {
+	From     time.Time
+	To       time.Time
+	UserID   string // "" for every user
+	TenantID string // "" for every tenant
+	Route    string // "" for every route
+	// GroupBy is one of the Group* constants, or "" for a single total row.
+	GroupBy string
+}
+
+// Report groupings.
+const (
+	GroupDay    = "day" // Key is the UTC date, 2006-01-02
+	GroupUser   = "user"
+	GroupTenant = "tenant"
+	GroupRoute  = "route"
+	GroupModel  = "model"
+	// GroupLine groups by user, route and model (invoice line items);
+	// Key is empty and UserID, Route and Model are set.
+	GroupLine = "line"
+)
+
+// UsageRow is one group of settled records.
+type UsageRow struct {
+	Key      string // the group's value; "" for the total row
+	UserID   string // set for GroupLine
+	Route    string // set for GroupLine
+	Model    string // set for GroupLine
+	Requests int64
+	Units    Units // Megapixels is derived from MegapixelMillis
+	Cost     Money
+}
+
+// Ledger stores usage records. It is the truth that live budget counters are
+// rebuilt from. Every implementation passes storetest.RunLedger.
+type Ledger interface {
+	// Write appends the open records and settles the settled ones in one
+	// transaction, so a batch costs one commit (group commit). An open
+	// record whose RequestID exists is EConflict and fails the batch.
+	// Settling is idempotent: a record already settled stays as it was,
+	// and a record that was never appended is inserted settled. Seq is
+	// assigned to newly settled records.
+	Write(ctx context.Context, open, settled []*UsageRecord) error
+	// Reconcile settles every open record whose Start is before
+	// startedBefore, as left by a process that died: Outcome ResultUnknown,
+	// End at, and Cost its Reserved when chargeReserved, else zero. It
+	// returns the records it settled.
+	Reconcile(ctx context.Context, startedBefore, at time.Time, chargeReserved bool) ([]*UsageRecord, error)
+	// Committed returns what budgets of scope/id have committed for calls
+	// started at or after since: the Cost of settled records plus the
+	// Reserved of open ones. EInvalid for an unknown scope.
+	Committed(ctx context.Context, scope BudgetScope, id string, since time.Time) (Money, error)
+	// UnitTotals sums the units and requests of one user's settled records
+	// started at or after since (for graduated tiers and free units).
+	UnitTotals(ctx context.Context, userID string, since time.Time) (UsageRow, error)
+	// Usage groups settled records as q says, ordered by Key (GroupLine:
+	// by user, route, model). EInvalid for an unknown grouping.
+	Usage(ctx context.Context, q UsageQuery) ([]UsageRow, error)
+	// Export returns up to limit settled records with Seq greater than
+	// after, ordered by Seq, so an export resumes from the last Seq seen.
+	Export(ctx context.Context, after int64, limit int) ([]*UsageRecord, error)
+	// Record returns one record by request id. ENotFound if absent.
+	Record(ctx context.Context, requestID string) (*UsageRecord, error)
+}
+
+// BudgetOverride replaces the plan's budget of one user or tenant.
+type BudgetOverride struct {
+	Scope  BudgetScope
+	ID     string // user or tenant id
+	Amount Money
+	Period string // PeriodDay, PeriodMonth or PeriodTotal
+	// Alerts are soft thresholds in percent; nil means the plan's.
+	Alerts    []int
+	UpdatedAt time.Time
+}
+
+// BudgetStore keeps per-user and per-tenant budget overrides and which
+// budget alerts were sent.
+type BudgetStore interface {
+	// SetBudget creates or replaces the override of b.Scope/b.ID; UpdatedAt
+	// is set. EInvalid for an unknown scope or period or a negative amount.
+	SetBudget(ctx context.Context, b *BudgetOverride) error
+	// Budget returns one override. ENotFound if there is none.
+	Budget(ctx context.Context, scope BudgetScope, id string) (*BudgetOverride, error)
+	// Budgets lists every override ordered by scope and id.
+	Budgets(ctx context.Context) ([]*BudgetOverride, error)
+	// DeleteBudget removes an override, so the plan's budget applies again.
+	// ENotFound if there is none.
+	DeleteBudget(ctx context.Context, scope BudgetScope, id string) error
+	// MarkAlert records that the alert at percent for scope/id in the
+	// period starting at periodStart was sent. It returns true only to the
+	// first caller across every replica, so each alert is sent once.
+	MarkAlert(ctx context.Context, scope BudgetScope, id string, periodStart time.Time, percent int) (bool, error)
+}
