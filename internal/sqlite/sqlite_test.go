@@ -1,0 +1,32 @@
+package sqlite_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/tollgate/tollgate/internal/sqlite"
+	"github.com/tollgate/tollgate/internal/storetest"
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) tollgate.Store { return MustOpen(t) })
+}
+
+// MustOpen opens and migrates a database in a fresh temporary directory.
+func MustOpen(tb testing.TB) *sqlite.DB {
+	tb.Helper()
+	db, err := sqlite.Open(tb.Context(), filepath.Join(tb.TempDir(), "tollgate.db"))
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			tb.Errorf("Close: %v", err)
+		}
+	})
+	if err := db.Migrate(tb.Context()); err != nil {
+		tb.Fatalf("Migrate: %v", err)
+	}
+	return db
+}

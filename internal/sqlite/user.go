@@ -1,0 +1,161 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+// UserStore keeps users.
+type UserStore struct{ db *DB }
+
+var _ tollgate.UserStore = (*UserStore)(nil)
+
+const userColumns = `id, name, tenant_id, role, plan, password_hash, disabled,
+	tokens_valid_after, created_at, updated_at`
+
+// CreateUser stores u, setting ID ("usr_…"), CreatedAt and UpdatedAt when
+// empty. A user needs a name and an existing tenant: EInvalid without a
+// name or tenant, ENotFound when the tenant does not exist.
+func (s *UserStore) CreateUser(ctx context.Context, u *tollgate.User) error {
+	switch {
+	case u.Name == "":
+		return tollgate.Errorf(tollgate.EInvalid, "user name is required")
+	case u.TenantID == "":
+		return tollgate.Errorf(tollgate.EInvalid, "user tenant is required")
+	}
+	if u.ID == "" {
+		u.ID = newID("usr_")
+	}
+	now := s.db.stamp()
+	if u.CreatedAt.IsZero() {
+		u.CreatedAt = now
+	}
+	if u.UpdatedAt.IsZero() {
+		u.UpdatedAt = u.CreatedAt
+	}
+	_, err := s.db.write.ExecContext(ctx,
+		`INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		u.ID, u.Name, u.TenantID, u.Role, u.Plan, u.PasswordHash, u.Disabled,
+		toTime(u.TokensValidAfter), toTime(u.CreatedAt), toTime(u.UpdatedAt))
+	switch {
+	case isUnique(err):
+		return tollgate.Errorf(tollgate.EConflict, "user %q already exists", u.Name)
+	case isForeignKey(err):
+		return tollgate.Errorf(tollgate.ENotFound, "tenant %q not found", u.TenantID)
+	case err != nil:
+		return fmt.Errorf("create user: %w", err)
+	}
+	return nil
+}
+
+// User returns a user by ID.
+func (s *UserStore) User(ctx context.Context, id string) (*tollgate.User, error) {
+	return s.get(ctx, s.db.read, "id", id)
+}
+
+// UserByName returns a user by login name.
+func (s *UserStore) UserByName(ctx context.Context, name string) (*tollgate.User, error) {
+	return s.get(ctx, s.db.read, "name", name)
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func (s *UserStore) get(ctx context.Context, q querier, column, value string) (*tollgate.User, error) {
+	row := q.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE `+column+` = ?`, value)
+	u, err := scanUser(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, tollgate.Errorf(tollgate.ENotFound, "user %q not found", value)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get user: %w", err)
+	}
+	return u, nil
+}
+
+// Users lists users ordered by name; tenantID "" lists all tenants.
+func (s *UserStore) Users(ctx context.Context, tenantID string) ([]*tollgate.User, error) {
+	rows, err := s.db.read.QueryContext(ctx,
+		`SELECT `+userColumns+` FROM users WHERE ?1 = '' OR tenant_id = ?1 ORDER BY name`, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	defer rows.Close()
+	var out []*tollgate.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list users: %w", err)
+		}
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	return out, nil
+}
+
+// UpdateUser applies upd, sets UpdatedAt and returns the new user. A
+// TokensValidAfter pointing at the zero time clears it.
+func (s *UserStore) UpdateUser(ctx context.Context, id string, upd tollgate.UserUpdate) (*tollgate.User, error) {
+	var u *tollgate.User
+	err := s.db.withTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if u, err = s.get(ctx, tx, "id", id); err != nil {
+			return err
+		}
+		applyUpdate(u, upd)
+		u.UpdatedAt = s.db.stamp()
+		_, err = tx.ExecContext(ctx,
+			`UPDATE users SET role = ?, plan = ?, password_hash = ?, disabled = ?,
+				tokens_valid_after = ?, updated_at = ? WHERE id = ?`,
+			u.Role, u.Plan, u.PasswordHash, u.Disabled, toTime(u.TokensValidAfter),
+			toTime(u.UpdatedAt), id)
+		if err != nil {
+			return fmt.Errorf("update user: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+func applyUpdate(u *tollgate.User, upd tollgate.UserUpdate) {
+	if upd.Role != nil {
+		u.Role = *upd.Role
+	}
+	if upd.Plan != nil {
+		u.Plan = *upd.Plan
+	}
+	if upd.PasswordHash != nil {
+		u.PasswordHash = *upd.PasswordHash
+	}
+	if upd.Disabled != nil {
+		u.Disabled = *upd.Disabled
+	}
+	if upd.TokensValidAfter != nil {
+		u.TokensValidAfter = upd.TokensValidAfter.UTC().Truncate(time.Microsecond)
+	}
+}
+
+func scanUser(sc scanner) (*tollgate.User, error) {
+	var u tollgate.User
+	var tva, created, updated sql.NullInt64
+	err := sc.Scan(&u.ID, &u.Name, &u.TenantID, &u.Role, &u.Plan, &u.PasswordHash,
+		&u.Disabled, &tva, &created, &updated)
+	if err != nil {
+		return nil, err
+	}
+	u.TokensValidAfter = fromTime(tva)
+	u.CreatedAt = fromTime(created)
+	u.UpdatedAt = fromTime(updated)
+	return &u, nil
+}
