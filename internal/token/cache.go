@@ -1,0 +1,106 @@
+package token
+
+import (
+	"hash/maphash"
+	"sync"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+const cacheShards = 16
+
+// tokenCache remembers verified tokens by their exact string so a repeated
+// token costs no signature check. The cached *Principal is shared: callers
+// must treat it as read-only. Revocation is not cached: the Denylist is
+// checked on every hit.
+type tokenCache struct {
+	seed     maphash.Seed
+	perShard int
+	shards   [cacheShards]cacheShard
+}
+
+type cacheShard struct {
+	mu sync.RWMutex
+	m  map[string]cacheEntry
+}
+
+type cacheEntry struct {
+	p        *tollgate.Principal
+	deadline int64 // unix nanos after which the token is no longer valid
+}
+
+func newTokenCache(size int) *tokenCache {
+	c := &tokenCache{seed: maphash.MakeSeed(), perShard: max(1, size/cacheShards)}
+	for i := range c.shards {
+		c.shards[i].m = make(map[string]cacheEntry)
+	}
+	return c
+}
+
+func (c *tokenCache) shard(raw string) *cacheShard {
+	return &c.shards[maphash.String(c.seed, raw)%cacheShards]
+}
+
+func (c *tokenCache) get(raw string, now time.Time) (*tollgate.Principal, bool) {
+	s := c.shard(raw)
+	s.mu.RLock()
+	e, ok := s.m[raw]
+	s.mu.RUnlock()
+	if !ok || now.UnixNano() >= e.deadline {
+		return nil, false
+	}
+	return e.p, true
+}
+
+func (c *tokenCache) put(raw string, p *tollgate.Principal, deadline, now time.Time) {
+	s := c.shard(raw)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.m) >= c.perShard {
+		s.evict(now.UnixNano(), c.perShard)
+	}
+	s.m[raw] = cacheEntry{p: p, deadline: deadline.UnixNano()}
+}
+
+// evict drops expired entries, then arbitrary ones until an eighth of the
+// shard is free, so a full shard does not evict on every insert.
+func (s *cacheShard) evict(now int64, limit int) {
+	for k, e := range s.m {
+		if now >= e.deadline {
+			delete(s.m, k)
+		}
+	}
+	for k := range s.m {
+		if len(s.m) < limit-limit/8 {
+			return
+		}
+		delete(s.m, k)
+	}
+}
+
+func (c *tokenCache) len() int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.RLock()
+		n += len(s.m)
+		s.mu.RUnlock()
+	}
+	return n
+}
+
+// prune drops expired entries from every shard.
+func (c *tokenCache) prune(now time.Time) {
+	n := now.UnixNano()
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		for k, e := range s.m {
+			if n >= e.deadline {
+				delete(s.m, k)
+			}
+		}
+		s.mu.Unlock()
+	}
+}

@@ -1,0 +1,55 @@
+// Package token issues and verifies tollgate's JWT access tokens, manages
+// their signing keys and JWKS, trusts external identity providers through
+// their JWKS, and handles refresh tokens, API keys and revocation.
+//
+// # Exported API (stable; the HTTP layer and the CLI build on it)
+//
+// Keys, one set per purpose (PurposeAccess, PurposeInternal):
+//
+//	km, err := NewKeyManager(ctx, store.SigningKeys(), KeyOptions{Algorithm: ES256, Passphrase: p})
+//	km.JWKS() []byte                       // GET /.well-known/jwks.json
+//	km.Rotate(ctx) / km.RotateAfter(ctx, 0) // scheduled / forced rotation
+//	km.Reload(ctx); km.Start(ctx); km.Stop()
+//
+// Issuing:
+//
+//	iss, err := NewIssuer(accessKM, internalKM, IssuerOptions{Issuer: publicURL})
+//	tok, exp, err := iss.Issue(ctx, AccessClaims{Subject: u.ID, TenantID: …, Role: …, Scopes: …, Plan: …})
+//	tok, exp, err := iss.IssueInternal(ctx, principal, "")
+//
+// Verifying (tollgate's own tokens and trusted external issuers):
+//
+//	v, err := NewVerifier(VerifierOptions{Issuer: publicURL, Keys: accessKM, Trusted: []TrustedIssuer{…}, Denylist: dl})
+//	v.Start(ctx); defer v.Stop()           // background JWKS refresh, pruning
+//	p, err := v.Verify(ctx, raw)           // *tollgate.Principal, shared read-only
+//
+// Every Verify failure is a *tollgate.Error with code EUnauthorized and a
+// fixed, safe message. Revocation state lives in memory:
+//
+//	dl := NewDenylist(now); dl.Load(ctx, store.Revocations(), store.Users())
+//	dl.RevokeToken(iss, jti, exp); dl.RevokeUserTokens(userID, t)
+//	dl.DisableUser(id); dl.EnableUser(id); dl.SetUser(u); dl.Check(p)
+//
+// Refresh tokens (opaque "tgr_…", stored as SHA-256, rotated on every use;
+// reuse revokes the family) and API keys ("tg_<id>_<secret>"):
+//
+//	r := NewRefresher(store.RefreshTokens(), RefreshOptions{})
+//	raw, rt, err := r.Start(ctx, userID, scopes)
+//	raw, rt, err := r.Rotate(ctx, raw)     // tollgate.ErrRefreshReused on replay
+//	err := r.Revoke(ctx, raw)
+//	raw, key := NewAPIKey(userID, name, now)
+//	id, hash, err := ParseAPIKey(raw); ok := APIKeyMatches(stored, hash)
+//
+// # Hardening
+//
+// The verifier closes the gaps golang-jwt leaves open by default (see
+// shared/security/jwt-attacks.md): a size cap before parsing, a strict
+// compact-JWS shape and canonical base64url, a header of exactly alg, typ
+// and kid (every other field, such as crit, jku, x5u, jwk, x5c or cty,
+// refuses the token, and keys never come from it), the algorithm bound to
+// the key found by exact kid lookup, typ "at+jwt" for tollgate's tokens,
+// duplicate or case-variant JSON members refused, exp required and numeric,
+// nbf and iat not in the future beyond the leeway, exact iss and aud, and
+// no control characters in identity claims. golang-jwt then checks the
+// signature and the registered claims a second time.
+package token

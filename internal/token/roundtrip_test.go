@@ -1,0 +1,111 @@
+package token_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/token"
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+const testIssuer = "https://gw.example.test"
+
+type fixture struct {
+	clock    *fakeClock
+	store    *memKeys
+	keys     *token.KeyManager
+	internal *token.KeyManager
+	issuer   *token.Issuer
+	verifier *token.Verifier
+	deny     *token.Denylist
+}
+
+type setupOpts struct {
+	alg       string
+	cacheSize int
+	trusted   []token.TrustedIssuer
+	jwks      token.JWKSOptions
+}
+
+func setup(t testing.TB, o setupOpts) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	f := &fixture{clock: newFakeClock(), store: &memKeys{}}
+	var err error
+	f.keys, err = token.NewKeyManager(ctx, f.store, token.KeyOptions{Algorithm: o.alg, Now: f.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.internal, err = token.NewKeyManager(ctx, f.store, token.KeyOptions{Purpose: token.PurposeInternal, Algorithm: o.alg, Now: f.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.issuer, err = token.NewIssuer(f.keys, f.internal, token.IssuerOptions{Issuer: testIssuer, Now: f.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.deny = token.NewDenylist(f.clock.Now)
+	f.verifier, err = token.NewVerifier(token.VerifierOptions{
+		Issuer: testIssuer, Keys: f.keys, Denylist: f.deny, Now: f.clock.Now,
+		CacheSize: o.cacheSize, Trusted: o.trusted, JWKS: o.jwks,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+var aliceClaims = token.AccessClaims{
+	Subject: "u-alice", TenantID: "t-acme", Role: "user", Scopes: []string{"infer:text", "infer:image"}, Plan: "free",
+}
+
+func (f *fixture) mustIssue(t testing.TB, c token.AccessClaims) string {
+	t.Helper()
+	tok, _, err := f.issuer.Issue(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func wantUnauthorized(t *testing.T, err error) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("token accepted, want it refused")
+	}
+	if code := tollgate.ErrorCode(err); code != tollgate.EUnauthorized {
+		t.Fatalf("error code %q (%v), want %q", code, err, tollgate.EUnauthorized)
+	}
+}
+
+func TestIssueVerifyRoundTrip(t *testing.T) {
+	for _, alg := range []string{token.ES256, token.EdDSA, token.RS256} {
+		t.Run(alg, func(t *testing.T) {
+			f := setup(t, setupOpts{alg: alg})
+			tok, exp, err := f.issuer.Issue(context.Background(), aliceClaims)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := f.clock.Now().Add(15 * time.Minute); !exp.Equal(want) {
+				t.Errorf("exp = %v, want %v (15 min default)", exp, want)
+			}
+			p, err := f.verifier.Verify(context.Background(), tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.UserID != "u-alice" || p.TenantID != "t-acme" || p.Role != "user" || p.Plan != "free" ||
+				!slices.Equal(p.Scopes, aliceClaims.Scopes) || p.Issuer != testIssuer || p.JTI == "" || p.External {
+				t.Errorf("principal = %+v", p)
+			}
+			if !p.Expires.Equal(exp) || !p.IssuedAt.Equal(f.clock.Now()) {
+				t.Errorf("times: iat %v exp %v", p.IssuedAt, p.Expires)
+			}
+			// Expires after exp + leeway, also from the cache.
+			f.clock.Add(15*time.Minute + 31*time.Second)
+			_, err = f.verifier.Verify(context.Background(), tok)
+			wantUnauthorized(t, err)
+		})
+	}
+}

@@ -1,0 +1,206 @@
+package token
+
+import (
+	"cmp"
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+// Limits of the verifier.
+const (
+	// DefaultMaxTokenSize caps a token's length before any parsing.
+	DefaultMaxTokenSize = 8 << 10
+	// MaxLeeway is the largest clock-skew allowance accepted.
+	MaxLeeway = 60 * time.Second
+)
+
+// VerifierOptions configure a Verifier.
+type VerifierOptions struct {
+	// Issuer is tollgate's own iss (its public URL). Required with Keys.
+	Issuer string
+	// Audience tollgate's own tokens must hold. Defaults to
+	// DefaultAudience.
+	Audience string
+	// Keys verifies tollgate's own tokens. nil: external issuers only.
+	Keys *KeyManager
+	// Trusted external issuers.
+	Trusted []TrustedIssuer
+	// JWKS tunes fetching external issuers' key sets.
+	JWKS JWKSOptions
+	// Denylist consulted on every Verify. Defaults to an empty one.
+	Denylist *Denylist
+	// Leeway for exp, nbf and iat; at most MaxLeeway. Defaults to 30 s.
+	Leeway time.Duration
+	// MaxTokenSize in bytes. Defaults to DefaultMaxTokenSize.
+	MaxTokenSize int
+	// CacheSize is the number of verified tokens remembered; negative
+	// disables the cache. Defaults to 100 000.
+	CacheSize int
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+	// Logger for background failures. Defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Verifier checks access tokens of tollgate and of trusted external
+// issuers. It is safe for concurrent use.
+type Verifier struct {
+	opts    VerifierOptions
+	own     *profile
+	trusted map[string]*trusted
+	cache   *tokenCache
+
+	mu   sync.Mutex
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// NewVerifier returns a Verifier. It makes no network request: external key
+// sets are fetched by Start or on first use.
+func NewVerifier(opts VerifierOptions) (*Verifier, error) {
+	opts.Audience = cmp.Or(opts.Audience, DefaultAudience)
+	opts.Leeway = cmp.Or(opts.Leeway, 30*time.Second)
+	opts.MaxTokenSize = cmp.Or(opts.MaxTokenSize, DefaultMaxTokenSize)
+	opts.CacheSize = cmp.Or(opts.CacheSize, 100_000)
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Denylist == nil {
+		opts.Denylist = NewDenylist(opts.Now)
+	}
+	if opts.Leeway < 0 || opts.Leeway > MaxLeeway {
+		return nil, fmt.Errorf("token verifier: leeway must be between 0 and %s", MaxLeeway)
+	}
+	if err := opts.JWKS.fill(); err != nil {
+		return nil, err
+	}
+	v := &Verifier{opts: opts, trusted: map[string]*trusted{}}
+	if opts.Keys != nil {
+		if opts.Issuer == "" {
+			return nil, fmt.Errorf("token verifier: issuer URL required")
+		}
+		v.own = newProfile(opts.Issuer, opts.Audience, TypeAccessToken, []string{ES256, EdDSA, RS256}, opts.Leeway, opts.Now)
+	}
+	for _, t := range opts.Trusted {
+		if _, dup := v.trusted[t.Issuer]; dup || (v.own != nil && t.Issuer == opts.Issuer) {
+			return nil, fmt.Errorf("token verifier: issuer %s configured twice", t.Issuer)
+		}
+		tr, err := newTrusted(t, opts.Leeway, opts.JWKS, opts.Now)
+		if err != nil {
+			return nil, err
+		}
+		v.trusted[t.Issuer] = tr
+	}
+	if opts.CacheSize > 0 {
+		v.cache = newTokenCache(opts.CacheSize)
+	}
+	return v, nil
+}
+
+// Denylist returns the revocation state the verifier consults.
+func (v *Verifier) Denylist() *Denylist { return v.opts.Denylist }
+
+// Verify checks raw and returns the identity it carries. Every failure is
+// an EUnauthorized *tollgate.Error whose message is safe to show. The
+// returned Principal may be shared with other callers: never modify it.
+func (v *Verifier) Verify(ctx context.Context, raw string) (*tollgate.Principal, error) {
+	now := v.opts.Now()
+	if v.cache != nil {
+		if p, ok := v.cache.get(raw, now); ok {
+			if err := v.opts.Denylist.Check(p); err != nil {
+				return nil, err
+			}
+			return p, nil
+		}
+	}
+	p, err := v.verify(ctx, raw, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.opts.Denylist.Check(p); err != nil {
+		return nil, err
+	}
+	if v.cache != nil {
+		v.cache.put(raw, p, p.Expires.Add(v.opts.Leeway), now)
+	}
+	return p, nil
+}
+
+func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*tollgate.Principal, error) {
+	t, err := parseCompact(raw, v.opts.MaxTokenSize)
+	if err != nil {
+		return nil, err
+	}
+	iss, _ := t.claims["iss"].(string)
+	var (
+		pr  *profile
+		pub crypto.PublicKey
+	)
+	if v.own != nil && iss == v.own.issuer {
+		pr = v.own
+		if err := pr.checkHeader(t.header); err != nil {
+			return nil, err
+		}
+		k := v.opts.Keys.lookup(t.header.kid)
+		if k == nil {
+			return nil, errUnknownKey
+		}
+		if k.alg != t.header.alg {
+			return nil, errAlgorithm
+		}
+		pub = k.pub
+	} else if tr := v.trusted[iss]; tr != nil {
+		pr = tr.profile
+		if err := pr.checkHeader(t.header); err != nil {
+			return nil, err
+		}
+		k := tr.keys.lookup(ctx, t.header.kid)
+		if k == nil {
+			return nil, errUnknownKey
+		}
+		if k.alg != "" && k.alg != t.header.alg || !keyFitsAlg(k.pub, t.header.alg) {
+			return nil, errAlgorithm
+		}
+		pub = k.pub
+	} else {
+		return nil, errIssuer
+	}
+	p, err := pr.principal(t.claims, now)
+	if err != nil {
+		return nil, err
+	}
+	// The signature, and once more the registered claims, through
+	// golang-jwt with the algorithm fixed by the key.
+	if _, err := pr.parsers[t.header.alg].Parse(raw, func(*jwt.Token) (any, error) { return pub, nil }); err != nil {
+		return nil, jwtError(err)
+	}
+	return p, nil
+}
+
+func jwtError(err error) error {
+	switch {
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return errSignature
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return errExpired
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return errNotYetValid
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return errAudience
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return errIssuer
+	}
+	return errMalformed
+}
