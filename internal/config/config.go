@@ -150,6 +150,9 @@ type Headers struct {
 	// InternalToken carries the short-lived internal token on routes that
 	// ask for one. Defaults to X-Tollgate-Token.
 	InternalToken string `yaml:"internal_token"`
+	// StripCookies names cookies (e.g. a gateway session cookie) that are
+	// removed from every forwarded request. Defaults to none.
+	StripCookies []string `yaml:"strip_cookies"`
 }
 
 // Server configures the listener and its protection against slow or

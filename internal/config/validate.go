@@ -91,6 +91,11 @@ func (c *Config) Validate() error {
 			p.add(fmt.Sprintf("server.trusted_proxies[%d]", i), "%q is not a CIDR such as 10.0.0.0/8", cidr)
 		}
 	}
+	for i, name := range c.Headers.StripCookies {
+		if name == "" || strings.ContainsAny(name, " \t;=,\"") {
+			p.add(fmt.Sprintf("headers.strip_cookies[%d]", i), "%q is not a cookie name", name)
+		}
+	}
 	if !slices.Contains([]string{"reserved", "none"}, c.Metering.UnknownCharge) {
 		p.add("metering.unknown_charge", "want reserved or none")
 	}
