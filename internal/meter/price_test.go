@@ -53,7 +53,7 @@ func TestCost(t *testing.T) {
 		{name: "second tier", price: tiered, before: quantities{dimRequests: 100}, want: "0.005000", wantMax: "0.010000"},
 		{name: "third tier", price: tiered, before: quantities{dimRequests: 5000}, want: "0.001000", wantMax: "0.010000"},
 		{name: "token tiers split one call", units: tollgate.Units{OutputTokens: 3000},
-			price: config.Price{Per1kOutputToken: "0.002", Tiers: []config.Tier{{Unit: "output_tokens", From: 10000, Price: "0.001"}}},
+			price:  config.Price{Per1kOutputToken: "0.002", Tiers: []config.Tier{{Unit: "output_tokens", From: 10000, Price: "0.001"}}},
 			before: quantities{dimOutputTokens: 9000}, want: "0.004000", wantMax: "0.006000"},
 		{name: "a dearer tier reserves its price", units: tollgate.Units{OutputTokens: 1000},
 			price:  config.Price{Per1kOutputToken: "0.001", Tiers: []config.Tier{{Unit: "output_tokens", From: 1000000, Price: "0.003"}}},
