@@ -197,10 +197,12 @@ func (c *Config) validateRoutes(p *problems) {
 	}
 }
 
-// reservedPath reports whether a route path would shadow a built-in endpoint.
+// reservedPath reports whether a route path lies under a built-in
+// endpoint, where it would never be reached. A prefix route such as /v1/
+// may contain built-in paths (/v1/me): the built-in one wins for its path.
 func reservedPath(path string) bool {
 	for _, b := range []string{"/healthz", "/readyz", "/metrics", "/auth/", "/oauth/", "/.well-known/", "/admin/", "/v1/me"} {
-		if path == b || strings.HasPrefix(path, b) || (strings.HasSuffix(path, "/") && strings.HasPrefix(b, path)) {
+		if path == b || strings.HasPrefix(path, b) || path == strings.TrimSuffix(b, "/") {
 			return true
 		}
 	}
