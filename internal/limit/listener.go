@@ -1,0 +1,67 @@
+package limit
+
+import (
+	"net"
+	"net/http"
+	"sync"
+
+	"github.com/tollgate/tollgate/internal/config"
+)
+
+// Listener returns l accepting at most max connections at once
+// (server.max_connections); further clients wait in the kernel's backlog
+// until a connection closes. max <= 0 returns l unchanged.
+func Listener(l net.Listener, max int) net.Listener {
+	if max <= 0 {
+		return l
+	}
+	return &capListener{Listener: l, sem: make(chan struct{}, max), done: make(chan struct{})}
+}
+
+type capListener struct {
+	net.Listener
+	sem       chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func (l *capListener) Accept() (net.Conn, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.sem
+		return nil, err
+	}
+	return &capConn{Conn: c, release: func() { <-l.sem }}, nil
+}
+
+func (l *capListener) Close() error {
+	err := l.Listener.Close()
+	l.closeOnce.Do(func() { close(l.done) })
+	return err
+}
+
+type capConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *capConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}
+
+// Harden sets srv's limits against slow and hostile clients from s: the
+// header read timeout, the idle timeout and the largest header block.
+// Bodies are capped per route by the data plane.
+func Harden(srv *http.Server, s config.Server) {
+	srv.ReadHeaderTimeout = s.ReadHeaderTimeout
+	srv.IdleTimeout = s.IdleTimeout
+	srv.MaxHeaderBytes = s.MaxHeaderBytes
+}
