@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -123,34 +124,38 @@ func testRefreshTokens(t *testing.T, open func(t *testing.T) tollgate.Store) {
 	t.Run("Expiry", testRefreshExpiry(open))
 	t.Run("ConcurrentConsume", func(t *testing.T) {
 		s := open(t)
-		mustRefresh(t, s, newRefresh("r1", "fam1", "usr_1"))
-		const n = 20
-		var wg sync.WaitGroup
-		errs := make([]error, n)
-		start := make(chan struct{})
-		for i := range n {
-			wg.Go(func() {
-				<-start
-				_, errs[i] = s.RefreshTokens().ConsumeRefreshToken(t.Context(), refreshHash("r1"), at(time.Minute))
-			})
-		}
-		close(start)
-		wg.Wait()
-		wins := 0
-		for _, err := range errs {
-			switch {
-			case err == nil:
-				wins++
-			case !errors.Is(err, tollgate.ErrRefreshReused):
-				t.Errorf("losing Consume = %v, want ErrRefreshReused", err)
+		// Several rounds, so that later rounds race on warm connections.
+		for round := range 5 {
+			secret := fmt.Sprintf("r%d", round)
+			mustRefresh(t, s, newRefresh(secret, fmt.Sprintf("fam%d", round), "usr_1"))
+			const n = 20
+			var wg sync.WaitGroup
+			errs := make([]error, n)
+			start := make(chan struct{})
+			for i := range n {
+				wg.Go(func() {
+					<-start
+					_, errs[i] = s.RefreshTokens().ConsumeRefreshToken(t.Context(), refreshHash(secret), at(time.Minute))
+				})
 			}
-		}
-		if wins != 1 {
-			t.Fatalf("%d of %d concurrent consumes won, want exactly 1", wins, n)
-		}
-		got, err := s.RefreshTokens().RefreshToken(t.Context(), refreshHash("r1"))
-		if err != nil || !got.Revoked {
-			t.Errorf("token after replays = %+v, %v; want its family revoked", got, err)
+			close(start)
+			wg.Wait()
+			wins := 0
+			for _, err := range errs {
+				switch {
+				case err == nil:
+					wins++
+				case !errors.Is(err, tollgate.ErrRefreshReused):
+					t.Errorf("round %d: losing Consume = %v, want ErrRefreshReused", round, err)
+				}
+			}
+			if wins != 1 {
+				t.Fatalf("round %d: %d of %d concurrent consumes won, want exactly 1", round, wins, n)
+			}
+			got, err := s.RefreshTokens().RefreshToken(t.Context(), refreshHash(secret))
+			if err != nil || !got.Revoked {
+				t.Errorf("round %d: token after replays = %+v, %v; want its family revoked", round, got, err)
+			}
 		}
 	})
 	t.Run("RevokeFamily", func(t *testing.T) {

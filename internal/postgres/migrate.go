@@ -1,0 +1,47 @@
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+)
+
+// migrations holds the schema, one goose SQL file per step. Numbering:
+// 00001–00009 identity, 00010–00019 usage ledger and budgets, 00020–00029
+// bans and protection.
+//
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrate applies every pending migration to the DB's schema. Replicas that
+// start together are serialised by an advisory lock (one per schema), so it
+// is safe to call on every start.
+func (db *DB) Migrate(ctx context.Context) (err error) {
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("tollgate-migrate:" + db.schema))
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(int64(h.Sum64() >> 1)))
+	if err != nil {
+		return fmt.Errorf("migration lock: %w", err)
+	}
+	sqlDB := stdlib.OpenDBFromPool(db.pool) // closing it leaves the pool open
+	defer func() { err = errors.Join(err, sqlDB.Close()) }()
+	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, fsys, goose.WithSessionLocker(locker))
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate postgres: %w", err)
+	}
+	return nil
+}

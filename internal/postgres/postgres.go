@@ -1,0 +1,163 @@
+// Package postgres implements the tollgate stores on PostgreSQL (pgx/v5 and
+// pgxpool), the engine of cluster mode where many gateway replicas share one
+// database.
+//
+// Every table lives in one schema, "public" unless WithSchema names another;
+// the schema is created when missing and set as the search_path of every
+// pooled connection, so several deployments (or test runs) can share a
+// database without colliding.
+//
+// Times are stored as timestamptz, which keeps microseconds; times read back
+// are in UTC and truncated to the microsecond. A zero time.Time is NULL.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	schema   string
+	maxConns int32
+	now      func() time.Time
+}
+
+// WithSchema keeps every table in the named schema, created when missing.
+// Defaults to "public".
+func WithSchema(name string) Option { return func(o *options) { o.schema = name } }
+
+// WithMaxConns sets the pool size. Defaults to the connection string's
+// pool_max_conns, or pgxpool's default of max(4, NumCPU).
+func WithMaxConns(n int32) Option { return func(o *options) { o.maxConns = n } }
+
+// WithClock sets the clock used for CreatedAt, UpdatedAt and similar stamps
+// the store fills in. Defaults to time.Now.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// DB is a pool of connections to a PostgreSQL database. It implements
+// tollgate.Store.
+type DB struct {
+	pool   *pgxpool.Pool
+	schema string
+	now    func() time.Time
+
+	tenants     *TenantStore
+	users       *UserStore
+	apiKeys     *APIKeyStore
+	signingKeys *SigningKeyStore
+	refresh     *RefreshTokenStore
+	revocations *RevocationStore
+}
+
+var _ tollgate.Store = (*DB)(nil)
+
+// Open connects to the database at url (a postgres:// URL or key=value
+// connection string) and checks that it answers. It does not migrate; call
+// Migrate.
+func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
+	o := options{schema: "public", now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.schema == "" {
+		return nil, errors.New("open postgres: empty schema name")
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// The parse error may quote the URL, password included.
+		return nil, errors.New("open postgres: invalid connection string")
+	}
+	if o.maxConns > 0 {
+		cfg.MaxConns = o.maxConns
+	}
+	schema := pgx.Identifier{o.schema}.Sanitize()
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	if _, err := pool.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+schema); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres: create schema: %w", err)
+	}
+	db := &DB{pool: pool, schema: o.schema, now: o.now}
+	db.tenants = &TenantStore{db: db}
+	db.users = &UserStore{db: db}
+	db.apiKeys = &APIKeyStore{db: db}
+	db.signingKeys = &SigningKeyStore{db: db}
+	db.refresh = &RefreshTokenStore{db: db}
+	db.revocations = &RevocationStore{db: db}
+	return db, nil
+}
+
+// Tenants returns the tenant store.
+func (db *DB) Tenants() tollgate.TenantStore { return db.tenants }
+
+// Users returns the user store.
+func (db *DB) Users() tollgate.UserStore { return db.users }
+
+// APIKeys returns the API key store.
+func (db *DB) APIKeys() tollgate.APIKeyStore { return db.apiKeys }
+
+// SigningKeys returns the signing key store.
+func (db *DB) SigningKeys() tollgate.SigningKeyStore { return db.signingKeys }
+
+// RefreshTokens returns the refresh token store.
+func (db *DB) RefreshTokens() tollgate.RefreshTokenStore { return db.refresh }
+
+// Revocations returns the access-token denylist.
+func (db *DB) Revocations() tollgate.RevocationStore { return db.revocations }
+
+// Ping reports whether the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping postgres: %w", err)
+	}
+	return nil
+}
+
+// Close closes the pool, waiting for acquired connections to be released.
+func (db *DB) Close() error {
+	db.pool.Close()
+	return nil
+}
+
+// withTx runs fn in a transaction, committing when fn returns nil and
+// rolling back otherwise. An fn that must both change rows and return an
+// error (e.g. revoking a refresh family on reuse) wraps the error in
+// commitErr; withTx then commits and returns the wrapped error.
+func (db *DB) withTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	tx, err := db.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	err = fn(tx)
+	var ce *commitErr
+	if err != nil && !errors.As(err, &ce) {
+		_ = tx.Rollback(ctx)
+		return err
+	}
+	if cerr := tx.Commit(ctx); cerr != nil {
+		return fmt.Errorf("commit: %w", cerr)
+	}
+	if ce != nil {
+		return ce.err
+	}
+	return nil
+}
+
+// commitErr wraps an error that withTx returns after committing.
+type commitErr struct{ err error }
+
+func (e *commitErr) Error() string { return e.err.Error() }
+func (e *commitErr) Unwrap() error { return e.err }
