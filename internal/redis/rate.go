@@ -1,0 +1,89 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+// rateScript decides GCRA for every key of a request at once, on Redis's
+// clock so replicas with skewed clocks agree. KEYS are the counters; ARGV
+// holds N and the period in microseconds for each key. Every key admits and
+// counts, or none counts. It returns {allowed, limit, remaining, reset_us,
+// retry_us, key index} for the tightest (or the refusing) key. The
+// arithmetic is that of internal/limit's gcraStep.
+const rateScript = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tats = redis.call('MGET', unpack(KEYS))
+local allowed, limit, remaining, reset, retry, which = 1, 0, -1, 0, 0, 0
+local next = {}
+for i = 1, #KEYS do
+  local n = tonumber(ARGV[2*i-1])
+  local em = math.floor(tonumber(ARGV[2*i]) / n)
+  local window = em * n
+  local tat = tonumber(tats[i]) or now
+  if tat < now then tat = now end
+  local nt = tat + em
+  if nt - now > window then
+    local r = nt - now - window
+    if allowed == 1 or r > retry then
+      allowed, limit, remaining, reset, retry, which = 0, n, 0, tat - now, r, i
+    end
+  elseif allowed == 1 then
+    next[i] = nt
+    local rem = math.floor((window - (nt - now)) / em)
+    if remaining < 0 or rem < remaining then
+      limit, remaining, reset, which = n, rem, nt - now, i
+    end
+  end
+end
+if allowed == 1 then
+  for i = 1, #KEYS do
+    redis.call('SET', KEYS[i], string.format('%.0f', next[i]), 'PX', math.ceil((next[i] - now) / 1000) + 1)
+  end
+end
+return {allowed, limit, remaining, reset, retry, which}
+`
+
+// Rates is the cluster RateStore: exact across replicas.
+type Rates struct {
+	db     *DB
+	script *goredis.Script
+}
+
+// Allow decides every key in one atomic script call.
+func (r *Rates) Allow(ctx context.Context, keys []tollgate.RateKey) (tollgate.RateDecision, error) {
+	if len(keys) == 0 {
+		return tollgate.RateDecision{Allowed: true}, nil
+	}
+	names := make([]string, len(keys))
+	args := make([]any, 0, 2*len(keys))
+	for i, k := range keys {
+		names[i] = r.db.key(k.Key)
+		args = append(args, k.Rate.N, strconv.FormatInt(k.Rate.Period.Microseconds(), 10))
+	}
+	vals, err := r.script.Run(ctx, r.db.rdb, names, args...).Int64Slice()
+	if err != nil {
+		return tollgate.RateDecision{}, fmt.Errorf("redis rate limit: %w", err)
+	}
+	if len(vals) != 6 {
+		return tollgate.RateDecision{}, fmt.Errorf("redis rate limit: unexpected reply %v", vals)
+	}
+	d := tollgate.RateDecision{
+		Allowed:    vals[0] == 1,
+		Limit:      int(vals[1]),
+		Remaining:  int(max(0, vals[2])),
+		Reset:      time.Duration(vals[3]) * time.Microsecond,
+		RetryAfter: time.Duration(vals[4]) * time.Microsecond,
+	}
+	if i := int(vals[5]); i >= 1 && i <= len(keys) {
+		d.Key = keys[i-1].Key
+	}
+	return d, nil
+}
