@@ -144,7 +144,7 @@ func (tg *target) claims() map[string]any {
 	now := tg.env.clock.Now().Unix()
 	return map[string]any{
 		"iss": tg.iss, "sub": "u-alice", "aud": tg.aud, "exp": now + 600, "iat": now, "nbf": now,
-		"jti": fmt.Sprintf("jti-%d", jtiSeq.Add(1)),
+		"jti":       fmt.Sprintf("jti-%d", jtiSeq.Add(1)),
 		"tenant_id": "t-acme", "role": "user", "scope": "infer:text", "plan": "free",
 	}
 }
