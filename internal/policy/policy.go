@@ -1,0 +1,105 @@
+package policy
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+// Policy is the compiled rules and schema of one route.
+type Policy struct {
+	rules  []rule
+	schema *schema
+	uses   uses
+	empty  map[string]any // never written; stands in for unused variables
+}
+
+// uses records which CEL variables the rules reference, so a check builds
+// only those.
+type uses struct {
+	claims, request, body bool
+}
+
+// Compile builds the policy of a route. It returns nil, nil when the route
+// has neither rules nor a schema. Errors name the failing rule, e.g.
+// "rules[1]: undeclared reference to 'bdy'".
+func Compile(r *config.Route) (*Policy, error) {
+	if len(r.Rules) == 0 && r.Schema == "" {
+		return nil, nil
+	}
+	p := &Policy{empty: map[string]any{}}
+	if len(r.Rules) > 0 {
+		env, err := newEnv()
+		if err != nil {
+			return nil, fmt.Errorf("rules: %w", err)
+		}
+		for j, rc := range r.Rules {
+			ru, u, err := compileRule(env, rc)
+			if err != nil {
+				return nil, fmt.Errorf("rules[%d]: %w", j, err)
+			}
+			p.rules = append(p.rules, ru)
+			p.uses.claims = p.uses.claims || u.claims
+			p.uses.request = p.uses.request || u.request
+			p.uses.body = p.uses.body || u.body
+		}
+	}
+	if r.Schema != "" {
+		s, err := compileSchema(r.Name, r.Schema)
+		if err != nil {
+			return nil, fmt.Errorf("schema: %w", err)
+		}
+		p.schema = s
+	}
+	return p, nil
+}
+
+// NeedsBody reports whether checking a request needs its body read.
+func (p *Policy) NeedsBody() bool {
+	return p != nil && (p.uses.body || p.schema != nil)
+}
+
+// Input is what a check looks at.
+type Input struct {
+	Principal *tollgate.Principal // nil on public routes
+	Request   *http.Request
+	// Body is the request body when NeedsBody; nil otherwise.
+	Body []byte
+}
+
+// Check returns nil when the request satisfies the schema and every rule.
+// A schema violation is EInvalid naming the first failing location; a rule
+// that is false, or cannot be evaluated (e.g. a missing body field), is
+// EForbidden with the rule's message.
+func (p *Policy) Check(in Input) error {
+	if p == nil {
+		return nil
+	}
+	var body any
+	if p.NeedsBody() && len(in.Body) > 0 {
+		if err := json.Unmarshal(in.Body, &body); err != nil {
+			if p.schema != nil {
+				return tollgate.Errorf(tollgate.EInvalid, "request body is not valid JSON")
+			}
+			body = nil
+		}
+	}
+	if p.schema != nil {
+		if err := p.schema.validate(body); err != nil {
+			return err
+		}
+	}
+	if len(p.rules) == 0 {
+		return nil
+	}
+	vars := p.activation(in, body)
+	for i := range p.rules {
+		if !p.rules[i].eval(vars) {
+			return &tollgate.Error{Code: tollgate.EForbidden, Message: p.rules[i].message}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,161 @@
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+// exchangeKey finds the exchange in a forwarded request's context.
+type exchangeKey struct{}
+
+// exchange is the state of one request. It is also the ResponseWriter the
+// request is served through, so it sees the status and bytes sent.
+type exchange struct {
+	w        http.ResponseWriter
+	p        *Proxy
+	rt       *route
+	clientCt context.Context // the client's context, before the route timeout
+
+	call     tollgate.Call
+	units    tollgate.Units
+	releases []func(context.Context, *tollgate.Outcome)
+
+	pool        *pool
+	up          *upstream
+	fwdStart    time.Time
+	upstreamDur time.Duration
+
+	status      int
+	bytesOut    int64
+	bytesIn     int64
+	refused     bool // answered by the gateway before forwarding
+	rejected    bool // an admission refused
+	upstreamErr bool // the upstream failed or timed out
+	tooLarge    bool // a streamed body ran over the route's limit
+	completed   bool // the handler returned normally
+	usage       *usageMode
+}
+
+func (x *exchange) Header() http.Header { return x.w.Header() }
+
+func (x *exchange) WriteHeader(code int) {
+	if x.status == 0 || (x.status >= 100 && x.status < 200 && code >= 200) {
+		if code >= 200 || code == http.StatusSwitchingProtocols {
+			x.w.Header()[x.p.hdr.requestID] = []string{x.call.RequestID}
+		}
+		x.status = code
+		if x.up != nil && x.upstreamDur == 0 {
+			x.upstreamDur = x.p.now().Sub(x.fwdStart)
+		}
+	}
+	x.w.WriteHeader(code)
+}
+
+func (x *exchange) Write(b []byte) (int, error) {
+	if x.status == 0 {
+		x.WriteHeader(http.StatusOK)
+	}
+	n, err := x.w.Write(b)
+	x.bytesOut += int64(n)
+	return n, err
+}
+
+// Flush sends buffered data to the client (streams).
+func (x *exchange) Flush() error {
+	return http.NewResponseController(x.w).Flush()
+}
+
+// Unwrap lets http.ResponseController reach Hijack (websockets) and
+// deadlines.
+func (x *exchange) Unwrap() http.ResponseWriter { return x.w }
+
+// finish runs once when the request ends, normally or by a panic (an
+// aborted stream): it releases admissions with the outcome, records
+// metrics and writes the access line.
+func (x *exchange) finish() {
+	p := x.p
+	end := p.now()
+	if x.up != nil {
+		x.up.done()
+	}
+	out := tollgate.Outcome{
+		Status:     x.status,
+		Result:     x.result(),
+		BytesOut:   x.bytesOut,
+		End:        end,
+		UpstreamMS: x.upstreamDur.Milliseconds(),
+		Units:      x.units,
+	}
+	if out.Status == 0 {
+		out.Status = 499 // client closed the request before a response
+	}
+	if len(x.releases) > 0 {
+		ctx := context.WithoutCancel(x.clientCt)
+		for _, rel := range x.releases {
+			rel(ctx, &out)
+		}
+	}
+	name := unmatchedRoute
+	if x.rt != nil {
+		name = x.rt.name
+		x.rt.metrics.observe(out.Status, end.Sub(x.call.Start).Seconds())
+	}
+	p.metrics.inFlight.Dec()
+	if p.accessLog && p.log.Enabled(x.clientCt, slog.LevelInfo) {
+		x.logAccess(name, &out)
+	}
+}
+
+func (x *exchange) result() string {
+	switch {
+	case x.rejected || x.refused:
+		return tollgate.ResultRejected
+	case x.clientCt.Err() != nil && (!x.completed || x.status == 0):
+		return tollgate.ResultCancelled
+	case x.upstreamErr || !x.completed:
+		return tollgate.ResultUpstreamError
+	case x.status >= 500:
+		return tollgate.ResultUpstreamError
+	}
+	return tollgate.ResultOK
+}
+
+func (x *exchange) logAccess(route string, out *tollgate.Outcome) {
+	attrs := make([]slog.Attr, 0, 18)
+	attrs = append(attrs,
+		slog.String("request_id", x.call.RequestID),
+		slog.String("client_ip", x.call.ClientIP),
+		slog.String("method", x.call.Method),
+		slog.String("route", route),
+	)
+	if pr := x.call.Principal; pr != nil {
+		attrs = append(attrs,
+			slog.String("sub", pr.UserID),
+			slog.String("tenant", pr.TenantID),
+			slog.String("iss", pr.Issuer),
+			slog.String("jti", pr.JTI),
+		)
+	}
+	if x.call.Model != "" {
+		attrs = append(attrs, slog.String("model", x.call.Model))
+	}
+	if x.up != nil {
+		attrs = append(attrs, slog.String("upstream", x.up.url.Host))
+	}
+	attrs = append(attrs,
+		slog.Int("status", out.Status),
+		slog.String("result", out.Result),
+		slog.Int64("bytes_in", x.bytesIn),
+		slog.Int64("bytes_out", out.BytesOut),
+		slog.Int64("upstream_ms", out.UpstreamMS),
+		slog.Int64("total_ms", out.End.Sub(x.call.Start).Milliseconds()),
+	)
+	if out.Units.InputTokens > 0 || out.Units.OutputTokens > 0 {
+		attrs = append(attrs, slog.Int64("input_tokens", out.Units.InputTokens), slog.Int64("output_tokens", out.Units.OutputTokens))
+	}
+	x.p.log.LogAttrs(x.clientCt, slog.LevelInfo, "access", attrs...)
+}

@@ -1,0 +1,116 @@
+package proxy
+
+import (
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/httpx"
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+// newTransport is the shared transport to upstreams: many idle keep-alive
+// connections per upstream, no transparent compression (bodies pass as
+// they are), HTTP/1.1 to plain-HTTP inference servers.
+func newTransport() *http.Transport {
+	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		DialContext:           d.DialContext,
+		MaxIdleConns:          4096,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     false,
+	}
+}
+
+// reverseProxy builds the proxy of one upstream of a route's pool.
+func (p *Proxy) reverseProxy(rt *route, pl *pool, up *upstream) *httputil.ReverseProxy {
+	target := up.url
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			if rt.stripPrefix && rt.prefix {
+				rest := strings.TrimPrefix(pr.In.URL.Path, strings.TrimSuffix(rt.path, "/"))
+				pr.Out.URL.Path = strings.TrimSuffix(target.Path, "/") + rest
+				pr.Out.URL.RawPath = ""
+			}
+			if p.fromTrustedProxy(pr.In) {
+				if prior := pr.In.Header["X-Forwarded-For"]; len(prior) > 0 {
+					pr.Out.Header["X-Forwarded-For"] = prior
+				}
+			}
+			pr.SetXForwarded()
+			h := pr.Out.Header
+			delete(h, "Authorization")
+			stripCookies(h, p.hdr.cookies)
+			for _, hv := range rt.upHeaders {
+				h[hv.name] = hv.value
+			}
+		},
+		Transport:     p.transport,
+		FlushInterval: -1,
+		BufferPool:    p.buffers,
+		ModifyResponse: func(res *http.Response) error {
+			x, _ := res.Request.Context().Value(exchangeKey{}).(*exchange)
+			if res.StatusCode >= 500 {
+				pl.failure(up, p.now())
+			} else {
+				pl.success(up)
+			}
+			if x == nil {
+				return nil
+			}
+			x.upstreamDur = p.now().Sub(x.fwdStart)
+			if rt.gpuHeader != "" {
+				if v := res.Header.Get(rt.gpuHeader); v != "" {
+					if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
+						x.units.GPUMillis = int64(s * 1000)
+					}
+				}
+			}
+			if x.usage != nil && res.StatusCode < 300 {
+				x.usage.wrap(res, x)
+			}
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			x, ok := w.(*exchange)
+			if !ok {
+				httpx.WriteError(w, r, p.log, tollgate.Errorf(tollgate.EUpstream, "the upstream failed"))
+				return
+			}
+			p.upstreamFailed(x, r, pl, up, err)
+		},
+	}
+}
+
+// upstreamFailed renders a failed exchange: 413 when the streamed body ran
+// over the limit, nothing when the client went away, 504 when the route
+// timeout passed, else 502. Timeouts and connection failures count against
+// the upstream's health.
+func (p *Proxy) upstreamFailed(x *exchange, r *http.Request, pl *pool, up *upstream, err error) {
+	switch {
+	case x.tooLarge:
+		httpx.WriteError(x, r, p.log, tooLarge(x.rt.maxBody))
+	case x.clientCt.Err() != nil:
+		// The client is gone; there is nobody to answer.
+	case r.Context().Err() != nil:
+		x.upstreamErr = true
+		x.rt.metrics.upstreamErrors.Inc()
+		httpx.WriteError(x, r, p.log, tollgate.Errorf(tollgate.ETimeout, "the upstream did not answer within %s", x.rt.timeout))
+	default:
+		x.upstreamErr = true
+		x.rt.metrics.upstreamErrors.Inc()
+		pl.failure(up, p.now())
+		p.log.LogAttrs(r.Context(), slog.LevelWarn, "upstream failed", slog.String("route", x.rt.name),
+			slog.String("upstream", up.url.Host), slog.String("request_id", x.call.RequestID), slog.String("err", err.Error()))
+		httpx.WriteError(x, r, p.log, tollgate.Errorf(tollgate.EUpstream, "the upstream could not be reached"))
+	}
+}

@@ -1,0 +1,130 @@
+package proxy_test
+
+import (
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/tollgate/tollgate/internal/proxy"
+	"testing"
+)
+
+// spoofs are identity headers a client tries to set itself.
+var spoofHeaders = []string{
+	"X-User-ID", "mallory",
+	"x-tenant-id", "evil-corp",
+	"X_User_Role", "admin",
+	"X-User-Scopes", "*",
+	"X-User-Plan", "enterprise",
+	"X-Tollgate-Token", "forged",
+	"X-Tollgate-Anything", "forged",
+	"X-Request-ID", "spoofed-id",
+}
+
+func TestIdentityHeaders(t *testing.T) {
+	up := newUpstream(t, "up", nil)
+	failing := newUpstream(t, "failing", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "boom", http.StatusInternalServerError)
+	})
+	g := setup(t, fmt.Sprintf(`
+headers: {strip_cookies: [tollgate_session]}
+routes:
+  - {name: private, path: /private, upstreams: [%[1]s], scopes: [infer:text]}
+  - {name: open, path: /open, upstreams: [%[1]s], public: true}
+  - {name: broken, path: /broken, upstreams: [%[2]s], public: true}
+`, up.URL, failing.URL), proxy.Options{})
+
+	hexID := regexp.MustCompile(`^[0-9a-f]{32}$`)
+	noSpoofs := func(t *testing.T, h http.Header) {
+		t.Helper()
+		for _, name := range []string{"X-Tollgate-Token", "X-Tollgate-Anything", "X_user_role", "X_User_Role", "Authorization"} {
+			if v := h.Values(name); len(v) > 0 {
+				t.Errorf("upstream received %s: %q", name, v)
+			}
+		}
+		if got := h.Get("X-Request-Id"); !hexID.MatchString(got) {
+			t.Errorf("upstream X-Request-ID = %q, want a generated id", got)
+		}
+	}
+
+	t.Run("authenticated route", func(t *testing.T) {
+		hdr := append([]string{"Cookie", "tollgate_session=secret; theme=dark"}, spoofHeaders...)
+		res := do(t, "GET", g.URL+"/private", "tok-alice", nil, hdr...)
+		wantStatus(t, res, 200)
+		got := up.last(t).Header
+		noSpoofs(t, got)
+		for name, want := range map[string]string{
+			"X-User-Id": "alice", "X-Tenant-Id": "acme", "X-User-Role": "user",
+			"X-User-Scopes": "infer:text", "X-User-Plan": "free", "Cookie": "theme=dark",
+		} {
+			if v := got.Values(name); len(v) != 1 || v[0] != want {
+				t.Errorf("upstream %s = %q, want [%q]", name, v, want)
+			}
+		}
+		if res.Header.Get("X-Request-Id") != got.Get("X-Request-Id") {
+			t.Errorf("response X-Request-ID %q differs from the upstream's %q", res.Header.Get("X-Request-Id"), got.Get("X-Request-Id"))
+		}
+	})
+	t.Run("public route", func(t *testing.T) {
+		res := do(t, "GET", g.URL+"/open", "", nil, spoofHeaders...)
+		wantStatus(t, res, 200)
+		got := up.last(t).Header
+		noSpoofs(t, got)
+		for _, name := range []string{"X-User-Id", "X-Tenant-Id", "X-User-Scopes", "X-User-Plan"} {
+			if v := got.Values(name); len(v) > 0 {
+				t.Errorf("public route: upstream received %s = %q", name, v)
+			}
+		}
+	})
+	t.Run("upstream error", func(t *testing.T) {
+		res := do(t, "GET", g.URL+"/broken", "", nil, spoofHeaders...)
+		wantStatus(t, res, 500)
+		noSpoofs(t, failing.last(t).Header)
+	})
+	for _, tc := range []struct{ name, path, token string }{
+		{"unauthenticated", "/private", ""},
+		{"unknown path", "/nowhere", "tok-alice"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := up.hits.Load()
+			res := do(t, "GET", g.URL+tc.path, tc.token, nil, spoofHeaders...)
+			if res.StatusCode < 400 {
+				t.Fatalf("status %d, want an error", res.StatusCode)
+			}
+			if id := res.Header.Get("X-Request-Id"); !hexID.MatchString(id) {
+				t.Errorf("X-Request-ID = %q, want a generated id", id)
+			}
+			if up.hits.Load() != before {
+				t.Errorf("upstream was called")
+			}
+		})
+	}
+}
+
+func TestRequestIDFromTrustedProxy(t *testing.T) {
+	up := newUpstream(t, "up", nil)
+	g := setup(t, fmt.Sprintf(`
+server: {trusted_proxies: [127.0.0.0/8, "::1/128"]}
+routes:
+  - {name: open, path: /open, upstreams: [%s], public: true}
+`, up.URL), proxy.Options{})
+	for _, tc := range []struct{ sent, want string }{
+		{"abc-123.X_y", "abc-123.X_y"},
+		{"bad id with spaces", ""},
+		{strings.Repeat("a", 129), ""},
+	} {
+		res := do(t, "GET", g.URL+"/open", "", nil, "X-Request-ID", tc.sent)
+		wantStatus(t, res, 200)
+		got := up.last(t).Header.Get("X-Request-Id")
+		if tc.want != "" && got != tc.want {
+			t.Errorf("sent %q: upstream got %q, want it kept", tc.sent, got)
+		}
+		if tc.want == "" && (got == tc.sent || got == "") {
+			t.Errorf("sent %q: upstream got %q, want a generated id", tc.sent, got)
+		}
+		if res.Header.Get("X-Request-Id") != got {
+			t.Errorf("response id %q, upstream id %q", res.Header.Get("X-Request-Id"), got)
+		}
+	}
+}

@@ -1,0 +1,183 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/tollgate/tollgate/internal/policy"
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+// ServeHTTP serves one request on a configured route: strip reserved
+// headers, route, authenticate, authorize, read the body when needed,
+// check rules, admit, forward, then release admissions with the outcome.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := p.now()
+	reqID := ""
+	if p.fromTrustedProxy(r) {
+		if v := r.Header.Get(p.hdr.requestID); validRequestID(v) {
+			reqID = v
+		}
+	}
+	if reqID == "" {
+		reqID = p.ids.next()
+	}
+	p.hdr.strip(r.Header)
+
+	x := &exchange{w: w, p: p, clientCt: r.Context()}
+	x.call = tollgate.Call{
+		RequestID: reqID, Start: start, ClientIP: p.clientIP(r),
+		Method: r.Method, Path: r.URL.Path,
+	}
+	p.metrics.inFlight.Inc()
+	defer x.finish()
+	p.serve(x, r)
+	x.completed = true
+}
+
+// serve routes, authenticates and authorizes, then hands to serveRoute.
+func (p *Proxy) serve(x *exchange, r *http.Request) {
+	if p.draining.Load() {
+		p.refuse(x, r, errDraining)
+		return
+	}
+	rt := p.routes.lookup(r.URL.Path)
+	if rt == nil {
+		p.refuse(x, r, tollgate.Errorf(tollgate.ENotFound, "no route for %s", r.URL.Path))
+		return
+	}
+	x.rt = rt
+	x.call.Route = rt.name
+	if !rt.allowsMethod(r.Method) {
+		x.refused = true
+		writeMethodNotAllowed(x, rt.methods)
+		return
+	}
+	if !rt.public {
+		pr, err := p.opts.Auth.Authenticate(r.Context(), r)
+		if err != nil {
+			p.refuse(x, r, err)
+			return
+		}
+		if pr == nil {
+			p.refuse(x, r, tollgate.Errorf(tollgate.EUnauthorized, "missing credentials"))
+			return
+		}
+		x.call.Principal = pr
+		if !rt.permits(pr) {
+			p.refuse(x, r, tollgate.Errorf(tollgate.EForbidden, "the token lacks a scope or role this route requires"))
+			return
+		}
+	}
+	if err := p.serveRoute(x, r, rt); err != nil {
+		p.refuse(x, r, err)
+	}
+}
+
+// serveRoute reads what the route needs, checks it, admits and forwards.
+// A returned error is rendered as a refusal.
+func (p *Proxy) serveRoute(x *exchange, r *http.Request, rt *route) error {
+	if r.ContentLength > rt.maxBody {
+		return tooLarge(rt.maxBody)
+	}
+	var oa *openaiRequest
+	kind := kindOther
+	if rt.openai {
+		kind = openaiKindOf(r)
+		if kind == kindModels {
+			if p.serveModels(x, r, rt) {
+				return nil
+			}
+		}
+	}
+	if kind.hasBody() || rt.policy.NeedsBody() {
+		body, err := readBody(r, rt.maxBody)
+		if err != nil {
+			return err
+		}
+		x.call.Body = body
+		x.bytesIn = int64(len(body))
+	} else if r.Body != nil && r.Body != http.NoBody {
+		x.bytesIn = max(r.ContentLength, 0)
+		if r.ContentLength < 0 {
+			r.Body = &limitedBody{rc: r.Body, left: rt.maxBody, x: x}
+		}
+	}
+	x.call.BytesIn = x.bytesIn
+	if kind.hasBody() {
+		var err error
+		if oa, err = parseOpenAI(x.call.Body, rt); err != nil {
+			return err
+		}
+		x.call.Model = oa.Model
+		x.call.MaxOutputTokens = oa.maxOutputTokens()
+	}
+	if rt.policy != nil {
+		if err := rt.policy.Check(policy.Input{Principal: x.call.Principal, Request: r, Body: x.call.Body}); err != nil {
+			return err
+		}
+	}
+	pl, ok := rt.selectPool(x.call.Principal, x.call.Model)
+	if !ok {
+		if rt.models != nil && x.call.Model == "" {
+			return tollgate.Errorf(tollgate.EInvalid, "this route needs a model; one of %v", rt.modelNames)
+		}
+		return tollgate.Errorf(tollgate.ENotFound, "no upstream serves this request")
+	}
+	if oa != nil {
+		body := x.call.Body
+		if oa.needsUsageInjection() {
+			var err error
+			if body, err = injectIncludeUsage(body); err != nil {
+				return err
+			}
+			x.usage = &usageMode{suppress: true}
+		} else {
+			x.usage = &usageMode{}
+		}
+		setBody(r, body)
+		r.Header.Del("Accept-Encoding") // usage is read from the response
+	} else if x.call.Body != nil {
+		setBody(r, x.call.Body)
+	}
+	p.hdr.set(r.Header, x.call.Principal, x.call.RequestID)
+	if rt.internalToken && p.opts.InternalToken != nil && x.call.Principal != nil {
+		tok, err := p.opts.InternalToken(r.Context(), x.call.Principal, rt.name)
+		if err != nil {
+			return err
+		}
+		r.Header[p.hdr.internalToken] = []string{tok}
+	}
+	for _, a := range p.opts.Admissions {
+		rel, err := a.Admit(r.Context(), &x.call)
+		if err != nil {
+			x.rejected = true
+			return err
+		}
+		if rel != nil {
+			x.releases = append(x.releases, rel)
+		}
+	}
+	p.forward(x, r, rt, pl)
+	return nil
+}
+
+// forward sends the request to an upstream of pl and copies the response.
+func (p *Proxy) forward(x *exchange, r *http.Request, rt *route, pl *pool) {
+	ctx := context.WithValue(r.Context(), exchangeKey{}, x)
+	if !isUpgrade(r) {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, rt.timeout)
+		defer cancel()
+	}
+	r = r.WithContext(ctx)
+	x.pool = pl
+	x.fwdStart = p.now()
+	x.up = pl.pick(x.fwdStart)
+	x.up.rp.ServeHTTP(x, r)
+}
+
+// refusal used by the 413 paths.
+func tooLarge(limit int64) error {
+	return tollgate.Errorf(tollgate.ETooLarge, "request body is larger than this route's limit of %d bytes", limit)
+}
