@@ -15,7 +15,8 @@ import (
 
 // migrations holds the schema, one goose SQL file per step. Numbering:
 // 00001–00009 identity, 00010–00019 usage ledger and budgets, 00020–00029
-// bans and protection.
+// bans and protection. Because each area owns a range, a new file may sort
+// before one already applied; Migrate applies such files too.
 //
 //go:embed migrations/*.sql
 var migrations embed.FS
@@ -36,7 +37,8 @@ func (db *DB) Migrate(ctx context.Context) (err error) {
 	}
 	sqlDB := stdlib.OpenDBFromPool(db.pool) // closing it leaves the pool open
 	defer func() { err = errors.Join(err, sqlDB.Close()) }()
-	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, fsys, goose.WithSessionLocker(locker))
+	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, fsys,
+		goose.WithSessionLocker(locker), goose.WithAllowOutofOrder(true))
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
 	}

@@ -11,7 +11,8 @@ import (
 
 // migrations holds the schema, one goose SQL file per step. Numbering:
 // 00001–00009 identity, 00010–00019 usage ledger and budgets, 00020–00029
-// bans and protection.
+// bans and protection. Because each area owns a range, a new file may sort
+// before one already applied; Migrate applies such files too.
 //
 //go:embed migrations/*.sql
 var migrations embed.FS
@@ -19,26 +20,22 @@ var migrations embed.FS
 // Migrate applies every pending migration. It is safe to call on every
 // start; it does nothing when the schema is current.
 func (db *DB) Migrate(ctx context.Context) error {
-	p, err := db.migrator()
+	fsys, err := fs.Sub(migrations, "migrations")
 	if err != nil {
-		return err
+		return fmt.Errorf("migrations: %w", err)
+	}
+	return db.migrate(ctx, fsys)
+}
+
+// migrate applies the goose migrations in fsys over the write pool, so they
+// queue behind (and never race) the store's own writes.
+func (db *DB) migrate(ctx context.Context, fsys fs.FS) error {
+	p, err := goose.NewProvider(goose.DialectSQLite3, db.write, fsys, goose.WithAllowOutofOrder(true))
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
 	}
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("migrate sqlite: %w", err)
 	}
 	return nil
-}
-
-// migrator returns a goose provider over the write pool, so migrations
-// queue behind (and never race) the store's own writes.
-func (db *DB) migrator() (*goose.Provider, error) {
-	fsys, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return nil, fmt.Errorf("migrations: %w", err)
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, db.write, fsys)
-	if err != nil {
-		return nil, fmt.Errorf("migrations: %w", err)
-	}
-	return p, nil
 }
