@@ -147,3 +147,27 @@ type BudgetStore interface {
 	// first caller across every replica, so each alert is sent once.
 	MarkAlert(ctx context.Context, scope BudgetScope, id string, periodStart time.Time, percent int) (bool, error)
 }
+
+// BudgetCounter is one live budget counter: what a user or tenant has
+// committed (spent plus reserved) in one period.
+type BudgetCounter struct {
+	Key   string
+	Limit Money
+}
+
+// BudgetCounters hold live budget counters: in process on one node, in
+// Redis in cluster mode. The ledger is the truth; a counter that does not
+// exist (never loaded, or lost by Redis) is loaded from it with Init.
+type BudgetCounters interface {
+	// Reserve adds amount to every counter if each then stays within its
+	// Limit, atomically across all of them and across replicas. Nothing
+	// changes when some counters are missing (their indexes are returned)
+	// or when one has no room (refused is its index; -1 when granted).
+	Reserve(ctx context.Context, counters []BudgetCounter, amount Money) (missing []int, refused int, err error)
+	// Init sets a missing counter to value, valid until expires (zero:
+	// forever); a counter that exists is left as it is.
+	Init(ctx context.Context, key string, value Money, expires time.Time) error
+	// Adjust adds delta (negative to release) to each counter that exists
+	// and returns the new values, -1 for a missing counter.
+	Adjust(ctx context.Context, keys []string, delta Money) ([]Money, error)
+}
