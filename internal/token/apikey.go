@@ -51,6 +51,9 @@ func ParseAPIKey(raw string) (id string, hash []byte, err error) {
 	if _, err := hex.DecodeString(id); err != nil {
 		return "", nil, errAPIKeyInvalid
 	}
+	if !isB64URLString(secret) {
+		return "", nil, errAPIKeyInvalid
+	}
 	if b, err := strictB64.DecodeString(secret); err != nil || len(b) != apiKeySecretLen {
 		return "", nil, errAPIKeyInvalid
 	}

@@ -139,6 +139,17 @@ func validKID(kid string) bool {
 	return true
 }
 
+// isB64URLString reports whether s is non-empty and only base64url
+// characters; the base64 decoders skip CR and LF, this does not.
+func isB64URLString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isB64URL(s[i]) {
+			return false
+		}
+	}
+	return s != ""
+}
+
 func isB64URL(c byte) bool {
 	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
 }

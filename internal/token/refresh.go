@@ -140,7 +140,7 @@ func IsRefreshToken(raw string) bool {
 // not shaped like a refresh token (prefix + 32 bytes base64url).
 func HashRefreshToken(raw string) ([]byte, bool) {
 	s, ok := strings.CutPrefix(raw, RefreshPrefix)
-	if !ok {
+	if !ok || !isB64URLString(s) {
 		return nil, false
 	}
 	if b, err := strictB64.DecodeString(s); err != nil || len(b) != refreshSecretLen {

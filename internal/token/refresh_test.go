@@ -143,7 +143,7 @@ func TestRefreshRevoke(t *testing.T) {
 			t.Errorf("revoking unknown token %q: %v (RFC 7009 wants success)", junk, err)
 		}
 	}
-	for _, junk := range []string{"", "tgr_", "tgr_" + enc(make([]byte, 31)), "tgr_" + enc(make([]byte, 32)) + "=", "TGR_" + enc(make([]byte, 32))} {
+	for _, junk := range []string{"", "tgr_", "tgr_" + enc(make([]byte, 31)), "tgr_" + enc(make([]byte, 32)) + "=", "tgr_" + enc(make([]byte, 32)) + "\n", "TGR_" + enc(make([]byte, 32))} {
 		_, _, err := r.Rotate(ctx, junk)
 		wantUnauthorized(t, err)
 	}
@@ -157,7 +157,9 @@ func TestRevocationFromStore(t *testing.T) {
 	db := openSQLite(t)
 	f := setup(t, setupOpts{})
 	alice, bob, carol := sqliteUser(t, db, "alice"), sqliteUser(t, db, "bob"), sqliteUser(t, db, "carol")
-	issue := func(u *tollgate.User) string { return f.mustIssue(t, token.AccessClaims{Subject: u.ID, TenantID: u.TenantID}) }
+	issue := func(u *tollgate.User) string {
+		return f.mustIssue(t, token.AccessClaims{Subject: u.ID, TenantID: u.TenantID})
+	}
 	aliceTok, bobTok, carolTok := issue(alice), issue(bob), issue(carol)
 	p, err := f.verifier.Verify(ctx, aliceTok)
 	if err != nil {

@@ -18,7 +18,8 @@ func (v *Verifier) Start(ctx context.Context) error {
 		return fmt.Errorf("token verifier already started")
 	}
 	ctx, v.stop = context.WithCancel(ctx)
-	v.done = make(chan struct{})
+	done := make(chan struct{})
+	v.done = done
 	n := len(v.trusted) + 1
 	exited := make(chan struct{}, n)
 	for iss, tr := range v.trusted {
@@ -35,7 +36,7 @@ func (v *Verifier) Start(ctx context.Context) error {
 		for range n {
 			<-exited
 		}
-		close(v.done)
+		close(done)
 	}()
 	return nil
 }

@@ -1,0 +1,28 @@
+package token
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+func TestTokenCacheSizeCap(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	c := newTokenCache(160)
+	for i := range 10_000 {
+		c.put(fmt.Sprintf("tok-%d", i), &tollgate.Principal{}, now.Add(time.Minute), now)
+	}
+	if n := c.len(); n > 160 {
+		t.Fatalf("cache holds %d entries, cap 160", n)
+	}
+	c.put("expired", &tollgate.Principal{}, now.Add(-time.Second), now)
+	if _, ok := c.get("expired", now); ok {
+		t.Fatal("expired entry served")
+	}
+	c.prune(now.Add(2 * time.Minute))
+	if n := c.len(); n != 0 {
+		t.Fatalf("%d entries after pruning past every deadline", n)
+	}
+}
