@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/auth"
+	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/internal/token"
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+// identity is the token side of a gateway: keys, issuer, verifier,
+// refresh tokens and the HTTP identity service.
+type identity struct {
+	access, internal *token.KeyManager
+	issuer           *token.Issuer
+	verifier         *token.Verifier
+	refresher        *token.Refresher
+	auth             *auth.Service
+}
+
+// keyManagers opens the access and internal key sets, generating the first
+// keys on first start.
+func keyManagers(ctx context.Context, cfg *config.Config, store tollgate.Store, pass string, log *slog.Logger) (access, internal *token.KeyManager, err error) {
+	opts := token.KeyOptions{
+		Algorithm: cfg.Tokens.Algorithm, Passphrase: pass, PublishDelay: cfg.Tokens.RotationDelay,
+		TokenTTL: max(cfg.Tokens.AccessTTL, 24*time.Hour), Leeway: cfg.Tokens.Leeway, Logger: log,
+	}
+	opts.Purpose = token.PurposeAccess
+	if access, err = token.NewKeyManager(ctx, store.SigningKeys(), opts); err != nil {
+		return nil, nil, fmt.Errorf("access keys: %w", err)
+	}
+	opts.Purpose = token.PurposeInternal
+	if internal, err = token.NewKeyManager(ctx, store.SigningKeys(), opts); err != nil {
+		return nil, nil, fmt.Errorf("internal keys: %w", err)
+	}
+	return access, internal, nil
+}
+
+func newIdentity(ctx context.Context, cfg *config.Config, store tollgate.Store, env Env, log *slog.Logger) (*identity, error) {
+	pass, err := passphrase(cfg, env)
+	if err != nil {
+		return nil, err
+	}
+	id := &identity{}
+	if id.access, id.internal, err = keyManagers(ctx, cfg, store, pass, log); err != nil {
+		return nil, err
+	}
+	if err := id.access.Start(ctx); err != nil {
+		return nil, fmt.Errorf("start access keys: %w", err)
+	}
+	if err := id.internal.Start(ctx); err != nil {
+		id.access.Stop()
+		return nil, fmt.Errorf("start internal keys: %w", err)
+	}
+	id.issuer, err = token.NewIssuer(id.access, id.internal, token.IssuerOptions{
+		Issuer: cfg.PublicURL, Audience: cfg.Tokens.Audience, TTL: cfg.Tokens.AccessTTL,
+	})
+	if err != nil {
+		id.Stop()
+		return nil, err
+	}
+	deny := token.NewDenylist(nil)
+	if err := deny.Load(ctx, store.Revocations(), store.Users()); err != nil {
+		id.Stop()
+		return nil, err
+	}
+	var trusted []token.TrustedIssuer
+	for _, ti := range cfg.TrustedIssuers {
+		trusted = append(trusted, token.TrustedIssuer{
+			Issuer: ti.Issuer, JWKSURL: ti.JWKSURL, Audience: ti.Audience, Algorithms: ti.Algorithms,
+			Typ: ti.Typ, DefaultPlan: ti.DefaultPlan,
+			Claims: token.ClaimsMapping{TenantID: ti.Claims["tenant_id"], Role: ti.Claims["role"], Scope: ti.Claims["scope"], Plan: ti.Claims["plan"]},
+		})
+	}
+	id.verifier, err = token.NewVerifier(token.VerifierOptions{
+		Issuer: cfg.PublicURL, Audience: cfg.Tokens.Audience, Keys: id.access, Trusted: trusted,
+		Denylist: deny, Leeway: cfg.Tokens.Leeway, CacheSize: cfg.Tokens.CacheSize, Logger: log,
+	})
+	if err != nil {
+		id.Stop()
+		return nil, err
+	}
+	if err := id.verifier.Start(ctx); err != nil {
+		id.Stop()
+		return nil, fmt.Errorf("start verifier: %w", err)
+	}
+	id.refresher = token.NewRefresher(store.RefreshTokens(), token.RefreshOptions{
+		IdleTTL: cfg.Tokens.RefreshIdleTTL, AbsoluteTTL: cfg.Tokens.RefreshTTL,
+	})
+	id.auth, err = auth.New(auth.Options{
+		Config: cfg, Store: store, Issuer: id.issuer, Verifier: id.verifier, Refresher: id.refresher,
+		AccessKeys: id.access, Logger: log,
+	})
+	if err != nil {
+		id.Stop()
+		return nil, err
+	}
+	return id, nil
+}
+
+// Stop ends the background work of keys and verifier.
+func (id *identity) Stop() {
+	if id.verifier != nil {
+		id.verifier.Stop()
+	}
+	if id.access != nil {
+		id.access.Stop()
+	}
+	if id.internal != nil {
+		id.internal.Stop()
+	}
+}

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tollgate/tollgate/internal/admin"
+	"github.com/tollgate/tollgate/internal/auth"
+	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/internal/httpx"
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+func runServe(ctx context.Context, args []string, env Env) error {
+	fs, cfgPath := newFlags("serve", env)
+	demoMode := fs.Bool("demo", false, "also serve the built-in demo backends and routes")
+	if err := noPositional(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	g, err := newGateway(ctx, cfg, gatewayOptions{Demo: *demoMode, Env: env, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	return g.Serve(ctx)
+}
+
+// gatewayOptions are what serve adds to the config.
+type gatewayOptions struct {
+	Demo   bool
+	Env    Env
+	Logger *slog.Logger
+	// Listener, when set, is served instead of listening on cfg.Listen.
+	Listener net.Listener
+}
+
+// gateway is one running tollgate: store, identity, data plane and the
+// HTTP server around them.
+type gateway struct {
+	cfg      *config.Config
+	opts     gatewayOptions
+	log      *slog.Logger
+	store    tollgate.Store
+	identity *identity
+	handler  http.Handler
+	registry *prometheus.Registry
+	closers  []func()
+	drain    func()
+}
+
+// newGateway wires every part from cfg. On error everything opened so far
+// is closed.
+func newGateway(ctx context.Context, cfg *config.Config, opts gatewayOptions) (g *gateway, err error) {
+	g = &gateway{cfg: cfg, opts: opts, log: opts.Logger, registry: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			g.Close()
+		}
+	}()
+	g.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if opts.Demo {
+		stop, err := startDemo(cfg)
+		if err != nil {
+			return nil, err
+		}
+		g.closers = append(g.closers, stop)
+	}
+	if g.store, err = openStore(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if err := bootstrapAdmin(ctx, cfg, g.store, opts.Env); err != nil {
+		return nil, err
+	}
+	if g.identity, err = newIdentity(ctx, cfg, g.store, opts.Env, g.log); err != nil {
+		return nil, err
+	}
+	g.closers = append(g.closers, g.identity.Stop)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.Handle("GET /readyz", httpx.Handle(g.log, g.ready))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g.registry, promhttp.HandlerOpts{}))
+	g.identity.auth.Register(mux)
+	admin.New(admin.Options{Config: cfg, Store: g.store, Auth: g.identity.auth, Logger: g.log}).Register(mux)
+	dataPlane, drain, err := g.dataPlane(ctx)
+	if err != nil {
+		return nil, err
+	}
+	g.drain = drain
+	mux.Handle("/", dataPlane)
+	g.handler = mux
+	return g, nil
+}
+
+// ready answers /readyz: 200 when the store answers.
+func (g *gateway) ready(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := g.store.Ping(ctx); err != nil {
+		g.log.WarnContext(ctx, "store not ready", "err", err)
+		return tollgate.Errorf(tollgate.EUnavailable, "store unreachable")
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"status": "ready"})
+	return nil
+}
+
+// Serve listens and serves until ctx ends, then drains: new requests get
+// 503, in-flight ones and streams get server.drain_timeout to finish.
+func (g *gateway) Serve(ctx context.Context) error {
+	s := g.cfg.Server
+	ln := g.opts.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", g.cfg.Listen); err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+	}
+	srv := &http.Server{
+		Handler:           g.handler,
+		ReadHeaderTimeout: s.ReadHeaderTimeout,
+		IdleTimeout:       s.IdleTimeout,
+		MaxHeaderBytes:    s.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	g.log.Info("tollgate listening", "addr", ln.Addr().String(), "public_url", g.cfg.PublicURL, "store", storeName(g.cfg), "version", version)
+	if g.opts.Env.Ready != nil {
+		g.opts.Env.Ready(ln.Addr().String())
+	}
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	g.log.Info("draining", "timeout", s.DrainTimeout.String())
+	if g.drain != nil {
+		g.drain()
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.DrainTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// Close releases everything, newest first.
+func (g *gateway) Close() {
+	for i := len(g.closers) - 1; i >= 0; i-- {
+		g.closers[i]()
+	}
+	g.closers = nil
+	if g.store != nil {
+		g.store.Close()
+		g.store = nil
+	}
+}
+
+// bootstrapAdmin creates the first user, "admin", when the store has none,
+// and prints its password once (or takes TOLLGATE_ADMIN_PASSWORD).
+func bootstrapAdmin(ctx context.Context, cfg *config.Config, store tollgate.Store, env Env) error {
+	users, err := store.Users().Users(ctx, "")
+	if err != nil {
+		return fmt.Errorf("list users: %w", err)
+	}
+	if len(users) > 0 {
+		return nil
+	}
+	password := env.Getenv("TOLLGATE_ADMIN_PASSWORD")
+	printed := password == ""
+	if printed {
+		b := make([]byte, 18)
+		if _, err := rand.Read(b); err != nil {
+			return fmt.Errorf("generate admin password: %w", err)
+		}
+		password = base64.RawURLEncoding.EncodeToString(b)
+	}
+	if _, err := admin.CreateUser(ctx, cfg, store, auth.NewHasher(1), "admin", password, "default", "admin", ""); err != nil {
+		return fmt.Errorf("create admin user: %w", err)
+	}
+	if printed {
+		fmt.Fprintf(env.Stderr, "\n  created user \"admin\" with password: %s\n  (shown once; set TOLLGATE_ADMIN_PASSWORD to choose it)\n\n", password)
+	} else {
+		fmt.Fprintln(env.Stderr, `created user "admin" with the password from TOLLGATE_ADMIN_PASSWORD`)
+	}
+	return nil
+}
+
+// passphrase returns the key passphrase: TOLLGATE_KEY_PASSPHRASE, else the
+// configured file's first line, else "".
+func passphrase(cfg *config.Config, env Env) (string, error) {
+	if p := env.Getenv("TOLLGATE_KEY_PASSPHRASE"); p != "" {
+		return p, nil
+	}
+	if cfg.Tokens.KeyPassphraseFile == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(cfg.Tokens.KeyPassphraseFile)
+	if err != nil {
+		return "", fmt.Errorf("read key passphrase file: %w", err)
+	}
+	p := strings.TrimSpace(string(b))
+	if p == "" {
+		return "", errors.New("tokens.key_passphrase_file is empty")
+	}
+	return p, nil
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/admin"
+	"github.com/tollgate/tollgate/internal/auth"
+	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+func runUser(ctx context.Context, args []string, env Env) error {
+	verb, rest, err := sub("user", args, env, "add", "disable", "enable", "list")
+	if err != nil {
+		return err
+	}
+	switch verb {
+	case "add":
+		return userAdd(ctx, rest, env)
+	case "list":
+		return userList(ctx, rest, env)
+	default:
+		return userSetDisabled(ctx, verb, rest, env)
+	}
+}
+
+func userAdd(ctx context.Context, args []string, env Env) error {
+	fs, cfgPath := newFlags("user add", env)
+	password := fs.String("password", "", "password (or TOLLGATE_USER_PASSWORD)")
+	tenant := fs.String("tenant", "default", "tenant id; created when missing")
+	role := fs.String("role", "user", "role from the config's roles")
+	plan := fs.String("plan", "", "plan from the config's plans (default: the default plan)")
+	name, err := onePositional(fs, args, "user NAME")
+	if err != nil {
+		return err
+	}
+	if *password == "" {
+		*password = env.Getenv("TOLLGATE_USER_PASSWORD")
+	}
+	if len(*password) < 8 {
+		return errors.New("user add: --password must have at least 8 characters")
+	}
+	return withStore(ctx, *cfgPath, func(cfg *config.Config, store tollgate.Store) error {
+		u, err := admin.CreateUser(ctx, cfg, store, auth.NewHasher(1), name, *password, *tenant, *role, *plan)
+		if err != nil {
+			return fmt.Errorf("user add: %s", describe(err))
+		}
+		fmt.Fprintf(env.Stdout, "created user %s (id %s, tenant %s, role %s, plan %s)\n", u.Name, u.ID, u.TenantID, u.Role, cfg.PlanName(u.Plan))
+		return nil
+	})
+}
+
+func userSetDisabled(ctx context.Context, verb string, args []string, env Env) error {
+	fs, cfgPath := newFlags("user "+verb, env)
+	name, err := onePositional(fs, args, "user NAME")
+	if err != nil {
+		return err
+	}
+	return withStore(ctx, *cfgPath, func(cfg *config.Config, store tollgate.Store) error {
+		u, err := store.Users().UserByName(ctx, name)
+		if err != nil {
+			return fmt.Errorf("user %s: %s", verb, describe(err))
+		}
+		disabled := verb == "disable"
+		upd := tollgate.UserUpdate{Disabled: &disabled}
+		if disabled {
+			// Also invalidate every token issued so far, so replicas that
+			// miss the fan-out still refuse them.
+			now := time.Now()
+			upd.TokensValidAfter = &now
+			if err := store.RefreshTokens().RevokeUserRefreshTokens(ctx, u.ID); err != nil {
+				return fmt.Errorf("revoke refresh tokens: %w", err)
+			}
+		}
+		if _, err := store.Users().UpdateUser(ctx, u.ID, upd); err != nil {
+			return fmt.Errorf("user %s: %s", verb, describe(err))
+		}
+		fmt.Fprintf(env.Stdout, "user %s %sd\n", name, verb)
+		return nil
+	})
+}
+
+func userList(ctx context.Context, args []string, env Env) error {
+	fs, cfgPath := newFlags("user list", env)
+	tenant := fs.String("tenant", "", "only this tenant")
+	if err := noPositional(fs, args); err != nil {
+		return err
+	}
+	return withStore(ctx, *cfgPath, func(cfg *config.Config, store tollgate.Store) error {
+		users, err := store.Users().Users(ctx, *tenant)
+		if err != nil {
+			return fmt.Errorf("list users: %w", err)
+		}
+		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tID\tTENANT\tROLE\tPLAN\tSTATUS")
+		for _, u := range users {
+			status := "active"
+			if u.Disabled {
+				status = "disabled"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Name, u.ID, u.TenantID, u.Role, cfg.PlanName(u.Plan), status)
+		}
+		return tw.Flush()
+	})
+}
+
+// describe renders an error for a terminal: the user-safe message of a
+// tollgate error, the full chain otherwise.
+func describe(err error) string {
+	var te *tollgate.Error
+	if errors.As(err, &te) {
+		return te.Message
+	}
+	return err.Error()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

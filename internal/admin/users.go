@@ -1,0 +1,297 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/auth"
+	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/internal/httpx"
+	"github.com/tollgate/tollgate/internal/token"
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+// userView is a user as the admin API shows it: never the password hash.
+type userView struct {
+	ID               string     `json:"id"`
+	Name             string     `json:"name"`
+	TenantID         string     `json:"tenant_id"`
+	Role             string     `json:"role"`
+	Plan             string     `json:"plan"`
+	Disabled         bool       `json:"disabled"`
+	TokensValidAfter *time.Time `json:"tokens_valid_after,omitempty"`
+	CreatedAt        time.Time  `json:"created_at"`
+}
+
+func (a *API) view(u *tollgate.User) userView {
+	v := userView{ID: u.ID, Name: u.Name, TenantID: u.TenantID, Role: u.Role, Plan: a.opts.Config.PlanName(u.Plan), Disabled: u.Disabled, CreatedAt: u.CreatedAt}
+	if !u.TokensValidAfter.IsZero() {
+		t := u.TokensValidAfter
+		v.TokensValidAfter = &t
+	}
+	return v
+}
+
+// CreateUser checks role and plan against the config, creates the tenant
+// when missing, and stores the user with an argon2id password hash. The
+// CLI and the admin API both create users through it.
+func CreateUser(ctx context.Context, cfg *config.Config, store tollgate.Store, h *auth.Hasher, name, password, tenant, role, plan string) (*tollgate.User, error) {
+	switch {
+	case name == "" || len(name) > 128 || strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return nil, tollgate.Errorf(tollgate.EInvalid, "name must be 1-128 printable characters")
+	case len(password) < 8:
+		return nil, tollgate.Errorf(tollgate.EInvalid, "password must have at least 8 characters")
+	case tenant == "":
+		return nil, tollgate.Errorf(tollgate.EInvalid, "tenant is required")
+	}
+	if _, ok := cfg.Roles[role]; !ok {
+		return nil, tollgate.Errorf(tollgate.EInvalid, "unknown role %q; configured roles: %s", role, strings.Join(sortedKeys(cfg.Roles), ", "))
+	}
+	if _, ok := cfg.Plans[cfg.PlanName(plan)]; !ok {
+		return nil, tollgate.Errorf(tollgate.EInvalid, "unknown plan %q; configured plans: %s", plan, strings.Join(sortedKeys(cfg.Plans), ", "))
+	}
+	if _, err := store.Tenants().Tenant(ctx, tenant); tollgate.ErrorCode(err) == tollgate.ENotFound {
+		if err := store.Tenants().CreateTenant(ctx, &tollgate.Tenant{ID: tenant, Name: tenant}); err != nil && tollgate.ErrorCode(err) != tollgate.EConflict {
+			return nil, fmt.Errorf("create tenant: %w", err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("find tenant: %w", err)
+	}
+	hash, err := h.Hash(ctx, password)
+	if err != nil {
+		return nil, err
+	}
+	u := &tollgate.User{Name: name, TenantID: tenant, Role: role, Plan: plan, PasswordHash: hash}
+	if err := store.Users().CreateUser(ctx, u); err != nil {
+		return nil, fmt.Errorf("create user: %w", err)
+	}
+	return u, nil
+}
+
+func (a *API) listUsers(w http.ResponseWriter, r *http.Request) error {
+	users, err := a.opts.Store.Users().Users(r.Context(), r.URL.Query().Get("tenant"))
+	if err != nil {
+		return err
+	}
+	out := make([]userView, 0, len(users))
+	for _, u := range users {
+		out = append(out, a.view(u))
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"users": out})
+	return nil
+}
+
+func (a *API) createUser(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Name     string `json:"name"`
+		Password string `json:"password"`
+		Tenant   string `json:"tenant"`
+		Role     string `json:"role"`
+		Plan     string `json:"plan"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if req.Role == "" {
+		req.Role = "user"
+	}
+	u, err := CreateUser(r.Context(), a.opts.Config, a.opts.Store, a.opts.Hasher, req.Name, req.Password, req.Tenant, req.Role, req.Plan)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusCreated, a.view(u))
+	return nil
+}
+
+func (a *API) getUser(w http.ResponseWriter, r *http.Request) error {
+	u, err := a.userOr404(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, a.view(u))
+	return nil
+}
+
+// updateUser changes role, plan or password: {"role","plan","password"}.
+func (a *API) updateUser(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Role     *string `json:"role"`
+		Plan     *string `json:"plan"`
+		Password *string `json:"password"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	cfg := a.opts.Config
+	upd := tollgate.UserUpdate{Role: req.Role, Plan: req.Plan}
+	if req.Role != nil {
+		if _, ok := cfg.Roles[*req.Role]; !ok {
+			return tollgate.Errorf(tollgate.EInvalid, "unknown role %q", *req.Role)
+		}
+	}
+	if req.Plan != nil {
+		if _, ok := cfg.Plans[cfg.PlanName(*req.Plan)]; !ok {
+			return tollgate.Errorf(tollgate.EInvalid, "unknown plan %q", *req.Plan)
+		}
+	}
+	if req.Password != nil {
+		if len(*req.Password) < 8 {
+			return tollgate.Errorf(tollgate.EInvalid, "password must have at least 8 characters")
+		}
+		hash, err := a.opts.Hasher.Hash(r.Context(), *req.Password)
+		if err != nil {
+			return err
+		}
+		upd.PasswordHash = &hash
+	}
+	u, err := a.opts.Store.Users().UpdateUser(r.Context(), r.PathValue("id"), upd)
+	if err != nil {
+		return err
+	}
+	if req.Role != nil || req.Plan != nil || req.Password != nil {
+		// Tokens carry role, plan and scopes: make the user log in again.
+		if err := a.opts.Auth.RevokeUser(r.Context(), u.ID); err != nil {
+			return err
+		}
+	}
+	httpx.WriteJSON(w, http.StatusOK, a.view(u))
+	return nil
+}
+
+func (a *API) setDisabled(disabled bool) httpx.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		u, err := a.userOr404(r.Context(), r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		if err := a.opts.Auth.SetDisabled(r.Context(), u.ID, disabled); err != nil {
+			return err
+		}
+		u.Disabled = disabled
+		httpx.WriteJSON(w, http.StatusOK, a.view(u))
+		return nil
+	}
+}
+
+// revokeUser invalidates every token and refresh token of a user.
+func (a *API) revokeUser(w http.ResponseWriter, r *http.Request) error {
+	u, err := a.userOr404(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if err := a.opts.Auth.RevokeUser(r.Context(), u.ID); err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"revoked_user": u.ID})
+	return nil
+}
+
+type keyView struct {
+	ID         string     `json:"id"`
+	UserID     string     `json:"user_id"`
+	Name       string     `json:"name"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	Revoked    bool       `json:"revoked"`
+	Key        string     `json:"key,omitempty"` // only in the answer that creates it
+}
+
+func viewKey(k *tollgate.APIKey) keyView {
+	v := keyView{ID: k.ID, UserID: k.UserID, Name: k.Name, CreatedAt: k.CreatedAt, Revoked: k.Revoked}
+	if !k.LastUsedAt.IsZero() {
+		t := k.LastUsedAt
+		v.LastUsedAt = &t
+	}
+	return v
+}
+
+func (a *API) listKeys(w http.ResponseWriter, r *http.Request) error {
+	u, err := a.userOr404(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	keys, err := a.opts.Store.APIKeys().APIKeys(r.Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	out := make([]keyView, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, viewKey(k))
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"keys": out})
+	return nil
+}
+
+// createKey creates an API key: {"name"}; the secret is in this answer
+// only.
+func (a *API) createKey(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Name string `json:"name"`
+	}
+	if r.ContentLength != 0 {
+		if err := decode(r, &req); err != nil {
+			return err
+		}
+	}
+	u, err := a.userOr404(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	raw, key := token.NewAPIKey(u.ID, req.Name, a.opts.Now())
+	if err := a.opts.Store.APIKeys().CreateAPIKey(r.Context(), key); err != nil {
+		return err
+	}
+	v := viewKey(key)
+	v.Key = raw
+	httpx.WriteJSON(w, http.StatusCreated, v)
+	return nil
+}
+
+func (a *API) revokeKey(w http.ResponseWriter, r *http.Request) error {
+	if err := a.opts.Store.APIKeys().RevokeAPIKey(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"revoked": r.PathValue("id")})
+	return nil
+}
+
+func (a *API) listTenants(w http.ResponseWriter, r *http.Request) error {
+	ts, err := a.opts.Store.Tenants().Tenants(r.Context())
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"tenants": ts})
+	return nil
+}
+
+func (a *API) createTenant(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if req.Name == "" {
+		req.Name = req.ID
+	}
+	t := &tollgate.Tenant{ID: req.ID, Name: req.Name}
+	if err := a.opts.Store.Tenants().CreateTenant(r.Context(), t); err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusCreated, t)
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,213 @@
+package auth
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/tollgate/tollgate/internal/httpx"
+	"github.com/tollgate/tollgate/internal/token"
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+// maxFormBytes bounds the bodies of the identity endpoints.
+const maxFormBytes = 16 << 10
+
+// tokenResponse is the body of a successful login or token request
+// (RFC 6749 §5.1).
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+}
+
+// login answers POST /auth/login {"username","password"}.
+func (s *Service) login(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxFormBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return tollgate.Errorf(tollgate.EInvalid, `want a JSON body {"username":"…","password":"…"}`)
+	}
+	if req.Username == "" || req.Password == "" || !utf8.ValidString(req.Username) || len(req.Username) > 256 || len(req.Password) > 1024 {
+		return tollgate.Errorf(tollgate.EInvalid, "username and password are required")
+	}
+	ctx, ip := r.Context(), s.opts.ClientIP(r)
+	if g := s.opts.Guard; g != nil {
+		if err := g.Check(ctx, req.Username, ip); err != nil {
+			return err
+		}
+	}
+	user, err := s.checkPassword(r, req.Username, req.Password)
+	if err != nil {
+		if g := s.opts.Guard; g != nil && tollgate.ErrorCode(err) == tollgate.EUnauthorized {
+			g.Failed(ctx, req.Username, ip)
+		}
+		return err
+	}
+	if g := s.opts.Guard; g != nil {
+		g.Succeeded(ctx, req.Username, ip)
+	}
+	resp, err := s.issue(r, user, true)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+// checkPassword answers the same way, in the same time, for an unknown
+// user, a wrong password and a disabled account.
+func (s *Service) checkPassword(r *http.Request, name, password string) (*tollgate.User, error) {
+	user, err := s.opts.Store.Users().UserByName(r.Context(), name)
+	hash := ""
+	switch tollgate.ErrorCode(err) {
+	case "":
+		hash = user.PasswordHash
+	case tollgate.ENotFound:
+	default:
+		return nil, err
+	}
+	ok, err := s.opts.Hasher.Verify(r.Context(), hash, password)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || user.Disabled {
+		return nil, tollgate.Errorf(tollgate.EUnauthorized, "invalid username or password")
+	}
+	return user, nil
+}
+
+// issue signs an access token for user and, when withRefresh, starts a new
+// refresh-token family.
+func (s *Service) issue(r *http.Request, user *tollgate.User, withRefresh bool) (*tokenResponse, error) {
+	cfg := s.opts.Config
+	scopes := cfg.Scopes(user.Role, user.Plan)
+	at, exp, err := s.opts.Issuer.Issue(r.Context(), token.AccessClaims{
+		Subject: user.ID, TenantID: user.TenantID, Role: user.Role, Scopes: scopes, Plan: cfg.PlanName(user.Plan),
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp := &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(exp.Sub(s.opts.Now()).Seconds()), Scope: strings.Join(scopes, " ")}
+	if withRefresh {
+		rt, _, err := s.opts.Refresher.Start(r.Context(), user.ID, scopes)
+		if err != nil {
+			return nil, err
+		}
+		resp.RefreshToken = rt
+	}
+	return resp, nil
+}
+
+// oauthError is an RFC 6749 §5.2 error response.
+type oauthError struct {
+	status      int
+	Code        string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+}
+
+func writeOAuthError(w http.ResponseWriter, e oauthError) {
+	if e.status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="tollgate"`)
+	}
+	httpx.WriteJSON(w, e.status, e)
+}
+
+// oauthToken answers POST /oauth/token (form-encoded, RFC 6749).
+func (s *Service) oauthToken(w http.ResponseWriter, r *http.Request) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		writeOAuthError(w, oauthError{status: 400, Code: "invalid_request", Description: "want an application/x-www-form-urlencoded body"})
+		return nil
+	}
+	var (
+		user    *tollgate.User
+		refresh string
+		err     error
+	)
+	switch r.PostForm.Get("grant_type") {
+	case "refresh_token":
+		user, refresh, err = s.rotate(r)
+	case "client_credentials":
+		user, err = s.clientCredentials(r)
+	case "":
+		writeOAuthError(w, oauthError{status: 400, Code: "invalid_request", Description: "grant_type is required"})
+		return nil
+	default:
+		writeOAuthError(w, oauthError{status: 400, Code: "unsupported_grant_type", Description: "supported: refresh_token, client_credentials"})
+		return nil
+	}
+	if err != nil {
+		if tollgate.ErrorCode(err) == tollgate.EInternal {
+			return err
+		}
+		if e, ok := err.(oauthError); ok {
+			writeOAuthError(w, e)
+			return nil
+		}
+		writeOAuthError(w, oauthError{status: 400, Code: "invalid_grant", Description: tollgate.ErrorMessage(err)})
+		return nil
+	}
+	resp, err := s.issue(r, user, false)
+	if err != nil {
+		return err
+	}
+	resp.RefreshToken = refresh
+	httpx.WriteJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+func (e oauthError) Error() string { return e.Code + ": " + e.Description }
+
+// rotate exchanges a refresh token for a new one of the same family; a
+// replayed token revokes the family (the refresher does that).
+func (s *Service) rotate(r *http.Request) (*tollgate.User, string, error) {
+	raw := r.PostForm.Get("refresh_token")
+	if raw == "" {
+		return nil, "", oauthError{status: 400, Code: "invalid_request", Description: "refresh_token is required"}
+	}
+	next, rt, err := s.opts.Refresher.Rotate(r.Context(), raw)
+	if err != nil {
+		return nil, "", err
+	}
+	user, err := s.activeUser(r, rt.UserID)
+	if err != nil {
+		return nil, "", err
+	}
+	return user, next, nil
+}
+
+// clientCredentials authenticates with an API key as client_id/secret,
+// in the form or in HTTP Basic (RFC 6749 §2.3.1).
+func (s *Service) clientCredentials(r *http.Request) (*tollgate.User, error) {
+	id, secret, ok := r.BasicAuth()
+	if !ok {
+		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	}
+	if secret == "" {
+		return nil, oauthError{status: 401, Code: "invalid_client", Description: "client_secret (an API key) is required"}
+	}
+	keyID, _, _ := token.ParseAPIKey(secret)
+	user, err := s.keys.check(r.Context(), secret)
+	if err != nil || (id != "" && id != keyID) {
+		return nil, oauthError{status: 401, Code: "invalid_client", Description: "invalid client credentials"}
+	}
+	return user, nil
+}
+
+// activeUser loads a user that may still get tokens.
+func (s *Service) activeUser(r *http.Request, id string) (*tollgate.User, error) {
+	user, err := s.opts.Store.Users().User(r.Context(), id)
+	if tollgate.ErrorCode(err) == tollgate.ENotFound || (err == nil && user.Disabled) {
+		return nil, tollgate.Errorf(tollgate.EUnauthorized, "user unknown or disabled")
+	}
+	return user, err
+}

@@ -1,0 +1,101 @@
+// Package auth is the gateway's identity edge: login, the OAuth token and
+// revocation endpoints, discovery, /v1/me, and the Authenticator that turns
+// a request's bearer token or API key into a verified principal.
+package auth
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/internal/httpx"
+	"github.com/tollgate/tollgate/internal/token"
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+// RevocationEvent tells other replicas what was revoked. Exactly one of its
+// groups is set.
+type RevocationEvent struct {
+	Issuer, JTI string    // one access token
+	Expires     time.Time // its expiry
+	UserID      string    // all of a user's tokens issued before Before
+	Before      time.Time
+	Disabled    *bool // the user was disabled (true) or enabled (false)
+}
+
+// LoginGuard slows down password guessing (internal/limit implements it).
+type LoginGuard interface {
+	// Check returns ERateLimited (with RetryAfter) while account or ip is
+	// backing off.
+	Check(ctx context.Context, account, ip string) error
+	Failed(ctx context.Context, account, ip string)
+	Succeeded(ctx context.Context, account, ip string)
+}
+
+// Options configure a Service. Config, Store, Issuer, Verifier, Refresher
+// and AccessKeys are required.
+type Options struct {
+	Config     *config.Config
+	Store      tollgate.Store
+	Issuer     *token.Issuer
+	Verifier   *token.Verifier
+	Refresher  *token.Refresher
+	AccessKeys *token.KeyManager
+	// Hasher checks passwords. Defaults to NewHasher(2).
+	Hasher *Hasher
+	// Guard, when set, backs off failed logins.
+	Guard LoginGuard
+	// Publish, when set, fans a revocation out to other replicas.
+	Publish func(context.Context, RevocationEvent)
+	// InvalidToken, when set, is told the client IP of each refused token
+	// (for bans).
+	InvalidToken func(ip string)
+	// ClientIP returns the caller's address. Defaults to the peer address.
+	ClientIP func(*http.Request) string
+	// Budget, when set, adds the caller's budget state to /v1/me.
+	Budget func(ctx context.Context, p *tollgate.Principal) (any, error)
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Service serves the identity endpoints.
+type Service struct {
+	opts     Options
+	keys     *apiKeyCache
+	discover []byte
+}
+
+// New returns a Service.
+func New(opts Options) (*Service, error) {
+	switch {
+	case opts.Config == nil, opts.Store == nil, opts.Issuer == nil, opts.Verifier == nil, opts.Refresher == nil, opts.AccessKeys == nil:
+		return nil, fmt.Errorf("auth: config, store, issuer, verifier, refresher and access keys are required")
+	}
+	opts.Hasher = cmp.Or(opts.Hasher, NewHasher(2))
+	opts.Logger = cmp.Or(opts.Logger, slog.New(slog.DiscardHandler))
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.ClientIP == nil {
+		opts.ClientIP = peerIP
+	}
+	s := &Service{opts: opts}
+	s.keys = newAPIKeyCache(opts.Store, opts.Now)
+	s.discover = discoveryDocument(opts.Config)
+	return s, nil
+}
+
+// Register mounts the identity endpoints on mux.
+func (s *Service) Register(mux *http.ServeMux) {
+	log := s.opts.Logger
+	mux.Handle("POST /auth/login", httpx.Handle(log, s.login))
+	mux.Handle("POST /oauth/token", httpx.Handle(log, s.oauthToken))
+	mux.Handle("POST /oauth/revoke", httpx.Handle(log, s.revoke))
+	mux.Handle("GET /.well-known/jwks.json", http.HandlerFunc(s.jwks))
+	mux.Handle("GET /.well-known/openid-configuration", http.HandlerFunc(s.discovery))
+	mux.Handle("GET /v1/me", s.Require(httpx.Handle(log, s.me)))
+}
