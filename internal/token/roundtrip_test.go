@@ -27,28 +27,33 @@ type setupOpts struct {
 	cacheSize int
 	trusted   []token.TrustedIssuer
 	jwks      token.JWKSOptions
+	realClock bool // time.Now instead of the fake clock (benchmarks)
 }
 
 func setup(t testing.TB, o setupOpts) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &fixture{clock: newFakeClock(), store: &memKeys{}}
+	now := f.clock.Now
+	if o.realClock {
+		now = time.Now
+	}
 	var err error
-	f.keys, err = token.NewKeyManager(ctx, f.store, token.KeyOptions{Algorithm: o.alg, Now: f.clock.Now})
+	f.keys, err = token.NewKeyManager(ctx, f.store, token.KeyOptions{Algorithm: o.alg, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.internal, err = token.NewKeyManager(ctx, f.store, token.KeyOptions{Purpose: token.PurposeInternal, Algorithm: o.alg, Now: f.clock.Now})
+	f.internal, err = token.NewKeyManager(ctx, f.store, token.KeyOptions{Purpose: token.PurposeInternal, Algorithm: o.alg, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.issuer, err = token.NewIssuer(f.keys, f.internal, token.IssuerOptions{Issuer: testIssuer, Now: f.clock.Now})
+	f.issuer, err = token.NewIssuer(f.keys, f.internal, token.IssuerOptions{Issuer: testIssuer, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.deny = token.NewDenylist(f.clock.Now)
 	f.verifier, err = token.NewVerifier(token.VerifierOptions{
-		Issuer: testIssuer, Keys: f.keys, Denylist: f.deny, Now: f.clock.Now,
+		Issuer: testIssuer, Keys: f.keys, Denylist: f.deny, Now: now,
 		CacheSize: o.cacheSize, Trusted: o.trusted, JWKS: o.jwks,
 	})
 	if err != nil {
