@@ -113,9 +113,9 @@ func TestRateLimitHammer(t *testing.T) {
 		}
 	})
 	t.Run("two replicas sharing redis", func(t *testing.T) {
-		db := MustRedis(t, redisURL(t))
+		da, db := redisReplicas(t, redisURL(t))
 		cfg := MustConfig(t, planYAML)
-		a, b := setup(t, cfg, db, nil), setup(t, cfg, db, nil)
+		a, b := setup(t, cfg, da, nil), setup(t, cfg, db, nil)
 		admitted, others := hammer(t, []string{a.srv.URL, b.srv.URL}, "bob.j1", nil)
 		t.Logf("admitted %d of 500 across two replicas", admitted)
 		if admitted < 50 || admitted > 61 || len(others) > 0 {
@@ -181,8 +181,8 @@ func TestConcurrencyCap(t *testing.T) {
 		testConcurrency(t, r, r)
 	})
 	t.Run("two replicas sharing redis", func(t *testing.T) {
-		db := MustRedis(t, redisURL(t))
-		testConcurrency(t, setup(t, cfg, db, nil), setup(t, cfg, db, nil))
+		da, db := redisReplicas(t, redisURL(t))
+		testConcurrency(t, setup(t, cfg, da, nil), setup(t, cfg, db, nil))
 	})
 }
 

@@ -216,9 +216,25 @@ func redisURL(t testing.TB) string {
 // MustRedis opens url under a key prefix of the test's own, removed after.
 func MustRedis(tb testing.TB, url string) *redis.DB {
 	tb.Helper()
+	return mustOpen(tb, url, testPrefix(tb))
+}
+
+// redisReplicas opens two connections sharing one test prefix, as two
+// replicas would.
+func redisReplicas(tb testing.TB, url string) (a, b *redis.DB) {
+	tb.Helper()
+	prefix := testPrefix(tb)
+	return mustOpen(tb, url, prefix), mustOpen(tb, url, prefix)
+}
+
+func testPrefix(tb testing.TB) string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	prefix := "tollgate-test:" + tb.Name() + ":" + hex.EncodeToString(b[:]) + ":"
+	return "tollgate-test:" + tb.Name() + ":" + hex.EncodeToString(b[:]) + ":"
+}
+
+func mustOpen(tb testing.TB, url, prefix string) *redis.DB {
+	tb.Helper()
 	db, err := redis.Open(url, redis.Options{Prefix: prefix, Timeout: 200 * time.Millisecond})
 	if err != nil {
 		tb.Fatalf("redis: %v", err)

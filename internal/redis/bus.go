@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -39,11 +40,24 @@ func (b *Bus) Publish(ctx context.Context, e tollgate.Event) error {
 func (b *Bus) Subscribe(handle func(tollgate.Event), resync func()) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ps := b.db.rdb.Subscribe(ctx) // subscribes in receive, so the confirmation is seen
-	done := make(chan struct{})
+	done, ready := make(chan struct{}), make(chan struct{})
+	first := sync.OnceFunc(func() { close(ready) })
 	go func() {
 		defer close(done)
-		b.receive(ctx, ps, handle, resync)
+		b.receive(ctx, ps, handle, func() {
+			if resync != nil {
+				resync()
+			}
+			first()
+		})
 	}()
+	// Wait for the first subscription, so no event published after
+	// Subscribe returns is missed; a Redis that is down does not hold up
+	// the start for more than a second (the resync catches up later).
+	select {
+	case <-ready:
+	case <-time.After(time.Second):
+	}
 	return func() {
 		cancel()
 		_ = ps.Close()
@@ -79,7 +93,7 @@ func (b *Bus) receive(ctx context.Context, ps *goredis.PubSub, handle func(tollg
 		backoff = 50 * time.Millisecond
 		switch m := msg.(type) {
 		case *goredis.Subscription:
-			if m.Kind == "subscribe" && resync != nil {
+			if m.Kind == "subscribe" {
 				resync()
 			}
 		case *goredis.Message:
