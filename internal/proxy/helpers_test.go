@@ -234,3 +234,12 @@ func (a *admission) counts() (calls, releases int) {
 	defer a.mu.Unlock()
 	return len(a.calls), len(a.outcomes)
 }
+
+// newProxy builds a Proxy from YAML without serving it.
+func newProxy(yaml string) (*proxy.Proxy, error) {
+	cfg, err := config.Parse([]byte(yaml))
+	if err != nil {
+		return nil, err
+	}
+	return proxy.New(cfg, proxy.Options{Auth: newTestAuth(), Metrics: prometheus.NewRegistry()})
+}
