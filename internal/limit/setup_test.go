@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -107,9 +108,10 @@ func setup(t *testing.T, cfg *config.Config, db *redis.DB, now func() time.Time)
 	t.Helper()
 	ctx := t.Context()
 	r := &replica{deny: newDenylist(), reg: prometheus.NewRegistry(), unblock: make(chan struct{}), inside: make(chan struct{}, 100)}
-	bo := limit.BanOptions{Now: now}
-	lo := limit.Options{Now: now, Registerer: r.reg, PingInterval: 100 * time.Millisecond}
-	fo := limit.FanoutOptions{Apply: r.deny.Apply}
+	quiet := slog.New(slog.DiscardHandler)
+	bo := limit.BanOptions{Now: now, Logger: quiet}
+	lo := limit.Options{Now: now, Registerer: r.reg, PingInterval: 100 * time.Millisecond, Logger: quiet}
+	fo := limit.FanoutOptions{Apply: r.deny.Apply, Logger: quiet}
 	if db != nil {
 		bo.Store, bo.Bus, bo.Rates = db.Bans(), db.Bus(), db.Rates()
 		lo.Rates, lo.Slots, lo.Ping = db.Rates(), db.Slots(), db.Ping
