@@ -20,6 +20,34 @@ type identity struct {
 	verifier         *token.Verifier
 	refresher        *token.Refresher
 	auth             *auth.Service
+	stopWatch        context.CancelFunc
+	watchDone        chan struct{}
+}
+
+// watchInterval is how often the revocation state is reloaded from the
+// store, so that a revocation made by the CLI or by a replica that missed
+// the fan-out takes effect within a second.
+const watchInterval = 500 * time.Millisecond
+
+// watch reloads the denylist from the store until Stop.
+func (id *identity) watch(store tollgate.Store, log *slog.Logger) {
+	ctx, cancel := context.WithCancel(context.Background())
+	id.stopWatch, id.watchDone = cancel, make(chan struct{})
+	go func() {
+		defer close(id.watchDone)
+		t := time.NewTicker(watchInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := id.verifier.Denylist().Load(ctx, store.Revocations(), store.Users()); err != nil && ctx.Err() == nil {
+					log.Warn("reload revocations", "err", err)
+				}
+			}
+		}
+	}()
 }
 
 // keyManagers opens the access and internal key sets, generating the first
@@ -99,11 +127,16 @@ func newIdentity(ctx context.Context, cfg *config.Config, store tollgate.Store, 
 		id.Stop()
 		return nil, err
 	}
+	id.watch(store, log)
 	return id, nil
 }
 
 // Stop ends the background work of keys and verifier.
 func (id *identity) Stop() {
+	if id.stopWatch != nil {
+		id.stopWatch()
+		<-id.watchDone
+	}
 	if id.verifier != nil {
 		id.verifier.Stop()
 	}

@@ -146,12 +146,12 @@ func (s *Service) oauthToken(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	if err != nil {
-		if tollgate.ErrorCode(err) == tollgate.EInternal {
-			return err
-		}
 		if e, ok := err.(oauthError); ok {
 			writeOAuthError(w, e)
 			return nil
+		}
+		if tollgate.ErrorCode(err) == tollgate.EInternal {
+			return err
 		}
 		writeOAuthError(w, oauthError{status: 400, Code: "invalid_grant", Description: tollgate.ErrorMessage(err)})
 		return nil
