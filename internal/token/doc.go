@@ -8,6 +8,7 @@
 //
 //	km, err := NewKeyManager(ctx, store.SigningKeys(), KeyOptions{Algorithm: ES256, Passphrase: p})
 //	km.JWKS() []byte                       // GET /.well-known/jwks.json
+//	km.Algorithms() []string               // for openid-configuration
 //	km.Rotate(ctx) / km.RotateAfter(ctx, 0) // scheduled / forced rotation
 //	km.Reload(ctx); km.Start(ctx); km.Stop()
 //

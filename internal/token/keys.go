@@ -139,6 +139,18 @@ func (m *KeyManager) Purpose() string { return m.opts.Purpose }
 // alg and use "sig"). The bytes are shared: do not modify them.
 func (m *KeyManager) JWKS() []byte { return m.snap.Load().jwks }
 
+// Algorithms returns the algorithms of the published keys, for the
+// discovery document.
+func (m *KeyManager) Algorithms() []string {
+	var algs []string
+	for _, k := range m.snap.Load().keys {
+		if !slices.Contains(algs, k.alg) {
+			algs = append(algs, k.alg)
+		}
+	}
+	return algs
+}
+
 // Rotate creates a new key that is published at once and signs after the
 // configured PublishDelay; the key it replaces is then retired.
 func (m *KeyManager) Rotate(ctx context.Context) error {

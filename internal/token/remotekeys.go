@@ -66,8 +66,6 @@ type remoteKeys struct {
 	state atomic.Pointer[remoteState]
 	// lastTry is the clock's unix nanos of the last fetch attempt.
 	lastTry atomic.Int64
-	// fetches counts HTTP requests made (for tests and metrics).
-	fetches atomic.Int64
 	flight  singleflight.Group
 }
 
@@ -154,7 +152,6 @@ func (r *remoteKeys) download(ctx context.Context) (map[string]*remoteKey, time.
 		return nil, 0, fmt.Errorf("jwks request: %w", err)
 	}
 	req.Header.Set("Accept", "application/json")
-	r.fetches.Add(1)
 	resp, err := r.opts.HTTPClient.Do(req)
 	if err != nil {
 		return nil, 0, fmt.Errorf("fetch jwks: %w", err)

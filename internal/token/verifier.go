@@ -144,15 +144,25 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*toll
 		return nil, err
 	}
 	iss, _ := t.claims["iss"].(string)
-	var (
-		pr  *profile
-		pub crypto.PublicKey
-	)
-	if v.own != nil && iss == v.own.issuer {
-		pr = v.own
-		if err := pr.checkHeader(t.header); err != nil {
-			return nil, err
+	var tr *trusted
+	pr := v.own
+	if pr == nil || iss != pr.issuer {
+		if tr = v.trusted[iss]; tr == nil {
+			return nil, errIssuer
 		}
+		pr = tr.profile
+	}
+	if err := pr.checkHeader(t.header); err != nil {
+		return nil, err
+	}
+	// Claims before keys: a token that cannot pass never costs a JWKS
+	// fetch or a signature check.
+	p, err := pr.principal(t.claims, now)
+	if err != nil {
+		return nil, err
+	}
+	var pub crypto.PublicKey
+	if tr == nil {
 		k := v.opts.Keys.lookup(t.header.kid)
 		if k == nil {
 			return nil, errUnknownKey
@@ -161,11 +171,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*toll
 			return nil, errAlgorithm
 		}
 		pub = k.pub
-	} else if tr := v.trusted[iss]; tr != nil {
-		pr = tr.profile
-		if err := pr.checkHeader(t.header); err != nil {
-			return nil, err
-		}
+	} else {
 		k := tr.keys.lookup(ctx, t.header.kid)
 		if k == nil {
 			return nil, errUnknownKey
@@ -174,12 +180,6 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*toll
 			return nil, errAlgorithm
 		}
 		pub = k.pub
-	} else {
-		return nil, errIssuer
-	}
-	p, err := pr.principal(t.claims, now)
-	if err != nil {
-		return nil, err
 	}
 	// The signature, and once more the registered claims, through
 	// golang-jwt with the algorithm fixed by the key.
