@@ -99,11 +99,11 @@ func (x *exchange) finish() {
 			rel(ctx, &out)
 		}
 	}
-	name := unmatchedRoute
+	name, rm := unmatchedRoute, p.unmatched
 	if x.rt != nil {
-		name = x.rt.name
-		x.rt.metrics.observe(out.Status, end.Sub(x.call.Start).Seconds())
+		name, rm = x.rt.name, x.rt.metrics
 	}
+	rm.observe(out.Status, end.Sub(x.call.Start).Seconds())
 	p.metrics.inFlight.Dec()
 	if p.accessLog && p.log.Enabled(x.clientCt, slog.LevelInfo) {
 		x.logAccess(name, &out)

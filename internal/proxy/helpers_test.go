@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -242,4 +243,24 @@ func newProxy(yaml string) (*proxy.Proxy, error) {
 		return nil, err
 	}
 	return proxy.New(cfg, proxy.Options{Auth: newTestAuth(), Metrics: prometheus.NewRegistry()})
+}
+
+// waitIdle waits until the gateway has finished every request (its
+// in-flight gauge is back to 0): a client can read a whole response before
+// the gateway's bookkeeping for it ends.
+func waitIdle(t testing.TB, g *gateway) {
+	t.Helper()
+	for range 10000 {
+		mfs, err := g.reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "tollgate_proxy_in_flight_requests" && mf.GetMetric()[0].GetGauge().GetValue() == 0 {
+				return
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatal("requests still in flight")
 }

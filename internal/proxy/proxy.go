@@ -69,6 +69,7 @@ type Proxy struct {
 	transport http.RoundTripper
 	buffers   *bufferPool
 	routes    *table
+	unmatched *routeMetrics // requests that matched no route
 	draining  atomic.Bool
 
 	mu   sync.Mutex // guards stop
@@ -111,6 +112,7 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 	if p.metrics, err = newMetrics(opts.Metrics); err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
+	p.unmatched = p.metrics.forRoute(unmatchedRoute)
 	if p.routes, err = p.compileRoutes(cfg.Routes); err != nil {
 		return nil, err
 	}
