@@ -1,0 +1,162 @@
+package meter
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+// Admit reserves the call's maximum cost under the caller's budgets
+// (EQuota when one has no room) and writes its open usage record, waiting
+// for the group commit that holds it, before the call may be forwarded.
+// The returned release prices the outcome, settles the budgets (releasing
+// what was reserved and not spent, also on failure and disconnect) and
+// queues the settled record.
+func (m *Meter) Admit(ctx context.Context, c *tollgate.Call) (func(context.Context, *tollgate.Outcome), error) {
+	rm := m.routes[c.Route]
+	if rm == nil {
+		rm = &routeMeter{}
+	}
+	table := rm.table(c.Model)
+	var req tollgate.Units
+	if rm.media || bytes.Contains(c.Body, []byte("base64")) || (len(c.Body) > 0 && c.Body[0] != '{') {
+		req = requestUnits(c.Body)
+	}
+	reserved := m.maxCost(rm, table, c, req)
+	bs, err := m.budgetsFor(ctx, c.Principal, c.Start)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.reserve(ctx, bs, reserved); err != nil {
+		return nil, err
+	}
+	rec := &tollgate.UsageRecord{RequestID: c.RequestID, Start: c.Start.UTC(), Route: c.Route, Model: c.Model,
+		BytesIn: c.BytesIn, Reserved: reserved, Units: req}
+	if p := c.Principal; p != nil {
+		rec.UserID, rec.TenantID = p.UserID, p.TenantID
+	}
+	if err := m.writer.open(ctx, rec); err != nil {
+		m.unreserve(ctx, bs, reserved)
+		if tollgate.ErrorCode(err) == tollgate.EInternal {
+			return nil, fmt.Errorf("open usage record: %w", err)
+		}
+		return nil, err
+	}
+	s := &settlement{m: m, rec: rec, rm: rm, table: table, req: req, budgets: bs, principal: c.Principal}
+	return s.release, nil
+}
+
+// maxCost is what a call is reserved at: its price at the highest tier
+// with max_tokens (or DefaultMaxOutputTokens) output tokens, at most one
+// token per input byte, the measured media and, for GPU-priced routes, the
+// whole route timeout; or the route's max_cost when that bound cannot be
+// derived from the request.
+func (m *Meter) maxCost(rm *routeMeter, t *priceTable, c *tollgate.Call, req tollgate.Units) tollgate.Money {
+	derivable := (t[dimOutputTokens].maxPrice() == 0 || c.MaxOutputTokens > 0) && t[dimGPU].maxPrice() == 0
+	if rm.maxCost > 0 && !derivable {
+		return rm.maxCost
+	}
+	q := quantitiesOf(1, req)
+	q[dimInputTokens] = max(c.BytesIn, int64(len(c.Body)))
+	q[dimOutputTokens] = c.MaxOutputTokens
+	if q[dimOutputTokens] <= 0 {
+		q[dimOutputTokens] = m.opts.DefaultMaxOutputTokens
+	}
+	q[dimGPU] = rm.cfg.Timeout.Milliseconds()
+	return t.MaxCost(q)
+}
+
+// unreserve gives a reservation back.
+func (m *Meter) unreserve(ctx context.Context, bs []budget, amount tollgate.Money) {
+	if len(bs) == 0 || amount == 0 {
+		return
+	}
+	if _, err := m.counters.Adjust(context.WithoutCancel(ctx), budgetKeys(bs), -amount); err != nil {
+		m.log.Error("budget counters: could not release a reservation", "err", err)
+	}
+}
+
+func budgetKeys(bs []budget) []string {
+	keys := make([]string, len(bs))
+	for i, b := range bs {
+		keys[i] = b.key
+	}
+	return keys
+}
+
+// settlement is one admitted call waiting for its outcome.
+type settlement struct {
+	m         *Meter
+	rec       *tollgate.UsageRecord
+	rm        *routeMeter
+	table     *priceTable
+	req       tollgate.Units
+	budgets   []budget
+	principal *tollgate.Principal
+}
+
+// release settles the call: called exactly once by the data plane.
+func (s *settlement) release(ctx context.Context, out *tollgate.Outcome) {
+	ctx = context.WithoutCancel(ctx)
+	m, r := s.m, *s.rec
+	r.End, r.Outcome, r.Status, r.BytesOut = out.End.UTC(), out.Result, out.Status, out.BytesOut
+	if r.End.IsZero() {
+		r.End = m.now().UTC()
+	}
+	r.LatencyMS = max(0, r.End.Sub(r.Start).Milliseconds())
+	r.Units = out.Units
+	if r.Units.Images == 0 && r.Units.MegapixelMillis == 0 {
+		r.Units.Images, r.Units.MegapixelMillis = s.req.Images, s.req.MegapixelMillis
+	}
+	if r.Units.AudioMillis == 0 {
+		r.Units.AudioMillis = s.req.AudioMillis
+	}
+	r.Units.Megapixels = float64(r.Units.MegapixelMillis) / 1000
+	r.Cost = s.price(ctx, &r)
+	if len(s.budgets) > 0 && r.Cost > r.Reserved {
+		m.log.Warn("call cost more than its reservation; charged the reservation so the budget holds",
+			"request_id", r.RequestID, "cost", r.Cost.String(), "reserved", r.Reserved.String())
+		r.Cost = r.Reserved
+	}
+	r.Settled = true
+	if len(s.budgets) > 0 {
+		vals, err := m.counters.Adjust(ctx, budgetKeys(s.budgets), r.Cost-r.Reserved)
+		if err != nil {
+			m.log.Error("budget counters: could not settle a reservation", "request_id", r.RequestID, "err", err)
+		} else {
+			m.checkAlerts(ctx, s.budgets, vals)
+		}
+	}
+	if !m.writer.settle(&r) {
+		m.log.Warn("usage record settled after stop; it is reconciled at the next start", "request_id", r.RequestID)
+	}
+}
+
+// price charges a call that reached the upstream (ok, or cancelled by the
+// client mid-response); a rejected call or an upstream failure costs
+// nothing.
+func (s *settlement) price(ctx context.Context, r *tollgate.UsageRecord) tollgate.Money {
+	if r.Outcome != tollgate.ResultOK && r.Outcome != tollgate.ResultCancelled {
+		return 0
+	}
+	q := quantitiesOf(1, r.Units)
+	var before, free quantities
+	if s.principal != nil {
+		plan := s.m.plan(s.principal)
+		if s.table.hasTiers() || len(plan.FreeUnits) > 0 {
+			free = freeQuantities(plan.FreeUnits)
+			month, _ := periodBounds(tollgate.PeriodMonth, r.Start)
+			b, err := s.m.units.add(ctx, r.UserID, month, q)
+			if err != nil {
+				// Without the month's usage, price at the base rate with no
+				// free units rather than not at all.
+				s.m.log.Error("pricing without this month's usage", "request_id", r.RequestID, "err", err)
+				free = quantities{}
+			}
+			before = b
+		}
+	}
+	return s.table.Cost(q, before, free)
+}

@@ -1,0 +1,263 @@
+package meter
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+// budget is one hard limit that applies to a call.
+type budget struct {
+	scope  tollgate.BudgetScope
+	id     string
+	limit  tollgate.Money
+	period string
+	alerts []int
+	start  time.Time // period start; zero for total
+	end    time.Time // period end; zero for total
+	key    string    // live counter key
+}
+
+// periodBounds returns the calendar (UTC) period containing t.
+func periodBounds(period string, t time.Time) (start, end time.Time) {
+	t = t.UTC()
+	switch period {
+	case tollgate.PeriodDay:
+		start = time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+		return start, start.AddDate(0, 0, 1)
+	case tollgate.PeriodMonth:
+		start = time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+		return start, start.AddDate(0, 1, 0)
+	}
+	return time.Time{}, time.Time{}
+}
+
+func counterKey(scope tollgate.BudgetScope, id, period string, start time.Time) string {
+	label := "total"
+	switch period {
+	case tollgate.PeriodDay:
+		label = start.Format(time.DateOnly)
+	case tollgate.PeriodMonth:
+		label = start.Format("2006-01")
+	}
+	return fmt.Sprintf("budget:%s:%s:%s:%s", scope, id, period, label)
+}
+
+// allCounterKeys are the counters a record may have reserved under,
+// whatever periods were configured when it started.
+func allCounterKeys(r *tollgate.UsageRecord) []string {
+	var keys []string
+	for _, s := range []struct {
+		scope tollgate.BudgetScope
+		id    string
+	}{{tollgate.ScopeUser, r.UserID}, {tollgate.ScopeTenant, r.TenantID}} {
+		if s.id == "" {
+			continue
+		}
+		for _, p := range []string{tollgate.PeriodDay, tollgate.PeriodMonth, tollgate.PeriodTotal} {
+			start, _ := periodBounds(p, r.Start)
+			keys = append(keys, counterKey(s.scope, s.id, p, start))
+		}
+	}
+	return keys
+}
+
+// plan returns the caller's plan; an undefined plan has no limits.
+func (m *Meter) plan(p *tollgate.Principal) config.Plan {
+	return m.cfg.Plans[cmp.Or(p.Plan, m.cfg.DefaultPlan)]
+}
+
+// budgetsFor returns the hard budgets of a call by p at time at: the
+// user's and the tenant's, each from an override or else the plan.
+func (m *Meter) budgetsFor(ctx context.Context, p *tollgate.Principal, at time.Time) ([]budget, error) {
+	if p == nil {
+		return nil, nil
+	}
+	plan := m.plan(p)
+	var out []budget
+	for _, s := range []struct {
+		scope tollgate.BudgetScope
+		id    string
+		plan  *config.Budget
+	}{{tollgate.ScopeUser, p.UserID, plan.Budget}, {tollgate.ScopeTenant, p.TenantID, plan.TenantBudget}} {
+		if s.id == "" {
+			continue
+		}
+		ov, err := m.override.get(ctx, s.scope, s.id)
+		if err != nil {
+			return nil, err
+		}
+		var b budget
+		switch {
+		case ov != nil:
+			b = budget{limit: ov.Amount, period: ov.Period, alerts: ov.Alerts}
+			if b.alerts == nil && s.plan != nil {
+				b.alerts = s.plan.Alerts
+			}
+		case s.plan != nil:
+			amount, err := tollgate.ParseMoney(s.plan.Amount)
+			if err != nil {
+				return nil, fmt.Errorf("plan budget: %w", err)
+			}
+			b = budget{limit: amount, period: s.plan.Period, alerts: s.plan.Alerts}
+		default:
+			continue
+		}
+		b.scope, b.id = s.scope, s.id
+		b.start, b.end = periodBounds(b.period, at)
+		b.key = counterKey(b.scope, b.id, b.period, b.start)
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// reserve takes amount under every budget, loading counters from the
+// ledger when they are missing. A budget without room is EQuota.
+func (m *Meter) reserve(ctx context.Context, bs []budget, amount tollgate.Money) error {
+	if len(bs) == 0 {
+		return nil
+	}
+	cs := make([]tollgate.BudgetCounter, len(bs))
+	for i, b := range bs {
+		cs[i] = tollgate.BudgetCounter{Key: b.key, Limit: b.limit}
+	}
+	for range 5 {
+		missing, refused, err := m.counters.Reserve(ctx, cs, amount)
+		if err != nil {
+			m.log.Error("budget counters unavailable; refusing metered calls", "err", err)
+			return tollgate.Errorf(tollgate.EUnavailable, "budgets cannot be checked right now; try again shortly")
+		}
+		if refused >= 0 {
+			b := bs[refused]
+			return tollgate.Errorf(tollgate.EQuota, "the %s budget of %s per %s is used up; this request may cost up to %s",
+				b.scope, b.limit, b.period, amount)
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+		for _, i := range missing {
+			if err := m.loadCounter(ctx, bs[i]); err != nil {
+				return err
+			}
+		}
+	}
+	return tollgate.Errorf(tollgate.EUnavailable, "budgets cannot be checked right now; try again shortly")
+}
+
+// loadCounter rebuilds a counter from the ledger: settled costs plus open
+// reservations of the period.
+func (m *Meter) loadCounter(ctx context.Context, b budget) error {
+	v, err := m.ledger.Committed(ctx, b.scope, b.id, b.start)
+	if err != nil {
+		return fmt.Errorf("load budget %s: %w", b.key, err)
+	}
+	var expires time.Time
+	if !b.end.IsZero() {
+		expires = b.end.Add(24 * time.Hour)
+	}
+	if err := m.counters.Init(ctx, b.key, v, expires); err != nil {
+		return fmt.Errorf("load budget %s: %w", b.key, err)
+	}
+	return nil
+}
+
+// overrideCache keeps budget overrides for a few seconds, so a call costs
+// no store read; changes made through this meter apply at once, changes
+// made elsewhere within overrideTTL.
+type overrideCache struct {
+	store tollgate.BudgetStore
+	now   func() time.Time
+	mu    sync.Mutex
+	m     map[string]overrideEntry
+}
+
+const overrideTTL = 5 * time.Second
+
+type overrideEntry struct {
+	ov *tollgate.BudgetOverride // nil: none
+	at time.Time
+}
+
+func newOverrideCache(s tollgate.BudgetStore, now func() time.Time) *overrideCache {
+	return &overrideCache{store: s, now: now, m: map[string]overrideEntry{}}
+}
+
+func (c *overrideCache) get(ctx context.Context, scope tollgate.BudgetScope, id string) (*tollgate.BudgetOverride, error) {
+	if c.store == nil {
+		return nil, nil
+	}
+	k := string(scope) + "\x00" + id
+	c.mu.Lock()
+	e, ok := c.m[k]
+	c.mu.Unlock()
+	if ok && c.now().Sub(e.at) < overrideTTL {
+		return e.ov, nil
+	}
+	ov, err := c.store.Budget(ctx, scope, id)
+	if tollgate.ErrorCode(err) == tollgate.ENotFound {
+		ov, err = nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("budget override: %w", err)
+	}
+	c.mu.Lock()
+	c.m[k] = overrideEntry{ov: ov, at: c.now()}
+	c.mu.Unlock()
+	return ov, nil
+}
+
+func (c *overrideCache) forget(scope tollgate.BudgetScope, id string) {
+	c.mu.Lock()
+	delete(c.m, string(scope)+"\x00"+id)
+	c.mu.Unlock()
+}
+
+// unitTracker keeps each user's usage in the current month, for graduated
+// tiers and free units; loaded from the ledger on first use.
+type unitTracker struct {
+	ledger tollgate.Ledger
+	mu     sync.Mutex
+	m      map[string]*monthUnits
+}
+
+type monthUnits struct {
+	mu     sync.Mutex
+	loaded bool
+	q      quantities
+}
+
+func newUnitTracker(l tollgate.Ledger) *unitTracker {
+	return &unitTracker{ledger: l, m: map[string]*monthUnits{}}
+}
+
+// add records q for user in the month starting at month and returns the
+// month's usage before it.
+func (u *unitTracker) add(ctx context.Context, user string, month time.Time, q quantities) (quantities, error) {
+	k := user + "\x00" + month.Format("2006-01")
+	u.mu.Lock()
+	e, ok := u.m[k]
+	if !ok {
+		e = &monthUnits{}
+		u.m[k] = e
+	}
+	u.mu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.loaded {
+		row, err := u.ledger.UnitTotals(ctx, user, month)
+		if err != nil {
+			return quantities{}, fmt.Errorf("usage this month: %w", err)
+		}
+		e.q, e.loaded = quantitiesOf(row.Requests, row.Units), true
+	}
+	before := e.q
+	for d := range numDims {
+		e.q[d] = satAdd(e.q[d], q[d])
+	}
+	return before, nil
+}
