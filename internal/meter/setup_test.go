@@ -150,7 +150,6 @@ func principal(user, tenant, plan string) *tollgate.Principal {
 	return &tollgate.Principal{UserID: user, TenantID: tenant, Plan: plan, Role: "user"}
 }
 
-
 func call(p *tollgate.Principal, route string) *tollgate.Call {
 	return &tollgate.Call{RequestID: "req-" + rand.Text()[:16], Start: time.Now(), Principal: p, Route: route, Method: "POST"}
 }
