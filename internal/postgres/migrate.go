@@ -31,7 +31,10 @@ func (db *DB) Migrate(ctx context.Context) (err error) {
 	}
 	h := fnv.New64a()
 	_, _ = h.Write([]byte("tollgate-migrate:" + db.schema))
-	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(int64(h.Sum64() >> 1)))
+	locker, err := lock.NewPostgresSessionLocker(
+		lock.WithLockID(int64(h.Sum64()>>1)),
+		lock.WithLockTimeout(1, 300), // try every second for 5 minutes
+	)
 	if err != nil {
 		return fmt.Errorf("migration lock: %w", err)
 	}

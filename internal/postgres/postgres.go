@@ -86,9 +86,9 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	if _, err := pool.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+schema); err != nil {
+	if err := createSchema(ctx, pool, o.schema); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("open postgres: create schema: %w", err)
+		return nil, fmt.Errorf("open postgres: %w", err)
 	}
 	db := &DB{pool: pool, schema: o.schema, now: o.now}
 	db.tenants = &TenantStore{db: db}
@@ -99,6 +99,26 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 	db.revocations = &RevocationStore{db: db}
 	return db, nil
 }
+
+// createSchema creates the schema when it is missing. It looks first, so a
+// role without CREATE on the database can use a schema that exists.
+func createSchema(ctx context.Context, pool *pgxpool.Pool, name string) error {
+	var exists bool
+	err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, name).Scan(&exists)
+	if err != nil {
+		return fmt.Errorf("look up schema: %w", err)
+	}
+	if exists {
+		return nil
+	}
+	if _, err := pool.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{name}.Sanitize()); err != nil {
+		return fmt.Errorf("create schema: %w", err)
+	}
+	return nil
+}
+
+// Schema returns the name of the schema that holds the tables.
+func (db *DB) Schema() string { return db.schema }
 
 // Tenants returns the tenant store.
 func (db *DB) Tenants() tollgate.TenantStore { return db.tenants }
