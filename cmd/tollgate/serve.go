@@ -27,6 +27,7 @@ import (
 func runServe(ctx context.Context, args []string, env Env) error {
 	fs, cfgPath := newFlags("serve", env)
 	demoMode := fs.Bool("demo", false, "also serve the built-in demo backends and routes")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address, e.g. 127.0.0.1:6060")
 	if err := noPositional(fs, args); err != nil {
 		return err
 	}
@@ -40,6 +41,13 @@ func runServe(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	defer g.Close()
+	if *pprofAddr != "" {
+		stop, err := servePprof(*pprofAddr)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	return g.Serve(ctx)
 }
 
