@@ -36,6 +36,16 @@ func testRevocations(t *testing.T, open func(t *testing.T) tollgate.Store) {
 			}
 		}
 	})
+	t.Run("RevokeAgainKeepsLaterExpiry", func(t *testing.T) {
+		s := open(t)
+		revoke(t, s, &tollgate.Revocation{Issuer: iss, JTI: "j1", ExpiresAt: at(2 * time.Hour)})
+		revoke(t, s, &tollgate.Revocation{Issuer: iss, JTI: "j1", ExpiresAt: at(time.Hour)})
+		list, err := s.Revocations().Revocations(t.Context(), at(90*time.Minute))
+		if err != nil || len(list) != 1 {
+			t.Fatalf("Revocations = %v, %v; want j1", list, err)
+		}
+		wantTime(t, "ExpiresAt", list[0].ExpiresAt, at(2*time.Hour))
+	})
 	t.Run("ListAndDeleteExpired", func(t *testing.T) {
 		s := open(t)
 		revoke(t, s, &tollgate.Revocation{Issuer: iss, JTI: "gone", ExpiresAt: at(time.Minute)})

@@ -148,6 +148,17 @@ func testUsers(t *testing.T, open func(t *testing.T) tollgate.Store) {
 			wantTime(t, "UpdatedAt", got.UpdatedAt, u.UpdatedAt)
 		}
 	})
+	t.Run("KeepsGivenID", func(t *testing.T) {
+		s := open(t)
+		MustTenant(t, s, "acme", "Acme")
+		u := &tollgate.User{ID: "u-42", Name: "alice", TenantID: "acme"}
+		if err := s.Users().CreateUser(t.Context(), u); err != nil {
+			t.Fatalf("CreateUser: %v", err)
+		}
+		if got, err := s.Users().User(t.Context(), "u-42"); err != nil || got.Name != "alice" {
+			t.Errorf("User(u-42) = %+v, %v; want alice", got, err)
+		}
+	})
 	t.Run("ZeroTimesStayZero", func(t *testing.T) {
 		s := open(t)
 		MustTenant(t, s, "acme", "Acme")
@@ -171,6 +182,7 @@ func testUsers(t *testing.T, open func(t *testing.T) tollgate.Store) {
 			code string
 		}{
 			{"EmptyName", tollgate.User{TenantID: "acme"}, tollgate.EInvalid},
+			{"NoTenant", tollgate.User{Name: "bob"}, tollgate.EInvalid},
 			{"UnknownTenant", tollgate.User{Name: "bob", TenantID: "nope"}, tollgate.ENotFound},
 			{"DuplicateName", tollgate.User{Name: "alice", TenantID: "acme"}, tollgate.EConflict},
 			{"DuplicateID", tollgate.User{ID: taken.ID, Name: "carol", TenantID: "acme"}, tollgate.EConflict},
