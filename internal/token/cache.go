@@ -28,6 +28,10 @@ type cacheShard struct {
 type cacheEntry struct {
 	p        *tollgate.Principal
 	deadline int64 // unix nanos after which the token is no longer valid
+	// kid and tr name the key that signed the token (tr nil: our own), so
+	// a hit is refused once that key is no longer published.
+	kid string
+	tr  *trusted
 }
 
 func newTokenCache(size int) *tokenCache {
@@ -42,25 +46,25 @@ func (c *tokenCache) shard(raw string) *cacheShard {
 	return &c.shards[maphash.String(c.seed, raw)%cacheShards]
 }
 
-func (c *tokenCache) get(raw string, now time.Time) (*tollgate.Principal, bool) {
+func (c *tokenCache) get(raw string, now time.Time) (cacheEntry, bool) {
 	s := c.shard(raw)
 	s.mu.RLock()
 	e, ok := s.m[raw]
 	s.mu.RUnlock()
 	if !ok || now.UnixNano() >= e.deadline {
-		return nil, false
+		return cacheEntry{}, false
 	}
-	return e.p, true
+	return e, true
 }
 
-func (c *tokenCache) put(raw string, p *tollgate.Principal, deadline, now time.Time) {
+func (c *tokenCache) put(raw string, e cacheEntry, now time.Time) {
 	s := c.shard(raw)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.m) >= c.perShard {
 		s.evict(now.UnixNano(), c.perShard)
 	}
-	s.m[raw] = cacheEntry{p: p, deadline: deadline.UnixNano()}
+	s.m[raw] = e
 }
 
 // evict drops expired entries, then arbitrary ones until an eighth of the

@@ -12,12 +12,12 @@ func TestTokenCacheSizeCap(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	c := newTokenCache(160)
 	for i := range 10_000 {
-		c.put(fmt.Sprintf("tok-%d", i), &tollgate.Principal{}, now.Add(time.Minute), now)
+		c.put(fmt.Sprintf("tok-%d", i), cacheEntry{p: &tollgate.Principal{}, deadline: now.Add(time.Minute).UnixNano()}, now)
 	}
 	if n := c.len(); n > 160 {
 		t.Fatalf("cache holds %d entries, cap 160", n)
 	}
-	c.put("expired", &tollgate.Principal{}, now.Add(-time.Second), now)
+	c.put("expired", cacheEntry{p: &tollgate.Principal{}, deadline: now.Add(-time.Second).UnixNano()}, now)
 	if _, ok := c.get("expired", now); ok {
 		t.Fatal("expired entry served")
 	}

@@ -48,3 +48,35 @@ func TestVerifiedTokenCache(t *testing.T) {
 		wantUnauthorized(t, err)
 	})
 }
+
+// TestRemovedKeyRefusesCachedTokens: deleting a compromised key from the
+// store refuses its tokens at the next reload, also those in the cache.
+func TestRemovedKeyRefusesCachedTokens(t *testing.T) {
+	ctx := context.Background()
+	f := setup(t, setupOpts{})
+	tok := f.mustIssue(t, aliceClaims)
+	if _, err := f.verifier.Verify(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.keys.RotateAfter(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.verifier.Verify(ctx, tok); err != nil {
+		t.Fatalf("token of a retired key refused before removal: %v", err)
+	}
+	for _, k := range f.store.all() {
+		if k.State == "retired" {
+			if err := f.store.DeleteSigningKey(ctx, k.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := f.keys.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.verifier.Verify(ctx, tok)
+	wantUnauthorized(t, err)
+	if _, err := f.verifier.Verify(ctx, f.mustIssue(t, aliceClaims)); err != nil {
+		t.Fatalf("new key's token: %v", err)
+	}
+}

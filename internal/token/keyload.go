@@ -1,11 +1,13 @@
 package token
 
 import (
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/x509"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
@@ -18,17 +20,23 @@ func (m *KeyManager) reload(ctx context.Context) error {
 		return fmt.Errorf("load signing keys: %w", err)
 	}
 	now := m.opts.Now()
-	slices.SortStableFunc(rows, func(a, b *tollgate.SigningKey) int { return a.ActivateAt.Compare(b.ActivateAt) })
+	slices.SortFunc(rows, func(a, b *tollgate.SigningKey) int {
+		return cmp.Or(a.ActivateAt.Compare(b.ActivateAt), a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
 
+	// cur signs: the latest activated key that is not retired (on equal
+	// ActivateAt, the later created). Every non-retired key before it in
+	// this order is replaced by it.
 	var cur *tollgate.SigningKey
-	for _, r := range rows {
+	curIdx := -1
+	for i, r := range rows {
 		if r.State != tollgate.KeyRetired && !r.ActivateAt.After(now) {
-			cur = r
+			cur, curIdx = r, i
 		}
 	}
 	set := &keySet{byKID: map[string]*ownKey{}}
 	var pub []jwk
-	for _, r := range rows {
+	for i, r := range rows {
 		if r.State == tollgate.KeyRetired && !r.RemoveAfter.IsZero() && r.RemoveAfter.Before(now) {
 			if err := m.store.DeleteSigningKey(ctx, r.ID); err != nil && tollgate.ErrorCode(err) != tollgate.ENotFound {
 				return fmt.Errorf("delete expired signing key: %w", err)
@@ -36,7 +44,7 @@ func (m *KeyManager) reload(ctx context.Context) error {
 			delete(m.loaded, r.ID)
 			continue
 		}
-		if err := m.advance(ctx, r, cur); err != nil {
+		if err := m.advance(ctx, r, cur, i < curIdx); err != nil {
 			return err
 		}
 		k, err := m.load(r)
@@ -61,13 +69,13 @@ func (m *KeyManager) reload(ctx context.Context) error {
 // advance promotes the current key to active and retires the keys it
 // replaced, writing the changes to the store. Every replica computes the
 // same changes from the same rows, so concurrent reloads agree.
-func (m *KeyManager) advance(ctx context.Context, r, cur *tollgate.SigningKey) error {
+func (m *KeyManager) advance(ctx context.Context, r, cur *tollgate.SigningKey, replaced bool) error {
 	switch {
 	case cur == nil || r.State == tollgate.KeyRetired:
 		return nil
 	case r == cur && r.State == tollgate.KeyNext:
 		r.State = tollgate.KeyActive
-	case r != cur && r.ActivateAt.Before(cur.ActivateAt):
+	case replaced:
 		r.State = tollgate.KeyRetired
 		r.RetiredAt = cur.ActivateAt
 		r.RemoveAfter = cur.ActivateAt.Add(m.opts.TokenTTL + m.opts.Leeway)

@@ -118,75 +118,87 @@ func (v *Verifier) Denylist() *Denylist { return v.opts.Denylist }
 func (v *Verifier) Verify(ctx context.Context, raw string) (*tollgate.Principal, error) {
 	now := v.opts.Now()
 	if v.cache != nil {
-		if p, ok := v.cache.get(raw, now); ok {
-			if err := v.opts.Denylist.Check(p); err != nil {
+		if e, ok := v.cache.get(raw, now); ok && v.published(e) {
+			if err := v.opts.Denylist.Check(e.p); err != nil {
 				return nil, err
 			}
-			return p, nil
+			return e.p, nil
 		}
 	}
-	p, err := v.verify(ctx, raw, now)
+	e, err := v.verify(ctx, raw, now)
 	if err != nil {
 		return nil, err
 	}
-	if err := v.opts.Denylist.Check(p); err != nil {
+	if err := v.opts.Denylist.Check(e.p); err != nil {
 		return nil, err
 	}
 	if v.cache != nil {
-		v.cache.put(raw, p, p.Expires.Add(v.opts.Leeway), now)
+		e.deadline = e.p.Expires.Add(v.opts.Leeway).UnixNano()
+		v.cache.put(raw, e, now)
 	}
-	return p, nil
+	return e.p, nil
 }
 
-func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (*tollgate.Principal, error) {
+// published reports whether the key that signed a cached token is still
+// published: removing a key refuses its tokens at once, cached or not.
+func (v *Verifier) published(e cacheEntry) bool {
+	if e.tr != nil {
+		return e.tr.keys.cached(e.kid) != nil
+	}
+	return v.opts.Keys != nil && v.opts.Keys.lookup(e.kid) != nil
+}
+
+// verify checks raw fully and returns the cache entry for it (without
+// deadline).
+func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (cacheEntry, error) {
 	t, err := parseCompact(raw, v.opts.MaxTokenSize)
 	if err != nil {
-		return nil, err
+		return cacheEntry{}, err
 	}
 	iss, _ := t.claims["iss"].(string)
 	var tr *trusted
 	pr := v.own
 	if pr == nil || iss != pr.issuer {
 		if tr = v.trusted[iss]; tr == nil {
-			return nil, errIssuer
+			return cacheEntry{}, errIssuer
 		}
 		pr = tr.profile
 	}
 	if err := pr.checkHeader(t.header); err != nil {
-		return nil, err
+		return cacheEntry{}, err
 	}
 	// Claims before keys: a token that cannot pass never costs a JWKS
 	// fetch or a signature check.
 	p, err := pr.principal(t.claims, now)
 	if err != nil {
-		return nil, err
+		return cacheEntry{}, err
 	}
 	var pub crypto.PublicKey
 	if tr == nil {
 		k := v.opts.Keys.lookup(t.header.kid)
 		if k == nil {
-			return nil, errUnknownKey
+			return cacheEntry{}, errUnknownKey
 		}
 		if k.alg != t.header.alg {
-			return nil, errAlgorithm
+			return cacheEntry{}, errAlgorithm
 		}
 		pub = k.pub
 	} else {
 		k := tr.keys.lookup(ctx, t.header.kid)
 		if k == nil {
-			return nil, errUnknownKey
+			return cacheEntry{}, errUnknownKey
 		}
 		if k.alg != "" && k.alg != t.header.alg || !keyFitsAlg(k.pub, t.header.alg) {
-			return nil, errAlgorithm
+			return cacheEntry{}, errAlgorithm
 		}
 		pub = k.pub
 	}
 	// The signature, and once more the registered claims, through
 	// golang-jwt with the algorithm fixed by the key.
 	if _, err := pr.parsers[t.header.alg].Parse(raw, func(*jwt.Token) (any, error) { return pub, nil }); err != nil {
-		return nil, jwtError(err)
+		return cacheEntry{}, jwtError(err)
 	}
-	return p, nil
+	return cacheEntry{p: p, kid: t.header.kid, tr: tr}, nil
 }
 
 func jwtError(err error) error {
