@@ -16,10 +16,12 @@ import (
 )
 
 func TestStore(t *testing.T) {
+	testURL(t)
 	storetest.Run(t, func(t *testing.T) tollgate.Store { return MustOpen(t) })
 }
 
 func TestSchemas(t *testing.T) {
+	testURL(t)
 	t.Run("Isolated", func(t *testing.T) {
 		a, b := MustOpen(t), MustOpen(t)
 		for _, db := range []*postgres.DB{a, b} {
@@ -86,13 +88,20 @@ func MustOpen(tb testing.TB) *postgres.DB {
 // closed. It skips the test when TOLLGATE_TEST_POSTGRES is unset.
 func newSchema(tb testing.TB) (url, schema string) {
 	tb.Helper()
-	url = os.Getenv("TOLLGATE_TEST_POSTGRES")
-	if url == "" {
-		tb.Skip("TOLLGATE_TEST_POSTGRES not set; skipping PostgreSQL store tests")
-	}
+	url = testURL(tb)
 	schema = "tg_test_" + strings.ToLower(rand.Text()[:12])
 	tb.Cleanup(func() { dropSchema(tb, url, schema) })
 	return url, schema
+}
+
+// testURL returns TOLLGATE_TEST_POSTGRES, or skips the test when it is unset.
+func testURL(tb testing.TB) string {
+	tb.Helper()
+	url := os.Getenv("TOLLGATE_TEST_POSTGRES")
+	if url == "" {
+		tb.Skip("TOLLGATE_TEST_POSTGRES not set; skipping PostgreSQL store tests")
+	}
+	return url
 }
 
 func dropSchema(tb testing.TB, url, schema string) {
