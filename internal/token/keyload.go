@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
@@ -160,4 +161,22 @@ func isB64URLString(s string) bool {
 
 func isB64URL(c byte) bool {
 	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+}
+
+// retireAll retires every published key that is not yet retired, as of
+// now. The caller holds m.mu.
+func (m *KeyManager) retireAll(ctx context.Context, now time.Time) error {
+	for _, k := range m.snap.Load().keys {
+		if k.retired {
+			continue
+		}
+		r := &tollgate.SigningKey{
+			ID: k.kid, State: tollgate.KeyRetired, ActivateAt: k.activateAt,
+			RetiredAt: now, RemoveAfter: now.Add(m.opts.TokenTTL + m.opts.Leeway),
+		}
+		if err := m.store.UpdateSigningKey(ctx, r); err != nil {
+			return fmt.Errorf("retire signing key: %w", err)
+		}
+	}
+	return nil
 }

@@ -170,8 +170,24 @@ func (m *KeyManager) RotateAfter(ctx context.Context, delay time.Duration) error
 	if delay == 0 {
 		state = tollgate.KeyActive
 	}
-	if _, err := m.create(ctx, state, now.Add(delay)); err != nil {
+	at := now.Add(delay)
+	if delay > 0 {
+		// Activation times order keys: the new key comes strictly after
+		// every published one, even on a coarse clock.
+		for _, k := range m.snap.Load().keys {
+			if !at.After(k.activateAt) {
+				at = k.activateAt.Add(time.Microsecond)
+			}
+		}
+	}
+	if _, err := m.create(ctx, state, at); err != nil {
 		return err
+	}
+	if delay == 0 {
+		// Forced: every other key stops signing now.
+		if err := m.retireAll(ctx, now); err != nil {
+			return err
+		}
 	}
 	return m.reload(ctx)
 }
