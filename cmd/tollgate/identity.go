@@ -24,9 +24,10 @@ type identity struct {
 	watchDone        chan struct{}
 }
 
-// watchInterval is how often the revocation state is reloaded from the
-// store, so that a revocation made by the CLI or by a replica that missed
-// the fan-out takes effect within a second.
+// watchInterval is how often the revocation state and the signing keys
+// are reloaded from the store, so that a revocation or key rotation made by
+// the CLI or by a replica that missed the fan-out takes effect within a
+// second.
 const watchInterval = 500 * time.Millisecond
 
 // watch reloads the denylist from the store until Stop.
@@ -44,6 +45,13 @@ func (id *identity) watch(store tollgate.Store, log *slog.Logger) {
 			case <-t.C:
 				if err := id.verifier.Denylist().Load(ctx, store.Revocations(), store.Users()); err != nil && ctx.Err() == nil {
 					log.Warn("reload revocations", "err", err)
+				}
+				// Keys rotated by the CLI or another replica are
+				// published here too (known keys are not decrypted again).
+				for _, km := range []*token.KeyManager{id.access, id.internal} {
+					if err := km.Reload(ctx); err != nil && ctx.Err() == nil {
+						log.Warn("reload signing keys", "purpose", km.Purpose(), "err", err)
+					}
 				}
 			}
 		}
