@@ -81,8 +81,6 @@ func TestCLI(t *testing.T) {
 	})
 }
 
-
-
 func jwksKids(t *testing.T, g *testGateway) []string {
 	_, body := g.do("GET", "/.well-known/jwks.json", "", "")
 	var set struct{ Keys []struct{ Kid string } }
