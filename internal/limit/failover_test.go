@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/internal/limit"
+	"github.com/tollgate/tollgate/internal/token"
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
@@ -121,8 +122,8 @@ func TestBusResyncsAfterReconnect(t *testing.T) {
 	srv := startPrivateRedis(t)
 	da, db := redisReplicas(t, srv.url)
 	var reloads atomic.Int32
-	deny := newDenylist()
-	sub := limit.NewFanout(limit.FanoutOptions{Bus: db.Bus(), Apply: deny.Apply, Reload: func(context.Context) error {
+	deny := token.NewDenylist(nil)
+	sub := limit.NewFanout(limit.FanoutOptions{Bus: db.Bus(), Apply: limit.ApplyTo(deny), Reload: func(context.Context) error {
 		reloads.Add(1)
 		return nil
 	}})
@@ -141,8 +142,6 @@ func TestBusResyncsAfterReconnect(t *testing.T) {
 	pub := limit.NewFanout(limit.FanoutOptions{Bus: da.Bus(), Apply: func(tollgate.Event) {}})
 	eventually(t, 3*time.Second, "revocation delivered after the reconnect", func() bool {
 		_ = pub.DisableUser(context.Background(), "u1")
-		deny.mu.Lock()
-		defer deny.mu.Unlock()
-		return deny.disabled["u1"]
+		return deny.Check(&tollgate.Principal{UserID: "u1"}) != nil
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/internal/auth"
 	"github.com/tollgate/tollgate/internal/limit"
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
@@ -20,9 +21,11 @@ func login(t *testing.T, g *limit.LoginGuard, account, ip string, right bool) er
 		return err
 	}
 	if right {
-		return g.Succeeded(ctx, account, ip)
+		g.Succeeded(ctx, account, ip)
+	} else {
+		g.Failed(ctx, account, ip)
 	}
-	return g.Failed(ctx, account, ip)
+	return nil
 }
 
 func retryAfter(err error) int {
@@ -102,3 +105,6 @@ func TestLoginBackoffGrows(t *testing.T) {
 		t.Fatalf("back-off after each failure past the free ones: %v, want %v (doubling, capped at 60s)", waits, want)
 	}
 }
+
+// The login handler of internal/auth takes a LoginGuard as it is.
+var _ auth.LoginGuard = (*limit.LoginGuard)(nil)

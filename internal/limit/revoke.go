@@ -105,10 +105,44 @@ func (f *Fanout) reload(ctx context.Context) {
 // and sends it to the others.
 func (f *Fanout) publish(ctx context.Context, e tollgate.Event) error {
 	f.opts.Apply(e)
+	return f.Publish(ctx, e)
+}
+
+// Publish sends e to every replica (this one included) without applying it
+// here first; for callers that already updated their own denylist, such as
+// internal/auth's Options.Publish hook. When the bus is down the other
+// replicas catch up at their next reload.
+func (f *Fanout) Publish(ctx context.Context, e tollgate.Event) error {
 	if err := f.opts.Bus.Publish(ctx, e); err != nil {
 		return fmt.Errorf("publish %s: %w", e.Kind, err)
 	}
 	return nil
+}
+
+// Denylister is what the fan-out changes in internal/token's Denylist.
+type Denylister interface {
+	RevokeToken(iss, jti string, exp time.Time)
+	RevokeUserTokens(userID string, t time.Time)
+	DisableUser(userID string)
+	EnableUser(userID string)
+}
+
+// ApplyTo returns an Apply function for FanoutOptions that updates d.
+// Family revocations need nothing here: the store refuses the family's
+// refresh tokens, and its access tokens expire on their own.
+func ApplyTo(d Denylister) func(tollgate.Event) {
+	return func(e tollgate.Event) {
+		switch e.Kind {
+		case tollgate.EventRevokeToken:
+			d.RevokeToken(e.Issuer, e.JTI, e.Until)
+		case tollgate.EventRevokeUser:
+			d.RevokeUserTokens(e.UserID, e.At)
+		case tollgate.EventDisableUser:
+			d.DisableUser(e.UserID)
+		case tollgate.EventEnableUser:
+			d.EnableUser(e.UserID)
+		}
+	}
 }
 
 // RevokeToken denies the access token (issuer, jti) until exp everywhere.

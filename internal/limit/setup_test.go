@@ -22,6 +22,7 @@ import (
 	"github.com/tollgate/tollgate/internal/httpx"
 	"github.com/tollgate/tollgate/internal/limit"
 	"github.com/tollgate/tollgate/internal/redis"
+	"github.com/tollgate/tollgate/internal/token"
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
@@ -55,47 +56,13 @@ func MustConfig(tb testing.TB, yaml string) *config.Config {
 	return cfg
 }
 
-// denylist is a stand-in for internal/token's Denylist: what a replica
-// refuses, fed by the revocation fan-out.
-type denylist struct {
-	mu       sync.Mutex
-	jtis     map[string]bool
-	disabled map[string]bool
-	before   map[string]time.Time
-}
-
-func newDenylist() *denylist {
-	return &denylist{jtis: map[string]bool{}, disabled: map[string]bool{}, before: map[string]time.Time{}}
-}
-
-func (d *denylist) Apply(e tollgate.Event) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	switch e.Kind {
-	case tollgate.EventRevokeToken:
-		d.jtis[e.Issuer+"|"+e.JTI] = true
-	case tollgate.EventDisableUser:
-		d.disabled[e.UserID] = true
-	case tollgate.EventEnableUser:
-		delete(d.disabled, e.UserID)
-	case tollgate.EventRevokeUser:
-		d.before[e.UserID] = e.At
-	}
-}
-
-func (d *denylist) refused(p *tollgate.Principal) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.jtis[p.Issuer+"|"+p.JTI] || d.disabled[p.UserID] || p.IssuedAt.Before(d.before[p.UserID])
-}
-
 // replica is one gateway process as far as protection goes: the limiter,
 // bans and revocation fan-out in front of a small data plane.
 type replica struct {
 	lim     *limit.Limiter
 	bans    *limit.Bans
 	fan     *limit.Fanout
-	deny    *denylist
+	deny    *token.Denylist
 	srv     *httptest.Server
 	reg     *prometheus.Registry
 	unblock chan struct{}
@@ -107,11 +74,11 @@ type replica struct {
 func setup(t *testing.T, cfg *config.Config, db *redis.DB, now func() time.Time) *replica {
 	t.Helper()
 	ctx := t.Context()
-	r := &replica{deny: newDenylist(), reg: prometheus.NewRegistry(), unblock: make(chan struct{}), inside: make(chan struct{}, 100)}
+	r := &replica{deny: token.NewDenylist(nil), reg: prometheus.NewRegistry(), unblock: make(chan struct{}), inside: make(chan struct{}, 100)}
 	quiet := slog.New(slog.DiscardHandler)
 	bo := limit.BanOptions{Now: now, Logger: quiet}
 	lo := limit.Options{Now: now, Registerer: r.reg, PingInterval: 100 * time.Millisecond, Logger: quiet}
-	fo := limit.FanoutOptions{Apply: r.deny.Apply, Logger: quiet}
+	fo := limit.FanoutOptions{Apply: limit.ApplyTo(r.deny), Logger: quiet}
 	if db != nil {
 		bo.Store, bo.Bus, bo.Rates = db.Bans(), db.Bus(), db.Rates()
 		lo.Rates, lo.Slots, lo.Ping = db.Rates(), db.Slots(), db.Ping
@@ -148,8 +115,8 @@ func (r *replica) serve(w http.ResponseWriter, req *http.Request) error {
 		return tollgate.Errorf(tollgate.EUnauthorized, "invalid token")
 	}
 	p := &tollgate.Principal{Issuer: "test", UserID: user, TenantID: "t-" + user, JTI: jti, IssuedAt: time.Now().Add(-time.Minute)}
-	if r.deny.refused(p) {
-		return tollgate.Errorf(tollgate.EUnauthorized, "token revoked")
+	if err := r.deny.Check(p); err != nil {
+		return err
 	}
 	call := &tollgate.Call{Principal: p, ClientIP: limit.ClientIP(req.Context()), Route: "chat", Start: time.Now()}
 	release, err := r.lim.Admit(req.Context(), call)
