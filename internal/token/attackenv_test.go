@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -205,6 +206,12 @@ func (e *attackEnv) refuse(t *testing.T, name, tok string) {
 			t.Fatalf("token accepted as %+v", p)
 		}
 		wantUnauthorized(t, err)
+		// The message a client sees never echoes the token.
+		for part := range strings.SplitSeq(tok, ".") {
+			if len(part) >= 8 && strings.Contains(err.Error(), part) {
+				t.Fatalf("error %q quotes the token", err)
+			}
+		}
 	})
 }
 

@@ -302,3 +302,44 @@ func openSQLite(t testing.TB) *sqlite.DB {
 	}
 	return db
 }
+
+// TestKeyManagerPicksUpCLIRotation: the server's key manager, once
+// started, notices a rotation made by the CLI (another process on the
+// same store) without a restart.
+func TestKeyManagerPicksUpCLIRotation(t *testing.T) {
+	ctx := context.Background()
+	store := openSQLite(t).SigningKeys()
+	server, err := token.NewKeyManager(ctx, store, token.KeyOptions{RefreshInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := server.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer server.Stop()
+	cli, err := token.NewKeyManager(ctx, store, token.KeyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.RotateAfter(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(jwksKeys(t, server)) != 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := len(jwksKeys(t, server)); n != 2 {
+		t.Fatalf("server publishes %d keys after the CLI rotated, want 2", n)
+	}
+	iss, err := token.NewIssuer(server, nil, token.IssuerOptions{Issuer: testIssuer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := iss.Issue(ctx, aliceClaims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kid := kidOf(t, tok); kid != jwksKeys(t, cli)[len(jwksKeys(t, cli))-1].Kid {
+		t.Fatalf("server signs with %s, not the CLI's new key", kid)
+	}
+}

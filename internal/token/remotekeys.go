@@ -141,7 +141,10 @@ func (r *remoteKeys) fetch(ctx context.Context) error {
 		}
 		return err
 	}
-	life := min(max(maxAge, r.opts.MinRefresh), r.opts.MaxRefresh)
+	life := r.opts.MaxRefresh
+	if maxAge >= 0 {
+		life = min(max(maxAge, r.opts.MinRefresh), r.opts.MaxRefresh)
+	}
 	r.state.Store(&remoteState{keys: keys, fetchedAt: now, refreshAt: now.Add(life * 3 / 4)})
 	return nil
 }
@@ -204,15 +207,16 @@ func parseJWKS(body []byte, algs []string) (map[string]*remoteKey, error) {
 	return keys, nil
 }
 
-// maxAge reads max-age from a Cache-Control header; 0 when absent.
+// maxAge reads max-age from a Cache-Control header; -1 when absent or
+// malformed.
 func maxAge(cc string) time.Duration {
 	for d := range strings.SplitSeq(cc, ",") {
 		d = strings.TrimSpace(d)
 		if v, ok := strings.CutPrefix(strings.ToLower(d), "max-age="); ok {
-			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 && n < 1<<31 {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 && n < 1<<31 {
 				return time.Duration(n) * time.Second
 			}
 		}
 	}
-	return 0
+	return -1
 }

@@ -2,7 +2,9 @@ package token_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,5 +114,67 @@ func TestIssueVerifyRoundTrip(t *testing.T) {
 			_, err = f.verifier.Verify(context.Background(), tok)
 			wantUnauthorized(t, err)
 		})
+	}
+}
+
+func TestIssueTTLOverride(t *testing.T) {
+	f := setup(t, setupOpts{})
+	c := aliceClaims
+	c.TTL = time.Hour // tollgate token mint --ttl 1h
+	tok, exp, err := f.issuer.Issue(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !exp.Equal(f.clock.Now().Add(time.Hour)) {
+		t.Fatalf("exp = %v, want now + 1h", exp)
+	}
+	f.clock.Add(59 * time.Minute)
+	if _, err := f.verifier.Verify(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestIssueRefusesBadClaims(t *testing.T) {
+	f := setup(t, setupOpts{})
+	for name, c := range map[string]token.AccessClaims{
+		"no_subject":  {},
+		"nul_subject": {Subject: "a\x00b"},
+		"ctl_role":    {Subject: "a", Role: "admin\n"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, _, err := f.issuer.Issue(context.Background(), c); err == nil {
+				t.Fatal("token issued")
+			}
+		})
+	}
+}
+
+// TestDenylistConcurrent runs revocations while tokens are verified (run
+// with -race).
+func TestDenylistConcurrent(t *testing.T) {
+	ctx := context.Background()
+	f := setup(t, setupOpts{})
+	toks := make([]string, 16)
+	for i := range toks {
+		toks[i] = f.mustIssue(t, aliceClaims)
+	}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				_, _ = f.verifier.Verify(ctx, toks[(i+w)%len(toks)])
+			}
+		})
+	}
+	wg.Go(func() {
+		for i := range 200 {
+			f.deny.RevokeToken(testIssuer, fmt.Sprint("jti-", i), f.clock.Now().Add(time.Minute))
+			f.deny.DisableUser(fmt.Sprint("u-", i))
+			f.deny.Prune()
+		}
+	})
+	wg.Wait()
+	if f.deny.Len() != 200 {
+		t.Fatalf("denylist holds %d entries, want 200", f.deny.Len())
 	}
 }
