@@ -55,6 +55,12 @@ func (g *testGateway) getenv(k string) string { return g.env[k] }
 // fresh data dir, and stops it when the test ends.
 func setup(t *testing.T, extraYAML string) *testGateway {
 	t.Helper()
+	return setupWith(t, extraYAML, false)
+}
+
+// setupWith is setup, with the demo backends and routes when demo is set.
+func setupWith(t *testing.T, extraYAML string, demo bool) *testGateway {
+	t.Helper()
 	dir := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -77,7 +83,7 @@ func setup(t *testing.T, extraYAML string) *testGateway {
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	env := Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: g.stderr, Getenv: g.getenv}
-	gw, err := newGateway(ctx, cfg, gatewayOptions{Env: env, Logger: slog.New(slog.NewJSONHandler(g.stderr, nil)), Listener: ln})
+	gw, err := newGateway(ctx, cfg, gatewayOptions{Demo: demo, Env: env, Logger: slog.New(slog.NewJSONHandler(g.stderr, nil)), Listener: ln})
 	if err != nil {
 		t.Fatalf("start gateway: %v", err)
 	}
