@@ -53,6 +53,9 @@ func (pr *profile) checkHeader(h header) error {
 	if !slices.Contains(pr.algs, h.alg) {
 		return errAlgorithm
 	}
+	if h.thumbprint && !pr.external {
+		return errHeader
+	}
 	switch {
 	case pr.typ == "":
 		return nil

@@ -25,6 +25,10 @@ const maxJSONDepth = 16
 // header is a JOSE header reduced to the only fields accepted.
 type header struct {
 	alg, typ, kid string
+	// thumbprint is set when the header names a certificate thumbprint
+	// (x5t, x5t#S256). It is ignored — it cannot supply a key — and
+	// tolerated for external issuers only (Microsoft Entra sends x5t).
+	thumbprint bool
 }
 
 // compact is a token split and decoded, not yet verified.
@@ -66,8 +70,9 @@ func parseCompact(raw string, maxSize int) (*compact, error) {
 	return &compact{header: hdr, claims: claims}, nil
 }
 
-// parseHeader accepts exactly the fields alg, typ and kid, each a string,
-// alg and kid required. Any other field — crit, jku, x5u, jwk, x5c, cty,
+// parseHeader accepts exactly the fields alg, typ and kid (plus the
+// thumbprints x5t and x5t#S256, see header), each a string, alg and kid
+// required. Any other field — crit, jku, x5u, jwk, x5c, cty,
 // b64, zip, enc, p2c, or a case variant — refuses the token, so keys never
 // come from the token and no extension is silently ignored.
 func parseHeader(b []byte) (header, error) {
@@ -88,6 +93,8 @@ func parseHeader(b []byte) (header, error) {
 			h.typ = s
 		case "kid":
 			h.kid = s
+		case "x5t", "x5t#S256":
+			h.thumbprint = true
 		default:
 			return header{}, errHeader
 		}

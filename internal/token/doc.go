@@ -47,7 +47,8 @@
 // shared/security/jwt-attacks.md): a size cap before parsing, a strict
 // compact-JWS shape and canonical base64url, a header of exactly alg, typ
 // and kid (every other field, such as crit, jku, x5u, jwk, x5c or cty,
-// refuses the token, and keys never come from it), the algorithm bound to
+// refuses the token, and keys never come from it; external issuers may
+// also send the ignored certificate thumbprint x5t), the algorithm bound to
 // the key found by exact kid lookup, typ "at+jwt" for tollgate's tokens,
 // duplicate or case-variant JSON members refused, exp required and numeric,
 // nbf and iat not in the future beyond the leeway, exact iss and aud, and

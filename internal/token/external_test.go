@@ -263,3 +263,17 @@ func TestExternalBackgroundRefresh(t *testing.T) {
 		t.Fatalf("%d fetches after 1.5 s, want 2 (one background refresh, bounded by MinRefresh)", n)
 	}
 }
+
+// TestExternalThumbprintHeader: Microsoft Entra puts x5t in the header; it
+// is tolerated (and ignored) for external issuers, never for tollgate's
+// own tokens.
+func TestExternalThumbprintHeader(t *testing.T) {
+	e := newAttackEnv(t)
+	for _, field := range []string{"x5t", "x5t#S256"} {
+		t.Run(field, func(t *testing.T) {
+			e.accept(t, e.ext.sign(t, with(e.ext.header(), field, "bm90LWEta2V5"), e.ext.claims()))
+			e.refuse(t, "own", e.own.sign(t, with(e.own.header(), field, "bm90LWEta2V5"), e.own.claims()))
+			e.refuse(t, "not_a_string", e.ext.sign(t, with(e.ext.header(), field, 1), e.ext.claims()))
+		})
+	}
+}
