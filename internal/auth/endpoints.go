@@ -48,12 +48,16 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) error {
 	user, err := s.checkPassword(r, req.Username, req.Password)
 	if err != nil {
 		if g := s.opts.Guard; g != nil && tollgate.ErrorCode(err) == tollgate.EUnauthorized {
-			g.Failed(ctx, req.Username, ip)
+			if err := g.Failed(ctx, req.Username, ip); err != nil {
+				s.opts.Logger.WarnContext(ctx, "record failed login", "err", err)
+			}
 		}
 		return err
 	}
 	if g := s.opts.Guard; g != nil {
-		g.Succeeded(ctx, req.Username, ip)
+		if err := g.Succeeded(ctx, req.Username, ip); err != nil {
+			s.opts.Logger.WarnContext(ctx, "record login", "err", err)
+		}
 	}
 	resp, err := s.issue(r, user, true)
 	if err != nil {

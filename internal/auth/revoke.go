@@ -58,7 +58,7 @@ func (s *Service) RevokeToken(ctx context.Context, iss, jti string, exp time.Tim
 	if err := s.opts.Store.Revocations().Revoke(ctx, &tollgate.Revocation{Issuer: iss, JTI: jti, ExpiresAt: exp, CreatedAt: s.opts.Now()}); err != nil {
 		return err
 	}
-	s.publish(ctx, RevocationEvent{Issuer: iss, JTI: jti, Expires: exp})
+	s.publish(ctx, tollgate.Event{Kind: tollgate.EventRevokeToken, Issuer: iss, JTI: jti, Until: exp})
 	return nil
 }
 
@@ -75,7 +75,7 @@ func (s *Service) RevokeUser(ctx context.Context, userID string) error {
 		return err
 	}
 	s.opts.Verifier.Denylist().RevokeUserTokens(userID, now)
-	s.publish(ctx, RevocationEvent{UserID: userID, Before: now})
+	s.publish(ctx, tollgate.Event{Kind: tollgate.EventRevokeUser, UserID: userID, At: now})
 	return nil
 }
 
@@ -88,33 +88,37 @@ func (s *Service) SetDisabled(ctx context.Context, userID string, disabled bool)
 	dl := s.opts.Verifier.Denylist()
 	if disabled {
 		dl.DisableUser(userID)
-		if err := s.RevokeUser(ctx, userID); err != nil {
-			return err
-		}
-	} else {
-		dl.EnableUser(userID)
+		s.publish(ctx, tollgate.Event{Kind: tollgate.EventDisableUser, UserID: userID})
+		return s.RevokeUser(ctx, userID)
 	}
-	s.publish(ctx, RevocationEvent{UserID: userID, Disabled: &disabled})
+	dl.EnableUser(userID)
+	s.publish(ctx, tollgate.Event{Kind: tollgate.EventEnableUser, UserID: userID})
 	return nil
 }
 
-// Apply applies a revocation event received from another replica.
-func (s *Service) Apply(ev RevocationEvent) {
+// Apply applies a revocation event received from the bus (from any
+// replica, this one included) to the in-memory denylist.
+func (s *Service) Apply(ev tollgate.Event) {
 	dl := s.opts.Verifier.Denylist()
-	switch {
-	case ev.JTI != "":
-		dl.RevokeToken(ev.Issuer, ev.JTI, ev.Expires)
-	case ev.Disabled != nil && *ev.Disabled:
+	switch ev.Kind {
+	case tollgate.EventRevokeToken:
+		dl.RevokeToken(ev.Issuer, ev.JTI, ev.Until)
+	case tollgate.EventRevokeUser:
+		dl.RevokeUserTokens(ev.UserID, ev.At)
+	case tollgate.EventDisableUser:
 		dl.DisableUser(ev.UserID)
-	case ev.Disabled != nil:
+	case tollgate.EventEnableUser:
 		dl.EnableUser(ev.UserID)
-	case ev.UserID != "":
-		dl.RevokeUserTokens(ev.UserID, ev.Before)
 	}
 }
 
-func (s *Service) publish(ctx context.Context, ev RevocationEvent) {
-	if s.opts.Publish != nil {
-		s.opts.Publish(ctx, ev)
+// publish fans ev out; a bus failure is logged, not returned: the change
+// is in the store, and every replica reloads the store within a second.
+func (s *Service) publish(ctx context.Context, ev tollgate.Event) {
+	if s.opts.Publish == nil {
+		return
+	}
+	if err := s.opts.Publish(ctx, ev); err != nil {
+		s.opts.Logger.WarnContext(ctx, "publish revocation", "kind", ev.Kind, "err", err)
 	}
 }

@@ -17,23 +17,13 @@ import (
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
-// RevocationEvent tells other replicas what was revoked. Exactly one of its
-// groups is set.
-type RevocationEvent struct {
-	Issuer, JTI string    // one access token
-	Expires     time.Time // its expiry
-	UserID      string    // all of a user's tokens issued before Before
-	Before      time.Time
-	Disabled    *bool // the user was disabled (true) or enabled (false)
-}
-
 // LoginGuard slows down password guessing (internal/limit implements it).
 type LoginGuard interface {
 	// Check returns ERateLimited (with RetryAfter) while account or ip is
 	// backing off.
 	Check(ctx context.Context, account, ip string) error
-	Failed(ctx context.Context, account, ip string)
-	Succeeded(ctx context.Context, account, ip string)
+	Failed(ctx context.Context, account, ip string) error
+	Succeeded(ctx context.Context, account, ip string) error
 }
 
 // Options configure a Service. Config, Store, Issuer, Verifier, Refresher
@@ -49,8 +39,9 @@ type Options struct {
 	Hasher *Hasher
 	// Guard, when set, backs off failed logins.
 	Guard LoginGuard
-	// Publish, when set, fans a revocation out to other replicas.
-	Publish func(context.Context, RevocationEvent)
+	// Publish, when set, fans a revocation out to every replica (this one
+	// has applied it already).
+	Publish func(context.Context, tollgate.Event) error
 	// InvalidToken, when set, is told the client IP of each refused token
 	// (for bans).
 	InvalidToken func(ip string)
