@@ -20,9 +20,10 @@ type exchange struct {
 	rt       *route
 	clientCt context.Context // the client's context, before the route timeout
 
-	call     tollgate.Call
-	units    tollgate.Units
-	releases []func(context.Context, *tollgate.Outcome)
+	call       tollgate.Call
+	reqIDValue []string // the request id as a header value, shared with the upstream request
+	units      tollgate.Units
+	releases   []func(context.Context, *tollgate.Outcome)
 
 	pool        *pool
 	up          *upstream
@@ -38,6 +39,7 @@ type exchange struct {
 	tooLarge    bool // a streamed body ran over the route's limit
 	completed   bool // the handler returned normally
 	usage       *usageMode
+	out         tollgate.Outcome // filled by finish
 }
 
 func (x *exchange) Header() http.Header { return x.w.Header() }
@@ -45,7 +47,10 @@ func (x *exchange) Header() http.Header { return x.w.Header() }
 func (x *exchange) WriteHeader(code int) {
 	if x.status == 0 || (x.status >= 100 && x.status < 200 && code >= 200) {
 		if code >= 200 || code == http.StatusSwitchingProtocols {
-			x.w.Header()[x.p.hdr.requestID] = []string{x.call.RequestID}
+			if x.reqIDValue == nil {
+				x.reqIDValue = []string{x.call.RequestID}
+			}
+			x.w.Header()[x.p.hdr.requestID] = x.reqIDValue
 		}
 		x.status = code
 		if x.up != nil && x.upstreamDur == 0 {
@@ -64,8 +69,15 @@ func (x *exchange) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// Flush sends buffered data to the client (streams).
-func (x *exchange) Flush() error {
+// FlushError sends buffered data to the client (streams); ReverseProxy
+// reaches it through http.ResponseController.
+func (x *exchange) FlushError() error {
+	if x.status == 0 {
+		x.WriteHeader(http.StatusOK)
+	}
+	if f, ok := x.w.(interface{ FlushError() error }); ok {
+		return f.FlushError()
+	}
 	return http.NewResponseController(x.w).Flush()
 }
 
@@ -82,7 +94,8 @@ func (x *exchange) finish() {
 	if x.up != nil {
 		x.up.done()
 	}
-	out := tollgate.Outcome{
+	out := &x.out
+	*out = tollgate.Outcome{
 		Status:     x.status,
 		Result:     x.result(),
 		BytesOut:   x.bytesOut,
@@ -96,7 +109,7 @@ func (x *exchange) finish() {
 	if len(x.releases) > 0 {
 		ctx := context.WithoutCancel(x.clientCt)
 		for _, rel := range x.releases {
-			rel(ctx, &out)
+			rel(ctx, out)
 		}
 	}
 	name, rm := unmatchedRoute, p.unmatched
@@ -106,7 +119,7 @@ func (x *exchange) finish() {
 	rm.observe(out.Status, end.Sub(x.call.Start).Seconds())
 	p.metrics.inFlight.Dec()
 	if p.accessLog && p.log.Enabled(x.clientCt, slog.LevelInfo) {
-		x.logAccess(name, &out)
+		x.logAccess(name, out)
 	}
 }
 

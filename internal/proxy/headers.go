@@ -69,10 +69,12 @@ func (ih *identityHeaders) strip(h http.Header) {
 
 // set writes the identity of p and the request id into h, with one
 // allocation for all values.
-func (ih *identityHeaders) set(h http.Header, p *tollgate.Principal, requestID string) {
+// It returns the request id's value slice, for reuse on the response.
+func (ih *identityHeaders) set(h http.Header, p *tollgate.Principal, requestID string) []string {
 	if p == nil {
-		h[ih.requestID] = []string{requestID}
-		return
+		v := []string{requestID}
+		h[ih.requestID] = v
+		return v
 	}
 	vals := [...]string{requestID, p.UserID, p.TenantID, p.Role, p.ScopeString(), p.Plan}
 	names := [...]string{ih.requestID, ih.userID, ih.tenantID, ih.role, ih.scopes, ih.plan}
@@ -83,6 +85,7 @@ func (ih *identityHeaders) set(h http.Header, p *tollgate.Principal, requestID s
 			h[n] = buf[i : i+1 : i+1]
 		}
 	}
+	return buf[0:1:1]
 }
 
 // foldDashEqual compares ASCII header names ignoring case and treating '_'

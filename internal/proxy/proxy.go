@@ -184,15 +184,23 @@ var errDraining = &tollgate.Error{Code: tollgate.EUnavailable, Message: "the gat
 // interface guard
 var _ http.Handler = (*Proxy)(nil)
 
-// buffers for ReverseProxy copies.
+// bufferPool recycles ReverseProxy's copy buffers. It pools array
+// pointers, so Put converts the slice back without allocating.
 type bufferPool struct{ p sync.Pool }
 
+const copyBufferSize = 32 << 10
+
 func newBufferPool() *bufferPool {
-	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+	return &bufferPool{p: sync.Pool{New: func() any { return new([copyBufferSize]byte) }}}
 }
 
-func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
-func (b *bufferPool) Put(s []byte) { b.p.Put(&s) }
+func (b *bufferPool) Get() []byte { return b.p.Get().(*[copyBufferSize]byte)[:] }
+
+func (b *bufferPool) Put(s []byte) {
+	if cap(s) >= copyBufferSize {
+		b.p.Put((*[copyBufferSize]byte)(s[:copyBufferSize]))
+	}
+}
 
 var _ httputil.BufferPool = (*bufferPool)(nil)
 

@@ -140,7 +140,7 @@ func (p *Proxy) serveRoute(x *exchange, r *http.Request, rt *route) error {
 	} else if x.call.Body != nil {
 		setBody(r, x.call.Body)
 	}
-	p.hdr.set(r.Header, x.call.Principal, x.call.RequestID)
+	x.reqIDValue = p.hdr.set(r.Header, x.call.Principal, x.call.RequestID)
 	if rt.internalToken && p.opts.InternalToken != nil && x.call.Principal != nil {
 		tok, err := p.opts.InternalToken(r.Context(), x.call.Principal, rt.name)
 		if err != nil {
