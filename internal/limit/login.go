@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -34,7 +33,6 @@ type LoginOptions struct {
 	// account's back-off (not its own) for this long. Defaults to 720h.
 	Remember time.Duration
 	Now      func() time.Time // Defaults to time.Now.
-	Logger   *slog.Logger     // Defaults to slog.Default().
 }
 
 // LoginGuard slows password guessing; it is internal/auth's LoginGuard. Failures back off exponentially per
@@ -49,7 +47,6 @@ type LoginGuard struct {
 // NewLoginGuard returns a LoginGuard.
 func NewLoginGuard(o LoginOptions) *LoginGuard {
 	o.Now = orNow(o.Now)
-	o.Logger = cmp.Or(o.Logger, slog.Default())
 	if o.Counters == nil {
 		o.Counters = NewMemoryCounters(o.Now, 0)
 	}
@@ -109,27 +106,27 @@ func (g *LoginGuard) wait(c tollgate.Counter, free int, now time.Time) time.Dura
 	return c.Last.Add(d).Sub(now)
 }
 
-// Failed records a failed login of account from ip. A store error is
-// logged: the login has failed either way.
-func (g *LoginGuard) Failed(ctx context.Context, account, ip string) {
+// Failed records a failed login of account from ip.
+func (g *LoginGuard) Failed(ctx context.Context, account, ip string) error {
 	acct, pair, byIP, _ := loginKeys(account, ip)
 	now := g.o.Now()
 	for _, k := range []string{acct, pair, byIP} {
 		if _, err := g.o.Counters.Incr(ctx, k, now, g.o.Forget); err != nil {
-			g.o.Logger.Warn("record failed login", "err", err)
-			return
+			return fmt.Errorf("record failed login: %w", err)
 		}
 	}
+	return nil
 }
 
 // Succeeded clears the account's back-off and remembers ip as one the
-// owner uses. A store error is logged.
-func (g *LoginGuard) Succeeded(ctx context.Context, account, ip string) {
+// owner uses.
+func (g *LoginGuard) Succeeded(ctx context.Context, account, ip string) error {
 	acct, pair, _, known := loginKeys(account, ip)
 	if err := g.o.Counters.Delete(ctx, acct, pair); err != nil {
-		g.o.Logger.Warn("clear failed logins", "err", err)
+		return fmt.Errorf("clear failed logins: %w", err)
 	}
 	if _, err := g.o.Counters.Incr(ctx, known, g.o.Now(), g.o.Remember); err != nil {
-		g.o.Logger.Warn("remember login address", "err", err)
+		return fmt.Errorf("remember login address: %w", err)
 	}
+	return nil
 }

@@ -21,11 +21,9 @@ func login(t *testing.T, g *limit.LoginGuard, account, ip string, right bool) er
 		return err
 	}
 	if right {
-		g.Succeeded(ctx, account, ip)
-	} else {
-		g.Failed(ctx, account, ip)
+		return g.Succeeded(ctx, account, ip)
 	}
-	return nil
+	return g.Failed(ctx, account, ip)
 }
 
 func retryAfter(err error) int {
