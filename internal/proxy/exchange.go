@@ -20,10 +20,11 @@ type exchange struct {
 	rt       *route
 	clientCt context.Context // the client's context, before the route timeout
 
-	call       tollgate.Call
-	reqIDValue []string // the request id as a header value, shared with the upstream request
-	units      tollgate.Units
-	releases   []func(context.Context, *tollgate.Outcome)
+	call          tollgate.Call
+	reqIDValue    []string // the request id as a header value, shared with the upstream request
+	internalToken string   // minted for routes with internal_token
+	units         tollgate.Units
+	releases      []func(context.Context, *tollgate.Outcome)
 
 	pool        *pool
 	up          *upstream

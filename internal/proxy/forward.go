@@ -41,10 +41,18 @@ func (p *Proxy) reverseProxy(rt *route, pl *pool, up *upstream) *httputil.Revers
 				pr.Out.URL.Path = strings.TrimSuffix(target.Path, "/") + rest
 				pr.Out.URL.RawPath = ""
 			}
+			// Rewrite runs after hop-by-hop headers were removed, so a
+			// client's "Connection: X-User-ID" cannot remove what is set here.
 			h := pr.Out.Header
 			setXForwarded(h, pr.In, p.fromTrustedProxy(pr.In))
 			delete(h, "Authorization")
 			stripCookies(h, p.hdr.cookies)
+			if x, ok := pr.In.Context().Value(exchangeKey{}).(*exchange); ok {
+				x.reqIDValue = p.hdr.set(h, x.call.Principal, x.call.RequestID)
+				if x.internalToken != "" {
+					h[p.hdr.internalToken] = []string{x.internalToken}
+				}
+			}
 			for _, hv := range rt.upHeaders {
 				h[hv.name] = hv.value
 			}

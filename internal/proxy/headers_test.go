@@ -1,12 +1,15 @@
 package proxy_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
 
 	"github.com/tollgate/tollgate/internal/proxy"
+	"github.com/tollgate/tollgate/internal/tollgate"
 	"testing"
 )
 
@@ -20,6 +23,8 @@ var spoofHeaders = []string{
 	"X-Tollgate-Token", "forged",
 	"X-Tollgate-Anything", "forged",
 	"X-Request-ID", "spoofed-id",
+	// Naming identity headers as hop-by-hop must not remove them upstream.
+	"Connection", "X-User-ID, X-Tenant-ID, X-Request-ID",
 }
 
 func TestIdentityHeaders(t *testing.T) {
@@ -126,5 +131,34 @@ routes:
 		if res.Header.Get("X-Request-Id") != got {
 			t.Errorf("response id %q, upstream id %q", res.Header.Get("X-Request-Id"), got)
 		}
+	}
+}
+
+func TestInternalToken(t *testing.T) {
+	up := newUpstream(t, "up", nil)
+	mint := func(_ context.Context, p *tollgate.Principal, audience string) (string, error) {
+		if p.UserID == "bob" {
+			return "", errors.New("signing key unavailable")
+		}
+		return "itok." + p.UserID + "." + audience, nil
+	}
+	g := setup(t, fmt.Sprintf(`
+routes:
+  - {name: comfy, path: /comfy/, upstreams: [%[1]s], internal_token: true}
+  - {name: plain, path: /plain, upstreams: [%[1]s]}
+`, up.URL), proxy.Options{InternalToken: mint})
+
+	wantStatus(t, do(t, "GET", g.URL+"/comfy/prompt", "tok-alice", nil, "X-Tollgate-Token", "forged"), 200)
+	if got := up.last(t).Header.Values("X-Tollgate-Token"); len(got) != 1 || got[0] != "itok.alice.comfy" {
+		t.Errorf("upstream X-Tollgate-Token = %q, want the minted token only", got)
+	}
+	wantStatus(t, do(t, "GET", g.URL+"/plain", "tok-alice", nil, "X-Tollgate-Token", "forged"), 200)
+	if got := up.last(t).Header.Values("X-Tollgate-Token"); len(got) != 0 {
+		t.Errorf("route without internal_token: upstream got %q", got)
+	}
+	res := do(t, "GET", g.URL+"/comfy/prompt", "tok-bob", nil)
+	wantStatus(t, res, 500)
+	if e := decodeError(t, res); strings.Contains(e.Error.Message, "signing key") {
+		t.Errorf("internal detail leaked: %q", e.Error.Message)
 	}
 }

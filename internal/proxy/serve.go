@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 
 	"github.com/tollgate/tollgate/internal/policy"
@@ -140,13 +141,12 @@ func (p *Proxy) serveRoute(x *exchange, r *http.Request, rt *route) error {
 	} else if x.call.Body != nil {
 		setBody(r, x.call.Body)
 	}
-	x.reqIDValue = p.hdr.set(r.Header, x.call.Principal, x.call.RequestID)
 	if rt.internalToken && p.opts.InternalToken != nil && x.call.Principal != nil {
 		tok, err := p.opts.InternalToken(r.Context(), x.call.Principal, rt.name)
 		if err != nil {
-			return err
+			return fmt.Errorf("mint internal token: %w", err)
 		}
-		r.Header[p.hdr.internalToken] = []string{tok}
+		x.internalToken = tok
 	}
 	for _, a := range p.opts.Admissions {
 		rel, err := a.Admit(r.Context(), &x.call)
