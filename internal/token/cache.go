@@ -20,12 +20,16 @@ type tokenCache struct {
 	shards   [cacheShards]cacheShard
 }
 
+// cacheShard maps the token's 64-bit hash to its entry; the entry holds
+// the token itself, so a hash collision is a miss, never a wrong hit.
+// Hashing once serves both the shard choice and the map.
 type cacheShard struct {
 	mu sync.RWMutex
-	m  map[string]cacheEntry
+	m  map[uint64]cacheEntry
 }
 
 type cacheEntry struct {
+	raw      string
 	p        *tollgate.Principal
 	deadline int64 // unix nanos after which the token is no longer valid
 	// kid and tr name the key that signed the token (tr nil: our own), so
@@ -37,34 +41,36 @@ type cacheEntry struct {
 func newTokenCache(size int) *tokenCache {
 	c := &tokenCache{seed: maphash.MakeSeed(), perShard: max(1, size/cacheShards)}
 	for i := range c.shards {
-		c.shards[i].m = make(map[string]cacheEntry)
+		c.shards[i].m = make(map[uint64]cacheEntry)
 	}
 	return c
 }
 
-func (c *tokenCache) shard(raw string) *cacheShard {
-	return &c.shards[maphash.String(c.seed, raw)%cacheShards]
+func (c *tokenCache) shard(raw string) (*cacheShard, uint64) {
+	h := maphash.String(c.seed, raw)
+	return &c.shards[h%cacheShards], h
 }
 
 func (c *tokenCache) get(raw string, now time.Time) (cacheEntry, bool) {
-	s := c.shard(raw)
+	s, h := c.shard(raw)
 	s.mu.RLock()
-	e, ok := s.m[raw]
+	e, ok := s.m[h]
 	s.mu.RUnlock()
-	if !ok || now.UnixNano() >= e.deadline {
+	if !ok || e.raw != raw || now.UnixNano() >= e.deadline {
 		return cacheEntry{}, false
 	}
 	return e, true
 }
 
 func (c *tokenCache) put(raw string, e cacheEntry, now time.Time) {
-	s := c.shard(raw)
+	s, h := c.shard(raw)
+	e.raw = raw
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.m) >= c.perShard {
 		s.evict(now.UnixNano(), c.perShard)
 	}
-	s.m[raw] = e
+	s.m[h] = e
 }
 
 // evict drops expired entries, then arbitrary ones until an eighth of the

@@ -26,3 +26,14 @@ func TestTokenCacheSizeCap(t *testing.T) {
 		t.Fatalf("%d entries after pruning past every deadline", n)
 	}
 }
+
+func TestTokenCacheCollisionIsMiss(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	c := newTokenCache(16)
+	c.put("a", cacheEntry{p: &tollgate.Principal{UserID: "a"}, deadline: now.Add(time.Minute).UnixNano()}, now)
+	s, h := c.shard("a")
+	s.m[h^0] = cacheEntry{raw: "b", p: &tollgate.Principal{UserID: "b"}, deadline: now.Add(time.Minute).UnixNano()}
+	if _, ok := c.get("a", now); ok {
+		t.Fatal("entry of another token served for a colliding hash")
+	}
+}
