@@ -117,6 +117,7 @@ type sseReader struct {
 	suppress bool
 	pending  []byte // start of an event not yet complete
 	out      []byte // complete events ready for the client (suppress)
+	off      int    // bytes of out already returned
 	err      error
 	scratch  []byte
 }
@@ -130,29 +131,28 @@ func (s *sseReader) Read(p []byte) (int, error) {
 		}
 		return n, err
 	}
-	for len(s.out) == 0 {
+	for s.off == len(s.out) {
 		if s.err != nil {
 			return 0, s.err
 		}
+		s.out, s.off = s.out[:0], 0
 		if s.scratch == nil {
 			s.scratch = make([]byte, 32<<10)
 		}
 		n, err := s.rc.Read(s.scratch)
 		s.pending = append(s.pending, s.scratch[:n]...)
 		s.takeEvents()
+		if len(s.pending) > maxEventSize || err != nil {
+			// An oversized or unterminated event passes as it is.
+			s.out = append(s.out, s.pending...)
+			s.pending = s.pending[:0]
+		}
 		if err != nil {
-			if err == io.EOF {
-				s.out = append(s.out, s.pending...) // an unterminated tail passes as is
-				s.pending = nil
-			}
 			s.err = err
 		}
 	}
-	n := copy(p, s.out)
-	s.out = s.out[n:]
-	if len(s.out) == 0 {
-		s.out = s.out[:0:0]
-	}
+	n := copy(p, s.out[s.off:])
+	s.off += n
 	return n, nil
 }
 
@@ -173,13 +173,10 @@ func (s *sseReader) observe(b []byte) {
 			break
 		}
 		s.inspect(s.pending[:end])
-		s.pending = s.pending[end:]
+		s.pending = append(s.pending[:0], s.pending[end:]...)
 	}
 	if len(s.pending) > maxEventSize {
 		s.pending = s.pending[:0]
-	}
-	if len(s.pending) == 0 {
-		s.pending = nil
 	}
 }
 
@@ -195,7 +192,7 @@ func (s *sseReader) takeEvents() {
 		if !s.inspect(ev) {
 			s.out = append(s.out, ev...)
 		}
-		s.pending = s.pending[end:]
+		s.pending = append(s.pending[:0], s.pending[end:]...)
 	}
 }
 
