@@ -4,42 +4,50 @@
 //
 // # Exported API (stable; the HTTP layer and the CLI build on it)
 //
-// Keys, one set per purpose (PurposeAccess, PurposeInternal):
+// Keys, one set per purpose (PurposeAccess, PurposeInternal), generated on
+// first start, PKCS#8 encrypted at rest when KeyOptions.Passphrase is set:
 //
 //	km, err := NewKeyManager(ctx, store.SigningKeys(), KeyOptions{Algorithm: ES256, Passphrase: p})
-//	km.JWKS() []byte                       // GET /.well-known/jwks.json
-//	km.Algorithms() []string               // for openid-configuration
-//	km.Rotate(ctx) / km.RotateAfter(ctx, 0) // scheduled / forced rotation
-//	km.Reload(ctx); km.Start(ctx); km.Stop()
+//	km.JWKS() []byte                        // GET /.well-known/jwks.json (cached bytes)
+//	km.Algorithms() []string                // for openid-configuration
+//	km.Rotate(ctx)                          // next key published now, signs after PublishDelay
+//	km.RotateAfter(ctx, 0)                  // tollgate keys rotate: switch now
+//	km.Reload(ctx); km.Start(ctx); km.Stop() // pick up rotations by the CLI or replicas
 //
-// Issuing:
+// Issuing (RFC 9068: typ at+jwt, kid, iss sub aud exp iat nbf jti
+// tenant_id role scope plan):
 //
 //	iss, err := NewIssuer(accessKM, internalKM, IssuerOptions{Issuer: publicURL})
-//	tok, exp, err := iss.Issue(ctx, AccessClaims{Subject: u.ID, TenantID: …, Role: …, Scopes: …, Plan: …})
-//	tok, exp, err := iss.IssueInternal(ctx, principal, "")
+//	tok, exp, err := iss.Issue(ctx, AccessClaims{Subject: u.ID, TenantID: u.TenantID, Role: u.Role, Scopes: s, Plan: plan})
+//	tok, exp, err := iss.IssueInternal(ctx, principal, "") // for upstreams, internal key
 //
-// Verifying (tollgate's own tokens and trusted external issuers):
+// Verifying, tollgate's own tokens and trusted external issuers:
 //
 //	v, err := NewVerifier(VerifierOptions{Issuer: publicURL, Keys: accessKM, Trusted: []TrustedIssuer{…}, Denylist: dl})
-//	v.Start(ctx); defer v.Stop()           // background JWKS refresh, pruning
-//	p, err := v.Verify(ctx, raw)           // *tollgate.Principal, shared read-only
+//	v.Start(ctx); defer v.Stop()   // background JWKS refresh, pruning
+//	p, err := v.Verify(ctx, raw)   // *tollgate.Principal, shared read-only
+//	v.RefreshJWKS(ctx)             // fetch every external JWKS now
 //
 // Every Verify failure is a *tollgate.Error with code EUnauthorized and a
-// fixed, safe message. Revocation state lives in memory:
+// fixed message that never quotes the token. Revocation state lives in
+// memory and is consulted on every Verify, cache hits included:
 //
-//	dl := NewDenylist(now); dl.Load(ctx, store.Revocations(), store.Users())
-//	dl.RevokeToken(iss, jti, exp); dl.RevokeUserTokens(userID, t)
-//	dl.DisableUser(id); dl.EnableUser(id); dl.SetUser(u); dl.Check(p)
+//	dl := NewDenylist(now); err := dl.Load(ctx, store.Revocations(), store.Users())
+//	dl.RevokeToken(iss, jti, exp); dl.UnrevokeToken(iss, jti)
+//	dl.RevokeUserTokens(userID, t); dl.DisableUser(id); dl.EnableUser(id); dl.SetUser(u)
+//	dl.Check(p); dl.Prune(); dl.Len()
 //
-// Refresh tokens (opaque "tgr_…", stored as SHA-256, rotated on every use;
-// reuse revokes the family) and API keys ("tg_<id>_<secret>"):
+// Refresh tokens (opaque "tgr_" + 32 random bytes, stored as SHA-256,
+// rotated on every use; reuse revokes the family) and API keys
+// ("tg_<16 hex id>_<32 bytes base64url>", stored as SHA-256):
 //
-//	r := NewRefresher(store.RefreshTokens(), RefreshOptions{})
+//	r := NewRefresher(store.RefreshTokens(), RefreshOptions{IdleTTL: 24 * time.Hour, AbsoluteTTL: 30 * 24 * time.Hour})
 //	raw, rt, err := r.Start(ctx, userID, scopes)
-//	raw, rt, err := r.Rotate(ctx, raw)     // tollgate.ErrRefreshReused on replay
-//	err := r.Revoke(ctx, raw)
+//	raw, rt, err := r.Rotate(ctx, raw) // tollgate.ErrRefreshReused on replay
+//	err := r.Revoke(ctx, raw)          // RFC 7009: unknown tokens are no error
 //	raw, key := NewAPIKey(userID, name, now)
 //	id, hash, err := ParseAPIKey(raw); ok := APIKeyMatches(stored, hash)
+//	IsRefreshToken(raw), IsAPIKey(raw) // route a credential by its shape
 //
 // # Hardening
 //
