@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/tollgate/tollgate/internal/token"
+	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
 // TestJWTAttacks turns every row of shared/security/jwt-attacks.md into
@@ -396,10 +398,30 @@ func row22(t *testing.T, e *attackEnv, tg *target) {
 	e.refuse(t, "trailing_data", tg.sign(t, tg.header(), string(toJSON(t, tg.claims()))+"{}"))
 }
 
-// row23 (access tokens): revoking a jti refuses the token at once, also
-// when it was verified (and cached) before. Refresh-token replay is
-// TestRefreshReplayRevokesFamily.
+// row23: revoking a jti refuses the token at once, also when it was
+// verified (and cached) before; a refresh token replayed after rotation
+// (on the SQLite store) is refused and revokes its family. See also
+// TestRefreshReplayRevokesFamily and TestRevocationFromStore.
 func row23(t *testing.T, e *attackEnv, tg *target) {
+	if tg.name == "own" {
+		t.Run("refresh_replay_sqlite", func(t *testing.T) {
+			ctx := context.Background()
+			r, _, _, u := newRefresher(t)
+			first, _, err := r.Start(ctx, u.ID, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			second, _, err := r.Rotate(ctx, first)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := r.Rotate(ctx, first); !errors.Is(err, tollgate.ErrRefreshReused) {
+				t.Fatalf("replay: %v, want ErrRefreshReused", err)
+			}
+			_, _, err = r.Rotate(ctx, second)
+			wantUnauthorized(t, err)
+		})
+	}
 	tok := tg.valid(t)
 	p := e.accept(t, tok)
 	e.accept(t, tok) // now a cache hit
