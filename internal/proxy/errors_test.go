@@ -44,6 +44,7 @@ routes:
 		{"missing scope", "GET", "/text", "tok-bob", nil, 403, "insufficient_scope", `Bearer realm="tollgate", error="insufficient_scope"`},
 		{"missing role", "GET", "/admin-tools/x", "tok-alice", nil, 403, "insufficient_scope", `Bearer realm="tollgate", error="insufficient_scope"`},
 		{"unknown path", "GET", "/nowhere", "tok-alice", nil, 404, "not_found", ""},
+		{"dot segments", "GET", "/admin-tools/../text", "tok-carol", nil, 400, "invalid_request_error", ""},
 		{"wrong method", "GET", "/post", "tok-alice", nil, 405, "method_not_allowed", ""},
 		{"body too large", "POST", "/text", "tok-alice", strings.NewReader(big), 413, "request_too_large", ""},
 		{"upstream down", "GET", "/dead", "tok-alice", nil, 502, "upstream_error", ""},

@@ -162,3 +162,24 @@ routes:
 		t.Errorf("internal detail leaked: %q", e.Error.Message)
 	}
 }
+
+func TestUpstreamHeaders(t *testing.T) {
+	t.Setenv("TEST_VLLM_KEY", "sk-upstream")
+	up := newUpstream(t, "up", nil)
+	g := setup(t, fmt.Sprintf(`
+routes:
+  - name: vllm
+    path: /v1/
+    type: openai
+    upstreams: [%s]
+    upstream_headers: {authorization: "Bearer ${TEST_VLLM_KEY}", X-Pass: "a$b"}
+`, up.URL), proxy.Options{})
+	wantStatus(t, do(t, "POST", g.URL+"/v1/chat/completions", "tok-alice", strings.NewReader(`{"model":"m"}`)), 200)
+	h := up.last(t).Header
+	if got := h.Values("Authorization"); len(got) != 1 || got[0] != "Bearer sk-upstream" {
+		t.Errorf("upstream Authorization = %q, want the configured key, never the caller's token", got)
+	}
+	if got := h.Get("X-Pass"); got != "a$b" {
+		t.Errorf("X-Pass = %q, want a lone $ kept", got)
+	}
+}

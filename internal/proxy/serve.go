@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/tollgate/tollgate/internal/policy"
 	"github.com/tollgate/tollgate/internal/tollgate"
@@ -40,6 +41,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) serve(x *exchange, r *http.Request) {
 	if p.draining.Load() {
 		p.refuse(x, r, errDraining)
+		return
+	}
+	if hasDotSegment(r.URL.Path) {
+		// "/public/../private" must not match a public prefix and then
+		// be normalized by the upstream into a private path.
+		p.refuse(x, r, tollgate.Errorf(tollgate.EInvalid, "the path must not contain . or .. segments"))
 		return
 	}
 	rt := p.routes.lookup(r.URL.Path)
@@ -180,4 +187,21 @@ func (p *Proxy) forward(x *exchange, r *http.Request, rt *route, pl *pool) {
 // refusal used by the 413 paths.
 func tooLarge(limit int64) error {
 	return tollgate.Errorf(tollgate.ETooLarge, "request body is larger than this route's limit of %d bytes", limit)
+}
+
+// hasDotSegment reports whether a (decoded) path has a "." or ".."
+// segment.
+func hasDotSegment(path string) bool {
+	for i := strings.Index(path, "/."); i >= 0; {
+		rest := path[i+2:]
+		if rest == "" || rest[0] == '/' || rest == "." || strings.HasPrefix(rest, "./") {
+			return true
+		}
+		j := strings.Index(rest, "/.")
+		if j < 0 {
+			return false
+		}
+		i = i + 2 + j
+	}
+	return false
 }
