@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
@@ -47,6 +48,10 @@ type KeyOptions struct {
 	// RefreshInterval between reloads from the store once started, to pick
 	// up rotations by the CLI or another replica. Defaults to 1 minute.
 	RefreshInterval time.Duration
+	// MissReloadInterval: a token with an unknown kid reloads the key set
+	// from the store at most once per interval (a replica may have rotated
+	// before this one's periodic reload). Defaults to 5 seconds.
+	MissReloadInterval time.Duration
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
 	// Logger for background reload failures. Defaults to slog.Default().
@@ -60,6 +65,7 @@ func (o *KeyOptions) fill() error {
 	o.TokenTTL = cmp.Or(o.TokenTTL, 15*time.Minute)
 	o.Leeway = cmp.Or(o.Leeway, 60*time.Second)
 	o.RefreshInterval = cmp.Or(o.RefreshInterval, time.Minute)
+	o.MissReloadInterval = cmp.Or(o.MissReloadInterval, 5*time.Second)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -71,7 +77,7 @@ func (o *KeyOptions) fill() error {
 	default:
 		return fmt.Errorf("signing algorithm %q not supported (want ES256, EdDSA or RS256)", o.Algorithm)
 	}
-	if o.PublishDelay < 0 || o.TokenTTL < 0 || o.Leeway < 0 || o.RefreshInterval < 0 {
+	if o.PublishDelay < 0 || o.TokenTTL < 0 || o.Leeway < 0 || o.RefreshInterval < 0 || o.MissReloadInterval < 0 {
 		return fmt.Errorf("key options: durations must not be negative")
 	}
 	return nil
@@ -91,6 +97,11 @@ type KeyManager struct {
 
 	stop context.CancelFunc
 	done chan struct{}
+
+	// lastMiss is the clock's unix nanos of the last reload caused by an
+	// unknown kid; missFlight merges concurrent ones.
+	lastMiss   atomic.Int64
+	missFlight singleflight.Group
 }
 
 // ownKey is one of our keys, decrypted.
@@ -118,6 +129,7 @@ func NewKeyManager(ctx context.Context, store tollgate.SigningKeyStore, opts Key
 		return nil, err
 	}
 	m := &KeyManager{store: store, opts: opts, loaded: map[string]*ownKey{}}
+	m.lastMiss.Store(-1 << 62)
 	if err := m.Reload(ctx); err != nil {
 		return nil, err
 	}
@@ -252,6 +264,39 @@ func (m *KeyManager) signingKey() (*ownKey, error) {
 
 // lookup returns the published key with this kid.
 func (m *KeyManager) lookup(kid string) *ownKey { return m.snap.Load().byKID[kid] }
+
+// lookupOrReload is lookup that, for an unknown kid, reloads the key set
+// first — at most once per MissReloadInterval, concurrent misses merged —
+// so a key another replica rotated in is known before the periodic reload.
+// Lookups of known kids never wait for it.
+func (m *KeyManager) lookupOrReload(ctx context.Context, kid string) *ownKey {
+	if k := m.lookup(kid); k != nil {
+		return k
+	}
+	if !m.missAllowed() {
+		return nil
+	}
+	ch := m.missFlight.DoChan("reload", func() (any, error) {
+		if !m.missAllowed() {
+			return nil, nil
+		}
+		m.lastMiss.Store(m.opts.Now().UnixNano())
+		return nil, m.Reload(context.WithoutCancel(ctx))
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			m.opts.Logger.WarnContext(ctx, "reload signing keys for an unknown kid", "purpose", m.opts.Purpose, "err", res.Err)
+		}
+	case <-ctx.Done():
+		return nil
+	}
+	return m.lookup(kid)
+}
+
+func (m *KeyManager) missAllowed() bool {
+	return m.opts.Now().UnixNano()-m.lastMiss.Load() >= int64(m.opts.MissReloadInterval)
+}
 
 func (m *KeyManager) current(now time.Time) *ownKey {
 	if s := m.snap.Load(); s != nil {

@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -341,5 +344,58 @@ func TestKeyManagerPicksUpCLIRotation(t *testing.T) {
 	}
 	if kid := kidOf(t, tok); kid != jwksKeys(t, cli)[len(jwksKeys(t, cli))-1].Kid {
 		t.Fatalf("server signs with %s, not the CLI's new key", kid)
+	}
+}
+
+// countingKeys counts SigningKeys reads.
+type countingKeys struct {
+	tollgate.SigningKeyStore
+	reads atomic.Int64
+}
+
+func (c *countingKeys) SigningKeys(ctx context.Context, purpose string) ([]*tollgate.SigningKey, error) {
+	c.reads.Add(1)
+	return c.SigningKeyStore.SigningKeys(ctx, purpose)
+}
+
+// TestReplicaLearnsRotatedKeyOnMiss: replica A rotates with delay 0 and
+// signs with the new key; replica B accepts that token at once, reloading
+// on the unknown kid — at most once per interval, however many random
+// kids arrive.
+func TestReplicaLearnsRotatedKeyOnMiss(t *testing.T) {
+	ctx := context.Background()
+	clock := newFakeClock()
+	shared := &memKeys{}
+	a := newKeyEnv(t, shared, clock)
+	bStore := &countingKeys{SigningKeyStore: shared}
+	b := newKeyEnv(t, bStore, clock)
+	if err := a.km.RotateAfter(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	before := bStore.reads.Load()
+	if _, err := b.v.Verify(ctx, a.issue(t)); err != nil {
+		t.Fatalf("replica refused a token of the rotated-in key: %v", err)
+	}
+	if n := bStore.reads.Load() - before; n != 1 {
+		t.Fatalf("%d store reads for the unknown kid, want 1", n)
+	}
+	var wg sync.WaitGroup
+	withKID := func(kid string) string {
+		_, rest, _ := strings.Cut(a.issue(t), ".")
+		return enc([]byte(`{"alg":"ES256","typ":"at+jwt","kid":"`+kid+`"}`)) + "." + rest
+	}
+	for i := range 32 {
+		forged := withKID(fmt.Sprint("rnd-", i))
+		wg.Go(func() { _, _ = b.v.Verify(ctx, forged) })
+	}
+	wg.Wait()
+	if n := bStore.reads.Load() - before; n != 1 {
+		t.Fatalf("random kids caused %d more store reads within the interval, want 0", n-1)
+	}
+	clock.Add(6 * time.Second)
+	_, err := b.v.Verify(ctx, withKID("rnd-late"))
+	wantUnauthorized(t, err)
+	if n := bStore.reads.Load() - before; n != 2 {
+		t.Fatalf("after the interval: %d store reads in all, want 2", n)
 	}
 }

@@ -175,7 +175,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (cache
 	}
 	var pub crypto.PublicKey
 	if tr == nil {
-		k := v.opts.Keys.lookup(t.header.kid)
+		k := v.opts.Keys.lookupOrReload(ctx, t.header.kid)
 		if k == nil {
 			return cacheEntry{}, errUnknownKey
 		}
