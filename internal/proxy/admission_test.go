@@ -81,6 +81,20 @@ routes:
 		}
 	})
 
+	t.Run("GPU time from the upstream's header", func(t *testing.T) {
+		gpu := newUpstream(t, "gpu", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-GPU-Seconds", "1.25")
+			w.Write([]byte("image"))
+		})
+		a := newAdmission("a", nil)
+		g := setup(t, fmt.Sprintf("routes:\n  - {name: img, path: /img, upstreams: [%s], gpu_seconds_header: X-GPU-Seconds}\n", gpu.URL),
+			proxy.Options{Admissions: []tollgate.Admission{a}})
+		wantStatus(t, do(t, "POST", g.URL+"/img", "tok-alice", strings.NewReader("{}")), 200)
+		if out := <-a.released; out.Units.GPUMillis != 1250 {
+			t.Errorf("GPUMillis = %d, want 1250", out.Units.GPUMillis)
+		}
+	})
+
 	t.Run("requests refused before admission never reach it", func(t *testing.T) {
 		a := newAdmission("a", nil)
 		g := setup(t, cfg, proxy.Options{Admissions: []tollgate.Admission{a}})

@@ -30,8 +30,10 @@
 // # Admission contract
 //
 // Options.Admissions are called in order with the filled *tollgate.Call
-// (RequestID, Start, Principal, ClientIP, Route, Method, Path, BytesIn, and
-// on openai routes Model, MaxOutputTokens and Body) after every check above
+// (RequestID, Start, Principal, ClientIP, Route, Method, Path; BytesIn, the
+// body's length when read or its Content-Length, 0 for a streamed body of
+// unknown length; Body when the body was read; on openai routes Model and
+// MaxOutputTokens) after every check above
 // and immediately before forwarding; requests refused earlier never reach
 // them. Each Admit either refuses with an error — rendered through
 // httpx.WriteError (e.g. 429 with Retry-After), the later admissions are not
