@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/tollgate/tollgate/internal/proxy"
@@ -51,6 +52,33 @@ routes:
 			})
 		})
 	}
+	b.Run("openai", func(b *testing.B) {
+		llm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hi"}}],"usage":{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18}}`)
+		}))
+		b.Cleanup(llm.Close)
+		g := setup(b, fmt.Sprintf(`
+server: {access_log: false}
+routes:
+  - {name: llm, type: openai, path: /v1/, upstreams: [%s], scopes: [infer:text]}
+`, llm.URL), proxy.Options{})
+		const body = `{"model":"m","max_tokens":64,"messages":[{"role":"user","content":"Say hi"}]}`
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				req := httptest.NewRequest("POST", "/v1/chat/completions", strings.NewReader(body))
+				req.Header.Set("Authorization", "Bearer tok-alice")
+				rec := httptest.NewRecorder()
+				g.proxy.ServeHTTP(rec, req)
+				if rec.Code != 200 {
+					b.Fatalf("status %d", rec.Code)
+				}
+			}
+		})
+	})
 	b.Run("server", func(b *testing.B) {
 		g := setup(b, fmt.Sprintf(`
 server: {access_log: false}

@@ -21,15 +21,27 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	if size < 0 {
 		size = 512
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size+1))
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		return nil, tollgate.Errorf(tollgate.EInvalid, "the request body could not be read")
+	// One byte more than expected, so a body of the announced length is
+	// read into one allocation and EOF is seen without growing.
+	buf := make([]byte, 0, size+1)
+	lr := io.LimitReader(r.Body, limit+1)
+	for {
+		n, err := lr.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, tollgate.Errorf(tollgate.EInvalid, "the request body could not be read")
+		}
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
 	}
-	if n > limit {
+	if int64(len(buf)) > limit {
 		return nil, tooLarge(limit)
 	}
-	return buf.Bytes(), nil
+	return buf, nil
 }
 
 // setBody replaces the request body with b.
