@@ -304,6 +304,8 @@ func row15(t *testing.T, e *attackEnv, tg *target) {
 	e.refuse(t, "sub_and_Sub", tg.sign(t, tg.header(), body+`,"Sub":"admin","sub":"a"}`))
 	e.refuse(t, "role_twice", tg.sign(t, tg.header(), body+`,"sub":"a","role":"user","role":"admin"}`))
 	e.refuse(t, "only_SUB", tg.sign(t, tg.header(), body+`,"SUB":"admin"}`))
+	e.refuse(t, "sub_and_escaped_sub", tg.sign(t, tg.header(), body+`,"sub":"a","s\u0075b":"admin"}`))
+	e.refuse(t, "sub_and_long_s_sub", tg.sign(t, tg.header(), body+`,"sub":"a","\u017fub":"admin"}`))
 	h := fmt.Sprintf(`{"alg":"ES256","typ":"at+jwt","kid":%q`, tg.kid)
 	e.refuse(t, "header_alg_twice", tg.sign(t, h+`,"alg":"none"}`, tg.claims()))
 	e.refuse(t, "header_Kid", tg.sign(t, h+`,"Kid":"x"}`, tg.claims()))
