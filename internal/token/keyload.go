@@ -125,7 +125,6 @@ func (m *KeyManager) load(r *tollgate.SigningKey) (*ownKey, error) {
 	c := *k
 	c.activateAt = r.ActivateAt
 	c.retired = r.State == tollgate.KeyRetired
-	c.retiredAt = r.RetiredAt
 	return &c, nil
 }
 

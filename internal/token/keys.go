@@ -112,7 +112,6 @@ type ownKey struct {
 	pub        crypto.PublicKey
 	activateAt time.Time
 	retired    bool
-	retiredAt  time.Time
 }
 
 // keySet is an immutable snapshot of the published keys.
