@@ -50,3 +50,27 @@ func BenchmarkIssue(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkVerifyParallel: cache hits from all cores at once (shared
+// shard and denylist locks).
+func BenchmarkVerifyParallel(b *testing.B) {
+	ctx := context.Background()
+	f := setup(b, setupOpts{alg: token.ES256, realClock: true})
+	toks := make([]string, 64)
+	for i := range toks {
+		toks[i] = f.mustIssue(b, aliceClaims)
+		if _, err := f.verifier.Verify(ctx, toks[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if _, err := f.verifier.Verify(ctx, toks[i%len(toks)]); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+}
