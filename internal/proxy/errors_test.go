@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -87,12 +88,23 @@ routes:
 }
 
 func TestDrain(t *testing.T) {
+	gate := make(chan struct{})
+	llm := newUpstream(t, "llm", fakeLLM("llm", gate, nil))
 	up := newUpstream(t, "up", nil)
 	g := setup(t, fmt.Sprintf(`
 routes:
   - {name: open, path: /open, upstreams: [%s], public: true}
-`, up.URL), proxy.Options{})
+  - {name: llm, path: /v1/, type: openai, upstreams: [%s]}
+`, up.URL, llm.URL), proxy.Options{})
 	wantStatus(t, do(t, "GET", g.URL+"/open", "", nil), 200)
+
+	stream := do(t, "POST", g.URL+"/v1/chat/completions", "tok-alice", strings.NewReader(`{"model":"m","stream":true}`))
+	wantStatus(t, stream, 200)
+	br := bufio.NewReader(stream.Body)
+	if ev := readEvent(t, br); ev != sse(chunk1) {
+		t.Fatalf("first event %q", ev)
+	}
+
 	g.proxy.Drain()
 	res := do(t, "GET", g.URL+"/open", "", nil)
 	wantStatus(t, res, 503)
@@ -101,5 +113,10 @@ routes:
 	}
 	if up.hits.Load() != 1 {
 		t.Errorf("upstream hits %d, want 1", up.hits.Load())
+	}
+	// The stream that was in flight finishes.
+	close(gate)
+	if rest := readAll(t, br); rest != sse(chunk2, "[DONE]") {
+		t.Errorf("rest of the stream %q", rest)
 	}
 }

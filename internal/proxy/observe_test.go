@@ -15,6 +15,7 @@ func TestAccessLogAndMetrics(t *testing.T) {
 	g := setup(t, fmt.Sprintf(`
 routes:
   - {name: api, path: /api/, upstreams: [%s]}
+  - {name: down, path: /down/, upstreams: ["http://127.0.0.1:1"]}
 `, up.URL), proxy.Options{})
 
 	res := do(t, "POST", g.URL+"/api/run?x=1", "tok-alice", strings.NewReader(`{"secret_prompt":"hunter2"}`))
@@ -23,6 +24,7 @@ routes:
 	wantStatus(t, do(t, "GET", g.URL+"/api/run", "", nil), 401)
 	wantStatus(t, do(t, "GET", g.URL+"/elsewhere/1", "tok-alice", nil), 404)
 	wantStatus(t, do(t, "GET", g.URL+"/elsewhere/2", "tok-alice", nil), 404)
+	wantStatus(t, do(t, "GET", g.URL+"/down/x", "tok-alice", nil), 502)
 
 	g.Close() // every request has ended and logged
 	var lines []map[string]any
@@ -36,7 +38,7 @@ routes:
 			lines = append(lines, m)
 		}
 	}
-	if len(lines) != 4 {
+	if len(lines) != 5 {
 		t.Fatalf("%d access lines, want one per request:\n%s", len(lines), g.logs)
 	}
 	first := lines[0]
@@ -72,6 +74,9 @@ routes:
 	if got := counterValue(t, g, "tollgate_proxy_requests_total", map[string]string{"route": "(unmatched)", "code": "4xx"}); got != 2 {
 		t.Errorf("unmatched 4xx = %v, want both unknown paths under one label", got)
 	}
+	if got := counterValue(t, g, "tollgate_proxy_upstream_errors_total", map[string]string{"route": "down"}); got != 1 {
+		t.Errorf("upstream errors of route down = %v, want 1", got)
+	}
 	mfs, err := g.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +91,7 @@ routes:
 			}
 		}
 	}
-	if n != 3 {
+	if n != 4 {
 		t.Errorf("%d request series, want 3: labels must not carry raw paths", n)
 	}
 }
