@@ -99,8 +99,8 @@ func (p *Proxy) reverseProxy(rt *route, pl *pool, up *upstream) *httputil.Revers
 
 // upstreamFailed renders a failed exchange: 413 when the streamed body ran
 // over the limit, nothing when the client went away, 504 when the route
-// timeout passed, else 502. Timeouts and connection failures count against
-// the upstream's health.
+// timeout passed, else 502. Connection failures count against the
+// upstream's health; timeouts do not, since long generations are normal.
 func (p *Proxy) upstreamFailed(x *exchange, r *http.Request, pl *pool, up *upstream, err error) {
 	switch {
 	case x.tooLarge:
