@@ -134,6 +134,49 @@ func (f *failover) acquire(ctx context.Context, id string, keys []tollgate.SlotK
 	return f.localSlots, full, err
 }
 
+// admit decides rates and takes slots, both or neither: in one call when
+// the shared store offers it, else slots first, then rates (releasing the
+// slots when the rates refuse). It returns the store holding the slots.
+func (f *failover) admit(ctx context.Context, id string, rates []tollgate.RateKey, slots []tollgate.SlotKey, ttl time.Duration) (tollgate.RateDecision, tollgate.ConcurrencyStore, string, error) {
+	if a, ok := f.remoteRates.(tollgate.LimitAdmitter); ok && len(slots) > 0 && f.remote() {
+		cctx, cancel := context.WithTimeout(ctx, f.timeout)
+		d, full, err := a.AdmitLimits(cctx, id, rates, slots, ttl)
+		cancel()
+		if err == nil {
+			return d, f.remoteSlots, full, nil
+		}
+		if ctx.Err() != nil {
+			return d, nil, "", fmt.Errorf("admit: %w", ctx.Err())
+		}
+		f.fail(err)
+	}
+	var store tollgate.ConcurrencyStore
+	if len(slots) > 0 {
+		var full string
+		var err error
+		if store, full, err = f.acquire(ctx, id, slots, ttl); err != nil || full != "" {
+			return tollgate.RateDecision{}, nil, full, err
+		}
+	}
+	d := tollgate.RateDecision{Allowed: true}
+	if len(rates) > 0 {
+		var err error
+		if d, err = f.allow(ctx, rates); err != nil || !d.Allowed {
+			if store != nil {
+				names := make([]string, len(slots))
+				for i, s := range slots {
+					names[i] = s.Key
+				}
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.timeout)
+				_ = store.Release(rctx, id, names)
+				cancel()
+			}
+			return d, nil, "", err
+		}
+	}
+	return d, store, "", nil
+}
+
 // divideRate returns r shared by n replicas: the same sustained rate ÷ n,
 // with a burst of at least one.
 func divideRate(r tollgate.Rate, n int) tollgate.Rate {

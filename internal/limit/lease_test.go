@@ -14,7 +14,7 @@ import (
 func leaseLimiter(t *testing.T, db *redis.DB, ttl time.Duration) *limit.Limiter {
 	t.Helper()
 	lim, err := limit.New(MustConfig(t, planYAML), limit.Options{
-		Rates: db.Rates(), Slots: db.Slots(), Ping: db.Ping, LeaseTTL: ttl,
+		Rates: db.Rates(), Slots: db.Slots(), Ping: db.Ping, LeaseTTL: ttl, Timeout: 2 * time.Second,
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

@@ -232,31 +232,37 @@ func (l *Limiter) Healthy() bool {
 	return m == ModeLocal || m == ModeRemote
 }
 
-// Admit applies the caller's plan, tenant and route rate limits in one
-// decision and then the plan's concurrency caps. The release function frees
-// the concurrency slots; the data plane calls it exactly once.
+// Admit applies the caller's plan, tenant and route rate limits and the
+// plan's concurrency caps in one decision (one Redis call in cluster mode):
+// all admit and count, or none counts. The release function frees the
+// concurrency slots; the data plane calls it exactly once.
 func (l *Limiter) Admit(ctx context.Context, c *Call) (func(context.Context, *tollgate.Outcome), error) {
 	keys, slots := l.callKeys(c)
-	release := func(context.Context, *tollgate.Outcome) {}
+	if len(keys) == 0 && len(slots) == 0 {
+		return func(context.Context, *tollgate.Outcome) {}, nil
+	}
+	var id string
 	if len(slots) > 0 {
-		rel, err := l.acquire(ctx, slots)
-		if err != nil {
-			return nil, err
-		}
-		release = rel
+		id = l.prefix + strconv.FormatUint(l.seq.Add(1), 36)
+	}
+	d, store, full, err := l.fo.admit(ctx, id, keys, slots, l.opts.LeaseTTL)
+	if err != nil {
+		return nil, err
+	}
+	if full != "" {
+		l.refusals.WithLabelValues(kindOf(full)).Inc()
+		return nil, &tollgate.Error{Code: tollgate.ERateLimited, Message: "too many requests in flight; wait for one to finish", RetryAfter: 1}
 	}
 	if len(keys) > 0 {
-		d, err := l.fo.allow(ctx, keys)
-		if err == nil {
-			setHeaders(ctx, d)
-			err = l.refusal(d)
-		}
-		if err != nil {
-			release(context.WithoutCancel(ctx), nil)
+		setHeaders(ctx, d)
+		if err := l.refusal(d); err != nil {
 			return nil, err
 		}
 	}
-	return release, nil
+	if store == nil {
+		return func(context.Context, *tollgate.Outcome) {}, nil
+	}
+	return l.releaser(store, id, slots), nil
 }
 
 // Call is the domain call, aliased so Admit's signature reads plainly.
@@ -290,22 +296,14 @@ func (l *Limiter) callKeys(c *Call) ([]tollgate.RateKey, []tollgate.SlotKey) {
 	return keys, slots
 }
 
-// acquire takes the slots and returns their release, called at most once.
-func (l *Limiter) acquire(ctx context.Context, slots []tollgate.SlotKey) (func(context.Context, *tollgate.Outcome), error) {
-	id := l.prefix + strconv.FormatUint(l.seq.Add(1), 36)
-	store, full, err := l.fo.acquire(ctx, id, slots, l.opts.LeaseTTL)
-	if err != nil {
-		return nil, err
-	}
-	if full != "" {
-		l.refusals.WithLabelValues(kindOf(full)).Inc()
-		return nil, &tollgate.Error{Code: tollgate.ERateLimited, Message: "too many requests in flight; wait for one to finish", RetryAfter: 1}
-	}
+// releaser returns the release of id's slots in store; it runs at most
+// once, also when the request's context is gone.
+func (l *Limiter) releaser(store tollgate.ConcurrencyStore, id string, slots []tollgate.SlotKey) func(context.Context, *tollgate.Outcome) {
 	names := make([]string, len(slots))
 	for i, s := range slots {
 		names[i] = s.Key
 	}
-	remote := store == l.opts.Slots && l.opts.Slots != nil
+	remote := l.opts.Slots != nil && store == l.opts.Slots
 	if remote {
 		l.mu.Lock()
 		l.leases[id] = names
@@ -325,7 +323,7 @@ func (l *Limiter) acquire(ctx context.Context, slots []tollgate.SlotKey) (func(c
 				l.opts.Logger.Warn("release concurrency slot; its lease will expire", "err", err)
 			}
 		})
-	}, nil
+	}
 }
 
 // refusal turns a refused decision into a 429 with Retry-After.

@@ -77,7 +77,7 @@ func setup(t *testing.T, cfg *config.Config, db *redis.DB, now func() time.Time)
 	r := &replica{deny: token.NewDenylist(nil), reg: prometheus.NewRegistry(), unblock: make(chan struct{}), inside: make(chan struct{}, 100)}
 	quiet := slog.New(slog.DiscardHandler)
 	bo := limit.BanOptions{Now: now, Logger: quiet}
-	lo := limit.Options{Now: now, Registerer: r.reg, PingInterval: 100 * time.Millisecond, Logger: quiet}
+	lo := limit.Options{Now: now, Registerer: r.reg, PingInterval: 100 * time.Millisecond, Timeout: 2 * time.Second, Logger: quiet}
 	fo := limit.FanoutOptions{Apply: limit.ApplyTo(r.deny), Logger: quiet}
 	if db != nil {
 		bo.Store, bo.Bus, bo.Rates = db.Bans(), db.Bus(), db.Rates()
@@ -204,7 +204,7 @@ func testPrefix(tb testing.TB) string {
 
 func mustOpen(tb testing.TB, url, prefix string) *redis.DB {
 	tb.Helper()
-	db, err := redis.Open(url, redis.Options{Prefix: prefix, Timeout: 200 * time.Millisecond})
+	db, err := redis.Open(url, redis.Options{Prefix: prefix, Timeout: 2 * time.Second})
 	if err != nil {
 		tb.Fatalf("redis: %v", err)
 	}

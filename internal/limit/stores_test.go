@@ -20,5 +20,6 @@ func TestStores(t *testing.T) {
 		t.Run("slots", func(t *testing.T) { limittest.ConcurrencyStore(t, db.Slots()) })
 		t.Run("counters", func(t *testing.T) { limittest.CounterStore(t, db.Counters()) })
 		t.Run("bans", func(t *testing.T) { limittest.BanStore(t, db.Bans()) })
+		t.Run("rates and slots at once", func(t *testing.T) { limittest.LimitAdmitter(t, db.Rates(), db.Slots()) })
 	})
 }

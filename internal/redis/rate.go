@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -55,6 +54,7 @@ return {allowed, limit, remaining, reset, retry, which}
 type Rates struct {
 	db     *DB
 	script *goredis.Script
+	admit  *goredis.Script
 }
 
 // Allow decides every key in one atomic script call.
@@ -75,15 +75,5 @@ func (r *Rates) Allow(ctx context.Context, keys []tollgate.RateKey) (tollgate.Ra
 	if len(vals) != 6 {
 		return tollgate.RateDecision{}, fmt.Errorf("redis rate limit: unexpected reply %v", vals)
 	}
-	d := tollgate.RateDecision{
-		Allowed:    vals[0] == 1,
-		Limit:      int(vals[1]),
-		Remaining:  int(max(0, vals[2])),
-		Reset:      time.Duration(vals[3]) * time.Microsecond,
-		RetryAfter: time.Duration(vals[4]) * time.Microsecond,
-	}
-	if i := int(vals[5]); i >= 1 && i <= len(keys) {
-		d.Key = keys[i-1].Key
-	}
-	return d, nil
+	return decision(vals, keys), nil
 }

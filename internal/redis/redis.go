@@ -50,7 +50,7 @@ func Open(url string, o Options) (*DB, error) {
 	opt.MaxRetries = -1 // fail fast: the caller falls back
 	opt.ContextTimeoutEnabled = true
 	db := &DB{rdb: goredis.NewClient(opt), prefix: cmp.Or(o.Prefix, "tollgate:")}
-	db.rates = &Rates{db: db, script: goredis.NewScript(rateScript)}
+	db.rates = &Rates{db: db, script: goredis.NewScript(rateScript), admit: goredis.NewScript(admitScript)}
 	db.slots = &Slots{db: db, acquire: goredis.NewScript(acquireScript), renew: goredis.NewScript(renewScript)}
 	db.counters = &Counters{db: db}
 	db.bans = &Bans{db: db}

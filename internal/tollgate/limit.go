@@ -135,3 +135,16 @@ type Bus interface {
 	// subscription.
 	Subscribe(handle func(Event), resync func()) (stop func())
 }
+
+// LimitAdmitter is a RateStore that can also take concurrency slots in the
+// same atomic step: the rate keys admit and the slots are free, and then
+// both count; or neither does. The Redis engine offers it so that a call
+// costs one round trip; the slots are released through its
+// ConcurrencyStore.
+type LimitAdmitter interface {
+	// AdmitLimits decides rates as RateStore.Allow and, when they admit,
+	// takes a slot for id under every slot key as ConcurrencyStore.Acquire.
+	// full names a full slot key (then d.Allowed is false and nothing
+	// counted).
+	AdmitLimits(ctx context.Context, id string, rates []RateKey, slots []SlotKey, ttl time.Duration) (d RateDecision, full string, err error)
+}

@@ -171,3 +171,34 @@ func BanStore(t *testing.T, s tollgate.BanStore) {
 		t.Fatalf("after lifting: %v, want the range ban only", bans)
 	}
 }
+
+// LimitAdmitter tests the combined step: a refusal by either the rates or
+// the slots leaves both untouched; slots taken are released through s.
+func LimitAdmitter(t *testing.T, a tollgate.LimitAdmitter, s tollgate.ConcurrencyStore) {
+	ctx := context.Background()
+	rate := tollgate.RateKey{Key: key("rate"), Rate: tollgate.Rate{N: 1, Period: time.Hour}}
+	slot := tollgate.SlotKey{Key: key("slot"), Limit: 1}
+	d, full, err := a.AdmitLimits(ctx, "a", []tollgate.RateKey{rate}, []tollgate.SlotKey{slot}, time.Minute)
+	if err != nil || !d.Allowed || full != "" || d.Key != rate.Key {
+		t.Fatalf("first: %+v %q %v, want admitted", d, full, err)
+	}
+	if err := s.Release(ctx, "a", []string{slot.Key}); err != nil {
+		t.Fatal(err)
+	}
+	// The rate refuses: the slot must stay free.
+	if d, full, _ := a.AdmitLimits(ctx, "b", []tollgate.RateKey{rate}, []tollgate.SlotKey{slot}, time.Minute); d.Allowed || full != "" {
+		t.Fatalf("over the rate: %+v %q, want refused by the rate", d, full)
+	}
+	fresh := tollgate.RateKey{Key: key("rate"), Rate: tollgate.Rate{N: 1, Period: time.Hour}}
+	if d, full, _ := a.AdmitLimits(ctx, "c", []tollgate.RateKey{fresh}, []tollgate.SlotKey{slot}, time.Minute); !d.Allowed || full != "" {
+		t.Fatalf("slot after a rate refusal: %+v %q, want admitted (the refusal took no slot)", d, full)
+	}
+	// The slot is full: the fresh rate key must not count.
+	other := tollgate.RateKey{Key: key("rate"), Rate: tollgate.Rate{N: 1, Period: time.Hour}}
+	if _, full, _ := a.AdmitLimits(ctx, "d", []tollgate.RateKey{other}, []tollgate.SlotKey{slot}, time.Minute); full != slot.Key {
+		t.Fatalf("slot full: %q, want %s", full, slot.Key)
+	}
+	if d, _, _ := a.AdmitLimits(ctx, "e", []tollgate.RateKey{other}, nil, time.Minute); !d.Allowed {
+		t.Fatalf("rate after a slot refusal: %+v, want admitted (the refusal did not count)", d)
+	}
+}
