@@ -1,0 +1,265 @@
+#!/usr/bin/env bash
+# bench/run.sh: throughput and latency of tollgate against HAProxy 2.6
+# (jwt_verify) and against the upstream reached directly, in one run,
+# interleaved. See bench/README.md.
+#
+# Environment (all optional):
+#   ROUNDS=5 DURATION=10 THREADS=2 CONNS=64   throughput rounds (wrk)
+#   LAT_ROUNDS=3 LAT_DURATION=10              paced latency rounds
+#   PIN=0|1      1: gateways on CPU 1, wrk and upstream on CPU 0
+#   PROFILE=0|1  1: also take a 10 s CPU profile of tollgate under load
+#   KEEP=0|1     1: keep the temporary directory (configs, logs, profile)
+#   TG_ENV=...   environment for the tollgate server, e.g. "GOGC=200"
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-10}
+THREADS=${THREADS:-2}
+CONNS=${CONNS:-64}
+LAT_ROUNDS=${LAT_ROUNDS:-3}
+LAT_DURATION=${LAT_DURATION:-10}
+PIN=${PIN:-0}
+PROFILE=${PROFILE:-0}
+KEEP=${KEEP:-0}
+TG_ENV=${TG_ENV:-}
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+work=$(mktemp -d /tmp/tollgate-bench.XXXXXX)
+pids=()
+
+cleanup() {
+	local rc=$?
+	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+	if [[ $KEEP == 1 ]]; then echo "kept $work" >&2; else rm -rf "$work"; fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+for tool in wrk haproxy curl go ss; do
+	command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing (apt-get install -y haproxy wrk curl)" >&2; exit 1; }
+done
+
+# CPU placement: the gateways get CPU 1 alone, wrk and the upstream share
+# CPU 0 (PIN=1); or everything floats over both CPUs (PIN=0).
+gw_cpu=() load_cpu=()
+if [[ $PIN == 1 ]]; then
+	gw_cpu=(taskset -c 1)
+	load_cpu=(taskset -c 0)
+fi
+
+# freeport prints a TCP port nobody listens on at 127.0.0.1.
+freeport() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 30000))
+		if ! ss -Htln "sport = :$p" | grep -q .; then echo "$p"; return; fi
+	done
+}
+
+# waitfor URL: until it answers, at most 10 s.
+waitfor() {
+	for _ in $(seq 100); do
+		if curl -fsS -o /dev/null "$1" 2>/dev/null; then return 0; fi
+		sleep 0.1
+	done
+	echo "run.sh: $1 did not come up" >&2
+	return 1
+}
+
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "== build (load average $load0)" >&2
+mkdir -p "$work/bin" "$work/data"
+(cd "$root" && go build -o "$work/bin/tollgate" ./cmd/tollgate &&
+	go build -o "$work/bin/upstream" ./bench/upstream &&
+	go build -o "$work/bin/jwkpem" ./bench/jwkpem)
+
+up_port=$(freeport)
+"${load_cpu[@]}" "$work/bin/upstream" -port "$up_port" >"$work/upstream.out" 2>&1 &
+pids+=($!)
+declare -A pid=([direct]=$!)
+upstream="127.0.0.1:$up_port"
+
+tg_port=$(freeport)
+pprof_port=$(freeport)
+cat >"$work/tollgate.yaml" <<YAML
+listen: 127.0.0.1:$tg_port
+data_dir: $work/data
+public_url: http://127.0.0.1:$tg_port
+server:
+  access_log: false
+  drain_timeout: 2s
+protection:
+  ip_rate_limit: 1000000/s
+roles:
+  user: {scopes: [infer:text]}
+routes:
+  - name: bench
+    path: /v1/
+    type: http
+    upstreams: [http://$upstream]
+    scopes: [infer:text]
+YAML
+export TOLLGATE_ADMIN_PASSWORD=bench-admin-password
+tg=("$work/bin/tollgate")
+"${tg[@]}" user add bench --password bench-password --tenant acme --role user --config "$work/tollgate.yaml" >/dev/null
+"${gw_cpu[@]}" env $TG_ENV "${tg[@]}" serve --config "$work/tollgate.yaml" --pprof "127.0.0.1:$pprof_port" >"$work/tollgate.log" 2>&1 &
+pids+=($!)
+pid[tollgate]=$!
+waitfor "http://127.0.0.1:$tg_port/healthz"
+waitfor "http://$upstream/v1/ping"
+token=$("${tg[@]}" token mint --user bench --ttl 1h --config "$work/tollgate.yaml" 2>/dev/null)
+
+"$work/bin/jwkpem" -jwks "http://127.0.0.1:$tg_port/.well-known/jwks.json" -token "$token" >"$work/tollgate-es256.pem"
+hp_port=$(freeport)
+export BENCH_HAPROXY_BIND="127.0.0.1:$hp_port" BENCH_UPSTREAM="$upstream" \
+	BENCH_PUBKEY="$work/tollgate-es256.pem" BENCH_AUD=tollgate BENCH_NBTHREAD=2
+haproxy -q -c -f "$here/haproxy.cfg" >/dev/null
+"${gw_cpu[@]}" haproxy -db -f "$here/haproxy.cfg" >"$work/haproxy.log" 2>&1 &
+pids+=($!)
+pid[haproxy]=$!
+
+declare -A url=(
+	[direct]="http://$upstream/v1/chat/completions"
+	[haproxy]="http://127.0.0.1:$hp_port/v1/chat/completions"
+	[tollgate]="http://127.0.0.1:$tg_port/v1/chat/completions"
+)
+targets=(direct haproxy tollgate)
+bearer="Authorization: Bearer $token"
+waitfor "${url[direct]}"
+for i in $(seq 101); do
+	[[ $(curl -s -o /dev/null -w '%{http_code}' -H "$bearer" "${url[haproxy]}") == 200 ]] && break
+	if [[ $i == 101 ]]; then echo "run.sh: haproxy did not come up:" >&2; cat "$work/haproxy.log" >&2; exit 1; fi
+	sleep 0.1
+done
+
+# The same token with one signature byte changed (not the last character,
+# whose low bits are padding).
+sig=${token##*.}
+c=${sig:10:1}
+[[ $c == A ]] && c=B || c=A
+tampered="${token%.*}.${sig:0:10}$c${sig:11}"
+
+echo "== sanity: identity headers the upstream receives; bad tokens get 401" >&2
+for t in haproxy tollgate; do
+	base=${url[$t]%/chat/completions}
+	echo "$t: $(curl -fsS -H "$bearer" -H 'X-User-ID: spoofed' "$base/echo-identity")" >&2
+	for bad in "" "Authorization: Bearer $tampered" "Authorization: Bearer x.y.z"; do
+		hb=()
+		[[ -z $bad ]] || hb=(-H "$bad")
+		code=$(curl -s -o /dev/null -w '%{http_code}' "${hb[@]}" "${url[$t]}")
+		if [[ $code != 401 ]]; then echo "run.sh: $t answered $code to a bad token" >&2; exit 1; fi
+	done
+done
+
+# runwrk TARGET ARGS...: wrk's output; fails on errors or non-2xx answers.
+runwrk() {
+	local t=$1 out
+	shift
+	local h=()
+	[[ $t == direct ]] || h=(-H "$bearer")
+	out=$("${load_cpu[@]}" wrk --timeout 10s "$@" "${h[@]}" "${url[$t]}")
+	if grep -q 'Socket errors' <<<"$out"; then
+		echo "run.sh: warning: $t: $(grep 'Socket errors' <<<"$out")" >&2
+	fi
+	if grep -q 'Non-2xx' <<<"$out"; then
+		echo "run.sh: $t had errors:" >&2
+		echo "$out" >&2
+		exit 1
+	fi
+	printf '%s\n' "$out"
+}
+rps() { awk '/^Requests\/sec:/ {print $2}'; }
+# ticks PID: CPU time (user + system, all threads) in clock ticks.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+median() { sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.0f\n", m}'; }
+median1() { sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f\n", m}'; }
+# p LEVEL: the latency at that percentile of wrk --latency, in microseconds.
+pct() {
+	awk -v want="$1%" '$1==want {v=$2; u=v; gsub(/[0-9.]/,"",u); sub(/[a-z]+$/,"",v);
+		f=(u=="us")?1:(u=="ms")?1000:(u=="s")?1000000:0; printf "%.0f\n", v*f}'
+}
+
+echo "== warm-up" >&2
+for t in "${targets[@]}"; do runwrk "$t" -t"$THREADS" -c"$CONNS" -d3s >/dev/null; done
+
+echo "== throughput: $ROUNDS rounds x ${targets[*]}, wrk -t$THREADS -c$CONNS -d${DURATION}s (PIN=$PIN)" >&2
+declare -A all=() cpu=()
+for r in $(seq "$ROUNDS"); do
+	line="round $r:"
+	for t in "${targets[@]}"; do
+		c0=$(ticks "${pid[$t]}")
+		out=$(runwrk "$t" -t"$THREADS" -c"$CONNS" -d"${DURATION}s")
+		c1=$(ticks "${pid[$t]}")
+		v=$(rps <<<"$out")
+		n=$(awk '/requests in/ {print $1}' <<<"$out")
+		# CPU microseconds the server process spent per request: unlike
+		# req/s it hardly depends on what else runs on the machine.
+		u=$(awk -v c=$((c1 - c0)) -v hz="$hz" -v n="$n" 'BEGIN {printf "%.1f\n", c * 1e6 / hz / n}')
+		all[$t]+="$v "
+		cpu[$t]+="$u "
+		line+=" $t=$v (${u}us cpu/req)"
+	done
+	echo "$line" >&2
+done
+declare -A med=() medcpu=()
+for t in "${targets[@]}"; do
+	med[$t]=$(tr ' ' '\n' <<<"${all[$t]}" | grep . | median)
+	medcpu[$t]=$(tr ' ' '\n' <<<"${cpu[$t]}" | grep . | median1)
+done
+
+if [[ $PROFILE == 1 ]]; then
+	echo "== CPU profile of tollgate under load (10 s)" >&2
+	runwrk tollgate -t"$THREADS" -c"$CONNS" -d14s >/dev/null &
+	wrkpid=$!
+	sleep 2
+	curl -fsS -o "$work/cpu.pprof" "http://127.0.0.1:$pprof_port/debug/pprof/profile?seconds=10"
+	wait "$wrkpid"
+	(cd "$root" && go tool pprof -top -nodecount=40 "$work/bin/tollgate" "$work/cpu.pprof" 2>/dev/null) >"$work/pprof-top.txt"
+	(cd "$root" && go tool pprof -top -cum -nodecount=40 "$work/bin/tollgate" "$work/cpu.pprof" 2>/dev/null) >"$work/pprof-cum.txt"
+	cat "$work/pprof-top.txt"
+	echo
+	cat "$work/pprof-cum.txt"
+	echo
+fi
+
+# Paced latency at half of tollgate's peak, the same offered load for all.
+target_rate=$((med[tollgate] / 2))
+delay_ms=$(awk -v c="$CONNS" -v r="$target_rate" 'BEGIN {d=c*1000/r; printf "%d\n", (d<1)?1:d+0.5}')
+echo "== latency: $LAT_ROUNDS rounds, $CONNS connections paced at ~$target_rate req/s (delay mean ${delay_ms} ms)" >&2
+declare -A p50s=() p99s=() rates=()
+for r in $(seq "$LAT_ROUNDS"); do
+	line="round $r:"
+	for t in "${targets[@]}"; do
+		out=$(DELAY_MS=$delay_ms runwrk "$t" -t"$THREADS" -c"$CONNS" -d"${LAT_DURATION}s" --latency -s "$here/pace.lua")
+		p50s[$t]+="$(pct 50 <<<"$out") "
+		p99s[$t]+="$(pct 99 <<<"$out") "
+		rates[$t]+="$(rps <<<"$out") "
+		line+=" $t=$(pct 99 <<<"$out")us@$(rps <<<"$out")/s"
+	done
+	echo "$line" >&2
+done
+
+echo
+echo "machine: load average before the run: $load0; after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "machine: $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(go version | awk '{print $3}'), $(haproxy -v | awk 'NR==1 {print $3}'), PIN=$PIN"
+echo
+echo "throughput (wrk -t$THREADS -c$CONNS, ${DURATION}s x $ROUNDS interleaved rounds, median req/s)"
+printf '| %-8s | %10s | %12s | %s |\n' target "req/s" "CPU us/req" "req/s of each round"
+printf '|----------|-----------:|-------------:|---------------------|\n'
+for t in "${targets[@]}"; do printf '| %-8s | %10s | %12s | %s |\n' "$t" "${med[$t]}" "${medcpu[$t]}" "${all[$t]% }"; done
+awk -v a="${med[tollgate]}" -v b="${med[haproxy]}" 'BEGIN {printf "\ntollgate / haproxy = %.2f (target >= 1.50)\n\n", a/b}'
+
+echo "latency (paced ~$target_rate req/s offered, $CONNS conns, median of $LAT_ROUNDS rounds, microseconds)"
+printf '| %-8s | %8s | %8s | %8s | %s |\n' target "req/s" p50 p99 "p99 added vs direct"
+printf '|----------|---------:|---------:|---------:|---------------------|\n'
+dp99=$(tr ' ' '\n' <<<"${p99s[direct]}" | grep . | median)
+for t in "${targets[@]}"; do
+	m50=$(tr ' ' '\n' <<<"${p50s[$t]}" | grep . | median)
+	m99=$(tr ' ' '\n' <<<"${p99s[$t]}" | grep . | median)
+	mr=$(tr ' ' '\n' <<<"${rates[$t]}" | grep . | median)
+	printf '| %-8s | %8s | %8s | %8s | %19s |\n' "$t" "$mr" "$m50" "$m99" "$((m99 - dp99))"
+done
