@@ -3,6 +3,8 @@ package limit_test
 import (
 	"context"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -55,5 +57,47 @@ func benchLimiter(b *testing.B, db *redis.DB) {
 	})
 	if lim.Status().Mode == limit.ModeFallback {
 		b.Fatal("benchmark fell back from Redis")
+	}
+}
+
+// BenchmarkMiddleware compares a request through Middleware and Admit (IP
+// limit, then user, tenant and route limits and concurrency slots) with
+// the same handler without limits, in process: the cost limits add to
+// every request of one node.
+func BenchmarkMiddleware(b *testing.B) {
+	cfg := MustConfig(b, benchYAML+"\nprotection: {ip_rate_limit: 1000000/s}\n")
+	lim, err := limit.New(cfg, limit.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var n atomic.Int64
+	handler := func(admit bool) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if admit {
+				i := n.Add(1) % 1000
+				c := &tollgate.Call{Route: "chat", Principal: &tollgate.Principal{UserID: "u" + strconv.FormatInt(i, 10), TenantID: "t"}}
+				release, err := lim.Admit(r.Context(), c)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer release(r.Context(), &tollgate.Outcome{})
+			}
+			w.WriteHeader(http.StatusOK)
+		})
+	}
+	for _, c := range []struct {
+		name string
+		h    http.Handler
+	}{{"off", handler(false)}, {"on", lim.Middleware(handler(true))}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for i := 0; pb.Next(); i++ {
+					r := httptest.NewRequest(http.MethodPost, "/v1/chat", nil)
+					r.RemoteAddr = "198.51.100." + strconv.Itoa(i%200) + ":1234"
+					c.h.ServeHTTP(httptest.NewRecorder(), r)
+				}
+			})
+		})
 	}
 }
