@@ -25,7 +25,8 @@ type BanOptions struct {
 	// that fails) counts in process.
 	Rates tollgate.RateStore
 	// ResyncInterval: the in-memory set is reloaded from Store this often,
-	// in case an event was lost. Defaults to 30s.
+	// in case an event was lost or another process (the command line on
+	// one node) changed the store. Defaults to 5s.
 	ResyncInterval time.Duration
 	Now            func() time.Time // Defaults to time.Now.
 	Logger         *slog.Logger     // Defaults to slog.Default().
@@ -52,7 +53,7 @@ type Bans struct {
 func NewBans(cfg *config.Config, opts BanOptions) *Bans {
 	opts.Now = orNow(opts.Now)
 	opts.Logger = cmp.Or(opts.Logger, slog.Default())
-	opts.ResyncInterval = cmp.Or(opts.ResyncInterval, 30*time.Second)
+	opts.ResyncInterval = cmp.Or(opts.ResyncInterval, 5*time.Second)
 	if opts.Store == nil {
 		opts.Store = NewMemoryBans()
 	}

@@ -1,10 +1,3 @@
-// Package limit protects the gateway and its upstreams: GCRA rate limits per
-// client IP, user, tenant and route; concurrency caps per user and tenant;
-// failed-login back-off; IP bans; revocation fan-out to every replica; the
-// client IP behind trusted proxies; and a connection cap. On one node every
-// counter lives in process; in cluster mode the stores come from
-// internal/redis and decisions are exact across replicas, with a local
-// fallback while Redis cannot be reached.
 package limit
 
 import (
