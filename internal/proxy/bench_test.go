@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -52,6 +54,29 @@ routes:
 			})
 		})
 	}
+	// The floor: a bare httputil.ReverseProxy on the same upstream, with no
+	// auth, headers, admissions or metrics.
+	b.Run("bare-reverseproxy", func(b *testing.B) {
+		target, _ := url.Parse(up.URL)
+		rp := &httputil.ReverseProxy{
+			Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(target); pr.SetXForwarded() },
+			Transport: &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true},
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			req := httptest.NewRequest("GET", "/api/v1/items?x=1", nil)
+			req.Header.Set("Authorization", "Bearer tok-alice")
+			req.Header.Set("Accept", "application/json")
+			for pb.Next() {
+				rec := httptest.NewRecorder()
+				rp.ServeHTTP(rec, req.Clone(req.Context()))
+				if rec.Code != 200 {
+					b.Fatalf("status %d", rec.Code)
+				}
+			}
+		})
+	})
 	b.Run("openai", func(b *testing.B) {
 		llm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.Copy(io.Discard, r.Body)
