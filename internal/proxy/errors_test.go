@@ -120,3 +120,26 @@ routes:
 		t.Errorf("rest of the stream %q", rest)
 	}
 }
+
+func TestReadBodyLimit(t *testing.T) {
+	llm := newUpstream(t, "llm", fakeLLM("llm", nil, nil))
+	g := setup(t, fmt.Sprintf(`
+routes:
+  - {name: llm, path: /v1/, type: openai, upstreams: [%s], max_body: 1KiB}
+`, llm.URL), proxy.Options{})
+	big := `{"model":"m","prompt":"` + strings.Repeat("x", 2048) + `"}`
+	for name, body := range map[string]io.Reader{
+		"announced length": strings.NewReader(big),
+		"chunked":          io.MultiReader(strings.NewReader(big)),
+	} {
+		res := do(t, "POST", g.URL+"/v1/completions", "tok-alice", body)
+		wantStatus(t, res, 413)
+		if e := decodeError(t, res); e.Error.Code != "request_too_large" {
+			t.Errorf("%s: code %q", name, e.Error.Code)
+		}
+	}
+	if n := llm.hits.Load(); n != 0 {
+		t.Errorf("upstream called %d times", n)
+	}
+	wantStatus(t, do(t, "POST", g.URL+"/v1/completions", "tok-alice", io.MultiReader(strings.NewReader(`{"model":"m"}`))), 200)
+}
