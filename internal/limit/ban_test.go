@@ -147,3 +147,29 @@ func TestRevocationReachesEveryReplica(t *testing.T) {
 		})
 	})
 }
+
+// The command line is another process: it writes the store (and the bus,
+// which on one node it cannot reach); the server picks the ban up at its
+// next reload.
+func TestBanFromAnotherProcess(t *testing.T) {
+	cfg := MustConfig(t, banYAML)
+	store := limit.NewMemoryBans() // stands for the SQLite store both processes open
+	server := limit.NewBans(cfg, limit.BanOptions{Store: store, ResyncInterval: 50 * time.Millisecond})
+	if err := server.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer server.Stop()
+	cli := limit.NewBans(cfg, limit.BanOptions{Store: store})
+	if _, err := cli.Ban(context.Background(), "2001:db8::1", time.Hour, "cli"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Second, "a ban added by the command line refused by the server", func() bool {
+		return server.Check("2001:db8::1") != nil
+	})
+	if err := cli.Lift(context.Background(), "2001:db8::1"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Second, "a ban lifted by the command line admitted by the server", func() bool {
+		return server.Check("2001:db8::1") == nil
+	})
+}

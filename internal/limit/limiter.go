@@ -269,7 +269,10 @@ func (l *Limiter) callKeys(c *Call) ([]tollgate.RateKey, []tollgate.SlotKey) {
 	subject := "ip:" + c.ClientIP
 	if p != nil {
 		subject = "u:" + p.UserID
-		pl := l.plans[l.cfg.PlanName(p.Plan)]
+		pl, ok := l.plans[l.cfg.PlanName(p.Plan)]
+		if !ok { // a plan named by an external token but not configured
+			pl = l.plans[l.cfg.DefaultPlan]
+		}
 		if pl.user.N > 0 {
 			keys = append(keys, tollgate.RateKey{Key: "rate:user:" + p.UserID, Rate: pl.user})
 		}

@@ -217,3 +217,22 @@ func testConcurrency(t *testing.T, a, b *replica) {
 		return get(t, b.srv.URL, user).StatusCode == http.StatusOK
 	})
 }
+
+func TestUnknownPlanGetsDefaultLimits(t *testing.T) {
+	lim, err := limit.New(MustConfig(t, planYAML), limit.Options{Now: newClock().Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c := &tollgate.Call{Principal: &tollgate.Principal{UserID: "ext", Plan: "platinum-from-idp"}}
+	for range 10 {
+		release, err := lim.Admit(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		release(ctx, &tollgate.Outcome{})
+	}
+	if _, err := lim.Admit(ctx, c); tollgate.ErrorCode(err) != tollgate.ERateLimited {
+		t.Fatalf("11th call under an unconfigured plan: %v, want the default plan's 10/s", err)
+	}
+}
