@@ -237,10 +237,12 @@ func (b *Bans) Ban(ctx context.Context, ip string, d time.Duration, reason strin
 	}
 	now := b.opts.Now()
 	ban := &tollgate.Ban{IP: targetString(p), Reason: reason, Until: now.Add(d), CreatedAt: now}
+	e := tollgate.Event{Kind: tollgate.EventBan, IP: ban.IP, Reason: reason, Until: ban.Until, At: now}
+	b.apply(e) // here at once, also when the store cannot be reached
 	if err := b.opts.Store.PutBan(ctx, ban); err != nil {
 		return nil, fmt.Errorf("store ban: %w", err)
 	}
-	b.publish(ctx, tollgate.Event{Kind: tollgate.EventBan, IP: ban.IP, Reason: reason, Until: ban.Until, At: now})
+	b.publish(ctx, e)
 	return ban, nil
 }
 

@@ -18,7 +18,7 @@
 //
 // Cluster (rdb, err := redis.Open(cfg.Redis, redis.Options{})):
 //
-//	bans := limit.NewBans(cfg, limit.BanOptions{Store: rdb.Bans(), Bus: rdb.Bus(), Rates: rdb.Rates()})
+//	bans := limit.NewBans(cfg, limit.BanOptions{Store: pgDB.Bans(), Bus: rdb.Bus(), Rates: rdb.Rates()}) // or Store: rdb.Bans()
 //	lim, err := limit.New(cfg, limit.Options{Rates: rdb.Rates(), Slots: rdb.Slots(), Ping: rdb.Ping, Bans: bans, Registerer: reg})
 //	guard := limit.NewLoginGuard(limit.LoginOptions{Counters: rdb.Counters(), Max: cfg.Protection.LoginBackoffMax})
 //	fan := limit.NewFanout(limit.FanoutOptions{Bus: rdb.Bus(), Apply: authService.Apply,
