@@ -1,0 +1,107 @@
+package limit_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/limit"
+	"github.com/tollgate/tollgate/internal/proxy"
+	"github.com/tollgate/tollgate/internal/redis"
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+// bearerAuth accepts "Bearer <user>.<jti>".
+type bearerAuth struct{}
+
+func (bearerAuth) Authenticate(_ context.Context, r *http.Request) (*tollgate.Principal, error) {
+	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	user, jti, ok := strings.Cut(tok, ".")
+	if !ok || user == "" {
+		return nil, tollgate.Errorf(tollgate.EUnauthorized, "invalid token")
+	}
+	return &tollgate.Principal{UserID: user, TenantID: "t-" + user, JTI: jti, Role: "user"}, nil
+}
+
+// gateway is the real data plane behind the limiter's middleware.
+func gateway(t *testing.T, yaml string, db *redis.DB) string {
+	t.Helper()
+	cfg := MustConfig(t, yaml)
+	o := limit.Options{Logger: slog.New(slog.DiscardHandler), Timeout: 2 * time.Second}
+	if db != nil {
+		o.Rates, o.Slots, o.Ping = db.Rates(), db.Slots(), db.Ping
+	}
+	lim, err := limit.New(cfg, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := proxy.New(cfg, proxy.Options{Auth: bearerAuth{}, Admissions: []tollgate.Admission{lim}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(lim.Middleware(p))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestDataPlaneReleasesOnDisconnect streams through the real data plane:
+// two streams fill the plan's cap, a third call is refused (on the other
+// replica in cluster mode), and when the clients hang up mid-stream their
+// slots come back.
+func TestDataPlaneReleasesOnDisconnect(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = fmt.Fprint(w, "data: first\n\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done() // a generation that only ends when the client leaves
+	}))
+	defer upstream.Close()
+	yaml := planYAML + fmt.Sprintf("routes:\n  - {name: chat, path: /v1/chat, upstreams: [%q]}\n", upstream.URL)
+	forEachMode(t, func(t *testing.T, cluster bool) {
+		var a, b string
+		if cluster {
+			da, db := redisReplicas(t, redisURL(t))
+			a, b = gateway(t, yaml, da), gateway(t, yaml, db)
+		} else {
+			a = gateway(t, yaml, nil)
+			b = a
+		}
+		user := fmt.Sprintf("gus%d.j", time.Now().UnixNano())
+		var bodies []func()
+		for range 2 {
+			ctx, cancel := context.WithCancel(context.Background())
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, a+"/v1/chat", nil)
+			req.Header.Set("Authorization", "Bearer "+user)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("stream: %v %v", resp, err)
+			}
+			buf := make([]byte, 5)
+			_, _ = resp.Body.Read(buf) // the stream is flowing
+			bodies = append(bodies, func() { cancel(); resp.Body.Close() })
+		}
+		if got := get(t, b+"/v1/chat", user).StatusCode; got != http.StatusTooManyRequests {
+			t.Fatalf("third call with two streams open: %d, want 429", got)
+		}
+		for _, hangUp := range bodies {
+			hangUp()
+		}
+		eventually(t, time.Second, "slots back after the clients hung up", func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b+"/v1/chat", nil)
+			req.Header.Set("Authorization", "Bearer "+user)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		})
+	})
+}
