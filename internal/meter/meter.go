@@ -189,7 +189,9 @@ func (m *Meter) Start(ctx context.Context) error {
 }
 
 // Stop commits every queued record, then stops the webhook sender (alerts
-// not yet delivered are dropped; they were logged).
+// not yet delivered are dropped; they were logged). Stop the HTTP server
+// first: a call released after Stop keeps its open record, reconciled at
+// the next start.
 func (m *Meter) Stop() {
 	m.stopOnce.Do(func() {
 		m.writer.stopAndFlush()

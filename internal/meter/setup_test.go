@@ -3,6 +3,7 @@ package meter_test
 import (
 	"context"
 	"crypto/rand"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,6 +128,9 @@ func openRedis(t testing.TB, url, prefix string) *redis.DB {
 // mustMeter starts a meter and stops it at cleanup.
 func mustMeter(t testing.TB, cfg *config.Config, o meter.Options) *meter.Meter {
 	t.Helper()
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
 	m, err := meter.New(cfg, o)
 	if err != nil {
 		t.Fatalf("meter.New: %v", err)
