@@ -3,6 +3,7 @@ package limit_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -103,5 +104,66 @@ func TestDataPlaneReleasesOnDisconnect(t *testing.T) {
 			resp.Body.Close()
 			return resp.StatusCode == http.StatusOK
 		})
+	})
+}
+
+// BenchmarkDataPlane proxies small requests over loopback HTTP through the
+// real data plane with limits off and on (in process and on Redis), so the
+// throughput cost of limits can be read from ns/op.
+func BenchmarkDataPlane(b *testing.B) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	}))
+	defer upstream.Close()
+	yaml := benchYAML + fmt.Sprintf("  - {name: plain, path: /v1/plain, upstreams: [%q]}\nprotection: {ip_rate_limit: 1000000/s}\nserver: {access_log: false}\n", upstream.URL)
+	cfg := MustConfig(b, yaml)
+	run := func(b *testing.B, h http.Handler) {
+		srv := httptest.NewServer(h)
+		defer srv.Close()
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+		b.SetParallelism(8)
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for i := 0; pb.Next(); i++ {
+				req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/plain", nil)
+				req.Header.Set("Authorization", fmt.Sprintf("Bearer u%d.j", i%100))
+				resp, err := client.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					b.Fatalf("status %d", resp.StatusCode)
+				}
+			}
+		})
+	}
+	newProxy := func(b *testing.B, adm ...tollgate.Admission) *proxy.Proxy {
+		p, err := proxy.New(cfg, proxy.Options{Auth: bearerAuth{}, Admissions: adm, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return p
+	}
+	newLimiter := func(b *testing.B, db *redis.DB) *limit.Limiter {
+		o := limit.Options{Logger: slog.New(slog.DiscardHandler), Timeout: 2 * time.Second}
+		if db != nil {
+			o.Rates, o.Slots, o.Ping = db.Rates(), db.Slots(), db.Ping
+		}
+		lim, err := limit.New(cfg, o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return lim
+	}
+	b.Run("off", func(b *testing.B) { run(b, newProxy(b)) })
+	b.Run("on", func(b *testing.B) {
+		lim := newLimiter(b, nil)
+		run(b, lim.Middleware(newProxy(b, lim)))
+	})
+	b.Run("on-redis", func(b *testing.B) {
+		lim := newLimiter(b, MustRedis(b, redisURL(b)))
+		run(b, lim.Middleware(newProxy(b, lim)))
 	})
 }
