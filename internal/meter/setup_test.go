@@ -22,13 +22,16 @@ import (
 )
 
 // baseConfig is a chat route at 0.001 per request and a plan "capped"
-// whose users may spend 0.05 a day (exactly 50 calls).
+// whose users may spend 0.05 a day (exactly 50 calls), with routes priced
+// by tokens, GPU time, tiers and images.
 const baseConfig = `
 plans:
   capped:
     budget: {amount: "0.05", period: day}
   tenantcap:
     tenant_budget: {amount: "0.003", period: month}
+  trial:
+    free_units: {requests: 2}
 routes:
   - name: chat
     path: /v1/chat/completions
@@ -45,6 +48,16 @@ routes:
     upstreams: [http://127.0.0.1:9]
     max_cost: "0.5"
     price: {per_gpu_second: "0.01"}
+  - name: tiered
+    path: /tiered
+    upstreams: [http://127.0.0.1:9]
+    price:
+      per_request: "0.01"
+      tiers: [{unit: requests, from: 5, price: "0.005"}]
+  - name: colorize
+    path: /colorize
+    upstreams: [http://127.0.0.1:9]
+    price: {per_image: "0.02", per_megapixel: "0.01"}
 `
 
 func mustConfig(t testing.TB, extra string) *config.Config {
