@@ -201,12 +201,13 @@ func (b *Bans) Check(ip string) error {
 }
 
 // InvalidToken records an invalid token sent from ip; past the threshold
-// within the window the IP is banned. It returns whether it banned ip.
+// within the window the IP (for IPv6, its /64) is banned. It returns whether it banned ip.
 func (b *Bans) InvalidToken(ctx context.Context, ip string) bool {
 	if _, err := netip.ParseAddr(ip); err != nil || b.duration <= 0 {
 		return false
 	}
-	keys := []tollgate.RateKey{{Key: "ban:invalid:" + ip, Rate: b.threshold}}
+	target := clientKey(ip) // an IPv6 client is banned with its /64
+	keys := []tollgate.RateKey{{Key: "ban:invalid:" + target, Rate: b.threshold}}
 	var d tollgate.RateDecision
 	var err error
 	if b.opts.Rates != nil {
@@ -218,11 +219,11 @@ func (b *Bans) InvalidToken(ctx context.Context, ip string) bool {
 	if d.Allowed {
 		return false
 	}
-	if _, err := b.Ban(ctx, ip, b.duration, "too many invalid tokens"); err != nil {
-		b.opts.Logger.Warn("ban after invalid tokens", "ip", ip, "err", err)
+	if _, err := b.Ban(ctx, target, b.duration, "too many invalid tokens"); err != nil {
+		b.opts.Logger.Warn("ban after invalid tokens", "ip", target, "err", err)
 		return false
 	}
-	b.opts.Logger.Warn("banned an address after invalid tokens", "ip", ip, "for", b.duration)
+	b.opts.Logger.Warn("banned an address after invalid tokens", "ip", target, "for", b.duration)
 	return true
 }
 

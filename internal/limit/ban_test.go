@@ -3,6 +3,7 @@ package limit_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -172,4 +173,17 @@ func TestBanFromAnotherProcess(t *testing.T) {
 	eventually(t, time.Second, "a ban lifted by the command line admitted by the server", func() bool {
 		return server.Check("2001:db8::1") == nil
 	})
+}
+
+func TestIPv6ClientsCountByPrefix(t *testing.T) {
+	r := setup(t, MustConfig(t, banYAML), nil, nil)
+	for i := range 6 { // rotating addresses within one /64
+		get(t, r.srv.URL, "", "X-Forwarded-For", fmt.Sprintf("2001:db8:1:2::%x", i+1))
+	}
+	if got := get(t, r.srv.URL, "ann.j", "X-Forwarded-For", "2001:db8:1:2::ffff").StatusCode; got != http.StatusTooManyRequests {
+		t.Fatalf("another address of the banned /64: %d, want 429", got)
+	}
+	if got := get(t, r.srv.URL, "ann.j", "X-Forwarded-For", "2001:db8:1:3::1").StatusCode; got != http.StatusOK {
+		t.Fatalf("a neighbouring /64: %d, want 200", got)
+	}
 }

@@ -108,3 +108,14 @@ func forwardedFor(h http.Header) []string {
 	}
 	return hops
 }
+
+// clientKey is the unit limits and bans count a client by: its IPv4
+// address, or the /64 prefix of its IPv6 address (one subscriber's
+// network, which a client can rotate addresses within at will).
+func clientKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || !a.Unmap().Is6() {
+		return ip
+	}
+	return netip.PrefixFrom(a, 64).Masked().String()
+}

@@ -55,7 +55,7 @@ func ClientIP(ctx context.Context) string {
 // Middleware applies what must hold before authentication: it refuses
 // banned IPs, applies protection.ip_rate_limit per client IP (and
 // protection.login_rate_limit too on the login paths), and counts 401
-// responses against the ban threshold. Refusals are 429 with Retry-After
+// responses against the ban threshold. An IPv6 client counts by its /64. Refusals are 429 with Retry-After
 // and RateLimit-* headers. The client IP is available to later handlers
 // through ClientIP(ctx).
 func (l *Limiter) Middleware(next http.Handler) http.Handler {
@@ -73,10 +73,10 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 		login := slices.Contains(l.opts.LoginPaths, r.URL.Path)
 		var keys []tollgate.RateKey
 		if l.ipRate.N > 0 {
-			keys = append(keys, tollgate.RateKey{Key: "rate:ip:" + ip, Rate: l.ipRate})
+			keys = append(keys, tollgate.RateKey{Key: "rate:ip:" + clientKey(ip), Rate: l.ipRate})
 		}
 		if login && l.login.N > 0 {
-			keys = append(keys, tollgate.RateKey{Key: "rate:login:" + ip, Rate: l.login})
+			keys = append(keys, tollgate.RateKey{Key: "rate:login:" + clientKey(ip), Rate: l.login})
 		}
 		if len(keys) > 0 {
 			d, err := l.fo.allow(ctx, keys)
