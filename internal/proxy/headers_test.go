@@ -23,6 +23,7 @@ var spoofHeaders = []string{
 	"X-Tollgate-Token", "forged",
 	"X-Tollgate-Anything", "forged",
 	"X-Request-ID", "spoofed-id",
+	"X-Forwarded-For", "203.0.113.9",
 	// Naming identity headers as hop-by-hop must not remove them upstream.
 	"Connection", "X-User-ID, X-Tenant-ID, X-Request-ID",
 }
@@ -50,6 +51,9 @@ routes:
 		}
 		if got := h.Get("X-Request-Id"); !hexID.MatchString(got) {
 			t.Errorf("upstream X-Request-ID = %q, want a generated id", got)
+		}
+		if got := h.Values("X-Forwarded-For"); len(got) != 1 || got[0] != "127.0.0.1" {
+			t.Errorf("upstream X-Forwarded-For = %q, want only the peer's address", got)
 		}
 	}
 
@@ -131,6 +135,11 @@ routes:
 		if res.Header.Get("X-Request-Id") != got {
 			t.Errorf("response id %q, upstream id %q", res.Header.Get("X-Request-Id"), got)
 		}
+	}
+	// A trusted proxy's X-Forwarded-For chain is kept and extended.
+	wantStatus(t, do(t, "GET", g.URL+"/open", "", nil, "X-Forwarded-For", "203.0.113.9"), 200)
+	if got := up.last(t).Header.Get("X-Forwarded-For"); got != "203.0.113.9, 127.0.0.1" {
+		t.Errorf("X-Forwarded-For = %q", got)
 	}
 }
 
