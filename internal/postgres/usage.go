@@ -198,12 +198,12 @@ func sumDest(r *tollgate.UsageRow, cost *int64) []any {
 		&r.Units.MegapixelMillis, &r.Units.AudioMillis, &r.Units.GPUMillis, cost}
 }
 
-// UnitTotals sums one user's settled usage since a time.
+// UnitTotals sums one user's billable usage since a time.
 func (l *Ledger) UnitTotals(ctx context.Context, userID string, since time.Time) (tollgate.UsageRow, error) {
 	var row tollgate.UsageRow
 	var cost int64
 	err := l.db.pool.QueryRow(ctx, `SELECT `+sumColumns+` FROM usage_records
-		WHERE user_id = $1 AND started_at >= $2 AND settled`, userID, since.UTC()).Scan(sumDest(&row, &cost)...)
+		WHERE user_id = $1 AND started_at >= $2 AND settled AND outcome IN ('ok', 'cancelled')`, userID, since.UTC()).Scan(sumDest(&row, &cost)...)
 	if err != nil {
 		return row, fmt.Errorf("sum usage: %w", err)
 	}

@@ -184,9 +184,16 @@ func testCommitted(t *testing.T, l LedgerStore) {
 	_, err := l.Committed(t.Context(), "planet", "x", day0)
 	wantCode(t, "Committed(planet)", err, tollgate.EInvalid)
 
+	failed := openRecord("failed", "u1", "t1", 4*time.Hour, 100)
+	f := settle(failed, 0, tollgate.Units{InputTokens: 50})
+	f.Outcome = tollgate.ResultUpstreamError
+	cancelled := openRecord("cancelled", "u1", "t1", 5*time.Hour, 100)
+	c := settle(cancelled, 30, tollgate.Units{InputTokens: 7})
+	c.Outcome = tollgate.ResultCancelled
+	mustWrite(t, l, []*tollgate.UsageRecord{failed, cancelled}, []*tollgate.UsageRecord{f, c})
 	tot, err := l.UnitTotals(t.Context(), "u1", day0)
-	if err != nil || tot.Requests != 1 || tot.Cost != 250 {
-		t.Errorf("UnitTotals(u1) = %+v, %v; want the one settled record of the day", tot, err)
+	if err != nil || tot.Requests != 2 || tot.Cost != 280 || tot.Units.InputTokens != 7 {
+		t.Errorf("UnitTotals(u1) = %+v, %v; want the ok and the cancelled record of the day, not the failed one", tot, err)
 	}
 }
 

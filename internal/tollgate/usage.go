@@ -105,8 +105,9 @@ type Ledger interface {
 	// started at or after since: the Cost of settled records plus the
 	// Reserved of open ones. EInvalid for an unknown scope.
 	Committed(ctx context.Context, scope BudgetScope, id string, since time.Time) (Money, error)
-	// UnitTotals sums the units and requests of one user's settled records
-	// started at or after since (for graduated tiers and free units).
+	// UnitTotals sums the units and requests of one user's billable
+	// records (settled with outcome ok or cancelled) started at or after
+	// since, for graduated tiers and free units.
 	UnitTotals(ctx context.Context, userID string, since time.Time) (UsageRow, error)
 	// Usage groups settled records as q says, ordered by Key (GroupLine:
 	// by user, route, model). EInvalid for an unknown grouping.
