@@ -26,7 +26,6 @@ type exchange struct {
 	units         tollgate.Units
 	releases      []func(context.Context, *tollgate.Outcome)
 
-	pool        *pool
 	up          *upstream
 	fwdStart    time.Time
 	upstreamDur time.Duration

@@ -178,7 +178,6 @@ func (p *Proxy) forward(x *exchange, r *http.Request, rt *route, pl *pool) {
 		defer cancel()
 	}
 	r = r.WithContext(ctx)
-	x.pool = pl
 	x.fwdStart = p.now()
 	x.up = pl.pick(x.fwdStart)
 	x.up.rp.ServeHTTP(x, r)
