@@ -129,7 +129,7 @@ func newIdentity(ctx context.Context, cfg *config.Config, store tollgate.Store, 
 	})
 	id.auth, err = auth.New(auth.Options{
 		Config: cfg, Store: store, Issuer: id.issuer, Verifier: id.verifier, Refresher: id.refresher,
-		AccessKeys: id.access, Logger: log,
+		AccessKeys: id.access, InternalKeys: id.internal, Logger: log,
 	})
 	if err != nil {
 		id.Stop()

@@ -60,9 +60,13 @@ func (s *Service) discovery(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Service) jwks(w http.ResponseWriter, _ *http.Request) {
+	writeJWKS(w, s.opts.AccessKeys.JWKS())
+}
+
+func writeJWKS(w http.ResponseWriter, set []byte) {
 	w.Header().Set("Content-Type", "application/jwk-set+json")
 	w.Header().Set("Cache-Control", "public, max-age=60")
-	_, _ = w.Write(s.opts.AccessKeys.JWKS())
+	_, _ = w.Write(set)
 }
 
 // me answers GET /v1/me: the caller's identity, plan, scopes, limits and

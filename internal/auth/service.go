@@ -35,6 +35,9 @@ type Options struct {
 	Verifier   *token.Verifier
 	Refresher  *token.Refresher
 	AccessKeys *token.KeyManager
+	// InternalKeys, when set, publishes the keys of the short-lived tokens
+	// sent to upstreams at /.well-known/internal-jwks.json.
+	InternalKeys *token.KeyManager
 	// Hasher checks passwords. Defaults to NewHasher(2).
 	Hasher *Hasher
 	// Guard, when set, backs off failed logins.
@@ -88,5 +91,10 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.Handle("POST /oauth/revoke", httpx.Handle(log, s.revoke))
 	mux.Handle("GET /.well-known/jwks.json", http.HandlerFunc(s.jwks))
 	mux.Handle("GET /.well-known/openid-configuration", http.HandlerFunc(s.discovery))
+	if s.opts.InternalKeys != nil {
+		mux.Handle("GET /.well-known/internal-jwks.json", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			writeJWKS(w, s.opts.InternalKeys.JWKS())
+		}))
+	}
 	mux.Handle("GET /v1/me", s.Require(httpx.Handle(log, s.me)))
 }
