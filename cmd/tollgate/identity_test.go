@@ -321,3 +321,62 @@ func TestAdminAPIIsForAdminsOnly(t *testing.T) {
 	}
 	g.login("frank", "frank-password")
 }
+
+// TestInternalToken shows an upstream of a route with internal_token: true
+// receiving a short-lived token that it can verify with the keys at
+// /.well-known/internal-jwks.json — and that the access keys do not verify.
+func TestInternalToken(t *testing.T) {
+	up := newUpstream(t)
+	g := setup(t, `routes:
+  - name: voice
+    path: /voice/
+    upstreams: [`+up.URL+`]
+    internal_token: true
+`)
+	tk := g.login("admin", adminPassword)
+	if r, b := g.do("POST", "/voice/clone", tk.AccessToken, `{}`); r.StatusCode != 200 {
+		t.Fatalf("call: %d %s", r.StatusCode, b)
+	}
+	internal := (*up.last.Load()).Get("X-Tollgate-Token")
+	if internal == "" || internal == tk.AccessToken {
+		t.Fatalf("upstream got internal token %q", internal)
+	}
+	parsed, err := jwt.ParseSigned(internal, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keysAt := func(path string) *jose.JSONWebKeySet {
+		_, body := g.do("GET", path, "", "")
+		var set jose.JSONWebKeySet
+		if err := json.Unmarshal(body, &set); err != nil {
+			t.Fatal(err)
+		}
+		return &set
+	}
+	kid := parsed.Headers[0].KeyID
+	if len(keysAt("/.well-known/jwks.json").Key(kid)) != 0 {
+		t.Fatal("the internal token is signed with an access key")
+	}
+	keys := keysAt("/.well-known/internal-jwks.json").Key(kid)
+	if len(keys) != 1 {
+		t.Fatalf("kid %q not in the internal JWKS", kid)
+	}
+	var claims jwt.Claims
+	if err := parsed.Claims(keys[0].Key, &claims); err != nil {
+		t.Fatalf("internal token does not verify: %v", err)
+	}
+	if err := claims.Validate(jwt.Expected{Time: time.Now()}); err != nil || claims.Expiry.Time().Sub(time.Now()) > 2*time.Minute {
+		t.Fatalf("internal token claims %+v: %v; want short-lived", claims, err)
+	}
+	if len(claims.Audience) != 1 || claims.Audience[0] != "voice" {
+		t.Fatalf("audience %v, want the route name", claims.Audience)
+	}
+	// A caller cannot pass its own internal token through.
+	req, _ := http.NewRequest("POST", g.URL+"/voice/clone", strings.NewReader("{}"))
+	req.Header.Set("Authorization", "Bearer "+tk.AccessToken)
+	req.Header.Set("X-Tollgate-Token", "forged")
+	send(t, req)
+	if got := (*up.last.Load()).Get("X-Tollgate-Token"); got == "forged" {
+		t.Fatal("a client-set X-Tollgate-Token reached the upstream")
+	}
+}
