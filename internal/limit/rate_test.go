@@ -122,7 +122,7 @@ func TestRateLimitHammer(t *testing.T) {
 		admitted, sent, others := hammer(t, []string{a.srv.URL, b.srv.URL}, "bob.j1", nil)
 		t.Logf("admitted %d of %d sent in 5s across two replicas", admitted, sent)
 		if admitted < 50 || admitted > 61 || len(others) > 0 {
-			t.Fatalf("10/s hammered at 100/s for 5s admitted %d (others %v), want 50-61", admitted, others)
+			t.Fatalf("10/s hammered for 5s admitted %d of %d sent (others %v), want 50-61", admitted, sent, others)
 		}
 	})
 }
