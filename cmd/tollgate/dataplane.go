@@ -5,20 +5,43 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/tollgate/tollgate/internal/auth"
+	"github.com/tollgate/tollgate/internal/meter"
 	"github.com/tollgate/tollgate/internal/proxy"
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
-// dataPlane builds the proxy for the configured routes, with the
-// admissions (limits, budgets, ledger) in front of every upstream call. It
-// returns the handler and the function that starts draining it.
+// newMeter builds and starts the meter over the store's ledger, with live
+// budget counters in Redis in cluster mode.
+func (g *gateway) newMeter(ctx context.Context) (*meter.Meter, error) {
+	opts := meter.Options{
+		Ledger: g.store.Ledger, Budgets: g.store.Ledger, Cluster: g.store.Cluster, Logger: g.log,
+		Principal: func(r *http.Request) *tollgate.Principal { return auth.PrincipalFrom(r.Context()) },
+	}
+	if g.prot.redis != nil {
+		opts.Counters = g.prot.redis.BudgetCounters()
+	}
+	m, err := meter.New(g.cfg, opts)
+	if err != nil {
+		return nil, fmt.Errorf("meter: %w", err)
+	}
+	if err := m.Start(ctx); err != nil {
+		return nil, fmt.Errorf("start meter: %w", err)
+	}
+	g.closers = append(g.closers, m.Stop)
+	return m, nil
+}
+
+// dataPlane builds the proxy for the configured routes, with limits and
+// then budgets and the ledger in front of every upstream call. It returns
+// the handler and the function that starts draining it.
 func (g *gateway) dataPlane(ctx context.Context) (http.Handler, func(), error) {
-	var admissions []tollgate.Admission
 	p, err := proxy.New(g.cfg, proxy.Options{
 		Auth:       g.identity.auth,
-		Admissions: admissions,
+		Admissions: []tollgate.Admission{g.prot.limiter, g.meter},
 		Logger:     g.log,
 		Metrics:    g.registry,
+		ClientIP:   g.prot.clientIP,
 		InternalToken: func(ctx context.Context, pr *tollgate.Principal, aud string) (string, error) {
 			tok, _, err := g.identity.issuer.IssueInternal(ctx, pr, aud)
 			return tok, err

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tollgate/tollgate/internal/auth"
 	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/internal/limit"
 	"github.com/tollgate/tollgate/internal/token"
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
@@ -20,6 +21,7 @@ type identity struct {
 	verifier         *token.Verifier
 	refresher        *token.Refresher
 	auth             *auth.Service
+	fanout           *limit.Fanout
 	stopWatch        context.CancelFunc
 	watchDone        chan struct{}
 }
@@ -76,7 +78,7 @@ func keyManagers(ctx context.Context, cfg *config.Config, store tollgate.Store, 
 	return access, internal, nil
 }
 
-func newIdentity(ctx context.Context, cfg *config.Config, store tollgate.Store, env Env, log *slog.Logger) (*identity, error) {
+func newIdentity(ctx context.Context, cfg *config.Config, store tollgate.Store, prot *protection, env Env, log *slog.Logger) (*identity, error) {
 	pass, err := passphrase(cfg, env)
 	if err != nil {
 		return nil, err
@@ -130,10 +132,19 @@ func newIdentity(ctx context.Context, cfg *config.Config, store tollgate.Store, 
 	id.auth, err = auth.New(auth.Options{
 		Config: cfg, Store: store, Issuer: id.issuer, Verifier: id.verifier, Refresher: id.refresher,
 		AccessKeys: id.access, InternalKeys: id.internal, Logger: log,
+		Guard: prot.guard, Publish: prot.bus.Publish, ClientIP: prot.clientIP,
 	})
 	if err != nil {
 		id.Stop()
 		return nil, err
+	}
+	id.fanout = limit.NewFanout(limit.FanoutOptions{
+		Bus: prot.bus, Apply: id.auth.Apply, Logger: log,
+		Reload: func(ctx context.Context) error { return deny.Load(ctx, store.Revocations(), store.Users()) },
+	})
+	if err := id.fanout.Start(ctx); err != nil {
+		id.Stop()
+		return nil, fmt.Errorf("start revocation fan-out: %w", err)
 	}
 	id.watch(store, log)
 	return id, nil
@@ -144,6 +155,9 @@ func (id *identity) Stop() {
 	if id.stopWatch != nil {
 		id.stopWatch()
 		<-id.watchDone
+	}
+	if id.fanout != nil {
+		id.fanout.Stop()
 	}
 	if id.verifier != nil {
 		id.verifier.Stop()

@@ -21,6 +21,7 @@ import (
 	"github.com/tollgate/tollgate/internal/auth"
 	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/httpx"
+	"github.com/tollgate/tollgate/internal/meter"
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
@@ -60,14 +61,16 @@ type gatewayOptions struct {
 	Listener net.Listener
 }
 
-// gateway is one running tollgate: store, identity, data plane and the
-// HTTP server around them.
+// gateway is one running tollgate: store, identity, protection, metering,
+// data plane and the HTTP server around them.
 type gateway struct {
 	cfg      *config.Config
 	opts     gatewayOptions
 	log      *slog.Logger
-	store    tollgate.Store
+	store    *engines
 	identity *identity
+	prot     *protection
+	meter    *meter.Meter
 	handler  http.Handler
 	registry *prometheus.Registry
 	closers  []func()
@@ -97,10 +100,16 @@ func newGateway(ctx context.Context, cfg *config.Config, opts gatewayOptions) (g
 	if err := bootstrapAdmin(ctx, cfg, g.store, opts.Env); err != nil {
 		return nil, err
 	}
-	if g.identity, err = newIdentity(ctx, cfg, g.store, opts.Env, g.log); err != nil {
+	if g.prot, err = g.newProtection(ctx); err != nil {
+		return nil, err
+	}
+	if g.identity, err = newIdentity(ctx, cfg, g.store, g.prot, opts.Env, g.log); err != nil {
 		return nil, err
 	}
 	g.closers = append(g.closers, g.identity.Stop)
+	if g.meter, err = g.newMeter(ctx); err != nil {
+		return nil, err
+	}
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -108,16 +117,31 @@ func newGateway(ctx context.Context, cfg *config.Config, opts gatewayOptions) (g
 	})
 	mux.Handle("GET /readyz", httpx.Handle(g.log, g.ready))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.registry, promhttp.HandlerOpts{}))
-	g.identity.auth.Register(mux)
-	admin.New(admin.Options{Config: cfg, Store: g.store, Auth: g.identity.auth, Logger: g.log}).Register(mux)
+	auth := g.identity.auth
+	auth.Register(mux)
+	mux.Handle("GET /v1/me/usage", auth.Require(httpx.Handle(g.log, g.meter.MeUsageHandler())))
+	g.adminAPI().Register(mux)
 	dataPlane, drain, err := g.dataPlane(ctx)
 	if err != nil {
 		return nil, err
 	}
 	g.drain = drain
 	mux.Handle("/", dataPlane)
-	g.handler = mux
+	g.handler = g.prot.limiter.Middleware(mux)
 	return g, nil
+}
+
+// adminAPI is the admin API with the handlers of metering and protection.
+func (g *gateway) adminAPI() *admin.API {
+	a := admin.New(admin.Options{Config: g.cfg, Store: g.store, Auth: g.identity.auth, Logger: g.log})
+	a.Mount("GET /usage", g.meter.AdminUsageHandler())
+	a.Mount("GET /budgets", g.meter.ListBudgetsHandler())
+	a.Mount("PUT /budgets/{scope}/{id}", g.meter.PutBudgetHandler())
+	a.Mount("DELETE /budgets/{scope}/{id}", g.meter.DeleteBudgetHandler())
+	for pattern, h := range g.prot.bans.Handlers() {
+		a.Mount(strings.Replace(pattern, admin.Prefix, "", 1), h)
+	}
+	return a
 }
 
 // ready answers /readyz: 200 when the store answers.
@@ -128,7 +152,7 @@ func (g *gateway) ready(w http.ResponseWriter, r *http.Request) error {
 		g.log.WarnContext(ctx, "store not ready", "err", err)
 		return tollgate.Errorf(tollgate.EUnavailable, "store unreachable")
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"status": "ready"})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"status": "ready", "limits": g.prot.limiter.Status()})
 	return nil
 }
 

@@ -69,6 +69,11 @@ func setupWith(t *testing.T, extraYAML string, demo bool) *testGateway {
 	addr := ln.Addr().String()
 	cfgPath := filepath.Join(dir, "tollgate.yaml")
 	yaml := "listen: " + addr + "\ndata_dir: " + filepath.Join(dir, "data") + "\n" + extraYAML
+	if !strings.Contains(extraYAML, "protection:") {
+		// Tests log in often from one address; the login limits have
+		// tests of their own.
+		yaml += "protection: {login_rate_limit: 1000/m, ip_rate_limit: 1000/s}\n"
+	}
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

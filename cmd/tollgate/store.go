@@ -13,37 +13,49 @@ import (
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
-// migrator is a store whose schema can be brought up to date.
-type migrator interface {
+// ledger is what an engine's usage ledger offers: the records and the
+// budget overrides.
+type ledger interface {
+	tollgate.Ledger
+	tollgate.BudgetStore
+}
+
+// engines are the chosen store implementations: SQLite on one node, or
+// PostgreSQL in cluster mode.
+type engines struct {
 	tollgate.Store
-	Migrate(ctx context.Context) error
+	Ledger ledger
+	Bans   tollgate.BanStore
+	// Cluster is true when the store is shared by replicas (PostgreSQL).
+	Cluster bool
 }
 
 // openStore opens the configured store (SQLite in data_dir, or PostgreSQL)
 // and migrates it.
-func openStore(ctx context.Context, cfg *config.Config) (tollgate.Store, error) {
-	var db migrator
+func openStore(ctx context.Context, cfg *config.Config) (*engines, error) {
 	if strings.HasPrefix(cfg.Store, "postgres") {
 		pg, err := postgres.Open(ctx, cfg.Store)
 		if err != nil {
 			return nil, fmt.Errorf("open postgres store: %w", err)
 		}
-		db = pg
-	} else {
-		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-			return nil, fmt.Errorf("create data_dir: %w", err)
+		if err := pg.Migrate(ctx); err != nil {
+			pg.Close()
+			return nil, fmt.Errorf("migrate store: %w", err)
 		}
-		lite, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "tollgate.db"))
-		if err != nil {
-			return nil, fmt.Errorf("open sqlite store: %w", err)
-		}
-		db = lite
+		return &engines{Store: pg, Ledger: pg.Ledger(), Bans: pg.Bans(), Cluster: true}, nil
 	}
-	if err := db.Migrate(ctx); err != nil {
-		db.Close()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data_dir: %w", err)
+	}
+	lite, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "tollgate.db"))
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite store: %w", err)
+	}
+	if err := lite.Migrate(ctx); err != nil {
+		lite.Close()
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
-	return db, nil
+	return &engines{Store: lite, Ledger: lite.Ledger(), Bans: lite.Bans()}, nil
 }
 
 // loadConfig loads the config file named by --config (or TOLLGATE_CONFIG).
@@ -56,17 +68,17 @@ func loadConfig(path string) (*config.Config, error) {
 }
 
 // withStore loads the config, opens the store, and runs fn.
-func withStore(ctx context.Context, cfgPath string, fn func(*config.Config, tollgate.Store) error) error {
+func withStore(ctx context.Context, cfgPath string, fn func(*config.Config, *engines) error) error {
 	cfg, err := loadConfig(cfgPath)
 	if err != nil {
 		return err
 	}
-	store, err := openStore(ctx, cfg)
+	e, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	return fn(cfg, store)
+	defer e.Close()
+	return fn(cfg, e)
 }
 
 func runMigrate(ctx context.Context, args []string, env Env) error {
@@ -74,7 +86,7 @@ func runMigrate(ctx context.Context, args []string, env Env) error {
 	if err := noPositional(fs, args); err != nil {
 		return err
 	}
-	return withStore(ctx, *cfgPath, func(cfg *config.Config, _ tollgate.Store) error {
+	return withStore(ctx, *cfgPath, func(cfg *config.Config, _ *engines) error {
 		fmt.Fprintf(env.Stdout, "store %s is up to date\n", storeName(cfg))
 		return nil
 	})

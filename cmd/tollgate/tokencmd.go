@@ -8,7 +8,6 @@ import (
 
 	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/token"
-	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
 // maxMintTTL bounds minted tokens: signing keys stay published this long
@@ -33,7 +32,7 @@ func runToken(ctx context.Context, args []string, env Env) error {
 	if *ttl < 0 || *ttl > maxMintTTL {
 		return fmt.Errorf("token mint: --ttl must be between 1s and %s", maxMintTTL)
 	}
-	return withStore(ctx, *cfgPath, func(cfg *config.Config, store tollgate.Store) error {
+	return withStore(ctx, *cfgPath, func(cfg *config.Config, store *engines) error {
 		u, err := store.Users().UserByName(ctx, *userName)
 		if err != nil {
 			return fmt.Errorf("token mint: %s", describe(err))
@@ -80,7 +79,7 @@ func runKeys(ctx context.Context, args []string, env Env) error {
 	if *purpose != token.PurposeAccess && *purpose != token.PurposeInternal {
 		return fmt.Errorf("keys rotate: --purpose must be %s or %s", token.PurposeAccess, token.PurposeInternal)
 	}
-	return withStore(ctx, *cfgPath, func(cfg *config.Config, store tollgate.Store) error {
+	return withStore(ctx, *cfgPath, func(cfg *config.Config, store *engines) error {
 		pass, err := passphrase(cfg, env)
 		if err != nil {
 			return err

@@ -45,7 +45,7 @@ func userAdd(ctx context.Context, args []string, env Env) error {
 	if len(*password) < 8 {
 		return errors.New("user add: --password must have at least 8 characters")
 	}
-	return withStore(ctx, *cfgPath, func(cfg *config.Config, store tollgate.Store) error {
+	return withStore(ctx, *cfgPath, func(cfg *config.Config, store *engines) error {
 		u, err := admin.CreateUser(ctx, cfg, store, auth.NewHasher(1), name, *password, *tenant, *role, *plan)
 		if err != nil {
 			return fmt.Errorf("user add: %s", describe(err))
@@ -61,7 +61,7 @@ func userSetDisabled(ctx context.Context, verb string, args []string, env Env) e
 	if err != nil {
 		return err
 	}
-	return withStore(ctx, *cfgPath, func(cfg *config.Config, store tollgate.Store) error {
+	return withStore(ctx, *cfgPath, func(cfg *config.Config, store *engines) error {
 		u, err := store.Users().UserByName(ctx, name)
 		if err != nil {
 			return fmt.Errorf("user %s: %s", verb, describe(err))
@@ -91,7 +91,7 @@ func userList(ctx context.Context, args []string, env Env) error {
 	if err := noPositional(fs, args); err != nil {
 		return err
 	}
-	return withStore(ctx, *cfgPath, func(cfg *config.Config, store tollgate.Store) error {
+	return withStore(ctx, *cfgPath, func(cfg *config.Config, store *engines) error {
 		users, err := store.Users().Users(ctx, *tenant)
 		if err != nil {
 			return fmt.Errorf("list users: %w", err)

@@ -28,17 +28,10 @@ func (s *Service) Authenticate(ctx context.Context, r *http.Request) (*tollgate.
 	if !ok {
 		return nil, tollgate.Errorf(tollgate.EUnauthorized, "missing bearer token")
 	}
-	var p *tollgate.Principal
-	var err error
 	if token.IsAPIKey(raw) {
-		p, err = s.apiKeyPrincipal(ctx, raw)
-	} else {
-		p, err = s.opts.Verifier.Verify(ctx, raw)
+		return s.apiKeyPrincipal(ctx, raw)
 	}
-	if err != nil && s.opts.InvalidToken != nil && tollgate.ErrorCode(err) == tollgate.EUnauthorized {
-		s.opts.InvalidToken(s.opts.ClientIP(r))
-	}
-	return p, err
+	return s.opts.Verifier.Verify(ctx, raw)
 }
 
 // principalKey is the context key of the verified principal.

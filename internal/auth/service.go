@@ -45,9 +45,6 @@ type Options struct {
 	// Publish, when set, fans a revocation out to every replica (this one
 	// has applied it already).
 	Publish func(context.Context, tollgate.Event) error
-	// InvalidToken, when set, is told the client IP of each refused token
-	// (for bans).
-	InvalidToken func(ip string)
 	// ClientIP returns the caller's address. Defaults to the peer address.
 	ClientIP func(*http.Request) string
 	// Budget, when set, adds the caller's budget state to /v1/me.

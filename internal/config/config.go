@@ -19,6 +19,9 @@ type Config struct {
 	// Redis is a redis:// URL for cluster mode; empty keeps rate limits,
 	// revocation fan-out and live counters in process. Defaults to "".
 	Redis string `yaml:"redis"`
+	// RedisPrefix starts every Redis key and channel, so deployments
+	// sharing one Redis never collide. Defaults to "tollgate:".
+	RedisPrefix string `yaml:"redis_prefix"`
 	// PublicURL is the gateway's external URL and the issuer (iss) of its
 	// tokens. Defaults to http://<listen>.
 	PublicURL string `yaml:"public_url"`

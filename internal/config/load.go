@@ -59,6 +59,7 @@ func (c *Config) SetDefaults() {
 	c.Listen = cmp.Or(c.Listen, "127.0.0.1:8080")
 	c.DataDir = cmp.Or(c.DataDir, "./tollgate-data")
 	c.Store = cmp.Or(c.Store, "sqlite")
+	c.RedisPrefix = cmp.Or(c.RedisPrefix, "tollgate:")
 	c.PublicURL = strings.TrimSuffix(cmp.Or(c.PublicURL, "http://"+c.Listen), "/")
 	c.Currency = cmp.Or(c.Currency, "USD")
 	c.DefaultPlan = cmp.Or(c.DefaultPlan, "free")
