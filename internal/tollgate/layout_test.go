@@ -12,7 +12,9 @@ import (
 const module = "github.com/tollgate/tollgate"
 
 // engines implement domain interfaces for one technology each.
-func engines() []string { return []string{module + "/internal/sqlite", module + "/internal/postgres", module + "/internal/redis"} }
+func engines() []string {
+	return []string{module + "/internal/sqlite", module + "/internal/postgres", module + "/internal/redis"}
+}
 
 func isEngine(pkg string) bool {
 	for _, e := range engines() {
