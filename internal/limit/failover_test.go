@@ -145,3 +145,22 @@ func TestBusResyncsAfterReconnect(t *testing.T) {
 		return deny.Check(&tollgate.Principal{UserID: "u1"}) != nil
 	})
 }
+
+func TestLoginGuardWithoutRedis(t *testing.T) {
+	srv := startPrivateRedis(t)
+	clock := newClock()
+	g := limit.NewLoginGuard(limit.LoginOptions{Counters: MustRedis(t, srv.url).Counters(), Now: clock.Now})
+	srv.stop()
+	ctx := context.Background()
+	for i := range 4 {
+		if err := g.Check(ctx, "ivy", "198.51.100.3"); err != nil {
+			t.Fatalf("attempt %d with Redis down: %v, want allowed", i+1, err)
+		}
+		if err := g.Failed(ctx, "ivy", "198.51.100.3"); err == nil {
+			t.Fatal("Failed with Redis down returned no error to log")
+		}
+	}
+	if err := g.Check(ctx, "ivy", "198.51.100.3"); retryAfter(err) <= 0 {
+		t.Fatalf("after 4 failures with Redis down: %v, want a 429 from the local count", err)
+	}
+}

@@ -3,6 +3,7 @@ package limit
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -13,7 +14,8 @@ import (
 // LoginOptions configure a LoginGuard.
 type LoginOptions struct {
 	// Counters keeps failures; nil keeps them in process. In cluster mode
-	// pass internal/redis's counters so every replica sees every failure.
+	// pass internal/redis's counters so every replica sees every failure;
+	// while they cannot be reached, failures are counted in process.
 	Counters tollgate.CounterStore
 	// Max caps every back-off (protection.login_backoff_max). Defaults to 5m.
 	Max time.Duration
@@ -35,20 +37,23 @@ type LoginOptions struct {
 	Now      func() time.Time // Defaults to time.Now.
 }
 
-// LoginGuard slows password guessing; it is internal/auth's LoginGuard. Failures back off exponentially per
-// account, per account and IP, and per IP, each capped at Max. An account's
+// LoginGuard slows password guessing; it is internal/auth's LoginGuard.
+// Failures back off exponentially per account, per account and IP, and per
+// IP (an IPv6 client by its /64), each capped at Max. An account's
 // back-off never outlasts Max, and IPs that logged in to it before are
 // exempt from it, so a flood from many addresses cannot lock the owner out.
 // Attempts refused by Check are not failures and do not extend a back-off.
 type LoginGuard struct {
-	o LoginOptions
+	o     LoginOptions
+	local *MemoryCounters // while o.Counters cannot be reached
 }
 
 // NewLoginGuard returns a LoginGuard.
 func NewLoginGuard(o LoginOptions) *LoginGuard {
 	o.Now = orNow(o.Now)
+	local := NewMemoryCounters(o.Now, 0)
 	if o.Counters == nil {
-		o.Counters = NewMemoryCounters(o.Now, 0)
+		o.Counters = local
 	}
 	o.Max = cmp.Or(o.Max, 5*time.Minute)
 	o.Base = cmp.Or(o.Base, time.Second)
@@ -56,7 +61,25 @@ func NewLoginGuard(o LoginOptions) *LoginGuard {
 	o.FreeIPFailures = cmp.Or(o.FreeIPFailures, 20)
 	o.Forget = cmp.Or(o.Forget, 24*time.Hour)
 	o.Remember = cmp.Or(o.Remember, 720*time.Hour)
-	return &LoginGuard{o: o}
+	return &LoginGuard{o: o, local: local}
+}
+
+// counters reads the shared counters, or the local ones when the shared
+// store fails: a login must not fail because Redis is away.
+func (g *LoginGuard) counters(ctx context.Context, keys ...string) []tollgate.Counter {
+	if cs, err := g.o.Counters.Counters(ctx, keys...); err == nil {
+		return cs
+	}
+	cs, _ := g.local.Counters(ctx, keys...)
+	return cs
+}
+
+func (g *LoginGuard) incr(ctx context.Context, key string, now time.Time, ttl time.Duration) error {
+	if _, err := g.o.Counters.Incr(ctx, key, now, ttl); err != nil {
+		_, _ = g.local.Incr(ctx, key, now, ttl)
+		return fmt.Errorf("count login: %w", err)
+	}
+	return nil
 }
 
 func loginKeys(account, ip string) (acct, pair, byIP, known string) {
@@ -65,7 +88,7 @@ func loginKeys(account, ip string) (acct, pair, byIP, known string) {
 		account = account[:256]
 	}
 	return "login:acct:" + account, "login:pair:" + account + "|" + ip,
-		"login:ip:" + ip, "login:known:" + account + "|" + ip
+		"login:ip:" + clientKey(ip), "login:known:" + account + "|" + ip
 }
 
 // Check returns a 429 with Retry-After while a login of account from ip
@@ -73,10 +96,7 @@ func loginKeys(account, ip string) (acct, pair, byIP, known string) {
 // password.
 func (g *LoginGuard) Check(ctx context.Context, account, ip string) error {
 	acct, pair, byIP, known := loginKeys(account, ip)
-	cs, err := g.o.Counters.Counters(ctx, acct, pair, byIP, known)
-	if err != nil {
-		return fmt.Errorf("login back-off: %w", err)
-	}
+	cs := g.counters(ctx, acct, pair, byIP, known)
 	now := g.o.Now()
 	wait := max(g.wait(cs[1], g.o.FreeFailures, now), g.wait(cs[2], g.o.FreeIPFailures, now))
 	if cs[3].Count == 0 {
@@ -106,27 +126,28 @@ func (g *LoginGuard) wait(c tollgate.Counter, free int, now time.Time) time.Dura
 	return c.Last.Add(d).Sub(now)
 }
 
-// Failed records a failed login of account from ip.
+// Failed records a failed login of account from ip. When the shared store
+// fails, the failure is counted in process and the error returned for the
+// log.
 func (g *LoginGuard) Failed(ctx context.Context, account, ip string) error {
 	acct, pair, byIP, _ := loginKeys(account, ip)
 	now := g.o.Now()
+	var errs []error
 	for _, k := range []string{acct, pair, byIP} {
-		if _, err := g.o.Counters.Incr(ctx, k, now, g.o.Forget); err != nil {
-			return fmt.Errorf("record failed login: %w", err)
+		if err := g.incr(ctx, k, now, g.o.Forget); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Succeeded clears the account's back-off and remembers ip as one the
 // owner uses.
 func (g *LoginGuard) Succeeded(ctx context.Context, account, ip string) error {
 	acct, pair, _, known := loginKeys(account, ip)
+	_ = g.local.Delete(ctx, acct, pair)
 	if err := g.o.Counters.Delete(ctx, acct, pair); err != nil {
 		return fmt.Errorf("clear failed logins: %w", err)
 	}
-	if _, err := g.o.Counters.Incr(ctx, known, g.o.Now(), g.o.Remember); err != nil {
-		return fmt.Errorf("remember login address: %w", err)
-	}
-	return nil
+	return g.incr(ctx, known, g.o.Now(), g.o.Remember)
 }

@@ -47,7 +47,8 @@ func Open(url string, o Options) (*DB, error) {
 	}
 	t := cmp.Or(o.Timeout, 250*time.Millisecond)
 	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = t, t, t
-	opt.MaxRetries = -1 // fail fast: the caller falls back
+	opt.MaxRetries = -1   // fail fast: the caller falls back
+	opt.DialerRetries = 1 // and is told at once when Redis is down
 	opt.ContextTimeoutEnabled = true
 	db := &DB{rdb: goredis.NewClient(opt), prefix: cmp.Or(o.Prefix, "tollgate:")}
 	db.rates = &Rates{db: db, script: goredis.NewScript(rateScript), admit: goredis.NewScript(admitScript)}
