@@ -229,7 +229,7 @@ func (l *Limiter) Healthy() bool {
 // plan's concurrency caps in one decision (one Redis call in cluster mode):
 // all admit and count, or none counts. The release function frees the
 // concurrency slots; the data plane calls it exactly once.
-func (l *Limiter) Admit(ctx context.Context, c *Call) (func(context.Context, *tollgate.Outcome), error) {
+func (l *Limiter) Admit(ctx context.Context, c *tollgate.Call) (func(context.Context, *tollgate.Outcome), error) {
 	keys, slots := l.callKeys(c)
 	if len(keys) == 0 && len(slots) == 0 {
 		return func(context.Context, *tollgate.Outcome) {}, nil
@@ -258,11 +258,8 @@ func (l *Limiter) Admit(ctx context.Context, c *Call) (func(context.Context, *to
 	return l.releaser(store, id, slots), nil
 }
 
-// Call is the domain call, aliased so Admit's signature reads plainly.
-type Call = tollgate.Call
-
 // callKeys lists the rate keys and concurrency slots that apply to c.
-func (l *Limiter) callKeys(c *Call) ([]tollgate.RateKey, []tollgate.SlotKey) {
+func (l *Limiter) callKeys(c *tollgate.Call) ([]tollgate.RateKey, []tollgate.SlotKey) {
 	var keys []tollgate.RateKey
 	var slots []tollgate.SlotKey
 	p := c.Principal
