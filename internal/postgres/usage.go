@@ -120,7 +120,7 @@ func (l *Ledger) nextSeq(ctx context.Context, tx pgx.Tx) (int64, error) {
 		return 0, fmt.Errorf("usage sequence lock: %w", err)
 	}
 	var seq int64
-	if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM usage_records`).Scan(&seq); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT COALESCE((SELECT seq FROM usage_records WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1), 0) + 1`).Scan(&seq); err != nil {
 		return 0, fmt.Errorf("usage sequence: %w", err)
 	}
 	return seq, nil

@@ -5,13 +5,20 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
 // Ledger keeps usage records, budget overrides and sent budget alerts.
-type Ledger struct{ db *DB }
+type Ledger struct {
+	db *DB
+
+	prepMu sync.Mutex
+	insert *sql.Stmt // appends an open record
+	upsert *sql.Stmt // settles a record
+}
 
 var (
 	_ tollgate.Ledger      = (*Ledger)(nil)
@@ -59,13 +66,12 @@ func (l *Ledger) Write(ctx context.Context, open, settled []*tollgate.UsageRecor
 	if len(open) == 0 && len(settled) == 0 {
 		return nil
 	}
+	if err := l.prepare(ctx); err != nil {
+		return err
+	}
 	return l.db.withTx(ctx, func(tx *sql.Tx) error {
 		if len(open) > 0 {
-			ins, err := tx.PrepareContext(ctx, `INSERT INTO usage_records (`+usageColumns+`) VALUES (`+usageValues+`)`)
-			if err != nil {
-				return fmt.Errorf("append usage: %w", err)
-			}
-			defer ins.Close()
+			ins := tx.StmtContext(ctx, l.insert)
 			for _, r := range open {
 				o := *r
 				o.Settled, o.Seq = false, 0
@@ -84,18 +90,7 @@ func (l *Ledger) Write(ctx context.Context, open, settled []*tollgate.UsageRecor
 		if err != nil {
 			return err
 		}
-		up, err := tx.PrepareContext(ctx, `INSERT INTO usage_records (`+usageColumns+`) VALUES (`+usageValues+`)
-			ON CONFLICT (request_id) DO UPDATE SET ended_at = excluded.ended_at, outcome = excluded.outcome,
-				status = excluded.status, bytes_in = excluded.bytes_in, bytes_out = excluded.bytes_out,
-				latency_ms = excluded.latency_ms, input_tokens = excluded.input_tokens,
-				output_tokens = excluded.output_tokens, images = excluded.images,
-				megapixel_millis = excluded.megapixel_millis, audio_millis = excluded.audio_millis,
-				gpu_millis = excluded.gpu_millis, cost = excluded.cost, settled = 1, seq = excluded.seq
-			WHERE usage_records.settled = 0`)
-		if err != nil {
-			return fmt.Errorf("settle usage: %w", err)
-		}
-		defer up.Close()
+		up := tx.StmtContext(ctx, l.upsert)
 		for _, r := range settled {
 			s := *r
 			s.Settled, s.Seq = true, seq
@@ -108,11 +103,42 @@ func (l *Ledger) Write(ctx context.Context, open, settled []*tollgate.UsageRecor
 	})
 }
 
+const settleSQL = `INSERT INTO usage_records (` + usageColumns + `) VALUES (` + usageValues + `)
+	ON CONFLICT (request_id) DO UPDATE SET ended_at = excluded.ended_at, outcome = excluded.outcome,
+		status = excluded.status, bytes_in = excluded.bytes_in, bytes_out = excluded.bytes_out,
+		latency_ms = excluded.latency_ms, input_tokens = excluded.input_tokens,
+		output_tokens = excluded.output_tokens, images = excluded.images,
+		megapixel_millis = excluded.megapixel_millis, audio_millis = excluded.audio_millis,
+		gpu_millis = excluded.gpu_millis, cost = excluded.cost, settled = 1, seq = excluded.seq
+	WHERE usage_records.settled = 0`
+
+// prepare readies the write statements once, on the write connection, so
+// a group commit does not parse SQL.
+func (l *Ledger) prepare(ctx context.Context) error {
+	l.prepMu.Lock()
+	defer l.prepMu.Unlock()
+	if l.upsert != nil {
+		return nil
+	}
+	ctx = context.WithoutCancel(ctx)
+	ins, err := l.db.write.PrepareContext(ctx, `INSERT INTO usage_records (`+usageColumns+`) VALUES (`+usageValues+`)`)
+	if err != nil {
+		return fmt.Errorf("prepare usage statements: %w", err)
+	}
+	up, err := l.db.write.PrepareContext(ctx, settleSQL)
+	if err != nil {
+		_ = ins.Close()
+		return fmt.Errorf("prepare usage statements: %w", err)
+	}
+	l.insert, l.upsert = ins, up
+	return nil
+}
+
 // nextSeq returns the next free export sequence number. The single write
 // connection serialises writers, so numbers increase in commit order.
 func nextSeq(ctx context.Context, tx *sql.Tx) (int64, error) {
 	var seq int64
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM usage_records`).Scan(&seq); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT seq FROM usage_records WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1), 0) + 1`).Scan(&seq); err != nil {
 		return 0, fmt.Errorf("usage sequence: %w", err)
 	}
 	return seq, nil
