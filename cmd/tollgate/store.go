@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,7 +35,13 @@ type engines struct {
 // and migrates it.
 func openStore(ctx context.Context, cfg *config.Config) (*engines, error) {
 	if strings.HasPrefix(cfg.Store, "postgres") {
-		pg, err := postgres.Open(ctx, cfg.Store)
+		var opts []postgres.Option
+		// A search_path in the URL names the schema tollgate's tables live
+		// in (created when missing).
+		if u, err := url.Parse(cfg.Store); err == nil && u.Query().Get("search_path") != "" {
+			opts = append(opts, postgres.WithSchema(u.Query().Get("search_path")))
+		}
+		pg, err := postgres.Open(ctx, cfg.Store, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("open postgres store: %w", err)
 		}
