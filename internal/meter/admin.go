@@ -2,6 +2,8 @@ package meter
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
@@ -32,4 +34,45 @@ func (m *Meter) DeleteBudget(ctx context.Context, scope tollgate.BudgetScope, id
 	}
 	m.override.forget(scope, id)
 	return nil
+}
+
+// BudgetState is one hard budget of a caller, as GET /v1/me shows it.
+type BudgetState struct {
+	Scope       string     `json:"scope"` // user or tenant
+	ID          string     `json:"id"`
+	Period      string     `json:"period"`
+	PeriodStart *time.Time `json:"period_start,omitempty"` // absent for total
+	PeriodEnd   *time.Time `json:"period_end,omitempty"`
+	Limit       string     `json:"limit"`
+	Committed   string     `json:"committed"` // spent plus reserved in flight
+	Remaining   string     `json:"remaining"`
+}
+
+// BudgetStates returns the caller's budgets (user, then tenant) with what
+// is committed against them now, for GET /v1/me. Empty when none applies.
+func (m *Meter) BudgetStates(ctx context.Context, p *tollgate.Principal) ([]BudgetState, error) {
+	bs, err := m.budgetsFor(ctx, p, m.now())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]BudgetState, 0, len(bs))
+	for _, b := range bs {
+		vals, err := m.counters.Adjust(ctx, []string{b.key}, 0)
+		if err == nil && vals[0] < 0 {
+			if err = m.loadCounter(ctx, b); err == nil {
+				vals, err = m.counters.Adjust(ctx, []string{b.key}, 0)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("budget state: %w", err)
+		}
+		committed := max(vals[0], 0)
+		st := BudgetState{Scope: string(b.scope), ID: b.id, Period: b.period, Limit: b.limit.String(),
+			Committed: committed.String(), Remaining: max(b.limit-committed, 0).String()}
+		if !b.start.IsZero() {
+			st.PeriodStart, st.PeriodEnd = &b.start, &b.end
+		}
+		out = append(out, st)
+	}
+	return out, nil
 }

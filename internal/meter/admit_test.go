@@ -190,3 +190,20 @@ func TestReservationFromMaxTokensAndSettledToActual(t *testing.T) {
 		t.Errorf("record: reserved %s cost %s units %+v", r.Reserved, r.Cost, r.Units)
 	}
 }
+
+func TestBudgetStatesForMe(t *testing.T) {
+	m, _, _ := setup(t, "")
+	p := principal("u1", "t1", "capped")
+	fire(t, []*meter.Meter{m}, p, "chat", 12)
+	st, err := m.BudgetStates(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st) != 1 || st[0].Scope != "user" || st[0].Limit != "0.050000" || st[0].Committed != "0.012000" ||
+		st[0].Remaining != "0.038000" || st[0].Period != "day" || st[0].PeriodStart == nil {
+		t.Errorf("budget states = %+v", st)
+	}
+	if st, err := m.BudgetStates(context.Background(), principal("u2", "t1", "")); err != nil || len(st) != 0 {
+		t.Errorf("a plan without budgets: %+v, %v", st, err)
+	}
+}
