@@ -144,16 +144,21 @@ func (s *settlement) price(ctx context.Context, r *tollgate.UsageRecord) tollgat
 	q := quantitiesOf(1, r.Units)
 	var before, free quantities
 	if s.principal != nil {
-		plan := s.m.plan(s.principal)
-		if s.table.hasTiers() || len(plan.FreeUnits) > 0 {
-			free = freeQuantities(plan.FreeUnits)
+		free = freeQuantities(s.m.plan(s.principal).FreeUnits)
+		var need [numDims]bool
+		tracked := false
+		for d := range numDims {
+			need[d] = len(s.table[d].tiers) > 0 || free[d] > 0
+			tracked = tracked || need[d]
+		}
+		if tracked {
 			month, _ := periodBounds(tollgate.PeriodMonth, r.Start)
-			b, err := s.m.units.add(ctx, r.UserID, month, q)
+			b, err := s.m.unitsBefore(ctx, r.UserID, month, q, need)
 			if err != nil {
 				// Without the month's usage, price at the base rate with no
 				// free units rather than not at all.
 				s.m.log.Error("pricing without this month's usage", "request_id", r.RequestID, "err", err)
-				free = quantities{}
+				b, free = quantities{}, quantities{}
 			}
 			before = b
 		}

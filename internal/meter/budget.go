@@ -217,47 +217,44 @@ func (c *overrideCache) forget(scope tollgate.BudgetScope, id string) {
 	c.mu.Unlock()
 }
 
-// unitTracker keeps each user's usage in the current month, for graduated
-// tiers and free units; loaded from the ledger on first use.
-type unitTracker struct {
-	ledger tollgate.Ledger
-	mu     sync.Mutex
-	m      map[string]*monthUnits
-}
-
-type monthUnits struct {
-	mu     sync.Mutex
-	loaded bool
-	q      quantities
-}
-
-func newUnitTracker(l tollgate.Ledger) *unitTracker {
-	return &unitTracker{ledger: l, m: map[string]*monthUnits{}}
-}
-
-// add records q for user in the month starting at month and returns the
-// month's usage before it.
-func (u *unitTracker) add(ctx context.Context, user string, month time.Time, q quantities) (quantities, error) {
-	k := user + "\x00" + month.Format("2006-01")
-	u.mu.Lock()
-	e, ok := u.m[k]
-	if !ok {
-		e = &monthUnits{}
-		u.m[k] = e
-	}
-	u.mu.Unlock()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if !e.loaded {
-		row, err := u.ledger.UnitTotals(ctx, user, month)
-		if err != nil {
-			return quantities{}, fmt.Errorf("usage this month: %w", err)
-		}
-		e.q, e.loaded = quantitiesOf(row.Requests, row.Units), true
-	}
-	before := e.q
+// unitsBefore records q as the user's usage in the month starting at
+// month and returns the month's usage before it, for the dimensions in
+// need (those priced in tiers or with free units). The month's totals live
+// in the live counters (shared by replicas in cluster mode) under
+// "units:" keys, whose values are quantities, not money; a missing one is
+// loaded from the ledger.
+func (m *Meter) unitsBefore(ctx context.Context, user string, month time.Time, q quantities, need [numDims]bool) (quantities, error) {
+	var before quantities
+	var totals *quantities
 	for d := range numDims {
-		e.q[d] = satAdd(e.q[d], q[d])
+		if !need[d] || q[d] <= 0 {
+			continue
+		}
+		key := fmt.Sprintf("units:%s:%s:%d", user, month.Format("2006-01"), d)
+		for attempt := 0; ; attempt++ {
+			vals, err := m.counters.Adjust(ctx, []string{key}, tollgate.Money(q[d]))
+			if err != nil {
+				return before, fmt.Errorf("usage this month: %w", err)
+			}
+			if vals[0] >= 0 {
+				before[d] = int64(vals[0]) - q[d]
+				break
+			}
+			if attempt > 0 {
+				return before, fmt.Errorf("usage this month: counter %s vanished", key)
+			}
+			if totals == nil {
+				row, err := m.ledger.UnitTotals(ctx, user, month)
+				if err != nil {
+					return before, fmt.Errorf("usage this month: %w", err)
+				}
+				t := quantitiesOf(row.Requests, row.Units)
+				totals = &t
+			}
+			if err := m.counters.Init(ctx, key, tollgate.Money(totals[d]), month.AddDate(0, 2, 0)); err != nil {
+				return before, fmt.Errorf("usage this month: %w", err)
+			}
+		}
 	}
 	return before, nil
 }

@@ -144,6 +144,37 @@ func TestGraduatedTiersAndFreeUnitsOverTheMonth(t *testing.T) {
 	}
 }
 
+func TestGraduatedTiersAcrossReplicas(t *testing.T) {
+	pg, url, schema := mustPostgres(t)
+	_, rurl, prefix := mustRedis(t)
+	cfg := mustConfig(t, "")
+	var meters []*meter.Meter
+	for range 2 {
+		l := openPostgres(t, url, schema).Ledger()
+		meters = append(meters, mustMeter(t, cfg, meter.Options{Ledger: l, Budgets: l, Counters: openRedis(t, rurl, prefix).BudgetCounters(), Cluster: true}))
+	}
+	p := principal("u9", "t1", "trial")
+	var ids []string
+	for i := range 8 {
+		ids = append(ids, serve(t, meters[i%2], p, "tiered", "", time.Now(), 0, 0))
+	}
+	for _, m := range meters {
+		m.Stop() // settlements committed
+	}
+	var costs []string
+	for _, id := range ids {
+		r, err := pg.Ledger().Record(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		costs = append(costs, r.Cost.String())
+	}
+	want := []string{"0.000000", "0.000000", "0.010000", "0.010000", "0.010000", "0.005000", "0.005000", "0.005000"}
+	if fmt.Sprint(costs) != fmt.Sprint(want) {
+		t.Errorf("costs across two replicas = %v, want %v (free units and tiers shared)", costs, want)
+	}
+}
+
 func TestImagesInRequestAreMeteredAndPriced(t *testing.T) {
 	m, l, _ := setup(t, "")
 	var img bytes.Buffer

@@ -61,7 +61,6 @@ type Meter struct {
 	routes   map[string]*routeMeter
 	writer   *writer
 	hooks    *webhooks
-	units    *unitTracker
 	override *overrideCache
 	maxAge   time.Duration // reconcile cutoff in cluster mode
 
@@ -118,7 +117,6 @@ func New(cfg *config.Config, o Options) (*Meter, error) {
 	m.maxAge = cmp.Or(m.maxAge, 300*time.Second) + time.Minute
 	m.writer = newWriter(o.Ledger, m.log, cfg.Metering.MaxBatch, cfg.Metering.FlushInterval)
 	m.hooks = newWebhooks(cfg.Webhooks, o.HTTPClient, m.log, o.WebhookBackoff)
-	m.units = newUnitTracker(o.Ledger)
 	m.override = newOverrideCache(o.Budgets, m.now)
 	return m, nil
 }
