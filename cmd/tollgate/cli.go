@@ -44,7 +44,13 @@ Usage:
   tollgate key list --user NAME
   tollgate key revoke ID
   tollgate token mint --user NAME [--ttl 1h]
-  tollgate keys rotate [--now]
+  tollgate keys rotate [--now] [--purpose access|internal]
+  tollgate usage [--from D] [--to D] [--group-by user|tenant|route|model|day]
+                 [--user NAME] [--tenant T] [--route R] [--format table|csv|json]
+  tollgate invoice --tenant T --month 2026-11 [--format json|csv]
+  tollgate export [--after CURSOR] [--limit N]   (CloudEvents JSON lines)
+  tollgate budget set --user NAME|--tenant T --amount 5.00 [--period day|month|total] [--alerts 80,100]
+  tollgate budget clear --user NAME|--tenant T
   tollgate version
 
 Every command takes --config FILE (or TOLLGATE_CONFIG) and works against the
@@ -71,6 +77,14 @@ func Run(ctx context.Context, args []string, env Env) error {
 		return runToken(ctx, rest, env)
 	case "keys":
 		return runKeys(ctx, rest, env)
+	case "usage":
+		return runUsage(ctx, rest, env)
+	case "invoice":
+		return runInvoice(ctx, rest, env)
+	case "export":
+		return runExport(ctx, rest, env)
+	case "budget":
+		return runBudget(ctx, rest, env)
 	case "version", "--version":
 		fmt.Fprintln(env.Stdout, "tollgate", version)
 		return nil
