@@ -46,7 +46,9 @@ routes:
 	t.Run("me/usage shows only the caller's usage", func(t *testing.T) {
 		var bobID string
 		_, body := g.do("GET", "/v1/me", bob, "")
-		var me struct{ UserID string `json:"user_id"` }
+		var me struct {
+			UserID string `json:"user_id"`
+		}
 		_ = json.Unmarshal(body, &me)
 		bobID = me.UserID
 		var rep struct{ Total struct{ Requests int64 } }
