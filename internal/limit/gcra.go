@@ -59,11 +59,12 @@ func (m *MemoryRates) shard(key string) int {
 
 // Allow decides every key at once: all admit and count, or none counts.
 func (m *MemoryRates) Allow(_ context.Context, keys []tollgate.RateKey) (tollgate.RateDecision, error) {
-	idx := make([]int, 0, len(keys))
+	var buf [2][8]int // no allocation for the usual few keys
+	idx, locked := buf[0][:0], buf[1][:0]
 	for _, k := range keys {
-		idx = append(idx, m.shard(k.Key))
+		i := m.shard(k.Key)
+		idx, locked = append(idx, i), append(locked, i)
 	}
-	locked := slices.Clone(idx)
 	slices.Sort(locked)
 	locked = slices.Compact(locked)
 	for _, i := range locked {
@@ -77,7 +78,11 @@ func (m *MemoryRates) Allow(_ context.Context, keys []tollgate.RateKey) (tollgat
 
 	now := m.now().UnixNano()
 	d := tollgate.RateDecision{Allowed: true, Remaining: -1}
-	next := make([]int64, len(keys))
+	var nbuf [8]int64
+	next := nbuf[:0]
+	for range keys {
+		next = append(next, 0)
+	}
 	for i, k := range keys {
 		tat, ok, rem, reset, retry := gcraStep(m.shards[idx[i]].tats[k.Key], now, k.Rate)
 		next[i] = tat

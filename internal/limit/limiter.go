@@ -260,8 +260,8 @@ func (l *Limiter) Admit(ctx context.Context, c *tollgate.Call) (func(context.Con
 
 // callKeys lists the rate keys and concurrency slots that apply to c.
 func (l *Limiter) callKeys(c *tollgate.Call) ([]tollgate.RateKey, []tollgate.SlotKey) {
-	var keys []tollgate.RateKey
-	var slots []tollgate.SlotKey
+	keys := make([]tollgate.RateKey, 0, 3)
+	slots := make([]tollgate.SlotKey, 0, 2)
 	p := c.Principal
 	subject := "ip:" + c.ClientIP
 	if p != nil {
@@ -310,8 +310,11 @@ func (l *Limiter) releaser(store tollgate.ConcurrencyStore, id string, slots []t
 				delete(l.leases, id)
 				l.mu.Unlock()
 			}
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.opts.Timeout)
-			defer cancel()
+			if remote {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), l.opts.Timeout)
+				defer cancel()
+			}
 			if err := store.Release(ctx, id, names); err != nil {
 				l.opts.Logger.Warn("release concurrency slot; its lease will expire", "err", err)
 			}

@@ -10,25 +10,30 @@ import (
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
-type ctxKey int
+type ctxKey struct{}
 
-const (
-	headersKey ctxKey = iota
-	clientIPKey
-)
-
-// rlHeaders carries the response headers into Admit, so the RateLimit-*
-// headers describe the tightest limit that applied to the request.
-type rlHeaders struct {
+// reqState is what Middleware hands on through the request's context: the
+// client IP, and the response headers, so that Admit can set the
+// RateLimit-* headers of the tightest limit that applied to the request.
+type reqState struct {
+	ip        string
 	h         http.Header
 	remaining int
 	set       bool
 }
 
+// Canonical header names, written directly to skip canonicalising them on
+// every request.
+const (
+	hLimit     = "Ratelimit-Limit"
+	hRemaining = "Ratelimit-Remaining"
+	hReset     = "Ratelimit-Reset"
+)
+
 // setHeaders writes RateLimit-Limit, -Remaining and -Reset (seconds) for d
 // unless a tighter limit already set them.
 func setHeaders(ctx context.Context, d tollgate.RateDecision) {
-	s, _ := ctx.Value(headersKey).(*rlHeaders)
+	s, _ := ctx.Value(ctxKey{}).(*reqState)
 	if s == nil || d.Limit == 0 {
 		return
 	}
@@ -40,16 +45,18 @@ func setHeaders(ctx context.Context, d tollgate.RateDecision) {
 	if !d.Allowed {
 		reset = d.RetryAfter
 	}
-	s.h.Set("RateLimit-Limit", strconv.Itoa(d.Limit))
-	s.h.Set("RateLimit-Remaining", strconv.Itoa(d.Remaining))
-	s.h.Set("RateLimit-Reset", strconv.Itoa(ceilSeconds(reset)))
+	s.h[hLimit] = []string{strconv.Itoa(d.Limit)}
+	s.h[hRemaining] = []string{strconv.Itoa(d.Remaining)}
+	s.h[hReset] = []string{strconv.Itoa(ceilSeconds(reset))}
 }
 
 // ClientIP returns the client address that Middleware determined for the
 // request of ctx, or "".
 func ClientIP(ctx context.Context) string {
-	ip, _ := ctx.Value(clientIPKey).(string)
-	return ip
+	if s, _ := ctx.Value(ctxKey{}).(*reqState); s != nil {
+		return s.ip
+	}
+	return ""
 }
 
 // Middleware applies what must hold before authentication: it refuses
@@ -68,8 +75,7 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 				return
 			}
 		}
-		ctx := context.WithValue(r.Context(), clientIPKey, ip)
-		ctx = context.WithValue(ctx, headersKey, &rlHeaders{h: w.Header()})
+		ctx := context.WithValue(r.Context(), ctxKey{}, &reqState{ip: ip, h: w.Header()})
 		login := slices.Contains(l.opts.LoginPaths, r.URL.Path)
 		var keys []tollgate.RateKey
 		if l.ipRate.N > 0 {
