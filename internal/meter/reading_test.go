@@ -208,6 +208,11 @@ func TestUsageEndpoints(t *testing.T) {
 			t.Errorf("a day row carries user_id: %v", r)
 		}
 	}
+	// Another user's usage is out of reach whatever the query names.
+	if code := get(t, me, "/v1/me/usage?from=2026-11-01&group_by=model&user=ben&tenant=t-ben", "ann", "user", &rep); code != 200 ||
+		rep.Total["requests"] != float64(3) {
+		t.Errorf("ann asking for ben's usage got %d %+v; want her own 3 requests", code, rep)
+	}
 	if code := get(t, me, "/v1/me/usage?from=2026-11-01&group_by=user", "ann", "user", nil); code != 400 {
 		t.Errorf("group_by=user on /v1/me/usage: %d, want 400", code)
 	}
