@@ -36,6 +36,7 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
+	tuneGC(env)
 	log := slog.New(slog.NewJSONHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	g, err := newGateway(ctx, cfg, gatewayOptions{Demo: *demoMode, Env: env, Logger: log})
 	if err != nil {
