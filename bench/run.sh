@@ -9,6 +9,7 @@
 #   PIN=0|1      1: gateways on CPU 1, wrk and upstream on CPU 0
 #   PROFILE=0|1  1: also take a 10 s CPU profile of tollgate under load
 #   KEEP=0|1     1: keep the temporary directory (configs, logs, profile)
+#   BARE=0|1     1: also measure a bare httputil.ReverseProxy (the net/http floor)
 #   TG_ENV=...   environment for the tollgate server, e.g. "GOGC=200"
 set -euo pipefail
 
@@ -22,6 +23,7 @@ PIN=${PIN:-0}
 PROFILE=${PROFILE:-0}
 KEEP=${KEEP:-0}
 TG_ENV=${TG_ENV:-}
+BARE=${BARE:-0}
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -74,7 +76,8 @@ echo "== build (load average $load0)" >&2
 mkdir -p "$work/bin" "$work/data"
 (cd "$root" && go build -o "$work/bin/tollgate" ./cmd/tollgate &&
 	go build -o "$work/bin/upstream" ./bench/upstream &&
-	go build -o "$work/bin/jwkpem" ./bench/jwkpem)
+	go build -o "$work/bin/jwkpem" ./bench/jwkpem &&
+	go build -o "$work/bin/bareproxy" ./bench/bareproxy)
 
 up_port=$(freeport)
 "${load_cpu[@]}" "$work/bin/upstream" -port "$up_port" >"$work/upstream.out" 2>&1 &
@@ -127,6 +130,15 @@ declare -A url=(
 	[tollgate]="http://127.0.0.1:$tg_port/v1/chat/completions"
 )
 targets=(direct haproxy tollgate)
+if [[ $BARE == 1 ]]; then
+	bp_port=$(freeport)
+	"${gw_cpu[@]}" "$work/bin/bareproxy" -port "$bp_port" -upstream "http://$upstream" &
+	pids+=($!)
+	pid[bare]=$!
+	url[bare]="http://127.0.0.1:$bp_port/v1/chat/completions"
+	targets+=(bare)
+	waitfor "${url[bare]}"
+fi
 bearer="Authorization: Bearer $token"
 waitfor "${url[direct]}"
 for i in $(seq 101); do
@@ -159,7 +171,7 @@ runwrk() {
 	local t=$1 out
 	shift
 	local h=()
-	[[ $t == direct ]] || h=(-H "$bearer")
+	[[ $t == direct || $t == bare ]] || h=(-H "$bearer")
 	out=$("${load_cpu[@]}" wrk --timeout 10s "$@" "${h[@]}" "${url[$t]}")
 	if grep -q 'Socket errors' <<<"$out"; then
 		echo "run.sh: warning: $t: $(grep 'Socket errors' <<<"$out")" >&2
@@ -226,6 +238,7 @@ if [[ $PROFILE == 1 ]]; then
 	echo
 fi
 
+[[ $LAT_ROUNDS -gt 0 ]] || LAT_ROUNDS=0
 # Paced latency at half of tollgate's peak, the same offered load for all.
 target_rate=$((med[tollgate] / 2))
 delay_ms=$(awk -v c="$CONNS" -v r="$target_rate" 'BEGIN {d=c*1000/r; printf "%d\n", (d<1)?1:d+0.5}')
@@ -253,6 +266,7 @@ printf '|----------|-----------:|-------------:|---------------------|\n'
 for t in "${targets[@]}"; do printf '| %-8s | %10s | %12s | %s |\n' "$t" "${med[$t]}" "${medcpu[$t]}" "${all[$t]% }"; done
 awk -v a="${med[tollgate]}" -v b="${med[haproxy]}" 'BEGIN {printf "\ntollgate / haproxy = %.2f (target >= 1.50)\n\n", a/b}'
 
+[[ $LAT_ROUNDS -gt 0 ]] || exit 0
 echo "latency (paced ~$target_rate req/s offered, $CONNS conns, median of $LAT_ROUNDS rounds, microseconds)"
 printf '| %-8s | %8s | %8s | %8s | %s |\n' target "req/s" p50 p99 "p99 added vs direct"
 printf '|----------|---------:|---------:|---------:|---------------------|\n'
