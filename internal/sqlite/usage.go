@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,9 +16,11 @@ import (
 type Ledger struct {
 	db *DB
 
-	prepMu sync.Mutex
-	insert *sql.Stmt // appends an open record
-	upsert *sql.Stmt // settles a record
+	prepMu        sync.Mutex
+	insert        *sql.Stmt // appends an open record
+	insertMany    *sql.Stmt // appends insertChunk open records
+	insertSettled *sql.Stmt // inserts a settled record never appended
+	update        *sql.Stmt // settles an open record
 }
 
 var (
@@ -70,18 +73,8 @@ func (l *Ledger) Write(ctx context.Context, open, settled []*tollgate.UsageRecor
 		return err
 	}
 	return l.db.withTx(ctx, func(tx *sql.Tx) error {
-		if len(open) > 0 {
-			ins := tx.StmtContext(ctx, l.insert)
-			for _, r := range open {
-				o := *r
-				o.Settled, o.Seq = false, 0
-				if _, err := ins.ExecContext(ctx, usageArgs(&o)...); err != nil {
-					if isUnique(err) {
-						return tollgate.Errorf(tollgate.EConflict, "usage record %q exists", r.RequestID)
-					}
-					return fmt.Errorf("append usage: %w", err)
-				}
-			}
+		if err := l.appendOpen(ctx, tx, open); err != nil {
+			return err
 		}
 		if len(settled) == 0 {
 			return nil
@@ -90,12 +83,21 @@ func (l *Ledger) Write(ctx context.Context, open, settled []*tollgate.UsageRecor
 		if err != nil {
 			return err
 		}
-		up := tx.StmtContext(ctx, l.upsert)
+		up, ins := tx.StmtContext(ctx, l.update), tx.StmtContext(ctx, l.insertSettled)
 		for _, r := range settled {
-			s := *r
-			s.Settled, s.Seq = true, seq
-			if _, err := up.ExecContext(ctx, usageArgs(&s)...); err != nil {
+			res, err := up.ExecContext(ctx, settleArgs(r, seq)...)
+			if err != nil {
 				return fmt.Errorf("settle usage: %w", err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("settle usage: %w", err)
+			} else if n == 0 {
+				// Never appended (or already settled, then nothing changes).
+				s := *r
+				s.Settled, s.Seq = true, seq
+				if _, err := ins.ExecContext(ctx, usageArgs(&s)...); err != nil {
+					return fmt.Errorf("settle usage: %w", err)
+				}
 			}
 			seq++
 		}
@@ -103,34 +105,71 @@ func (l *Ledger) Write(ctx context.Context, open, settled []*tollgate.UsageRecor
 	})
 }
 
-const settleSQL = `INSERT INTO usage_records (` + usageColumns + `) VALUES (` + usageValues + `)
-	ON CONFLICT (request_id) DO UPDATE SET ended_at = excluded.ended_at, outcome = excluded.outcome,
-		status = excluded.status, bytes_in = excluded.bytes_in, bytes_out = excluded.bytes_out,
-		latency_ms = excluded.latency_ms, input_tokens = excluded.input_tokens,
-		output_tokens = excluded.output_tokens, images = excluded.images,
-		megapixel_millis = excluded.megapixel_millis, audio_millis = excluded.audio_millis,
-		gpu_millis = excluded.gpu_millis, cost = excluded.cost, settled = 1, seq = excluded.seq
-	WHERE usage_records.settled = 0`
+// appendOpen inserts open records, insertChunk at a time while it can.
+func (l *Ledger) appendOpen(ctx context.Context, tx *sql.Tx, open []*tollgate.UsageRecord) error {
+	if len(open) == 0 {
+		return nil
+	}
+	many, one := tx.StmtContext(ctx, l.insertMany), tx.StmtContext(ctx, l.insert)
+	for len(open) > 0 {
+		stmt, n := one, 1
+		if len(open) >= insertChunk {
+			stmt, n = many, insertChunk
+		}
+		args := make([]any, 0, n*22)
+		for _, r := range open[:n] {
+			o := *r
+			o.Settled, o.Seq = false, 0
+			args = append(args, usageArgs(&o)...)
+		}
+		if _, err := stmt.ExecContext(ctx, args...); err != nil {
+			if isUnique(err) {
+				return tollgate.Errorf(tollgate.EConflict, "a usage record of this batch exists")
+			}
+			return fmt.Errorf("append usage: %w", err)
+		}
+		open = open[n:]
+	}
+	return nil
+}
+
+// insertChunk records are appended by one statement.
+const insertChunk = 16
+
+const updateSQL = `UPDATE usage_records SET ended_at = ?, outcome = ?, status = ?, bytes_in = ?, bytes_out = ?,
+	latency_ms = ?, input_tokens = ?, output_tokens = ?, images = ?, megapixel_millis = ?, audio_millis = ?,
+	gpu_millis = ?, cost = ?, settled = 1, seq = ? WHERE request_id = ? AND settled = 0`
+
+func settleArgs(r *tollgate.UsageRecord, seq int64) []any {
+	return []any{toTime(r.End), r.Outcome, r.Status, r.BytesIn, r.BytesOut, r.LatencyMS, r.Units.InputTokens,
+		r.Units.OutputTokens, r.Units.Images, r.Units.MegapixelMillis, r.Units.AudioMillis, r.Units.GPUMillis,
+		int64(r.Cost), seq, r.RequestID}
+}
 
 // prepare readies the write statements once, on the write connection, so
 // a group commit does not parse SQL.
 func (l *Ledger) prepare(ctx context.Context) error {
 	l.prepMu.Lock()
 	defer l.prepMu.Unlock()
-	if l.upsert != nil {
+	if l.update != nil {
 		return nil
 	}
 	ctx = context.WithoutCancel(ctx)
-	ins, err := l.db.write.PrepareContext(ctx, `INSERT INTO usage_records (`+usageColumns+`) VALUES (`+usageValues+`)`)
-	if err != nil {
-		return fmt.Errorf("prepare usage statements: %w", err)
+	insert := `INSERT INTO usage_records (` + usageColumns + `) VALUES (` + usageValues + `)`
+	tuples := strings.Repeat(`(`+usageValues+`), `, insertChunk-1) + `(` + usageValues + `)`
+	var stmts [4]*sql.Stmt
+	for i, q := range []string{insert, `INSERT INTO usage_records (` + usageColumns + `) VALUES ` + tuples,
+		insert + ` ON CONFLICT (request_id) DO NOTHING`, updateSQL} {
+		st, err := l.db.write.PrepareContext(ctx, q)
+		if err != nil {
+			for _, p := range stmts[:i] {
+				_ = p.Close()
+			}
+			return fmt.Errorf("prepare usage statements: %w", err)
+		}
+		stmts[i] = st
 	}
-	up, err := l.db.write.PrepareContext(ctx, settleSQL)
-	if err != nil {
-		_ = ins.Close()
-		return fmt.Errorf("prepare usage statements: %w", err)
-	}
-	l.insert, l.upsert = ins, up
+	l.insert, l.insertMany, l.insertSettled, l.update = stmts[0], stmts[1], stmts[2], stmts[3]
 	return nil
 }
 
