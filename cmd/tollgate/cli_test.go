@@ -120,3 +120,25 @@ func TestCommandLineErrors(t *testing.T) {
 		t.Fatal("missing config accepted")
 	}
 }
+
+// TestBanCommand bans an address from the command line: the running
+// gateway refuses it, and serves it again once the ban is lifted.
+func TestBanCommand(t *testing.T) {
+	up := newUpstream(t)
+	g := setup(t, routeYAML(up.URL))
+	tok := g.login("admin", adminPassword).AccessToken
+	if out, err := g.cli("ban", "add", "not-an-ip"); err == nil {
+		t.Fatalf("ban of a non-address accepted: %s", out)
+	}
+	g.mustCLI("ban", "add", "127.0.0.1", "--for", "1h", "--reason", "test")
+	if out := g.mustCLI("ban", "list"); !strings.Contains(out, "127.0.0.1") || !strings.Contains(out, "test") {
+		t.Fatalf("ban list:\n%s", out)
+	}
+	if !eventually(10*time.Second, func() bool { r, _ := g.do("GET", "/ocr/x", tok, ""); return r.StatusCode == 403 || r.StatusCode == 429 }) {
+		t.Fatal("banned address still served after 10 s")
+	}
+	g.mustCLI("ban", "lift", "127.0.0.1")
+	if !eventually(10*time.Second, func() bool { r, _ := g.do("GET", "/ocr/x", tok, ""); return r.StatusCode == 200 }) {
+		t.Fatal("address still refused 10 s after the ban was lifted")
+	}
+}
