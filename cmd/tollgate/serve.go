@@ -21,6 +21,7 @@ import (
 	"github.com/tollgate/tollgate/internal/auth"
 	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/httpx"
+	"github.com/tollgate/tollgate/internal/limit"
 	"github.com/tollgate/tollgate/internal/meter"
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
@@ -168,13 +169,9 @@ func (g *gateway) Serve(ctx context.Context) error {
 			return fmt.Errorf("listen: %w", err)
 		}
 	}
-	srv := &http.Server{
-		Handler:           g.handler,
-		ReadHeaderTimeout: s.ReadHeaderTimeout,
-		IdleTimeout:       s.IdleTimeout,
-		MaxHeaderBytes:    s.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
-	}
+	ln = limit.Listener(ln, s.MaxConnections)
+	srv := &http.Server{Handler: g.handler, ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)}
+	limit.Harden(srv, s)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	g.log.Info("tollgate listening", "addr", ln.Addr().String(), "public_url", g.cfg.PublicURL, "store", storeName(g.cfg), "version", version)
