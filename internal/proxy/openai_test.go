@@ -220,3 +220,45 @@ func TestDisconnectCancelsUpstream(t *testing.T) {
 		t.Errorf("released %d times, want once", releases)
 	}
 }
+
+func TestDisconnectBeforeResponse(t *testing.T) {
+	arrived, cancelled := make(chan struct{}), make(chan struct{})
+	up := newUpstream(t, "slow", func(w http.ResponseWriter, r *http.Request) {
+		// A server notices a closed connection once it read the body.
+		_, _ = io.Copy(io.Discard, r.Body)
+		close(arrived)
+		<-r.Context().Done()
+		close(cancelled)
+	})
+	meter := newAdmission("meter", nil)
+	g := setup(t, fmt.Sprintf("routes:\n  - {name: ocr, path: /ocr, upstreams: [%s]}\n", up.URL),
+		proxy.Options{Admissions: []tollgate.Admission{meter}})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "POST", g.URL+"/ocr", strings.NewReader("image bytes"))
+	req.Header.Set("Authorization", "Bearer tok-alice")
+	errc := make(chan error, 1)
+	go func() {
+		res, err := http.DefaultClient.Do(req)
+		if err == nil {
+			res.Body.Close()
+		}
+		errc <- err
+	}()
+	<-arrived
+	cancel()
+	<-errc
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream request was not cancelled when the client went away")
+	}
+	out := <-meter.released
+	if out.Result != tollgate.ResultCancelled || out.Status != 499 {
+		t.Errorf("outcome %+v, want cancelled 499", out)
+	}
+	waitIdle(t, g)
+	if _, releases := meter.counts(); releases != 1 {
+		t.Errorf("released %d times, want once", releases)
+	}
+}
