@@ -11,9 +11,10 @@ import (
 // MemoryCounters are budget counters of a single node, guarded by one
 // mutex. They start empty and are loaded from the ledger on first use.
 type MemoryCounters struct {
-	now func() time.Time
-	mu  sync.Mutex
-	m   map[string]memCounter
+	now   func() time.Time
+	mu    sync.Mutex
+	m     map[string]memCounter
+	inits int // Init calls since the last sweep of expired counters
 }
 
 type memCounter struct {
@@ -74,6 +75,17 @@ func (c *MemoryCounters) Init(_ context.Context, key string, value tollgate.Mone
 	defer c.mu.Unlock()
 	if _, ok := c.get(key); !ok {
 		c.m[key] = memCounter{value: value, expires: expires}
+	}
+	// Counters of past periods are dropped now and then, so a long-running
+	// node does not keep every user's every day.
+	if c.inits++; c.inits >= 1024 {
+		c.inits = 0
+		now := c.now()
+		for k, v := range c.m {
+			if !v.expires.IsZero() && !now.Before(v.expires) {
+				delete(c.m, k)
+			}
+		}
 	}
 	return nil
 }
