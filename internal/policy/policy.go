@@ -71,6 +71,8 @@ type Input struct {
 }
 
 // Check returns nil when the request satisfies the schema and every rule.
+// The schema applies to every body, and to an empty one except on GET,
+// HEAD, DELETE and OPTIONS.
 // A schema violation is EInvalid naming the first failing location; a rule
 // that is false, or cannot be evaluated (e.g. a missing body field), is
 // EForbidden with the rule's message.
@@ -87,7 +89,7 @@ func (p *Policy) Check(in Input) error {
 			body = nil
 		}
 	}
-	if p.schema != nil {
+	if p.schema != nil && (len(in.Body) > 0 || !bodyless(in.Request)) {
 		if err := p.schema.validate(body); err != nil {
 			return err
 		}
@@ -102,4 +104,17 @@ func (p *Policy) Check(in Input) error {
 		}
 	}
 	return nil
+}
+
+// bodyless reports a request whose method carries no body (GET, HEAD,
+// DELETE, OPTIONS); the schema applies to it only when it sent one anyway.
+func bodyless(r *http.Request) bool {
+	if r == nil {
+		return false
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodDelete, http.MethodOptions:
+		return true
+	}
+	return false
 }

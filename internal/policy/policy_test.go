@@ -107,7 +107,7 @@ func TestSchema(t *testing.T) {
 			{`not json`, "JSON"},
 			{``, "/"},
 		} {
-			err := p.Check(policy.Input{Body: []byte(tc.body)})
+			err := p.Check(policy.Input{Request: httptest.NewRequest("POST", "/img", nil), Body: []byte(tc.body)})
 			if tc.wantLoc == "" {
 				if err != nil {
 					t.Errorf("%s: refused: %v", tc.body, err)
@@ -118,6 +118,19 @@ func TestSchema(t *testing.T) {
 				t.Errorf("%s: err = %v, want EInvalid naming %s", tc.body, err, tc.wantLoc)
 			}
 		}
+	}
+}
+
+func TestSchemaSkipsBodylessMethods(t *testing.T) {
+	p := mustCompile(t, config.Route{Name: "comfy", Schema: `{"type":"object","required":["prompt"]}`})
+	if err := p.Check(policy.Input{Request: httptest.NewRequest("GET", "/history", nil)}); err != nil {
+		t.Errorf("GET without a body: %v", err)
+	}
+	if err := p.Check(policy.Input{Request: httptest.NewRequest("GET", "/history", nil), Body: []byte(`{}`)}); tollgate.ErrorCode(err) != tollgate.EInvalid {
+		t.Errorf("GET with a body that misses prompt: %v, want EInvalid", err)
+	}
+	if err := p.Check(policy.Input{Request: httptest.NewRequest("POST", "/prompt", nil)}); tollgate.ErrorCode(err) != tollgate.EInvalid {
+		t.Errorf("POST without a body: %v, want EInvalid", err)
 	}
 }
 
