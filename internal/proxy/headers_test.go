@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/tollgate/tollgate/internal/proxy"
 	"github.com/tollgate/tollgate/internal/tollgate"
@@ -90,6 +91,18 @@ routes:
 		res := do(t, "GET", g.URL+"/broken", "", nil, spoofHeaders...)
 		wantStatus(t, res, 500)
 		noSpoofs(t, failing.last(t).Header)
+	})
+	t.Run("the authenticator sees no spoofed header", func(t *testing.T) {
+		seen := &recordingAuth{next: newTestAuth()}
+		g := setup(t, fmt.Sprintf("routes:\n  - {name: private, path: /private, upstreams: [%s]}\n", up.URL), proxy.Options{Auth: seen})
+		wantStatus(t, do(t, "GET", g.URL+"/private", "", nil, spoofHeaders...), 401)
+		seen.mu.Lock()
+		defer seen.mu.Unlock()
+		for _, name := range []string{"X-User-Id", "X-Tenant-Id", "X_user_role", "X_User_Role", "X-Tollgate-Token", "X-Request-Id"} {
+			if v := seen.header.Values(name); len(v) > 0 {
+				t.Errorf("the authenticator saw %s: %q", name, v)
+			}
+		}
 	})
 	for _, tc := range []struct{ name, path, token string }{
 		{"unauthenticated", "/private", ""},
@@ -191,4 +204,18 @@ routes:
 	if got := h.Get("X-Pass"); got != "a$b" {
 		t.Errorf("X-Pass = %q, want a lone $ kept", got)
 	}
+}
+
+// recordingAuth remembers the headers of the last request it saw.
+type recordingAuth struct {
+	next   tollgate.Authenticator
+	mu     sync.Mutex
+	header http.Header
+}
+
+func (a *recordingAuth) Authenticate(ctx context.Context, r *http.Request) (*tollgate.Principal, error) {
+	a.mu.Lock()
+	a.header = r.Header.Clone()
+	a.mu.Unlock()
+	return a.next.Authenticate(ctx, r)
 }
