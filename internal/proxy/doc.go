@@ -59,7 +59,10 @@
 //
 // # Streams
 //
-// Responses are flushed as they arrive (FlushInterval -1). For an OpenAI
+// OpenAI responses are flushed as they arrive (FlushInterval -1); on http
+// routes event streams and bodies of unknown length are too, while bodies
+// of known length are copied without a flush per write. Request bodies are
+// streamed unless the route needs them read. For an OpenAI
 // stream whose client did not ask for stream_options.include_usage, the
 // gateway asks for it upstream and drops the usage-only chunk (empty
 // choices with a usage object), so the client sees the stream it asked for;
