@@ -10,7 +10,9 @@
 //     from a peer in server.trusted_proxies and only when it matches
 //     [A-Za-z0-9._-]{1,128}; otherwise a fresh id is generated. The id is
 //     sent upstream and on every response.
-//  2. Draining gateways answer 503; unknown paths 404; other methods 405.
+//  2. Draining gateways answer 503; paths with "." or ".." segments 400
+//     (so "/public/../private" cannot ride a public prefix); unknown paths
+//     404; methods the route does not allow 405.
 //  3. Non-public routes authenticate through Options.Auth (401 with
 //     WWW-Authenticate on failure), then need every route scope and one of
 //     the route roles (403 insufficient_scope).
