@@ -262,3 +262,28 @@ func TestDisconnectBeforeResponse(t *testing.T) {
 		t.Errorf("released %d times, want once", releases)
 	}
 }
+
+func TestEmbeddingsUsage(t *testing.T) {
+	emb := newUpstream(t, "emb", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		// Large enough that only the tail of the body is kept for usage.
+		fmt.Fprintf(w, `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[%s0.5]}],"model":"e5","usage":{"prompt_tokens":8,"total_tokens":8}}`,
+			strings.Repeat("0.123456789,", 30000))
+	})
+	meter := newAdmission("meter", nil)
+	g := setup(t, llmConfig(emb.URL), proxy.Options{Admissions: []tollgate.Admission{meter}})
+	res := do(t, "POST", g.URL+"/v1/embeddings", "tok-alice", strings.NewReader(`{"model":"e5","input":"hello"}`))
+	wantStatus(t, res, 200)
+	var body struct {
+		Data []struct {
+			Embedding []float64 `json:"embedding"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&body); err != nil || len(body.Data) != 1 || len(body.Data[0].Embedding) != 30001 {
+		t.Fatalf("embedding response altered: %v", err)
+	}
+	if out := <-meter.released; out.Units.InputTokens != 8 || out.Units.OutputTokens != 0 {
+		t.Errorf("units %+v, want 8 input tokens", out.Units)
+	}
+}
