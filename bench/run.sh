@@ -132,7 +132,7 @@ declare -A url=(
 targets=(direct haproxy tollgate)
 if [[ $BARE == 1 ]]; then
 	bp_port=$(freeport)
-	"${gw_cpu[@]}" "$work/bin/bareproxy" -port "$bp_port" -upstream "http://$upstream" &
+	"${gw_cpu[@]}" "$work/bin/bareproxy" -port "$bp_port" -upstream "http://$upstream" >"$work/bareproxy.log" 2>&1 &
 	pids+=($!)
 	pid[bare]=$!
 	url[bare]="http://127.0.0.1:$bp_port/v1/chat/completions"
@@ -228,13 +228,27 @@ if [[ $PROFILE == 1 ]]; then
 	runwrk tollgate -t"$THREADS" -c"$CONNS" -d14s >/dev/null &
 	wrkpid=$!
 	sleep 2
-	curl -fsS -o "$work/cpu.pprof" "http://127.0.0.1:$pprof_port/debug/pprof/profile?seconds=10"
+	curl -fsS -o "$work/cpu.pprof" "http://127.0.0.1:$pprof_port/debug/pprof/profile?seconds=10" &
+	curlpid=$!
+	# Off-CPU: where the request goroutines wait, from five snapshots
+	# (the innermost tollgate or net/http frame of each goroutine).
+	for _ in 1 2 3 4 5; do
+		curl -fsS "http://127.0.0.1:$pprof_port/debug/pprof/goroutine?debug=1"
+		sleep 1
+	done | awk '/^[0-9]+ @/ {n = $1; next}
+		n && /^#/ && $3 ~ /tollgate\/tollgate|persistConn|conn\)\.serve|connReader/ {
+			f = $3; sub(/\+0x.*/, "", f); sub(/.*\//, "", f); c[f] += n; n = 0 }
+		END {for (k in c) printf "%8.1f %s\n", c[k] / 5, k}' | sort -rn | head -12 >"$work/goroutines.txt"
+	wait "$curlpid"
 	wait "$wrkpid"
 	(cd "$root" && go tool pprof -top -nodecount=40 "$work/bin/tollgate" "$work/cpu.pprof" 2>/dev/null) >"$work/pprof-top.txt"
 	(cd "$root" && go tool pprof -top -cum -nodecount=40 "$work/bin/tollgate" "$work/cpu.pprof" 2>/dev/null) >"$work/pprof-cum.txt"
 	cat "$work/pprof-top.txt"
 	echo
 	cat "$work/pprof-cum.txt"
+	echo
+	echo "goroutines waiting, mean of 5 snapshots, by innermost frame:"
+	cat "$work/goroutines.txt"
 	echo
 fi
 
