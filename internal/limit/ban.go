@@ -44,8 +44,7 @@ type Bans struct {
 	addrs    map[netip.Addr]tollgate.Ban
 	prefixes map[netip.Prefix]tollgate.Ban
 
-	stop func()
-	done chan struct{}
+	sub *subscription
 }
 
 // NewBans returns the ban set for cfg.Protection (ban_threshold invalid
@@ -74,32 +73,13 @@ func NewBans(cfg *config.Config, opts BanOptions) *Bans {
 // Start subscribes to ban events, loads the set and reloads it
 // periodically; Stop ends that.
 func (b *Bans) Start(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	unsub := b.opts.Bus.Subscribe(b.apply, func() { b.resync(ctx) })
-	b.done = make(chan struct{})
-	b.stop = func() { cancel(); unsub() }
-	go func() {
-		defer close(b.done)
-		t := time.NewTicker(b.opts.ResyncInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				b.resync(ctx)
-			}
-		}
-	}()
+	b.sub = subscribe(ctx, b.opts.Bus, b.apply, b.resync, b.opts.ResyncInterval)
 	return nil
 }
 
 // Stop ends what Start began.
 func (b *Bans) Stop() {
-	if b.stop != nil {
-		b.stop()
-		<-b.done
-	}
+	b.sub.Stop()
 }
 
 func (b *Bans) resync(ctx context.Context) {

@@ -34,8 +34,7 @@ type FanoutOptions struct {
 type Fanout struct {
 	opts FanoutOptions
 	mu   sync.Mutex
-	stop func()
-	done chan struct{}
+	sub  *subscription
 }
 
 // NewFanout returns a Fanout; Start subscribes it.
@@ -54,32 +53,13 @@ func (f *Fanout) Start(ctx context.Context) error {
 	if f.opts.Apply == nil {
 		return fmt.Errorf("revocation fan-out: Apply is required")
 	}
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	unsub := f.opts.Bus.Subscribe(f.handle, func() { f.reload(ctx) })
-	f.done = make(chan struct{})
-	f.stop = func() { cancel(); unsub() }
-	go func() {
-		defer close(f.done)
-		t := time.NewTicker(f.opts.ResyncInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				f.reload(ctx)
-			}
-		}
-	}()
+	f.sub = subscribe(ctx, f.opts.Bus, f.handle, f.reload, f.opts.ResyncInterval)
 	return nil
 }
 
 // Stop ends what Start began.
 func (f *Fanout) Stop() {
-	if f.stop != nil {
-		f.stop()
-		<-f.done
-	}
+	f.sub.Stop()
 }
 
 func (f *Fanout) handle(e tollgate.Event) {
