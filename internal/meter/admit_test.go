@@ -207,3 +207,25 @@ func TestBudgetStatesForMe(t *testing.T) {
 		t.Errorf("a plan without budgets: %+v, %v", st, err)
 	}
 }
+
+// TestCountersUnreachableFailsClosed: without its budget counters (Redis
+// down) the meter refuses calls with 503 rather than forwarding them over
+// budget or unrecorded.
+func TestCountersUnreachableFailsClosed(t *testing.T) {
+	cfg := mustConfig(t, "")
+	l := mustSQLite(t).Ledger()
+	down := openRedis(t, "redis://127.0.0.1:1/0", "tg_test_down:")
+	m := mustMeter(t, cfg, meter.Options{Ledger: l, Budgets: l, Counters: down.BudgetCounters(), Cluster: true})
+	c := call(principal("u1", "t1", "capped"), "chat")
+	_, err := m.Admit(context.Background(), c)
+	if tollgate.ErrorCode(err) != tollgate.EUnavailable {
+		t.Fatalf("Admit with Redis down: %v, want unavailable", err)
+	}
+	if _, err := l.Record(context.Background(), c.RequestID); tollgate.ErrorCode(err) != tollgate.ENotFound {
+		t.Errorf("a refused call left a record: %v", err)
+	}
+	// Callers without a budget need no counters.
+	if _, err := m.Admit(context.Background(), call(principal("u2", "t1", ""), "chat")); err != nil {
+		t.Errorf("unbudgeted call refused: %v", err)
+	}
+}

@@ -64,3 +64,45 @@ func TestStreamedCompletionIsMetered(t *testing.T) {
 		t.Errorf("record = %+v", r)
 	}
 }
+
+// TestAbandonedStreamIsMetered: a client that goes away mid-stream still
+// leaves a settled record, outcome cancelled, charged for the request.
+func TestAbandonedStreamIsMetered(t *testing.T) {
+	first := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hel\"}}]}\n\n")
+		w.(http.Flusher).Flush()
+		close(first)
+		<-r.Context().Done() // the gateway cancels when the client leaves
+	}))
+	defer up.Close()
+	cfg := gatewayConfig(t, up.URL)
+	l := mustSQLite(t).Ledger()
+	m := mustMeter(t, cfg, meter.Options{Ledger: l, Budgets: l})
+	gw := newGateway(t, cfg, m)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, gw.URL+"/v1/chat/completions",
+		strings.NewReader(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer u1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := resp.Header.Get("X-Request-ID")
+	<-first
+	buf := make([]byte, 16)
+	_, _ = resp.Body.Read(buf)
+	cancel()
+	resp.Body.Close()
+	gw.Close() // waits for the handler, and so for the release
+	m.Stop()
+	r, err := l.Record(context.Background(), id)
+	if err != nil {
+		t.Fatalf("record %q: %v", id, err)
+	}
+	if !r.Settled || r.Outcome != tollgate.ResultCancelled || r.Cost.String() != "0.001000" {
+		t.Errorf("abandoned stream record = %+v", r)
+	}
+}
