@@ -3,6 +3,7 @@ package meter
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
 
 	"github.com/tollgate/tollgate/internal/tollgate"
@@ -15,6 +16,12 @@ import (
 // what was reserved and not spent, also on failure and disconnect) and
 // queues the settled record.
 func (m *Meter) Admit(ctx context.Context, c *tollgate.Call) (func(context.Context, *tollgate.Outcome), error) {
+	if c.Start.IsZero() {
+		c.Start = m.now()
+	}
+	if c.RequestID == "" {
+		c.RequestID = rand.Text() // the ledger needs a unique id
+	}
 	rm := m.routes[c.Route]
 	if rm == nil {
 		rm = &routeMeter{}
