@@ -107,6 +107,9 @@ type settlement struct {
 // release settles the call: called exactly once by the data plane.
 func (s *settlement) release(ctx context.Context, out *tollgate.Outcome) {
 	ctx = context.WithoutCancel(ctx)
+	if out == nil {
+		out = &tollgate.Outcome{Result: tollgate.ResultUnknown}
+	}
 	m, r := s.m, *s.rec
 	r.End, r.Outcome, r.Status, r.BytesOut = out.End.UTC(), out.Result, out.Status, out.BytesOut
 	if r.End.IsZero() {
