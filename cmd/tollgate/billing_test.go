@@ -130,6 +130,13 @@ routes:
 		if s, code := call(alice); s != 429 || code != "insufficient_quota" {
 			t.Fatalf("past budget: %d %s, want 429 insufficient_quota", s, code)
 		}
+		_, body := g.do("GET", "/v1/me", alice, "")
+		var me struct {
+			Budget []struct{ Limit, Remaining string }
+		}
+		if err := json.Unmarshal(body, &me); err != nil || len(me.Budget) != 1 || me.Budget[0].Limit != "0.050000" || me.Budget[0].Remaining != "0.000000" {
+			t.Fatalf("/v1/me budget: %s", body)
+		}
 		if s, _ := call(bob); s != 200 {
 			t.Fatalf("bob (no budget) refused: %d", s)
 		}

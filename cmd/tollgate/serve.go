@@ -105,7 +105,8 @@ func newGateway(ctx context.Context, cfg *config.Config, opts gatewayOptions) (g
 	if g.prot, err = g.newProtection(ctx); err != nil {
 		return nil, err
 	}
-	if g.identity, err = newIdentity(ctx, cfg, g.store, g.prot, opts.Env, g.log); err != nil {
+	budget := func(ctx context.Context, p *tollgate.Principal) (any, error) { return g.meter.BudgetStates(ctx, p) }
+	if g.identity, err = newIdentity(ctx, cfg, g.store, g.prot, budget, opts.Env, g.log); err != nil {
 		return nil, err
 	}
 	g.closers = append(g.closers, g.identity.Stop)
