@@ -68,6 +68,7 @@ type Limiter struct {
 	prefix   string // lease id prefix, unique per process
 	seq      atomic.Uint64
 	refusals *prometheus.CounterVec
+	refused  refusedIPs // IPs refused by a recent decision
 
 	mu     sync.Mutex
 	leases map[string][]string // remote leases held, for renewal
@@ -231,6 +232,7 @@ func (l *Limiter) Healthy() bool {
 // concurrency slots; the data plane calls it exactly once.
 func (l *Limiter) Admit(ctx context.Context, c *tollgate.Call) (func(context.Context, *tollgate.Outcome), error) {
 	keys, slots := l.callKeys(c)
+	keys = append(keys, takeDeferred(ctx)...)
 	if len(keys) == 0 && len(slots) == 0 {
 		return func(context.Context, *tollgate.Outcome) {}, nil
 	}
@@ -248,6 +250,7 @@ func (l *Limiter) Admit(ctx context.Context, c *tollgate.Call) (func(context.Con
 	}
 	if len(keys) > 0 {
 		setHeaders(ctx, d)
+		l.noteIP(d)
 		if err := l.refusal(d); err != nil {
 			return nil, err
 		}

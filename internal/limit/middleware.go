@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/tollgate/tollgate/internal/httpx"
 	"github.com/tollgate/tollgate/internal/tollgate"
@@ -20,6 +21,9 @@ type reqState struct {
 	h         http.Header
 	remaining int
 	set       bool
+	// deferred are IP keys left for Admit to decide with the call's own.
+	deferred []tollgate.RateKey
+	taken    bool
 }
 
 // Canonical header names, written directly to skip canonicalising them on
@@ -62,9 +66,16 @@ func ClientIP(ctx context.Context) string {
 // Middleware applies what must hold before authentication: it refuses
 // banned IPs, applies protection.ip_rate_limit per client IP (and
 // protection.login_rate_limit too on the login paths), and counts 401
-// responses against the ban threshold. An IPv6 client counts by its /64. Refusals are 429 with Retry-After
-// and RateLimit-* headers. The client IP is available to later handlers
-// through ClientIP(ctx).
+// responses against the ban threshold. An IPv6 client counts by its /64.
+// Refusals are 429 with Retry-After and RateLimit-* headers. The client IP
+// is available to later handlers through ClientIP(ctx).
+//
+// So that a call costs one decision (one Redis call in cluster mode), the
+// IP limit of a request that carries credentials is decided together with
+// the user, tenant and route limits in Admit; when the request never gets
+// there (a refused token, a built-in endpoint) it is decided after the
+// handler. Either way it counts once, and an IP refused by any decision is
+// refused here, before authentication, until its Retry-After.
 func (l *Limiter) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ip := l.opts.ClientIP(r)
@@ -75,7 +86,8 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 				return
 			}
 		}
-		ctx := context.WithValue(r.Context(), ctxKey{}, &reqState{ip: ip, h: w.Header()})
+		st := &reqState{ip: ip, h: w.Header()}
+		ctx := context.WithValue(r.Context(), ctxKey{}, st)
 		login := slices.Contains(l.opts.LoginPaths, r.URL.Path)
 		var keys []tollgate.RateKey
 		if l.ipRate.N > 0 {
@@ -84,28 +96,72 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 		if login && l.login.N > 0 {
 			keys = append(keys, tollgate.RateKey{Key: "rate:login:" + clientKey(ip), Rate: l.login})
 		}
-		if len(keys) > 0 {
-			d, err := l.fo.allow(ctx, keys)
-			if err == nil {
-				setHeaders(ctx, d)
-				err = l.refusal(d)
-			}
-			if err != nil {
+		if err := l.refused.check(clientKey(ip), l.opts.Now()); err != nil {
+			l.refusals.WithLabelValues("ip").Inc()
+			httpx.WriteError(w, r, l.opts.Logger, err)
+			return
+		}
+		switch {
+		case len(keys) == 0:
+		case !login && r.Header.Get("Authorization") != "":
+			st.deferred = keys
+		default:
+			if err := l.decide(ctx, keys); err != nil {
 				httpx.WriteError(w, r, l.opts.Logger, err)
 				return
 			}
 		}
 		r = r.WithContext(ctx)
-		if l.opts.Bans == nil || login {
-			next.ServeHTTP(w, r)
-			return
+		countBan := l.opts.Bans != nil && !login
+		if countBan {
+			sw := &statusWriter{ResponseWriter: w}
+			w = sw
+			defer func() {
+				if sw.status == http.StatusUnauthorized {
+					l.opts.Bans.InvalidToken(context.WithoutCancel(ctx), ip)
+				}
+			}()
 		}
-		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r)
-		if sw.status == http.StatusUnauthorized {
-			l.opts.Bans.InvalidToken(context.WithoutCancel(ctx), ip)
+		next.ServeHTTP(w, r)
+		if st.deferred != nil && !st.taken {
+			// Never admitted by the data plane: count the call now, so
+			// refused or built-in requests cost the IP its allowance too.
+			_ = l.decide(context.WithoutCancel(ctx), st.deferred)
 		}
 	})
+}
+
+// decide takes one rate decision for keys, sets the RateLimit-* headers
+// and remembers a refused IP; it returns the refusal.
+func (l *Limiter) decide(ctx context.Context, keys []tollgate.RateKey) error {
+	d, err := l.fo.allow(ctx, keys)
+	if err != nil {
+		return err
+	}
+	setHeaders(ctx, d)
+	l.noteIP(d)
+	return l.refusal(d)
+}
+
+// takeDeferred returns the IP keys Middleware left for Admit, once.
+func takeDeferred(ctx context.Context) []tollgate.RateKey {
+	s, _ := ctx.Value(ctxKey{}).(*reqState)
+	if s == nil || s.taken {
+		return nil
+	}
+	s.taken = true
+	return s.deferred
+}
+
+// noteIP remembers an IP refused by decision d, so Middleware refuses it
+// before authentication until its Retry-After.
+func (l *Limiter) noteIP(d tollgate.RateDecision) {
+	if d.Allowed {
+		return
+	}
+	if ip, ok := strings.CutPrefix(d.Key, "rate:ip:"); ok {
+		l.refused.note(ip, l.opts.Now().Add(d.RetryAfter))
+	}
 }
 
 // statusWriter records the status of a response. Unwrap keeps Flush,
