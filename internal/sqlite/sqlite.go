@@ -34,6 +34,7 @@ type options struct {
 	busyTimeout time.Duration
 	readConns   int
 	now         func() time.Time
+	segSize     int64
 }
 
 // WithBusyTimeout sets how long a connection waits for a lock held by
@@ -48,6 +49,11 @@ func WithReadConns(n int) Option { return func(o *options) { o.readConns = n } }
 // the store fills in. Defaults to time.Now.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
+// WithJournalSegmentSize sets the size past which the usage ledger's
+// journal of open records moves on to a new segment file. Defaults to
+// 4 MiB.
+func WithJournalSegmentSize(n int64) Option { return func(o *options) { o.segSize = n } }
+
 // DB is an open SQLite database. It implements tollgate.Store.
 type DB struct {
 	path  string
@@ -61,6 +67,7 @@ type DB struct {
 	signingKeys *SigningKeyStore
 	refresh     *RefreshTokenStore
 	revocations *RevocationStore
+	ledger      *Ledger
 }
 
 var _ tollgate.Store = (*DB)(nil)
@@ -75,6 +82,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	}
 	o.busyTimeout = cmp.Or(o.busyTimeout, 5*time.Second)
 	o.readConns = cmp.Or(o.readConns, max(4, runtime.GOMAXPROCS(0)))
+	o.segSize = cmp.Or(o.segSize, defaultSegmentSize)
 	if o.now == nil {
 		o.now = time.Now
 	}
@@ -127,6 +135,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	db.signingKeys = &SigningKeyStore{db: db}
 	db.refresh = &RefreshTokenStore{db: db}
 	db.revocations = &RevocationStore{db: db}
+	db.ledger = newLedger(db, o.segSize)
 	return db, nil
 }
 
@@ -167,9 +176,9 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes both pools.
+// Close closes the usage journal and both pools.
 func (db *DB) Close() error {
-	return errors.Join(db.read.Close(), db.write.Close())
+	return errors.Join(db.ledger.close(), db.read.Close(), db.write.Close())
 }
 
 // withTx runs fn in a write transaction (BEGIN IMMEDIATE on the single write

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -13,14 +12,36 @@ import (
 )
 
 // Ledger keeps usage records, budget overrides and sent budget alerts.
+//
+// Settled records live in the usage_records table. Open records (appended
+// before a call is forwarded) live in this process's memory and in an
+// append-only journal beside the database (see journal.go), so a call
+// costs one SQLite insert, when it settles. Readers in other processes
+// (the CLI) see settled records only. The journal is created on the first
+// Write or Reconcile, never by a reader.
 type Ledger struct {
-	db *DB
+	db      *DB
+	segSize int64
 
-	prepMu        sync.Mutex
-	insert        *sql.Stmt // appends an open record
-	insertMany    *sql.Stmt // appends insertChunk open records
-	insertSettled *sql.Stmt // inserts a settled record never appended
-	update        *sql.Stmt // settles an open record
+	// writeMu serialises Write and Reconcile and guards jl and the
+	// prepared statements.
+	writeMu sync.Mutex
+	jl      *journal
+	upsert  map[int]*sql.Stmt // inserts settled records, by rows per statement
+	exists  *sql.Stmt         // finds which of existsArgs ids have a row
+
+	// mu guards open against readers; writers change open holding both
+	// mu and writeMu, and commit settlements holding mu, so Committed and
+	// Record see a record either open or settled, never both or neither.
+	mu   sync.RWMutex
+	open map[string]*openRecord
+}
+
+// openRecord is an open record held in memory and the journal segment
+// that holds it.
+type openRecord struct {
+	rec *tollgate.UsageRecord
+	seg *segment
 }
 
 var (
@@ -28,8 +49,13 @@ var (
 	_ tollgate.BudgetStore = (*Ledger)(nil)
 )
 
-// Ledger returns the usage ledger, which also keeps budget overrides.
-func (db *DB) Ledger() *Ledger { return &Ledger{db: db} }
+// Ledger returns the usage ledger, which also keeps budget overrides. There
+// is one per DB, since it holds the open records of this process.
+func (db *DB) Ledger() *Ledger { return db.ledger }
+
+func newLedger(db *DB, segSize int64) *Ledger {
+	return &Ledger{db: db, segSize: segSize, open: map[string]*openRecord{}}
+}
 
 const usageColumns = `request_id, started_at, ended_at, tenant_id, user_id, route, model, outcome,
 	status, bytes_in, bytes_out, latency_ms, input_tokens, output_tokens, images,
@@ -64,187 +90,31 @@ func scanUsage(s scanner) (*tollgate.UsageRecord, error) {
 	return &r, nil
 }
 
-// Write appends open records and settles settled ones in one transaction.
-func (l *Ledger) Write(ctx context.Context, open, settled []*tollgate.UsageRecord) error {
-	if len(open) == 0 && len(settled) == 0 {
-		return nil
-	}
-	if err := l.prepare(ctx); err != nil {
-		return err
-	}
-	return l.db.withTx(ctx, func(tx *sql.Tx) error {
-		if err := l.appendOpen(ctx, tx, open); err != nil {
-			return err
-		}
-		if len(settled) == 0 {
-			return nil
-		}
-		seq, err := nextSeq(ctx, tx)
-		if err != nil {
-			return err
-		}
-		up, ins := tx.StmtContext(ctx, l.update), tx.StmtContext(ctx, l.insertSettled)
-		for _, r := range settled {
-			res, err := up.ExecContext(ctx, settleArgs(r, seq)...)
-			if err != nil {
-				return fmt.Errorf("settle usage: %w", err)
-			}
-			if n, err := res.RowsAffected(); err != nil {
-				return fmt.Errorf("settle usage: %w", err)
-			} else if n == 0 {
-				// Never appended (or already settled, then nothing changes).
-				s := *r
-				s.Settled, s.Seq = true, seq
-				if _, err := ins.ExecContext(ctx, usageArgs(&s)...); err != nil {
-					return fmt.Errorf("settle usage: %w", err)
-				}
-			}
-			seq++
-		}
-		return nil
-	})
-}
-
-// appendOpen inserts open records, insertChunk at a time while it can.
-func (l *Ledger) appendOpen(ctx context.Context, tx *sql.Tx, open []*tollgate.UsageRecord) error {
-	if len(open) == 0 {
-		return nil
-	}
-	many, one := tx.StmtContext(ctx, l.insertMany), tx.StmtContext(ctx, l.insert)
-	for len(open) > 0 {
-		stmt, n := one, 1
-		if len(open) >= insertChunk {
-			stmt, n = many, insertChunk
-		}
-		args := make([]any, 0, n*22)
-		for _, r := range open[:n] {
-			o := *r
-			o.Settled, o.Seq = false, 0
-			args = append(args, usageArgs(&o)...)
-		}
-		if _, err := stmt.ExecContext(ctx, args...); err != nil {
-			if isUnique(err) {
-				return tollgate.Errorf(tollgate.EConflict, "a usage record of this batch exists")
-			}
-			return fmt.Errorf("append usage: %w", err)
-		}
-		open = open[n:]
-	}
-	return nil
-}
-
-// insertChunk records are appended by one statement.
-const insertChunk = 16
-
-const updateSQL = `UPDATE usage_records SET ended_at = ?, outcome = ?, status = ?, bytes_in = ?, bytes_out = ?,
-	latency_ms = ?, input_tokens = ?, output_tokens = ?, images = ?, megapixel_millis = ?, audio_millis = ?,
-	gpu_millis = ?, cost = ?, settled = 1, seq = ? WHERE request_id = ? AND settled = 0`
-
-func settleArgs(r *tollgate.UsageRecord, seq int64) []any {
-	return []any{toTime(r.End), r.Outcome, r.Status, r.BytesIn, r.BytesOut, r.LatencyMS, r.Units.InputTokens,
-		r.Units.OutputTokens, r.Units.Images, r.Units.MegapixelMillis, r.Units.AudioMillis, r.Units.GPUMillis,
-		int64(r.Cost), seq, r.RequestID}
-}
-
-// prepare readies the write statements once, on the write connection, so
-// a group commit does not parse SQL.
-func (l *Ledger) prepare(ctx context.Context) error {
-	l.prepMu.Lock()
-	defer l.prepMu.Unlock()
-	if l.update != nil {
-		return nil
-	}
-	ctx = context.WithoutCancel(ctx)
-	insert := `INSERT INTO usage_records (` + usageColumns + `) VALUES (` + usageValues + `)`
-	tuples := strings.Repeat(`(`+usageValues+`), `, insertChunk-1) + `(` + usageValues + `)`
-	var stmts [4]*sql.Stmt
-	for i, q := range []string{insert, `INSERT INTO usage_records (` + usageColumns + `) VALUES ` + tuples,
-		insert + ` ON CONFLICT (request_id) DO NOTHING`, updateSQL} {
-		st, err := l.db.write.PrepareContext(ctx, q)
-		if err != nil {
-			for _, p := range stmts[:i] {
-				_ = p.Close()
-			}
-			return fmt.Errorf("prepare usage statements: %w", err)
-		}
-		stmts[i] = st
-	}
-	l.insert, l.insertMany, l.insertSettled, l.update = stmts[0], stmts[1], stmts[2], stmts[3]
-	return nil
-}
-
-// nextSeq returns the next free export sequence number. The single write
-// connection serialises writers, so numbers increase in commit order.
-func nextSeq(ctx context.Context, tx *sql.Tx) (int64, error) {
-	var seq int64
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT seq FROM usage_records WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1), 0) + 1`).Scan(&seq); err != nil {
-		return 0, fmt.Errorf("usage sequence: %w", err)
-	}
-	return seq, nil
-}
-
-// Reconcile settles open records started before startedBefore as unknown.
-func (l *Ledger) Reconcile(ctx context.Context, startedBefore, at time.Time, chargeReserved bool) ([]*tollgate.UsageRecord, error) {
-	var out []*tollgate.UsageRecord
-	err := l.db.withTx(ctx, func(tx *sql.Tx) error {
-		out = nil
-		rows, err := tx.QueryContext(ctx, `SELECT `+usageColumns+` FROM usage_records
-			WHERE settled = 0 AND started_at < ? ORDER BY started_at, request_id`, startedBefore.UnixMicro())
-		if err != nil {
-			return fmt.Errorf("reconcile usage: %w", err)
-		}
-		for rows.Next() {
-			r, err := scanUsage(rows)
-			if err != nil {
-				rows.Close()
-				return fmt.Errorf("reconcile usage: %w", err)
-			}
-			out = append(out, r)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("reconcile usage: %w", err)
-		}
-		if len(out) == 0 {
-			return nil
-		}
-		seq, err := nextSeq(ctx, tx)
-		if err != nil {
-			return err
-		}
-		end := at.UTC().Truncate(time.Microsecond)
-		for _, r := range out {
-			r.Settled, r.Outcome, r.End, r.Seq = true, tollgate.ResultUnknown, end, seq
-			r.LatencyMS = max(0, end.Sub(r.Start).Milliseconds())
-			if chargeReserved {
-				r.Cost = r.Reserved
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE usage_records SET settled = 1, outcome = ?, ended_at = ?,
-				latency_ms = ?, cost = ?, seq = ? WHERE request_id = ?`,
-				r.Outcome, end.UnixMicro(), r.LatencyMS, int64(r.Cost), seq, r.RequestID); err != nil {
-				return fmt.Errorf("reconcile usage: %w", err)
-			}
-			seq++
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// Committed sums settled costs and open reservations of a budget.
+// Committed sums settled costs and open reservations of a budget: the
+// open records of this process in memory, and rows left open by a version
+// that kept open records in the table.
 func (l *Ledger) Committed(ctx context.Context, scope tollgate.BudgetScope, id string, since time.Time) (tollgate.Money, error) {
 	col, err := scopeColumn(scope)
 	if err != nil {
 		return 0, err
 	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
 	var sum int64
 	err = l.db.read.QueryRowContext(ctx, `SELECT COALESCE(SUM(CASE WHEN settled = 1 THEN cost ELSE reserved END), 0)
 		FROM usage_records WHERE `+col+` = ? AND started_at >= ?`, id, since.UnixMicro()).Scan(&sum)
 	if err != nil {
 		return 0, fmt.Errorf("sum budget: %w", err)
+	}
+	from := since.UnixMicro()
+	for _, o := range l.open {
+		owner := o.rec.UserID
+		if scope == tollgate.ScopeTenant {
+			owner = o.rec.TenantID
+		}
+		if owner == id && o.rec.Start.UnixMicro() >= from {
+			sum += int64(o.rec.Reserved)
+		}
 	}
 	return tollgate.Money(sum), nil
 }
@@ -383,6 +253,12 @@ func (l *Ledger) Export(ctx context.Context, after int64, limit int) ([]*tollgat
 
 // Record returns one record by request id.
 func (l *Ledger) Record(ctx context.Context, requestID string) (*tollgate.UsageRecord, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if o := l.open[requestID]; o != nil {
+		r := *o.rec
+		return &r, nil
+	}
 	r, err := scanUsage(l.db.read.QueryRowContext(ctx, `SELECT `+usageColumns+` FROM usage_records WHERE request_id = ?`, requestID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, tollgate.Errorf(tollgate.ENotFound, "usage record %q not found", requestID)

@@ -1,0 +1,247 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+// Write appends open records to the journal and memory, and inserts
+// settled ones into usage_records in one transaction. A record opened and
+// settled in the same batch is only inserted settled.
+func (l *Ledger) Write(ctx context.Context, open, settled []*tollgate.UsageRecord) error {
+	if len(open) == 0 && len(settled) == 0 {
+		return nil
+	}
+	l.writeMu.Lock()
+	defer l.writeMu.Unlock()
+	if err := l.prepare(ctx); err != nil {
+		return err
+	}
+	batch := make(map[string]*tollgate.UsageRecord, len(open))
+	for _, r := range open {
+		if _, dup := batch[r.RequestID]; dup || l.open[r.RequestID] != nil {
+			return tollgate.Errorf(tollgate.EConflict, "a usage record of this batch exists")
+		}
+		batch[r.RequestID] = r
+	}
+	if err := l.checkAbsent(ctx, open); err != nil {
+		return err
+	}
+	if len(settled) > 0 {
+		if err := l.settle(ctx, settled, batch); err != nil {
+			return err
+		}
+	}
+	// What was not settled above stays open. The settlements are committed
+	// first: when the journal write fails, a retry of the batch finds them
+	// settled and the open records absent.
+	var keep []*tollgate.UsageRecord
+	for _, r := range open {
+		if batch[r.RequestID] != nil {
+			keep = append(keep, stored(r))
+		}
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	seg, err := l.journal().append(keep)
+	if err != nil {
+		return err
+	}
+	seg.open += len(keep)
+	l.mu.Lock()
+	for _, r := range keep {
+		l.open[r.RequestID] = &openRecord{rec: r, seg: seg}
+	}
+	l.mu.Unlock()
+	return l.jl.rotate()
+}
+
+// settle inserts settled records. A record open in memory or opened in
+// this batch keeps its start, owner, route, model and reservation, and
+// leaves memory and batch.
+func (l *Ledger) settle(ctx context.Context, settled []*tollgate.UsageRecord, batch map[string]*tollgate.UsageRecord) error {
+	rows := make([]*tollgate.UsageRecord, 0, len(settled))
+	var released []*openRecord
+	seen := make(map[string]bool, len(settled))
+	for _, s := range settled {
+		row := *s
+		if o := l.open[s.RequestID]; o != nil && !seen[s.RequestID] {
+			released = append(released, o)
+			keepOpened(&row, o.rec)
+		} else if o := batch[s.RequestID]; o != nil {
+			delete(batch, s.RequestID)
+			keepOpened(&row, o)
+		}
+		seen[s.RequestID] = true
+		row.Settled = true
+		rows = append(rows, &row)
+	}
+	return l.commitRows(ctx, rows, released, nil)
+}
+
+// keepOpened copies to a settlement what the open record fixed.
+func keepOpened(s, open *tollgate.UsageRecord) {
+	s.Start, s.TenantID, s.UserID, s.Route, s.Model, s.Reserved = open.Start, open.TenantID, open.UserID, open.Route, open.Model, open.Reserved
+}
+
+// commitRows inserts settled rows (numbering them in order) in one
+// transaction, and then drops the released open records from memory and
+// removes the journal segments of removed, both only once committed.
+func (l *Ledger) commitRows(ctx context.Context, rows []*tollgate.UsageRecord, released []*openRecord, removed []string) error {
+	tx, err := l.db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := l.insertSettled(ctx, tx, rows); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	l.mu.Lock()
+	err = tx.Commit()
+	if err == nil {
+		for _, o := range released {
+			delete(l.open, o.rec.RequestID)
+		}
+	}
+	l.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	for _, o := range released {
+		l.jl.release(o.seg, 1)
+	}
+	for _, path := range removed {
+		// Left in place when it fails: the next Reconcile finds its
+		// records settled and tries again.
+		_ = removeFile(path)
+	}
+	return nil
+}
+
+// insertSettled inserts rows, settled, up to 32 rows per statement
+// while it can. A record already settled stays as it is; a row left open
+// by an earlier version of the ledger is settled.
+func (l *Ledger) insertSettled(ctx context.Context, tx *sql.Tx, rows []*tollgate.UsageRecord) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	var seq int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT seq FROM usage_records WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1), 0) + 1`).Scan(&seq); err != nil {
+		return fmt.Errorf("usage sequence: %w", err)
+	}
+	for _, r := range rows {
+		r.Settled, r.Seq = true, seq
+		seq++
+	}
+	for len(rows) > 0 {
+		n := 1
+		for _, c := range upsertChunks() {
+			if len(rows) >= c {
+				n = c
+				break
+			}
+		}
+		args := make([]any, 0, n*22)
+		for _, r := range rows[:n] {
+			args = append(args, usageArgs(r)...)
+		}
+		if _, err := tx.StmtContext(ctx, l.upsert[n]).ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("settle usage: %w", err)
+		}
+		rows = rows[n:]
+	}
+	return nil
+}
+
+// upsertChunks returns the rows per insert statement, largest first.
+func upsertChunks() [3]int { return [...]int{32, 8, 1} }
+
+// existsArgs ids are looked up by one exists statement.
+const existsArgs = 16
+
+const upsertTail = ` ON CONFLICT (request_id) DO UPDATE SET ended_at = excluded.ended_at, outcome = excluded.outcome,
+	status = excluded.status, bytes_in = excluded.bytes_in, bytes_out = excluded.bytes_out,
+	latency_ms = excluded.latency_ms, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
+	images = excluded.images, megapixel_millis = excluded.megapixel_millis, audio_millis = excluded.audio_millis,
+	gpu_millis = excluded.gpu_millis, cost = excluded.cost, settled = 1, seq = excluded.seq
+	WHERE usage_records.settled = 0`
+
+// prepare readies the statements once: inserts on the write connection,
+// so a group commit does not parse SQL, and the existence check on the
+// read pool.
+func (l *Ledger) prepare(ctx context.Context) error {
+	if l.exists != nil {
+		return nil
+	}
+	ctx = context.WithoutCancel(ctx)
+	upsert := map[int]*sql.Stmt{}
+	closeAll := func() {
+		for _, st := range upsert {
+			_ = st.Close()
+		}
+	}
+	for _, n := range upsertChunks() {
+		tuples := strings.Repeat(`(`+usageValues+`), `, n-1) + `(` + usageValues + `)`
+		st, err := l.db.write.PrepareContext(ctx, `INSERT INTO usage_records (`+usageColumns+`) VALUES `+tuples+upsertTail)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("prepare usage statements: %w", err)
+		}
+		upsert[n] = st
+	}
+	exists, err := l.db.read.PrepareContext(ctx, `SELECT request_id FROM usage_records WHERE request_id IN (?`+
+		strings.Repeat(`, ?`, existsArgs-1)+`) LIMIT 1`)
+	if err != nil {
+		closeAll()
+		return fmt.Errorf("prepare usage statements: %w", err)
+	}
+	l.upsert, l.exists = upsert, exists
+	return nil
+}
+
+// checkAbsent returns EConflict when one of the open records has a row.
+func (l *Ledger) checkAbsent(ctx context.Context, open []*tollgate.UsageRecord) error {
+	args := make([]any, existsArgs)
+	for len(open) > 0 {
+		n := min(len(open), existsArgs)
+		for i := range args {
+			args[i] = open[min(i, n-1)].RequestID // padded with the last id
+		}
+		var id string
+		err := l.exists.QueryRowContext(ctx, args...).Scan(&id)
+		if err == nil {
+			return tollgate.Errorf(tollgate.EConflict, "a usage record of this batch exists")
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("find usage records: %w", err)
+		}
+		open = open[n:]
+	}
+	return nil
+}
+
+// journal returns the live journal, creating the value (not yet a file)
+// on first use.
+func (l *Ledger) journal() *journal {
+	if l.jl == nil {
+		l.jl = newJournal(l.db.path, l.segSize)
+	}
+	return l.jl
+}
+
+// close closes the journal; its segment stays on disk while it holds
+// open records.
+func (l *Ledger) close() error {
+	l.writeMu.Lock()
+	defer l.writeMu.Unlock()
+	if l.jl == nil {
+		return nil
+	}
+	return l.jl.close()
+}
