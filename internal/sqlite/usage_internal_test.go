@@ -1,0 +1,48 @@
+package sqlite
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+// TestLedgerRowsLeftOpenByAnEarlierVersion covers a database upgraded
+// with records that the ledger used to keep open in the table.
+func TestLedgerRowsLeftOpenByAnEarlierVersion(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "db"))
+	if err := db.Migrate(t.Context()); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	day := time.Date(2026, time.November, 3, 0, 0, 0, 0, time.UTC)
+	for i, id := range []string{"old-a", "old-b"} {
+		if _, err := db.write.ExecContext(t.Context(), `INSERT INTO usage_records (request_id, started_at, user_id, reserved)
+			VALUES (?, ?, 'u1', ?)`, id, day.Add(time.Duration(i)*time.Minute).UnixMicro(), 100*(i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := db.Ledger()
+	if c, err := l.Committed(t.Context(), tollgate.ScopeUser, "u1", day); err != nil || c != 300 {
+		t.Errorf("Committed = %s, %v; want the reservations of both open rows", c, err)
+	}
+	err := l.Write(t.Context(), []*tollgate.UsageRecord{{RequestID: "old-a", Start: day, UserID: "u1"}}, nil)
+	if tollgate.ErrorCode(err) != tollgate.EConflict {
+		t.Errorf("Write(open old-a) = %v, want conflict", err)
+	}
+	s := &tollgate.UsageRecord{RequestID: "old-a", Start: day, UserID: "u1", End: day.Add(time.Second),
+		Outcome: tollgate.ResultOK, Status: 200, Cost: 70, Settled: true}
+	if err := l.Write(t.Context(), nil, []*tollgate.UsageRecord{s}); err != nil {
+		t.Fatalf("Write(settle old-a): %v", err)
+	}
+	if r, err := l.Record(t.Context(), "old-a"); err != nil || !r.Settled || r.Cost != 70 || r.Reserved != 100 || r.Seq == 0 {
+		t.Errorf("Record(old-a) = %+v, %v; want settled at 70 with its reservation kept", r, err)
+	}
+	got, err := l.Reconcile(t.Context(), day.Add(time.Hour), day.Add(time.Hour), true)
+	if err != nil || len(got) != 1 || got[0].RequestID != "old-b" || got[0].Cost != 200 {
+		t.Fatalf("Reconcile = %+v, %v; want old-b charged its reservation", got, err)
+	}
+	if r, err := l.Record(t.Context(), "old-b"); err != nil || !r.Settled || r.Outcome != tollgate.ResultUnknown {
+		t.Errorf("Record(old-b) = %+v, %v", r, err)
+	}
+}
