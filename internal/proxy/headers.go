@@ -7,6 +7,7 @@ import (
 	"net/textproto"
 	"strings"
 	"sync"
+	"time"
 
 	crand "crypto/rand"
 
@@ -169,10 +170,18 @@ func newIDSource() *idSource {
 	return &idSource{rng: rand.NewChaCha8(seed)}
 }
 
-func (s *idSource) next() string {
+// next returns a new request id: 32 hex digits, the first 12 of them the
+// time in milliseconds, so ids sort by time (as UUIDv7 does) and the
+// ledger appends to its index instead of writing random pages; the rest
+// are random.
+func (s *idSource) next(now time.Time) string {
 	var b [16]byte
+	ms := uint64(now.UnixMilli())
+	for i := range 6 {
+		b[i] = byte(ms >> (40 - 8*i))
+	}
 	s.mu.Lock()
-	_, _ = s.rng.Read(b[:])
+	_, _ = s.rng.Read(b[6:])
 	s.mu.Unlock()
 	var out [32]byte
 	hex.Encode(out[:], b[:])

@@ -22,7 +22,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if reqID == "" {
-		reqID = p.ids.next()
+		reqID = p.ids.next(start)
 	}
 	p.hdr.strip(r.Header)
 
