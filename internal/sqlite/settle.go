@@ -172,9 +172,10 @@ const upsertTail = ` ON CONFLICT (request_id) DO UPDATE SET ended_at = excluded.
 	gpu_millis = excluded.gpu_millis, cost = excluded.cost, settled = 1, seq = excluded.seq
 	WHERE usage_records.settled = 0`
 
-// prepare readies the statements once: inserts on the write connection,
-// so a group commit does not parse SQL, and the existence check on the
-// read pool.
+// prepare readies the statements once, on the write connection, so a group
+// commit does not parse SQL. The existence check runs there too: the pages
+// it reads are in that connection's cache, which the writes keep current,
+// while a reader's cache is stale after every commit.
 func (l *Ledger) prepare(ctx context.Context) error {
 	if l.exists != nil {
 		return nil
@@ -195,26 +196,35 @@ func (l *Ledger) prepare(ctx context.Context) error {
 		}
 		upsert[n] = st
 	}
-	exists, err := l.db.read.PrepareContext(ctx, `SELECT request_id FROM usage_records WHERE request_id IN (?`+
+	exists, err := l.db.write.PrepareContext(ctx, `SELECT request_id FROM usage_records WHERE request_id IN (?`+
 		strings.Repeat(`, ?`, existsArgs-1)+`) LIMIT 1`)
 	if err != nil {
 		closeAll()
 		return fmt.Errorf("prepare usage statements: %w", err)
 	}
-	l.upsert, l.exists = upsert, exists
+	exists1, err := l.db.write.PrepareContext(ctx, `SELECT request_id FROM usage_records WHERE request_id = ?`)
+	if err != nil {
+		closeAll()
+		_ = exists.Close()
+		return fmt.Errorf("prepare usage statements: %w", err)
+	}
+	l.upsert, l.exists, l.exists1 = upsert, exists, exists1
 	return nil
 }
 
 // checkAbsent returns EConflict when one of the open records has a row.
 func (l *Ledger) checkAbsent(ctx context.Context, open []*tollgate.UsageRecord) error {
-	args := make([]any, existsArgs)
 	for len(open) > 0 {
 		n := min(len(open), existsArgs)
-		for i := range args {
-			args[i] = open[min(i, n-1)].RequestID // padded with the last id
+		stmt, args := l.exists1, []any{open[0].RequestID}
+		if n > 1 {
+			stmt, args = l.exists, make([]any, existsArgs)
+			for i := range args {
+				args[i] = open[min(i, n-1)].RequestID // padded with the last id
+			}
 		}
 		var id string
-		err := l.exists.QueryRowContext(ctx, args...).Scan(&id)
+		err := stmt.QueryRowContext(ctx, args...).Scan(&id)
 		if err == nil {
 			return tollgate.Errorf(tollgate.EConflict, "a usage record of this batch exists")
 		}

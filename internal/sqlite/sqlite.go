@@ -97,6 +97,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 
 	wq := cloneValues(common)
 	wq.Add("_pragma", "journal_mode(WAL)")
+	// Statement journals (a multi-row insert inside a transaction keeps
+	// one) stay in memory instead of a temporary file written page by page.
+	wq.Add("_pragma", "temp_store(MEMORY)")
 	wq.Set("_txlock", "immediate")
 	write, err := sql.Open("sqlite", path+"?"+wq.Encode())
 	if err != nil {

@@ -28,7 +28,8 @@ type Ledger struct {
 	writeMu sync.Mutex
 	jl      *journal
 	upsert  map[int]*sql.Stmt // inserts settled records, by rows per statement
-	exists  *sql.Stmt         // finds which of existsArgs ids have a row
+	exists  *sql.Stmt         // finds whether one of existsArgs ids has a row
+	exists1 *sql.Stmt         // finds whether one id has a row
 
 	// mu guards open against readers; writers change open holding both
 	// mu and writeMu, and commit settlements holding mu, so Committed and
