@@ -100,9 +100,18 @@ func (j *journal) foreign() (map[uint64]string, error) {
 }
 
 // append writes recs to the current segment with one write and returns
-// the segment that holds them. On a failed write the segment is cut back,
-// so no partial line stays in front of later ones.
+// the segment that holds them, moving on to a new segment first when the
+// current one is full. On a failed write the segment is cut back, so no
+// partial line stays in front of later ones.
 func (j *journal) append(recs []*tollgate.UsageRecord) (*segment, error) {
+	if j.f != nil && j.size >= j.maxSize {
+		old, f := j.cur, j.f
+		j.f, j.cur = nil, nil
+		j.release(old, 0)
+		if err := f.Close(); err != nil {
+			return nil, fmt.Errorf("close usage journal: %w", err)
+		}
+	}
 	if j.f == nil {
 		if err := j.create(); err != nil {
 			return nil, err
@@ -118,8 +127,10 @@ func (j *journal) append(recs []*tollgate.UsageRecord) (*segment, error) {
 			if terr := j.f.Truncate(j.size); terr != nil {
 				// The segment now ends in a partial line: never append to
 				// it again, so only its last line can be malformed.
+				old := j.cur
 				_ = j.f.Close()
 				j.f, j.cur = nil, nil
+				j.release(old, 0)
 			}
 		}
 		return nil, fmt.Errorf("append usage journal: %w", err)
@@ -149,21 +160,6 @@ func (j *journal) create() error {
 	j.next++
 	j.f, j.cur, j.size = f, s, 0
 	j.segs[s.n] = s
-	return nil
-}
-
-// rotate moves on to a new segment when the current one is full; the full
-// one is deleted once none of its records is open.
-func (j *journal) rotate() error {
-	if j.f == nil || j.size < j.maxSize {
-		return nil
-	}
-	old := j.cur
-	if err := j.f.Close(); err != nil {
-		return fmt.Errorf("close usage journal: %w", err)
-	}
-	j.f, j.cur = nil, nil
-	j.release(old, 0)
 	return nil
 }
 

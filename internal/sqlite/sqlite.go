@@ -6,6 +6,12 @@
 // process instead of failing with SQLITE_BUSY; reads use a separate pool of
 // query-only connections that proceed in parallel with the writer.
 //
+// The usage ledger keeps the records of calls still running (open records)
+// out of the database, in memory and in an append-only journal beside the
+// database file (<path>-open.<n>.journal, see journal.go); only settled
+// records are inserted. The journal is created by the first ledger write,
+// so a process that only reads never creates or touches it.
+//
 // Times are stored as INTEGER microseconds since the Unix epoch, in UTC; a
 // zero time.Time is stored as NULL. Times read back are in UTC and truncated
 // to the microsecond.
