@@ -181,10 +181,11 @@ type Server struct {
 
 // Protection configures abuse protection.
 type Protection struct {
-	// IPRateLimit applies per client IP on every route. Defaults to 100/s.
+	// IPRateLimit applies per client IP on every route; "off" disables it.
+	// Defaults to 100/s.
 	IPRateLimit string `yaml:"ip_rate_limit"`
-	// LoginRateLimit applies per client IP on /auth/login and /oauth/token.
-	// Defaults to 10/m.
+	// LoginRateLimit applies per client IP on /auth/login and /oauth/token;
+	// "off" disables it. Defaults to 10/m.
 	LoginRateLimit string `yaml:"login_rate_limit"`
 	// LoginBackoffMax caps the per-account back-off after failed logins.
 	// Defaults to 5m.

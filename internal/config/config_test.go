@@ -45,6 +45,7 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"bad algorithm", "tokens: {algorithm: HS256}\n", "tokens.algorithm"},
 		{"leeway too large", "tokens: {leeway: 5m}\n", "tokens.leeway"},
 		{"bad rate", "plans: {free: {rate_limit: 10/d}}\n", "plans.free.rate_limit"},
+		{"off is only for protection limits", "plans: {free: {rate_limit: of}}\n", "plans.free.rate_limit"},
 		{"bad budget", "plans: {free: {budget: {amount: \"5.0000001\"}}}\n", "plans.free.budget.amount"},
 		{"float budget period", "plans: {free: {budget: {amount: \"5\", period: week}}}\n", "plans.free.budget.period"},
 		{"route without upstream", "routes: [{name: chat, path: /v1/chat}]\n", "routes[0].upstreams: required"},

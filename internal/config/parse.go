@@ -13,6 +13,10 @@ func UnitNames() []string {
 	return []string{"requests", "input_tokens", "output_tokens", "images", "megapixels", "audio_seconds", "gpu_seconds"}
 }
 
+// RateOff turns a rate limit off where a default would apply (for example
+// protection.ip_rate_limit: off).
+const RateOff = "off"
+
 // Rate is a parsed "N/period" limit: a burst of N and N per Period.
 type Rate struct {
 	N      int

@@ -217,7 +217,7 @@ func checkURL(p *problems, key, s string) {
 }
 
 func checkRate(p *problems, key, s string) {
-	if s == "" {
+	if s == "" || s == RateOff {
 		return
 	}
 	if _, err := ParseRate(s); err != nil {

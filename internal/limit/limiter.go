@@ -153,7 +153,7 @@ func New(cfg *config.Config, opts Options) (*Limiter, error) {
 }
 
 func parseRate(s string) (tollgate.Rate, error) {
-	if s == "" {
+	if s == "" || s == config.RateOff {
 		return tollgate.Rate{}, nil
 	}
 	r, err := config.ParseRate(s)

@@ -99,3 +99,26 @@ routes: [{name: chat, path: /v1/, upstreams: ["http://127.0.0.1:1"]}]
 		t.Fatal("a remembered refused IP still cost a shared decision")
 	}
 }
+
+// TestIPLimitOff: protection.ip_rate_limit: off takes no decision at all.
+func TestIPLimitOff(t *testing.T) {
+	cfg := MustConfig(t, "protection: {ip_rate_limit: \"off\", login_rate_limit: \"off\"}\n")
+	rates := &countingRates{RateStore: limit.NewMemoryRates(nil)}
+	lim, err := limit.New(cfg, limit.Options{
+		Rates: rates, Slots: limit.NewMemorySlots(), Ping: func(context.Context) error { return nil },
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(lim.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))
+	defer srv.Close()
+	for range 20 {
+		if r := get(t, srv.URL+"/auth/login", ""); r.StatusCode != 200 {
+			t.Fatalf("status %d with limits off", r.StatusCode)
+		}
+	}
+	if n := rates.calls.Load(); n != 0 {
+		t.Fatalf("%d decisions with every limit off", n)
+	}
+}
