@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -38,9 +39,11 @@ type segment struct {
 	open int
 }
 
-// journal is the live journal of this process. Its methods are called with
-// the ledger's write lock held.
+// journal is the live journal of this process. Its methods are safe for
+// concurrent use: a settlement releases records while a new batch is
+// appended.
 type journal struct {
+	mu      sync.Mutex
 	prefix  string // <db>-open.
 	maxSize int64
 	next    uint64 // number of the next segment to create
@@ -87,6 +90,8 @@ func segmentFiles(prefix string) (map[uint64]string, error) {
 
 // foreign lists the segments on disk that this process did not create.
 func (j *journal) foreign() (map[uint64]string, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	files, err := segmentFiles(j.prefix)
 	if err != nil {
 		return nil, err
@@ -100,14 +105,16 @@ func (j *journal) foreign() (map[uint64]string, error) {
 }
 
 // append writes recs to the current segment with one write and returns
-// the segment that holds them, moving on to a new segment first when the
-// current one is full. On a failed write the segment is cut back, so no
-// partial line stays in front of later ones.
+// the segment that holds them, counted open, moving on to a new segment
+// first when the current one is full. On a failed write the segment is cut
+// back, so no partial line stays in front of later ones.
 func (j *journal) append(recs []*tollgate.UsageRecord) (*segment, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	if j.f != nil && j.size >= j.maxSize {
 		old, f := j.cur, j.f
 		j.f, j.cur = nil, nil
-		j.release(old, 0)
+		j.releaseLocked(old, 0)
 		if err := f.Close(); err != nil {
 			return nil, fmt.Errorf("close usage journal: %w", err)
 		}
@@ -130,12 +137,13 @@ func (j *journal) append(recs []*tollgate.UsageRecord) (*segment, error) {
 				old := j.cur
 				_ = j.f.Close()
 				j.f, j.cur = nil, nil
-				j.release(old, 0)
+				j.releaseLocked(old, 0)
 			}
 		}
 		return nil, fmt.Errorf("append usage journal: %w", err)
 	}
 	j.size += int64(n)
+	j.cur.open += len(recs)
 	return j.cur, nil
 }
 
@@ -166,6 +174,12 @@ func (j *journal) create() error {
 // release marks k records of s settled and deletes s once it holds no
 // open record and is not the current segment.
 func (j *journal) release(s *segment, k int) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.releaseLocked(s, k)
+}
+
+func (j *journal) releaseLocked(s *segment, k int) {
 	s.open -= k
 	if s.open > 0 || s == j.cur {
 		return
@@ -179,6 +193,8 @@ func (j *journal) release(s *segment, k int) {
 // close closes the current segment, and removes it when none of its
 // records is open.
 func (j *journal) close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	if j.f == nil {
 		return nil
 	}

@@ -18,8 +18,10 @@ import (
 // earlier version of the ledger. Segments of stopped processes are removed
 // once each of their records has a row.
 func (l *Ledger) Reconcile(ctx context.Context, startedBefore, at time.Time, chargeReserved bool) ([]*tollgate.UsageRecord, error) {
-	l.writeMu.Lock()
-	defer l.writeMu.Unlock()
+	l.settleMu.Lock()
+	defer l.settleMu.Unlock()
+	l.openMu.Lock()
+	defer l.openMu.Unlock()
 	if err := l.prepare(ctx); err != nil {
 		return nil, err
 	}
@@ -94,7 +96,7 @@ func (l *Ledger) openRows(ctx context.Context, cutoff int64) ([]*tollgate.UsageR
 // are consumed once those are settled: every record started before cutoff
 // or already with a row.
 func (l *Ledger) leftInJournal(ctx context.Context, cutoff int64) ([]*tollgate.UsageRecord, []string, error) {
-	files, err := l.journal().foreign()
+	files, err := l.jl.foreign()
 	if err != nil {
 		return nil, nil, err
 	}

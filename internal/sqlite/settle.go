@@ -17,18 +17,27 @@ func (l *Ledger) Write(ctx context.Context, open, settled []*tollgate.UsageRecor
 	if len(open) == 0 && len(settled) == 0 {
 		return nil
 	}
-	l.writeMu.Lock()
-	defer l.writeMu.Unlock()
+	if len(settled) > 0 {
+		l.settleMu.Lock()
+		defer l.settleMu.Unlock()
+	}
+	if len(open) > 0 {
+		l.openMu.Lock()
+		defer l.openMu.Unlock()
+	}
 	if err := l.prepare(ctx); err != nil {
 		return err
 	}
 	batch := make(map[string]*tollgate.UsageRecord, len(open))
+	l.mu.RLock()
 	for _, r := range open {
 		if _, dup := batch[r.RequestID]; dup || l.open[r.RequestID] != nil {
+			l.mu.RUnlock()
 			return tollgate.Errorf(tollgate.EConflict, "a usage record of this batch exists")
 		}
 		batch[r.RequestID] = r
 	}
+	l.mu.RUnlock()
 	if err := l.checkAbsent(ctx, open); err != nil {
 		return err
 	}
@@ -49,11 +58,10 @@ func (l *Ledger) Write(ctx context.Context, open, settled []*tollgate.UsageRecor
 	if len(keep) == 0 {
 		return nil
 	}
-	seg, err := l.journal().append(keep)
+	seg, err := l.jl.append(keep)
 	if err != nil {
 		return err
 	}
-	seg.open += len(keep)
 	l.mu.Lock()
 	for _, r := range keep {
 		l.open[r.RequestID] = &openRecord{rec: r, seg: seg}
@@ -69,6 +77,7 @@ func (l *Ledger) settle(ctx context.Context, settled []*tollgate.UsageRecord, ba
 	rows := make([]*tollgate.UsageRecord, 0, len(settled))
 	var released []*openRecord
 	seen := make(map[string]bool, len(settled))
+	l.mu.RLock()
 	for _, s := range settled {
 		row := *s
 		if o := l.open[s.RequestID]; o != nil && !seen[s.RequestID] {
@@ -82,6 +91,7 @@ func (l *Ledger) settle(ctx context.Context, settled []*tollgate.UsageRecord, ba
 		row.Settled = true
 		rows = append(rows, &row)
 	}
+	l.mu.RUnlock()
 	return l.commitRows(ctx, rows, released, nil)
 }
 
@@ -172,11 +182,13 @@ const upsertTail = ` ON CONFLICT (request_id) DO UPDATE SET ended_at = excluded.
 	gpu_millis = excluded.gpu_millis, cost = excluded.cost, settled = 1, seq = excluded.seq
 	WHERE usage_records.settled = 0`
 
-// prepare readies the statements once, on the write connection, so a group
-// commit does not parse SQL. The existence check runs there too: the pages
-// it reads are in that connection's cache, which the writes keep current,
-// while a reader's cache is stale after every commit.
+// prepare readies the statements once: the inserts on the write
+// connection, so a group commit does not parse SQL, and the existence
+// check on the read pool, so an open record never waits for the write
+// connection.
 func (l *Ledger) prepare(ctx context.Context) error {
+	l.prepMu.Lock()
+	defer l.prepMu.Unlock()
 	if l.exists != nil {
 		return nil
 	}
@@ -196,13 +208,13 @@ func (l *Ledger) prepare(ctx context.Context) error {
 		}
 		upsert[n] = st
 	}
-	exists, err := l.db.write.PrepareContext(ctx, `SELECT request_id FROM usage_records WHERE request_id IN (?`+
+	exists, err := l.db.read.PrepareContext(ctx, `SELECT request_id FROM usage_records WHERE request_id IN (?`+
 		strings.Repeat(`, ?`, existsArgs-1)+`) LIMIT 1`)
 	if err != nil {
 		closeAll()
 		return fmt.Errorf("prepare usage statements: %w", err)
 	}
-	exists1, err := l.db.write.PrepareContext(ctx, `SELECT request_id FROM usage_records WHERE request_id = ?`)
+	exists1, err := l.db.read.PrepareContext(ctx, `SELECT request_id FROM usage_records WHERE request_id = ?`)
 	if err != nil {
 		closeAll()
 		_ = exists.Close()
@@ -236,22 +248,10 @@ func (l *Ledger) checkAbsent(ctx context.Context, open []*tollgate.UsageRecord) 
 	return nil
 }
 
-// journal returns the live journal, creating the value (not yet a file)
-// on first use.
-func (l *Ledger) journal() *journal {
-	if l.jl == nil {
-		l.jl = newJournal(l.db.path, l.segSize)
-	}
-	return l.jl
-}
-
 // close closes the journal; its segment stays on disk while it holds
 // open records.
 func (l *Ledger) close() error {
-	l.writeMu.Lock()
-	defer l.writeMu.Unlock()
-	if l.jl == nil {
-		return nil
-	}
+	l.openMu.Lock()
+	defer l.openMu.Unlock()
 	return l.jl.close()
 }

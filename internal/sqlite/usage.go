@@ -17,23 +17,28 @@ import (
 // before a call is forwarded) live in this process's memory and in an
 // append-only journal beside the database (see journal.go), so a call
 // costs one SQLite insert, when it settles. Readers in other processes
-// (the CLI) see settled records only. The journal is created on the first
-// Write or Reconcile, never by a reader.
+// (the CLI) see settled records only. The journal file is created by the
+// first Write of an open record, never by a reader.
 type Ledger struct {
-	db      *DB
-	segSize int64
+	db *DB
+	jl *journal // no file until the first open record
 
-	// writeMu serialises Write and Reconcile and guards jl and the
-	// prepared statements.
-	writeMu sync.Mutex
-	jl      *journal
+	// Writes that settle (and Reconcile) hold settleMu; writes that open
+	// (and Reconcile) hold openMu, taken after settleMu when both are. So
+	// a call waiting for its open record never waits for a settlement's
+	// transaction.
+	settleMu sync.Mutex
+	openMu   sync.Mutex
+
+	prepMu  sync.Mutex
 	upsert  map[int]*sql.Stmt // inserts settled records, by rows per statement
 	exists  *sql.Stmt         // finds whether one of existsArgs ids has a row
 	exists1 *sql.Stmt         // finds whether one id has a row
 
-	// mu guards open against readers; writers change open holding both
-	// mu and writeMu, and commit settlements holding mu, so Committed and
-	// Record see a record either open or settled, never both or neither.
+	// mu guards open. Opening adds to it holding openMu, settling removes
+	// from it holding settleMu; a settlement commits holding mu, so
+	// Committed and Record see a record either open or settled, never both
+	// or neither.
 	mu   sync.RWMutex
 	open map[string]*openRecord
 }
@@ -55,7 +60,7 @@ var (
 func (db *DB) Ledger() *Ledger { return db.ledger }
 
 func newLedger(db *DB, segSize int64) *Ledger {
-	return &Ledger{db: db, segSize: segSize, open: map[string]*openRecord{}}
+	return &Ledger{db: db, jl: newJournal(db.path, segSize), open: map[string]*openRecord{}}
 }
 
 const usageColumns = `request_id, started_at, ended_at, tenant_id, user_id, route, model, outcome,

@@ -46,3 +46,47 @@ func TestLedgerRowsLeftOpenByAnEarlierVersion(t *testing.T) {
 		t.Errorf("Record(old-b) = %+v, %v", r, err)
 	}
 }
+
+// TestLedgerOpensWithoutTheWriteLock: recording the open record of a call
+// needs no SQLite write lock, so calls are admitted while a settlement's
+// transaction (or another process) holds it.
+func TestLedgerOpensWithoutTheWriteLock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	db, err := Open(t.Context(), path, WithBusyTimeout(time.Millisecond))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if err := db.Migrate(t.Context()); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	other := open(t, path)
+	tx, err := other.write.BeginTx(t.Context(), nil) // BEGIN IMMEDIATE: holds the write lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+
+	l := db.Ledger()
+	r := &tollgate.UsageRecord{RequestID: "a", Start: time.Now(), UserID: "u1", Reserved: 5}
+	if err := l.Write(t.Context(), []*tollgate.UsageRecord{r}, nil); err != nil {
+		t.Fatalf("Write(open) while another connection holds the write lock: %v", err)
+	}
+	if got, err := l.Record(t.Context(), "a"); err != nil || got.Settled || got.Reserved != 5 {
+		t.Errorf("Record(a) = %+v, %v; want it open", got, err)
+	}
+	s := *r
+	s.Settled, s.Outcome, s.End, s.Cost = true, tollgate.ResultOK, r.Start.Add(time.Second), 4
+	if err := l.Write(t.Context(), nil, []*tollgate.UsageRecord{&s}); err == nil {
+		t.Fatalf("Write(settle) succeeded while another connection holds the write lock")
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Write(t.Context(), nil, []*tollgate.UsageRecord{&s}); err != nil {
+		t.Fatalf("Write(settle) after the lock was released: %v", err)
+	}
+	if got, err := l.Record(t.Context(), "a"); err != nil || !got.Settled || got.Cost != 4 {
+		t.Errorf("Record(a) = %+v, %v; want it settled at 4", got, err)
+	}
+}
