@@ -10,6 +10,8 @@
 #   PROFILE=0|1  1: also take a 10 s CPU profile of tollgate under load
 #   KEEP=0|1     1: keep the temporary directory (configs, logs, profile)
 #   BARE=0|1     1: also measure a bare httputil.ReverseProxy (the net/http floor)
+#   LIMITS=0|1   1: also measure tollgate with every limit off (tg-nolimits)
+#                and with every limit and a budget on (tg-limits)
 #   TG_ENV=...   environment for the tollgate server, e.g. "GOGC=200"
 set -euo pipefail
 
@@ -24,6 +26,7 @@ PROFILE=${PROFILE:-0}
 KEEP=${KEEP:-0}
 TG_ENV=${TG_ENV:-}
 BARE=${BARE:-0}
+LIMITS=${LIMITS:-0}
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -85,35 +88,63 @@ pids+=($!)
 declare -A pid=([direct]=$!)
 upstream="127.0.0.1:$up_port"
 
-tg_port=$(freeport)
-pprof_port=$(freeport)
-cat >"$work/tollgate.yaml" <<YAML
-listen: 127.0.0.1:$tg_port
-data_dir: $work/data
-public_url: http://127.0.0.1:$tg_port
+export TOLLGATE_ADMIN_PASSWORD=bench-admin-password
+tg=("$work/bin/tollgate")
+declare -A url=() tok=()
+
+# start_tollgate NAME PROTECTION PLANS PRICE: a tollgate server with its
+# own data_dir, config, user and token; NAME becomes a target.
+start_tollgate() {
+	local name=$1 protection=$2 plans=$3 price=$4 port dir extra=()
+	port=$(freeport)
+	dir="$work/$name"
+	mkdir -p "$dir/data"
+	cat >"$dir/tollgate.yaml" <<YAML
+listen: 127.0.0.1:$port
+data_dir: $dir/data
+public_url: http://127.0.0.1:$port
 server:
   access_log: false
   drain_timeout: 2s
-protection:
-  ip_rate_limit: 1000000/s
+protection: $protection
 roles:
   user: {scopes: [infer:text]}
+plans: $plans
 routes:
   - name: bench
     path: /v1/
     type: http
     upstreams: [http://$upstream]
     scopes: [infer:text]
+    price: $price
 YAML
-export TOLLGATE_ADMIN_PASSWORD=bench-admin-password
-tg=("$work/bin/tollgate")
-"${tg[@]}" user add bench --password bench-password --tenant acme --role user --config "$work/tollgate.yaml" >/dev/null
-"${gw_cpu[@]}" env $TG_ENV "${tg[@]}" serve --config "$work/tollgate.yaml" --pprof "127.0.0.1:$pprof_port" >"$work/tollgate.log" 2>&1 &
-pids+=($!)
-pid[tollgate]=$!
-waitfor "http://127.0.0.1:$tg_port/healthz"
+	"${tg[@]}" user add bench --password bench-password --tenant acme --role user --config "$dir/tollgate.yaml" >/dev/null
+	[[ $name == tollgate ]] && extra=(--pprof "127.0.0.1:$pprof_port")
+	"${gw_cpu[@]}" env $TG_ENV "${tg[@]}" serve --config "$dir/tollgate.yaml" "${extra[@]}" >"$dir/tollgate.log" 2>&1 &
+	pids+=($!)
+	pid[$name]=$!
+	waitfor "http://127.0.0.1:$port/healthz"
+	tok[$name]=$("${tg[@]}" token mint --user bench --ttl 1h --config "$dir/tollgate.yaml" 2>/dev/null)
+	url[$name]="http://127.0.0.1:$port/v1/chat/completions"
+}
+
+pprof_port=$(freeport)
 waitfor "http://$upstream/v1/ping"
-token=$("${tg[@]}" token mint --user bench --ttl 1h --config "$work/tollgate.yaml" 2>/dev/null)
+# As shipped: metering on (one ledger record per call), the per-IP limit
+# on but far above the load.
+start_tollgate tollgate '{ip_rate_limit: 1000000/s}' '{}' '{}'
+if [[ $LIMITS == 1 ]]; then
+	# Every limit off: the baseline the limits' cost is measured against.
+	start_tollgate tg-nolimits '{ip_rate_limit: "off", login_rate_limit: "off"}' '{}' '{}'
+	# Every limit on (user, tenant, route, IP, concurrency) and a budget
+	# with a price, none of them reached by the load.
+	start_tollgate tg-limits '{ip_rate_limit: 1000000/s}' \
+		'{free: {rate_limit: 100000000/m, tenant_rate_limit: 100000000/m, concurrency: 100000, tenant_concurrency: 100000, budget: {amount: "100000000", period: month}}}' \
+		'{per_request: "0.0001"}'
+fi
+token=${tok[tollgate]}
+tg_port=${url[tollgate]#http://127.0.0.1:}
+tg_port=${tg_port%%/*}
 
 "$work/bin/jwkpem" -jwks "http://127.0.0.1:$tg_port/.well-known/jwks.json" -token "$token" >"$work/tollgate-es256.pem"
 hp_port=$(freeport)
@@ -124,12 +155,10 @@ haproxy -q -c -f "$here/haproxy.cfg" >/dev/null
 pids+=($!)
 pid[haproxy]=$!
 
-declare -A url=(
-	[direct]="http://$upstream/v1/chat/completions"
-	[haproxy]="http://127.0.0.1:$hp_port/v1/chat/completions"
-	[tollgate]="http://127.0.0.1:$tg_port/v1/chat/completions"
-)
+url[direct]="http://$upstream/v1/chat/completions"
+url[haproxy]="http://127.0.0.1:$hp_port/v1/chat/completions"
 targets=(direct haproxy tollgate)
+[[ $LIMITS == 1 ]] && targets+=(tg-nolimits tg-limits)
 if [[ $BARE == 1 ]]; then
 	bp_port=$(freeport)
 	"${gw_cpu[@]}" "$work/bin/bareproxy" -port "$bp_port" -upstream "http://$upstream" >"$work/bareproxy.log" 2>&1 &
@@ -171,7 +200,11 @@ runwrk() {
 	local t=$1 out
 	shift
 	local h=()
-	[[ $t == direct || $t == bare ]] || h=(-H "$bearer")
+	case $t in
+	direct | bare) ;;
+	haproxy) h=(-H "$bearer") ;;
+	*) h=(-H "Authorization: Bearer ${tok[$t]}") ;;
+	esac
 	out=$("${load_cpu[@]}" wrk --timeout 10s "$@" "${h[@]}" "${url[$t]}")
 	if grep -q 'Socket errors' <<<"$out"; then
 		echo "run.sh: warning: $t: $(grep 'Socket errors' <<<"$out")" >&2
@@ -278,7 +311,13 @@ echo "throughput (wrk -t$THREADS -c$CONNS, ${DURATION}s x $ROUNDS interleaved ro
 printf '| %-8s | %10s | %12s | %s |\n' target "req/s" "CPU us/req" "req/s of each round"
 printf '|----------|-----------:|-------------:|---------------------|\n'
 for t in "${targets[@]}"; do printf '| %-8s | %10s | %12s | %s |\n' "$t" "${med[$t]}" "${medcpu[$t]}" "${all[$t]% }"; done
-awk -v a="${med[tollgate]}" -v b="${med[haproxy]}" 'BEGIN {printf "\ntollgate / haproxy = %.2f (target >= 1.50)\n\n", a/b}'
+awk -v a="${med[tollgate]}" -v b="${med[haproxy]}" 'BEGIN {printf "\ntollgate / haproxy = %.2f (target >= 1.50)\n", a/b}'
+if [[ $LIMITS == 1 ]]; then
+	awk -v a="${med[tg-limits]}" -v b="${med[tg-nolimits]}" -v h="${med[haproxy]}" 'BEGIN {
+		printf "tg-limits / tg-nolimits = %.2f (limits cost %.1f%% of throughput; target <= 10%%)\n", a/b, 100*(1-a/b)
+		printf "tg-limits / haproxy = %.2f (metering and a budget on; target >= 1.20)\n", a/h }'
+fi
+echo
 
 [[ $LAT_ROUNDS -gt 0 ]] || exit 0
 echo "latency (paced ~$target_rate req/s offered, $CONNS conns, median of $LAT_ROUNDS rounds, microseconds)"
