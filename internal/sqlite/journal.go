@@ -160,15 +160,20 @@ func (j *journal) create() error {
 			j.next = max(j.next, n+1)
 		}
 	}
-	s := &segment{n: j.next, path: j.prefix + strconv.FormatUint(j.next, 10) + ".journal"}
-	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("create usage journal: %w", err)
+	for {
+		s := &segment{n: j.next, path: j.prefix + strconv.FormatUint(j.next, 10) + ".journal"}
+		f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+		j.next++
+		if errors.Is(err, fs.ErrExist) {
+			continue // another process's segment: never append to it
+		}
+		if err != nil {
+			return fmt.Errorf("create usage journal: %w", err)
+		}
+		j.f, j.cur, j.size = f, s, 0
+		j.segs[s.n] = s
+		return nil
 	}
-	j.next++
-	j.f, j.cur, j.size = f, s, 0
-	j.segs[s.n] = s
-	return nil
 }
 
 // release marks k records of s settled and deletes s once it holds no
