@@ -22,13 +22,20 @@ type upstream struct {
 }
 
 func newUpstream(t *testing.T) *upstream {
+	return newUpstreamFunc(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	})
+}
+
+// newUpstreamFunc is newUpstream answering with h.
+func newUpstreamFunc(t *testing.T, h http.HandlerFunc) *upstream {
 	u := &upstream{}
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.hits.Add(1)
-		h := r.Header.Clone()
-		u.last.Store(&h)
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"ok":true}`))
+		hdr := r.Header.Clone()
+		u.last.Store(&hdr)
+		h(w, r)
 	}))
 	t.Cleanup(u.Close)
 	return u

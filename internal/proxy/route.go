@@ -31,6 +31,9 @@ type route struct {
 	stripPrefix   bool
 	internalToken bool
 	gpuHeader     string
+	// measure: the route prices images, megapixels or audio, so its
+	// bodies are read for the meter to measure, not streamed through.
+	measure bool
 
 	pool       *pool            // default pool; nil when every request is routed by model or tenant
 	models     map[string]*pool // openai model → pool
@@ -130,7 +133,7 @@ func (p *Proxy) compileRoute(rc *config.Route) (*route, error) {
 		methods: rc.Methods, public: rc.Public, scopes: rc.Scopes, roles: rc.Roles,
 		openai: rc.Type == config.RouteOpenAI, maxBody: maxBody, timeout: rc.Timeout,
 		stripPrefix: rc.StripPrefix, internalToken: rc.InternalToken,
-		gpuHeader: rc.GPUSecondsHeader, health: rc.HealthCheck,
+		gpuHeader: rc.GPUSecondsHeader, health: rc.HealthCheck, measure: mediaPriced(rc.Price),
 		metrics: p.metrics.forRoute(rc.Name),
 	}
 	if rt.timeout <= 0 {
@@ -226,4 +229,28 @@ func (rt *route) selectPool(p *tollgate.Principal, model string) (*pool, bool) {
 // isUpgrade reports a websocket (or other protocol) upgrade request.
 func isUpgrade(r *http.Request) bool {
 	return r.Header.Get("Upgrade") != ""
+}
+
+// mediaPriced reports whether a price (or one of its model prices or
+// tiers) charges for images, megapixels or audio seconds, which are
+// measured from request bodies.
+func mediaPriced(p config.Price) bool {
+	positive := func(s string) bool {
+		m, err := tollgate.ParseMoney(s)
+		return err == nil && m > 0
+	}
+	if positive(p.PerImage) || positive(p.PerMegapixel) || positive(p.PerAudioSecond) {
+		return true
+	}
+	for _, t := range p.Tiers {
+		if (t.Unit == "images" || t.Unit == "megapixels" || t.Unit == "audio_seconds") && positive(t.Price) {
+			return true
+		}
+	}
+	for _, mp := range p.Models {
+		if mediaPriced(mp) {
+			return true
+		}
+	}
+	return false
 }

@@ -98,7 +98,7 @@ func (p *Proxy) serveRoute(x *exchange, r *http.Request, rt *route) error {
 			}
 		}
 	}
-	if kind.hasBody() || rt.policy.NeedsBody() {
+	if kind.hasBody() || rt.policy.NeedsBody() || rt.measure {
 		body, err := readBody(r, rt.maxBody)
 		if err != nil {
 			return err
