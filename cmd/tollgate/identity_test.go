@@ -372,7 +372,7 @@ func TestInternalToken(t *testing.T) {
 	if err := parsed.Claims(keys[0].Key, &claims); err != nil {
 		t.Fatalf("internal token does not verify: %v", err)
 	}
-	if err := claims.Validate(jwt.Expected{Time: time.Now()}); err != nil || claims.Expiry.Time().Sub(time.Now()) > 2*time.Minute {
+	if err := claims.Validate(jwt.Expected{Time: time.Now()}); err != nil || time.Until(claims.Expiry.Time()) > 2*time.Minute {
 		t.Fatalf("internal token claims %+v: %v; want short-lived", claims, err)
 	}
 	if len(claims.Audience) != 1 || claims.Audience[0] != "voice" {

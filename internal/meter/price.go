@@ -141,14 +141,6 @@ func compilePrice(p config.Price, parent *priceTable) (priceTable, error) {
 }
 
 // hasTiers reports whether any dimension is priced in tiers.
-func (t *priceTable) hasTiers() bool {
-	for _, dp := range t {
-		if len(dp.tiers) > 0 {
-			return true
-		}
-	}
-	return false
-}
 
 // at returns the price at base quantity pos and where the next tier starts
 // (MaxInt64 when none does).

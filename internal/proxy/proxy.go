@@ -205,6 +205,3 @@ func (b *bufferPool) Put(s []byte) {
 var _ httputil.BufferPool = (*bufferPool)(nil)
 
 // isCancel reports whether err is a cancellation or deadline.
-func isCancel(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
-}

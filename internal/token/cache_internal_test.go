@@ -32,7 +32,7 @@ func TestTokenCacheCollisionIsMiss(t *testing.T) {
 	c := newTokenCache(16)
 	c.put("a", cacheEntry{p: &tollgate.Principal{UserID: "a"}, deadline: now.Add(time.Minute).UnixNano()}, now)
 	s, h := c.shard("a")
-	s.m[h^0] = cacheEntry{raw: "b", p: &tollgate.Principal{UserID: "b"}, deadline: now.Add(time.Minute).UnixNano()}
+	s.m[h] = cacheEntry{raw: "b", p: &tollgate.Principal{UserID: "b"}, deadline: now.Add(time.Minute).UnixNano()}
 	if _, ok := c.get("a", now); ok {
 		t.Fatal("entry of another token served for a colliding hash")
 	}

@@ -30,9 +30,14 @@ func publicJWK(kid, alg string, pub crypto.PublicKey) (jwk, error) {
 	j := jwk{Use: "sig", Alg: alg, Kid: kid}
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
-		size := (k.Curve.Params().BitSize + 7) / 8
+		// Bytes is the uncompressed point: 0x04 || X || Y.
+		raw, err := k.Bytes()
+		if err != nil {
+			return j, fmt.Errorf("encode public key: %w", err)
+		}
+		size := (len(raw) - 1) / 2
 		j.Kty, j.Crv = "EC", k.Curve.Params().Name
-		j.X, j.Y = b64(k.X.FillBytes(make([]byte, size))), b64(k.Y.FillBytes(make([]byte, size)))
+		j.X, j.Y = b64(raw[1:1+size]), b64(raw[1+size:])
 	case ed25519.PublicKey:
 		j.Kty, j.Crv, j.X = "OKP", "Ed25519", b64(k)
 	case *rsa.PublicKey:
