@@ -37,10 +37,11 @@ import (
 type Option func(*options)
 
 type options struct {
-	busyTimeout time.Duration
-	readConns   int
-	now         func() time.Time
-	segSize     int64
+	busyTimeout     time.Duration
+	readConns       int
+	now             func() time.Time
+	segSize         int64
+	checkpointEvery time.Duration
 }
 
 // WithBusyTimeout sets how long a connection waits for a lock held by
@@ -55,6 +56,12 @@ func WithReadConns(n int) Option { return func(o *options) { o.readConns = n } }
 // the store fills in. Defaults to time.Now.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
+// WithCheckpointInterval sets how often the WAL is checkpointed into the
+// database file, on a connection of its own. Defaults to 200ms.
+func WithCheckpointInterval(d time.Duration) Option {
+	return func(o *options) { o.checkpointEvery = d }
+}
+
 // WithJournalSegmentSize sets the size past which the usage ledger's
 // journal of open records moves on to a new segment file. Defaults to
 // 4 MiB.
@@ -65,6 +72,7 @@ type DB struct {
 	path  string
 	read  *sql.DB // query-only connections, for reads outside transactions
 	write *sql.DB // one connection; BEGIN IMMEDIATE
+	ckpt  *checkpointer
 	now   func() time.Time
 
 	tenants     *TenantStore
@@ -89,6 +97,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	o.busyTimeout = cmp.Or(o.busyTimeout, 5*time.Second)
 	o.readConns = cmp.Or(o.readConns, max(4, runtime.GOMAXPROCS(0)))
 	o.segSize = cmp.Or(o.segSize, defaultSegmentSize)
+	o.checkpointEvery = cmp.Or(o.checkpointEvery, 200*time.Millisecond)
 	if o.now == nil {
 		o.now = time.Now
 	}
@@ -106,6 +115,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	// Statement journals (a multi-row insert inside a transaction keeps
 	// one) stay in memory instead of a temporary file written page by page.
 	wq.Add("_pragma", "temp_store(MEMORY)")
+	// WAL checkpoints run on their own connection (see checkpointer), not
+	// inside a commit of the writer that every waiting request queues on.
+	wq.Add("_pragma", "wal_autocheckpoint(0)")
 	wq.Set("_txlock", "immediate")
 	write, err := sql.Open("sqlite", path+"?"+wq.Encode())
 	if err != nil {
@@ -137,7 +149,13 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 
-	db := &DB{path: path, read: read, write: write, now: o.now}
+	ckpt, err := startCheckpointer(path, common, o.checkpointEvery)
+	if err != nil {
+		_ = write.Close()
+		_ = read.Close()
+		return nil, err
+	}
+	db := &DB{path: path, read: read, write: write, ckpt: ckpt, now: o.now}
 	db.tenants = &TenantStore{db: db}
 	db.users = &UserStore{db: db}
 	db.apiKeys = &APIKeyStore{db: db}
@@ -187,7 +205,7 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes the usage journal and both pools.
 func (db *DB) Close() error {
-	return errors.Join(db.ledger.close(), db.read.Close(), db.write.Close())
+	return errors.Join(db.ledger.close(), db.ckpt.stop(), db.read.Close(), db.write.Close())
 }
 
 // withTx runs fn in a write transaction (BEGIN IMMEDIATE on the single write
