@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,12 +19,23 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/redis"
 )
 
 // setupCluster starts two replicas sharing a fresh PostgreSQL schema and a
 // fresh Redis key prefix, as cluster mode runs behind a balancer.
 func setupCluster(t *testing.T, extraYAML string) (a, b *testGateway) {
+	t.Helper()
+	yaml := clusterYAML(t, extraYAML)
+	a = setup(t, yaml)
+	b = setup(t, yaml)
+	return a, b
+}
+
+// clusterYAML is config for replicas sharing a fresh PostgreSQL schema and
+// a fresh Redis key prefix, dropped when the test ends.
+func clusterYAML(t *testing.T, extraYAML string) string {
 	t.Helper()
 	pg, rd := os.Getenv("TOLLGATE_TEST_POSTGRES"), os.Getenv("TOLLGATE_TEST_REDIS")
 	if pg == "" || rd == "" {
@@ -48,10 +61,7 @@ func setupCluster(t *testing.T, extraYAML string) (a, b *testGateway) {
 		sep = "&"
 	}
 	// Replicas behind one balancer share its public URL, the issuer.
-	yaml := fmt.Sprintf("public_url: http://tollgate.test\nstore: %q\nredis: %q\nredis_prefix: %q\n%s", pg+sep+"search_path="+schema, rd, prefix, extraYAML)
-	a = setup(t, yaml)
-	b = setup(t, yaml)
-	return a, b
+	return fmt.Sprintf("public_url: http://tollgate.test\nstore: %q\nredis: %q\nredis_prefix: %q\n%s", pg+sep+"search_path="+schema, rd, prefix, extraYAML)
 }
 
 // TestClusterIdentity shows two replicas acting as one: a user made on one
@@ -172,4 +182,41 @@ routes:
 	if report.Total.Cost != "0.500000" {
 		t.Fatalf("ledger cost %s, want 0.500000", report.Total.Cost)
 	}
+}
+
+// TestClusterReplicasStartTogether starts two replicas on an empty store at
+// the same moment: both migrate and come up, and there is one admin.
+func TestClusterReplicasStartTogether(t *testing.T) {
+	yaml := clusterYAML(t, "")
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range 2 {
+		wg.Go(func() {
+			cfg, err := config.Parse([]byte("listen: 127.0.0.1:0\ndata_dir: " + t.TempDir() + "\n" + yaml))
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			env := Env{Stdout: io.Discard, Stderr: io.Discard, Getenv: func(k string) string {
+				return map[string]string{"TOLLGATE_ADMIN_PASSWORD": adminPassword}[k]
+			}}
+			gw, err := newGateway(context.Background(), cfg, gatewayOptions{Env: env, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			gw.Close()
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("replica %d did not start: %v", i, err)
+		}
+	}
+	g := setup(t, yaml)
+	if out := g.mustCLI("user", "list"); strings.Count(out, "\nadmin ") != 1 {
+		t.Fatalf("want exactly one admin:\n%s", out)
+	}
+	g.login("admin", adminPassword)
 }

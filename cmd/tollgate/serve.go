@@ -81,8 +81,8 @@ type gateway struct {
 
 // newGateway wires every part from cfg. On error everything opened so far
 // is closed.
-func newGateway(ctx context.Context, cfg *config.Config, opts gatewayOptions) (g *gateway, err error) {
-	g = &gateway{cfg: cfg, opts: opts, log: opts.Logger, registry: prometheus.NewRegistry()}
+func newGateway(ctx context.Context, cfg *config.Config, opts gatewayOptions) (_ *gateway, err error) {
+	g := &gateway{cfg: cfg, opts: opts, log: opts.Logger, registry: prometheus.NewRegistry()}
 	defer func() {
 		if err != nil {
 			g.Close()
@@ -227,7 +227,9 @@ func bootstrapAdmin(ctx context.Context, cfg *config.Config, store tollgate.Stor
 		}
 		password = base64.RawURLEncoding.EncodeToString(b)
 	}
-	if _, err := admin.CreateUser(ctx, cfg, store, auth.NewHasher(1), "admin", password, "default", "admin", ""); err != nil {
+	if _, err := admin.CreateUser(ctx, cfg, store, auth.NewHasher(1), "admin", password, "default", "admin", ""); tollgate.ErrorCode(err) == tollgate.EConflict {
+		return nil // another replica starting at the same time created it
+	} else if err != nil {
 		return fmt.Errorf("create admin user: %w", err)
 	}
 	if printed {

@@ -111,7 +111,10 @@ func createSchema(ctx context.Context, pool *pgxpool.Pool, name string) error {
 	if exists {
 		return nil
 	}
-	if _, err := pool.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{name}.Sanitize()); err != nil {
+	// Replicas starting together race here: IF NOT EXISTS still fails
+	// with a unique violation when another session creates the schema
+	// between the check and the insert, and then the schema exists.
+	if _, err := pool.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{name}.Sanitize()); err != nil && !isUnique(err) {
 		return fmt.Errorf("create schema: %w", err)
 	}
 	return nil
