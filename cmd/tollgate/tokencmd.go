@@ -15,10 +15,9 @@ import (
 const maxMintTTL = 24 * time.Hour
 
 func runToken(ctx context.Context, args []string, env Env) error {
-	if _, rest, err := sub("token", args, env, "mint"); err != nil {
+	_, args, err := sub("token", args, env, "mint")
+	if err != nil {
 		return err
-	} else {
-		args = rest
 	}
 	fs, cfgPath := newFlags("token mint", env)
 	userName := fs.String("user", "", "the token's user (required)")
@@ -65,10 +64,9 @@ func runToken(ctx context.Context, args []string, env Env) error {
 }
 
 func runKeys(ctx context.Context, args []string, env Env) error {
-	if _, rest, err := sub("keys", args, env, "rotate"); err != nil {
+	_, args, err := sub("keys", args, env, "rotate")
+	if err != nil {
 		return err
-	} else {
-		args = rest
 	}
 	fs, cfgPath := newFlags("keys rotate", env)
 	now := fs.Bool("now", false, "sign with the new key at once instead of after tokens.rotation_delay")
