@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"strconv"
@@ -12,23 +11,6 @@ import (
 	"github.com/tollgate/tollgate/internal/httpx"
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
-
-// newTransport is the shared transport to upstreams: many idle keep-alive
-// connections per upstream, no transparent compression (bodies pass as
-// they are), HTTP/1.1 to plain-HTTP inference servers.
-func newTransport() *http.Transport {
-	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	return &http.Transport{
-		DialContext:           d.DialContext,
-		MaxIdleConns:          4096,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true,
-		ForceAttemptHTTP2:     false,
-	}
-}
 
 // reverseProxy builds the proxy of one upstream of a route's pool.
 func (p *Proxy) reverseProxy(rt *route, pl *pool, up *upstream) *httputil.ReverseProxy {

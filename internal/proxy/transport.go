@@ -1,0 +1,340 @@
+package proxy
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// maxDirectBody is the largest request body the direct path sends. Bigger
+// bodies, and bodies of unknown length, go through http.Transport, which
+// reads the response while it writes the request: an upstream may answer
+// (413, 401) before it has read a large upload.
+const maxDirectBody = 64 << 10
+
+// transport carries requests to plain-HTTP upstreams on the caller's own
+// goroutine: it writes the request on a pooled keep-alive connection and
+// reads the response from it, with no goroutine hand-offs. http.Transport
+// runs a read and a write goroutine per connection and passes every
+// request and response between them and the caller over channels; on a
+// small machine those hand-offs cost more CPU than the rest of the proxy.
+// Requests the direct path does not take (HTTPS, upgrades, Expect:
+// 100-continue, large or unknown-length bodies) go to fallback.
+type transport struct {
+	fallback    *http.Transport
+	dial        func(ctx context.Context, network, addr string) (net.Conn, error)
+	maxIdle     int           // idle connections kept per upstream
+	idleTimeout time.Duration // an idle connection older than this is closed
+	now         func() time.Time
+
+	mu        sync.Mutex
+	idle      map[string][]*upConn // by host:port, most recently used last
+	lastSweep time.Time
+}
+
+func newTransport() *transport {
+	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	return &transport{
+		fallback: &http.Transport{
+			DialContext:           d.DialContext,
+			MaxIdleConns:          4096,
+			MaxIdleConnsPerHost:   256,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ExpectContinueTimeout: time.Second,
+			DisableCompression:    true,
+			ForceAttemptHTTP2:     false,
+		},
+		dial:        d.DialContext,
+		maxIdle:     256,
+		idleTimeout: 90 * time.Second,
+		now:         time.Now,
+		idle:        map[string][]*upConn{},
+	}
+}
+
+// direct reports whether req can take the direct path.
+func direct(req *http.Request) bool {
+	if req.URL.Scheme != "http" || req.URL.Host == "" || req.Method == http.MethodConnect {
+		return false
+	}
+	h := req.Header
+	if len(h["Upgrade"]) > 0 || len(h["Expect"]) > 0 {
+		return false
+	}
+	return req.Body == nil || req.Body == http.NoBody ||
+		(req.ContentLength > 0 && req.ContentLength <= maxDirectBody)
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !direct(req) {
+		return t.fallback.RoundTrip(req)
+	}
+	addr := net.JoinHostPort(req.URL.Hostname(), cmp.Or(req.URL.Port(), "80"))
+	for attempt := 0; ; attempt++ {
+		pc, reused, err := t.get(req.Context(), addr)
+		if err != nil {
+			return nil, err
+		}
+		res, err := pc.roundTrip(req)
+		if err == nil {
+			return res, nil
+		}
+		// A kept-alive connection the upstream closed while it sat idle
+		// fails before any answer; send the request once more on a new
+		// connection when that cannot run it twice.
+		if attempt > 0 || !reused || !retryable(req, pc, err) {
+			return nil, err
+		}
+		if req.GetBody != nil && req.Body != nil && req.Body != http.NoBody {
+			body, gerr := req.GetBody()
+			if gerr != nil {
+				return nil, err
+			}
+			req = req.Clone(req.Context())
+			req.Body = body
+		}
+	}
+}
+
+// retryable follows http.Transport: a request may be sent again when
+// nothing of it reached the connection, or when it is idempotent,
+// replayable and no byte of an answer came back.
+func retryable(req *http.Request, pc *upConn, err error) bool {
+	if req.Context().Err() != nil || pc.readAny {
+		return false
+	}
+	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	if pc.written == 0 {
+		return replayable
+	}
+	if !replayable || !errors.Is(err, errUpstreamClosed) {
+		return false
+	}
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return len(req.Header["Idempotency-Key"]) > 0 || len(req.Header["X-Idempotency-Key"]) > 0
+}
+
+// errUpstreamClosed is a connection that ended before its response began.
+var errUpstreamClosed = errors.New("upstream closed the connection before answering")
+
+// CloseIdleConnections closes every idle upstream connection.
+func (t *transport) CloseIdleConnections() {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle = map[string][]*upConn{}
+	t.mu.Unlock()
+	for _, list := range idle {
+		for _, pc := range list {
+			_ = pc.conn.Close()
+		}
+	}
+	t.fallback.CloseIdleConnections()
+}
+
+// get returns a live idle connection to addr, or dials one.
+func (t *transport) get(ctx context.Context, addr string) (pc *upConn, reused bool, err error) {
+	now := t.now()
+	for {
+		t.mu.Lock()
+		list := t.idle[addr]
+		if len(list) == 0 {
+			t.mu.Unlock()
+			break
+		}
+		pc = list[len(list)-1]
+		list[len(list)-1] = nil
+		t.idle[addr] = list[:len(list)-1]
+		t.mu.Unlock()
+		if now.Sub(pc.idleSince) < t.idleTimeout && alive(pc.conn) {
+			return pc, true, nil
+		}
+		_ = pc.conn.Close()
+	}
+	conn, err := t.dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, false, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	pc = &upConn{t: t, addr: addr, conn: conn}
+	pc.br = bufio.NewReaderSize(conn, 4<<10)
+	pc.bw = bufio.NewWriterSize(pc, 4<<10)
+	return pc, false, nil
+}
+
+// put returns pc to the idle pool, or closes it when the pool is full.
+func (t *transport) put(pc *upConn) {
+	now := t.now()
+	pc.idleSince = now
+	var stale []*upConn
+	t.mu.Lock()
+	list := t.idle[pc.addr]
+	full := len(list) >= t.maxIdle
+	if !full {
+		t.idle[pc.addr] = append(list, pc)
+	}
+	if now.Sub(t.lastSweep) > t.idleTimeout/2 {
+		t.lastSweep = now
+		stale = t.sweepLocked(now)
+	}
+	t.mu.Unlock()
+	if full {
+		_ = pc.conn.Close()
+	}
+	for _, s := range stale {
+		_ = s.conn.Close()
+	}
+}
+
+// sweepLocked takes the connections idle longer than idleTimeout out of
+// the pool (the oldest are first in each list) and returns them.
+func (t *transport) sweepLocked(now time.Time) []*upConn {
+	var stale []*upConn
+	for addr, list := range t.idle {
+		n := 0
+		for n < len(list) && now.Sub(list[n].idleSince) >= t.idleTimeout {
+			n++
+		}
+		if n == 0 {
+			continue
+		}
+		stale = append(stale, list[:n]...)
+		rest := append([]*upConn(nil), list[n:]...)
+		if len(rest) == 0 {
+			delete(t.idle, addr)
+		} else {
+			t.idle[addr] = rest
+		}
+	}
+	return stale
+}
+
+// upConn is one keep-alive connection to an upstream.
+type upConn struct {
+	t         *transport
+	addr      string
+	conn      net.Conn
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	idleSince time.Time
+	written   int64 // bytes of the current request on the wire
+	readAny   bool  // a byte of the current response arrived
+}
+
+// Write counts what reaches the connection, for retryable.
+func (pc *upConn) Write(p []byte) (int, error) {
+	n, err := pc.conn.Write(p)
+	pc.written += int64(n)
+	return n, err
+}
+
+// roundTrip writes req and reads the head of its response. The response
+// body returns the connection to the pool when it is read to the end.
+func (pc *upConn) roundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	pc.written, pc.readAny = 0, false
+	// A deadline in the past fails a blocked read or write at once.
+	stop := context.AfterFunc(ctx, func() { _ = pc.conn.SetDeadline(time.Unix(1, 0)) })
+	fail := func(err error) (*http.Response, error) {
+		stop()
+		_ = pc.conn.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("upstream %s: %w", pc.addr, ctx.Err())
+		}
+		return nil, fmt.Errorf("upstream %s: %w", pc.addr, err)
+	}
+	if err := req.Write(pc.bw); err != nil {
+		return fail(err)
+	}
+	if err := pc.bw.Flush(); err != nil {
+		return fail(err)
+	}
+	var res *http.Response
+	for {
+		if _, err := pc.br.Peek(1); err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+				err = errUpstreamClosed
+			}
+			return fail(err)
+		}
+		pc.readAny = true
+		r, err := http.ReadResponse(pc.br, req)
+		if err != nil {
+			return fail(err)
+		}
+		// Interim answers (100 Continue, 103 Early Hints) are not passed on.
+		if r.StatusCode >= 200 || r.StatusCode == http.StatusSwitchingProtocols {
+			res = r
+			break
+		}
+	}
+	b := &upBody{pc: pc, res: res, stop: stop, keep: !res.Close && !req.Close}
+	if res.Body == http.NoBody || res.Body == nil {
+		b.finish(true)
+		res.Body = http.NoBody
+		return res, nil
+	}
+	b.body = res.Body
+	res.Body = b
+	return res, nil
+}
+
+// upBody is a response body that gives its connection back when read to
+// the end and closes it when abandoned.
+type upBody struct {
+	pc   *upConn
+	res  *http.Response
+	body io.ReadCloser
+	stop func() bool
+	keep bool
+	done bool
+}
+
+func (b *upBody) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	n, err := b.body.Read(p)
+	if err != nil {
+		ok := errors.Is(err, io.EOF)
+		b.finish(ok)
+		if !ok {
+			if ctxErr := b.res.Request.Context().Err(); ctxErr != nil {
+				err = fmt.Errorf("upstream %s: %w", b.pc.addr, ctxErr)
+			}
+		}
+	}
+	return n, err
+}
+
+// Close abandons the rest of the body: the connection is closed rather
+// than drained, since the rest may be a long stream.
+func (b *upBody) Close() error {
+	if !b.done {
+		b.finish(false)
+	}
+	return nil
+}
+
+// finish ends the exchange: the connection goes back to the pool when the
+// response ended cleanly and nothing cancelled it, else it is closed.
+func (b *upBody) finish(ok bool) {
+	b.done = true
+	stopped := b.stop()
+	if ok && stopped && b.keep && b.pc.br.Buffered() == 0 {
+		b.pc.t.put(b.pc)
+		return
+	}
+	_ = b.pc.conn.Close()
+}

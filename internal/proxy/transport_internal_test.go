@@ -1,0 +1,347 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// connUpstream is an httptest server that counts the connections it
+// accepted.
+type connUpstream struct {
+	*httptest.Server
+	conns atomic.Int64
+}
+
+func newConnUpstream(t *testing.T, h http.HandlerFunc) *connUpstream {
+	t.Helper()
+	u := &connUpstream{}
+	u.Server = httptest.NewUnstartedServer(h)
+	u.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			u.conns.Add(1)
+		}
+	}
+	u.Start()
+	t.Cleanup(u.Close)
+	return u
+}
+
+func setupTransport(t *testing.T) *transport {
+	t.Helper()
+	tr := newTransport()
+	t.Cleanup(tr.CloseIdleConnections)
+	return tr
+}
+
+func mustDo(t *testing.T, tr http.RoundTripper, req *http.Request) (*http.Response, string) {
+	t.Helper()
+	res, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("read body of %s: %v", req.URL, err)
+	}
+	_ = res.Body.Close()
+	return res, string(b)
+}
+
+func newReq(t *testing.T, method, url string, body io.Reader) *http.Request {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+func TestTransportKeepsConnectionsAlive(t *testing.T) {
+	up := newConnUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Method", r.Method)
+		switch r.URL.Path {
+		case "/chunked":
+			w.Write([]byte("part one "))
+			w.(http.Flusher).Flush()
+			w.Write([]byte("part two"))
+		case "/empty":
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			w.Write(append([]byte(r.URL.Path+":"), b...))
+		}
+	})
+	tr := setupTransport(t)
+	for i := range 10 {
+		_, got := mustDo(t, tr, newReq(t, "GET", up.URL+"/get", nil))
+		if got != "/get:" {
+			t.Fatalf("GET %d: body %q", i, got)
+		}
+		_, got = mustDo(t, tr, newReq(t, "POST", up.URL+"/post", strings.NewReader("hello "+strconv.Itoa(i))))
+		if want := "/post:hello " + strconv.Itoa(i); got != want {
+			t.Fatalf("POST %d: body %q, want %q", i, got, want)
+		}
+		_, got = mustDo(t, tr, newReq(t, "GET", up.URL+"/chunked", nil))
+		if got != "part one part two" {
+			t.Fatalf("chunked %d: body %q", i, got)
+		}
+		res, got := mustDo(t, tr, newReq(t, "HEAD", up.URL+"/head", nil))
+		if got != "" || res.Header.Get("X-Method") != "HEAD" {
+			t.Fatalf("HEAD %d: body %q, headers %v", i, got, res.Header)
+		}
+		res, _ = mustDo(t, tr, newReq(t, "DELETE", up.URL+"/empty", nil))
+		if res.StatusCode != http.StatusNoContent {
+			t.Fatalf("204 %d: status %d", i, res.StatusCode)
+		}
+	}
+	if n := up.conns.Load(); n != 1 {
+		t.Fatalf("50 sequential requests used %d connections, want 1", n)
+	}
+}
+
+func TestTransportUpstreamClosedIdleConnection(t *testing.T) {
+	up := newConnUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Write(b)
+	})
+	tr := setupTransport(t)
+	for i, method := range []string{"GET", "POST", "GET", "POST"} {
+		// The upstream drops every idle connection (a restart, its own
+		// idle timeout); the next request must not fail for it.
+		up.CloseClientConnections()
+		time.Sleep(10 * time.Millisecond)
+		body := "req " + strconv.Itoa(i)
+		_, got := mustDo(t, tr, newReq(t, method, up.URL, strings.NewReader(body)))
+		if got != body {
+			t.Fatalf("%s after the upstream closed its connections: body %q, want %q", method, got, body)
+		}
+	}
+	if n := up.conns.Load(); n != 4 {
+		t.Fatalf("upstream accepted %d connections, want 4 (one per closed one)", n)
+	}
+}
+
+func TestTransportRetriesIdempotentRequestOnDeadConnection(t *testing.T) {
+	// A raw upstream: the first connection answers one request, then reads
+	// the second and closes without answering, as a server whose
+	// keep-alive timeout raced the request does.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var accepted atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n := accepted.Add(1)
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 4096)
+				for i := 0; ; i++ {
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+					if n == 1 && i == 1 {
+						return // dies with the request unanswered
+					}
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			}()
+		}
+	}()
+	tr := setupTransport(t)
+	url := "http://" + ln.Addr().String() + "/"
+	for i := range 2 {
+		if _, got := mustDo(t, tr, newReq(t, "GET", url, nil)); got != "ok" {
+			t.Fatalf("GET %d: body %q", i, got)
+		}
+	}
+	if n := accepted.Load(); n != 2 {
+		t.Fatalf("accepted %d connections, want 2 (the retry on a new one)", n)
+	}
+	// A POST is not sent twice: the caller gets the error.
+	accepted.Store(0)
+	tr.CloseIdleConnections()
+	if _, got := mustDo(t, tr, newReq(t, "POST", url, strings.NewReader("x"))); got != "ok" {
+		t.Fatalf("first POST: body %q", got)
+	}
+	if _, err := tr.RoundTrip(newReq(t, "POST", url, strings.NewReader("y"))); !errors.Is(err, errUpstreamClosed) {
+		t.Fatalf("POST on a connection that died unanswered: err %v, want errUpstreamClosed", err)
+	}
+}
+
+func TestTransportAbandonedBodyClosesConnection(t *testing.T) {
+	release := make(chan struct{})
+	var handlerDone atomic.Int64
+	up := newConnUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		defer handlerDone.Add(1)
+		if r.URL.Path == "/stream" {
+			w.Write([]byte("data: 1\n\n"))
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+			return
+		}
+		w.Write([]byte("ok"))
+	})
+	defer close(release)
+	tr := setupTransport(t)
+	res, err := tr.RoundTrip(newReq(t, "GET", up.URL+"/stream", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 9)
+	if _, err := io.ReadFull(res.Body, buf); err != nil || string(buf) != "data: 1\n\n" {
+		t.Fatalf("first event %q, err %v", buf, err)
+	}
+	res.Body.Close() // the client went away mid-stream
+	deadline := time.Now().Add(5 * time.Second)
+	for handlerDone.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the upstream handler still runs after its stream was abandoned")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, got := mustDo(t, tr, newReq(t, "GET", up.URL+"/next", nil)); got != "ok" {
+		t.Fatalf("next request: body %q", got)
+	}
+	if n := up.conns.Load(); n != 2 {
+		t.Fatalf("upstream accepted %d connections, want 2: an abandoned stream's connection is not reused", n)
+	}
+}
+
+func TestTransportCancelStopsWaiting(t *testing.T) {
+	started := make(chan struct{})
+	gone := make(chan struct{})
+	up := newConnUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-r.Context().Done()
+		close(gone)
+	})
+	tr := setupTransport(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	req, _ := http.NewRequestWithContext(ctx, "GET", up.URL, nil)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := tr.RoundTrip(req)
+		errc <- err
+	}()
+	<-started
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("RoundTrip still waits after its context was cancelled")
+	}
+	select {
+	case <-gone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream request was not cancelled")
+	}
+}
+
+func TestTransportFallbackAndInterimResponses(t *testing.T) {
+	up := newConnUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hints" {
+			w.Header().Set("Link", "</style.css>; rel=preload")
+			w.WriteHeader(http.StatusEarlyHints)
+		}
+		if r.URL.Path == "/close" {
+			w.Header().Set("Connection", "close")
+		}
+		n, _ := io.Copy(io.Discard, r.Body)
+		w.Write([]byte(strconv.FormatInt(n, 10)))
+	})
+	tr := setupTransport(t)
+	res, got := mustDo(t, tr, newReq(t, "GET", up.URL+"/hints", nil))
+	if res.StatusCode != http.StatusOK || got != "0" {
+		t.Fatalf("after 103 Early Hints: status %d body %q, want 200 \"0\"", res.StatusCode, got)
+	}
+	// Bodies above maxDirectBody and of unknown length take http.Transport.
+	big := bytes.Repeat([]byte("x"), 3*maxDirectBody)
+	for _, body := range []io.Reader{bytes.NewReader(big), io.MultiReader(bytes.NewReader(big))} {
+		req := newReq(t, "POST", up.URL+"/big", body)
+		if direct(req) {
+			t.Fatalf("a body of %d bytes takes the direct path", req.ContentLength)
+		}
+		if _, got := mustDo(t, tr, req); got != strconv.Itoa(len(big)) {
+			t.Fatalf("upstream read %s bytes, want %d", got, len(big))
+		}
+	}
+	// "Connection: close" from the upstream: the connection is not pooled.
+	tr.CloseIdleConnections()
+	before := up.conns.Load()
+	for range 3 {
+		if _, got := mustDo(t, tr, newReq(t, "GET", up.URL+"/close", nil)); got != "0" {
+			t.Fatalf("body %q", got)
+		}
+	}
+	if n := up.conns.Load() - before; n != 3 {
+		t.Fatalf("3 requests answered with Connection: close used %d connections, want 3", n)
+	}
+}
+
+func TestTransportIdlePool(t *testing.T) {
+	block := make(chan struct{})
+	var waiting sync.WaitGroup
+	up := newConnUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/wait" {
+			waiting.Done()
+			<-block
+		}
+		w.Write([]byte("ok"))
+	})
+	tr := setupTransport(t)
+	tr.maxIdle = 2
+	now := time.Now()
+	var clock sync.Mutex
+	tr.now = func() time.Time { clock.Lock(); defer clock.Unlock(); return now }
+
+	// Five at once need five connections; only two stay idle after.
+	waiting.Add(5)
+	var wg sync.WaitGroup
+	for range 5 {
+		wg.Go(func() { mustDo(t, tr, newReq(t, "GET", up.URL+"/wait", nil)) })
+	}
+	waiting.Wait()
+	close(block)
+	wg.Wait()
+	tr.mu.Lock()
+	idle := len(tr.idle[strings.TrimPrefix(up.URL, "http://")])
+	tr.mu.Unlock()
+	if idle != 2 {
+		t.Fatalf("%d idle connections after 5 concurrent requests, want maxIdle 2", idle)
+	}
+	mustDo(t, tr, newReq(t, "GET", up.URL, nil))
+	if n := up.conns.Load(); n != 5 {
+		t.Fatalf("%d connections, want 5 (the sixth request reuses one)", n)
+	}
+	// Past the idle timeout a pooled connection is not used again.
+	clock.Lock()
+	now = now.Add(tr.idleTimeout + time.Second)
+	clock.Unlock()
+	mustDo(t, tr, newReq(t, "GET", up.URL, nil))
+	if n := up.conns.Load(); n != 6 {
+		t.Fatalf("%d connections, want 6: an expired idle connection was reused", n)
+	}
+}
