@@ -20,7 +20,7 @@ func (m *Meter) Admit(ctx context.Context, c *tollgate.Call) (func(context.Conte
 		c.Start = m.now()
 	}
 	if c.RequestID == "" {
-		c.RequestID = rand.Text() // the ledger needs a unique id
+		c.RequestID, c.NewID = rand.Text(), true // the ledger needs a unique id
 	}
 	rm := m.routes[c.Route]
 	if rm == nil {
@@ -39,7 +39,7 @@ func (m *Meter) Admit(ctx context.Context, c *tollgate.Call) (func(context.Conte
 	if err := m.reserve(ctx, bs, reserved); err != nil {
 		return nil, err
 	}
-	rec := &tollgate.UsageRecord{RequestID: c.RequestID, Start: c.Start.UTC(), Route: c.Route, Model: c.Model,
+	rec := &tollgate.UsageRecord{RequestID: c.RequestID, NewID: c.NewID, Start: c.Start.UTC(), Route: c.Route, Model: c.Model,
 		BytesIn: c.BytesIn, Reserved: reserved, Units: req}
 	if p := c.Principal; p != nil {
 		rec.UserID, rec.TenantID = p.UserID, p.TenantID

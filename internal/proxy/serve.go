@@ -15,20 +15,20 @@ import (
 // check rules, admit, forward, then release admissions with the outcome.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := p.now()
-	reqID := ""
+	reqID, newID := "", false
 	if p.fromTrustedProxy(r) {
 		if v := r.Header.Get(p.hdr.requestID); validRequestID(v) {
 			reqID = v
 		}
 	}
 	if reqID == "" {
-		reqID = p.ids.next(start)
+		reqID, newID = p.ids.next(start), true
 	}
 	p.hdr.strip(r.Header)
 
 	x := &exchange{w: w, p: p, clientCt: r.Context()}
 	x.call = tollgate.Call{
-		RequestID: reqID, Start: start, ClientIP: p.clientIP(r),
+		RequestID: reqID, NewID: newID, Start: start, ClientIP: p.clientIP(r),
 		Method: r.Method, Path: r.URL.Path,
 	}
 	p.metrics.inFlight.Inc()

@@ -225,7 +225,14 @@ func (l *Ledger) prepare(ctx context.Context) error {
 }
 
 // checkAbsent returns EConflict when one of the open records has a row.
-func (l *Ledger) checkAbsent(ctx context.Context, open []*tollgate.UsageRecord) error {
+// Records with generated ids (NewID) cannot have one and are not looked up.
+func (l *Ledger) checkAbsent(ctx context.Context, all []*tollgate.UsageRecord) error {
+	var open []*tollgate.UsageRecord
+	for _, r := range all {
+		if !r.NewID {
+			open = append(open, r)
+		}
+	}
 	for len(open) > 0 {
 		n := min(len(open), existsArgs)
 		stmt, args := l.exists1, []any{open[0].RequestID}

@@ -12,7 +12,7 @@ import (
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
-func open(t *testing.T, path string) *DB {
+func open(t testing.TB, path string) *DB {
 	t.Helper()
 	db, err := Open(t.Context(), path)
 	if err != nil {

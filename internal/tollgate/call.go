@@ -17,6 +17,9 @@ type Authenticator interface {
 // and meter it see it. The data plane fills it before forwarding.
 type Call struct {
 	RequestID string
+	// NewID says RequestID was generated for this call with at least 80
+	// random bits, not taken from a caller, so no usage record holds it.
+	NewID     bool
 	Start     time.Time
 	Principal *Principal // nil on public routes
 	ClientIP  string

@@ -11,12 +11,15 @@ import (
 // next start when the process died in between.
 type UsageRecord struct {
 	RequestID string
-	Start     time.Time
-	End       time.Time // zero while open
-	TenantID  string    // "" on public routes
-	UserID    string    // "" on public routes
-	Route     string
-	Model     string
+	// NewID says RequestID was generated for this call (Call.NewID): a
+	// ledger need not look for an earlier record with it. Not stored.
+	NewID    bool
+	Start    time.Time
+	End      time.Time // zero while open
+	TenantID string    // "" on public routes
+	UserID   string    // "" on public routes
+	Route    string
+	Model    string
 	// Outcome is one of the Result* constants; "" while open.
 	Outcome   string
 	Status    int
@@ -91,7 +94,8 @@ type UsageRow struct {
 type Ledger interface {
 	// Write appends the open records and settles the settled ones in one
 	// transaction, so a batch costs one commit (group commit). An open
-	// record whose RequestID exists is EConflict and fails the batch.
+	// record whose RequestID exists is EConflict and fails the batch; a
+	// record with NewID set may be appended without looking.
 	// Settling is idempotent: a record already settled stays as it was,
 	// and a record that was never appended is inserted settled. Seq is
 	// assigned to newly settled records.
