@@ -24,6 +24,8 @@ type reqState struct {
 	// deferred are IP keys left for Admit to decide with the call's own.
 	deferred []tollgate.RateKey
 	taken    bool
+	keys     [2]tollgate.RateKey // backs deferred
+	sw       statusWriter
 }
 
 // Canonical header names, written directly to skip canonicalising them on
@@ -49,9 +51,8 @@ func setHeaders(ctx context.Context, d tollgate.RateDecision) {
 	if !d.Allowed {
 		reset = d.RetryAfter
 	}
-	s.h[hLimit] = []string{strconv.Itoa(d.Limit)}
-	s.h[hRemaining] = []string{strconv.Itoa(d.Remaining)}
-	s.h[hReset] = []string{strconv.Itoa(ceilSeconds(reset))}
+	v := []string{strconv.Itoa(d.Limit), strconv.Itoa(d.Remaining), strconv.Itoa(ceilSeconds(reset))}
+	s.h[hLimit], s.h[hRemaining], s.h[hReset] = v[0:1:1], v[1:2:2], v[2:3:3]
 }
 
 // ClientIP returns the client address that Middleware determined for the
@@ -89,7 +90,7 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 		st := &reqState{ip: ip, h: w.Header()}
 		ctx := context.WithValue(r.Context(), ctxKey{}, st)
 		login := slices.Contains(l.opts.LoginPaths, r.URL.Path)
-		var keys []tollgate.RateKey
+		keys := st.keys[:0]
 		if l.ipRate.N > 0 {
 			keys = append(keys, tollgate.RateKey{Key: "rate:ip:" + clientKey(ip), Rate: l.ipRate})
 		}
@@ -114,7 +115,8 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 		r = r.WithContext(ctx)
 		countBan := l.opts.Bans != nil && !login
 		if countBan {
-			sw := &statusWriter{ResponseWriter: w}
+			sw := &st.sw
+			sw.ResponseWriter = w
 			w = sw
 			defer func() {
 				if sw.status == http.StatusUnauthorized {

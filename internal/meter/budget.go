@@ -173,7 +173,7 @@ type overrideCache struct {
 	store tollgate.BudgetStore
 	now   func() time.Time
 	mu    sync.Mutex
-	m     map[string]overrideEntry
+	m     map[overrideKey]overrideEntry
 }
 
 const overrideTTL = 5 * time.Second
@@ -183,15 +183,21 @@ type overrideEntry struct {
 	at time.Time
 }
 
+// overrideKey is a budget override's scope and id.
+type overrideKey struct {
+	scope tollgate.BudgetScope
+	id    string
+}
+
 func newOverrideCache(s tollgate.BudgetStore, now func() time.Time) *overrideCache {
-	return &overrideCache{store: s, now: now, m: map[string]overrideEntry{}}
+	return &overrideCache{store: s, now: now, m: map[overrideKey]overrideEntry{}}
 }
 
 func (c *overrideCache) get(ctx context.Context, scope tollgate.BudgetScope, id string) (*tollgate.BudgetOverride, error) {
 	if c.store == nil {
 		return nil, nil
 	}
-	k := string(scope) + "\x00" + id
+	k := overrideKey{scope, id}
 	c.mu.Lock()
 	e, ok := c.m[k]
 	c.mu.Unlock()
@@ -213,7 +219,7 @@ func (c *overrideCache) get(ctx context.Context, scope tollgate.BudgetScope, id 
 
 func (c *overrideCache) forget(scope tollgate.BudgetScope, id string) {
 	c.mu.Lock()
-	delete(c.m, string(scope)+"\x00"+id)
+	delete(c.m, overrideKey{scope, id})
 	c.mu.Unlock()
 }
 

@@ -23,6 +23,7 @@ type writer struct {
 
 	opens   chan openOp
 	settles chan *tollgate.UsageRecord
+	dones   sync.Pool    // of chan error (buffered 1), reused by open
 	mu      sync.RWMutex // guards stop against sends after stopAndFlush
 	stop    bool
 	wg      sync.WaitGroup
@@ -59,7 +60,11 @@ func (w *writer) stopAndFlush() {
 
 // open queues an open record and waits for its write.
 func (w *writer) open(ctx context.Context, r *tollgate.UsageRecord) error {
-	op := openOp{rec: r, done: make(chan error, 1)}
+	done, _ := w.dones.Get().(chan error)
+	if done == nil {
+		done = make(chan error, 1)
+	}
+	op := openOp{rec: r, done: done}
 	w.mu.RLock()
 	if w.stop {
 		w.mu.RUnlock()
@@ -69,12 +74,16 @@ func (w *writer) open(ctx context.Context, r *tollgate.UsageRecord) error {
 	case w.opens <- op:
 	case <-ctx.Done():
 		w.mu.RUnlock()
+		w.dones.Put(done)
 		return ctx.Err()
 	}
 	w.mu.RUnlock()
 	// Once queued the record will be written; wait for it even if the
-	// client left, so the caller knows whether it exists.
-	return <-op.done
+	// client left, so the caller knows whether it exists. The writer sends
+	// once, so the drained channel can serve the next record.
+	err := <-done
+	w.dones.Put(done)
+	return err
 }
 
 // settle queues a settlement; it does not wait for the write. After stop

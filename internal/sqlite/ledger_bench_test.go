@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,10 @@ func BenchmarkLedgerWrite(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			settleBatch := 256
+			if v, err := strconv.Atoi(os.Getenv("BENCH_SETTLE_BATCH")); err == nil {
+				settleBatch = v
+			}
 			l := db.Ledger()
 			start := time.Date(2026, time.November, 23, 0, 0, 0, 0, time.UTC)
 			var pending []*tollgate.UsageRecord
@@ -45,7 +50,7 @@ func BenchmarkLedgerWrite(b *testing.B) {
 					s.End, s.Outcome, s.Status, s.BytesOut, s.Cost, s.Settled = start.Add(time.Millisecond), tollgate.ResultOK, 200, 219, 100, true
 					pending = append(pending, &s)
 				}
-				if len(pending) >= 256 {
+				if len(pending) >= settleBatch {
 					if err := l.Write(b.Context(), nil, pending); err != nil {
 						b.Fatal(err)
 					}
