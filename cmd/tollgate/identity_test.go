@@ -188,6 +188,29 @@ func TestRefreshRotationAndReplay(t *testing.T) {
 	if resp, tk := refresh(second.RefreshToken); resp.StatusCode != 400 || tk.Error != "invalid_grant" {
 		t.Fatalf("sibling after replay: %d %+v, want invalid_grant", resp.StatusCode, tk)
 	}
+	// The access tokens issued with the family die with it, whoever holds
+	// them; another login of the same user (another family) lives on.
+	for name, at := range map[string]string{"login": first.AccessToken, "rotated": second.AccessToken} {
+		if r, _ := g.do("GET", "/v1/me", at, ""); r.StatusCode != 401 {
+			t.Errorf("%s access token of the replayed family: %d, want 401", name, r.StatusCode)
+		}
+	}
+	other := g.login("admin", adminPassword)
+	if r, _ := g.do("GET", "/v1/me", other.AccessToken, ""); r.StatusCode != 200 {
+		t.Fatalf("access token of another session after the replay: %d, want 200", r.StatusCode)
+	}
+	t.Run("revoking a refresh token ends its access tokens", func(t *testing.T) {
+		s := g.login("admin", adminPassword)
+		if resp, _ := g.form("/oauth/revoke", url.Values{"token": {s.RefreshToken}}); resp.StatusCode != 200 {
+			t.Fatalf("revoke: %d", resp.StatusCode)
+		}
+		if r, _ := g.do("GET", "/v1/me", s.AccessToken, ""); r.StatusCode != 401 {
+			t.Errorf("access token of a revoked family: %d, want 401", r.StatusCode)
+		}
+		if r, _ := g.do("GET", "/v1/me", other.AccessToken, ""); r.StatusCode != 200 {
+			t.Errorf("another session's access token: %d, want 200", r.StatusCode)
+		}
+	})
 	t.Run("bad requests follow RFC 6749", func(t *testing.T) {
 		cases := map[string]url.Values{
 			"invalid_request":        {},

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -59,7 +60,7 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) error {
 			s.opts.Logger.WarnContext(ctx, "record login", "err", err)
 		}
 	}
-	resp, err := s.issue(r, user, true)
+	resp, err := s.issue(r, user, true, "")
 	if err != nil {
 		return err
 	}
@@ -89,26 +90,30 @@ func (s *Service) checkPassword(r *http.Request, name, password string) (*tollga
 	return user, nil
 }
 
-// issue signs an access token for user and, when withRefresh, starts a new
-// refresh-token family.
-func (s *Service) issue(r *http.Request, user *tollgate.User, withRefresh bool) (*tokenResponse, error) {
+// issue signs an access token for user. With withRefresh it starts a new
+// refresh-token family first; the token carries the family as its sid
+// (or sid, when given: the family of a rotated refresh token), so that
+// revoking the family revokes it too.
+func (s *Service) issue(r *http.Request, user *tollgate.User, withRefresh bool, sid string) (*tokenResponse, error) {
 	cfg := s.opts.Config
 	scopes := cfg.Scopes(user.Role, user.Plan)
+	var refresh string
+	if withRefresh {
+		raw, rt, err := s.opts.Refresher.Start(r.Context(), user.ID, scopes)
+		if err != nil {
+			return nil, err
+		}
+		refresh, sid = raw, rt.FamilyID
+	}
 	at, exp, err := s.opts.Issuer.Issue(r.Context(), token.AccessClaims{
 		Subject: user.ID, TenantID: user.TenantID, Role: user.Role, Scopes: scopes, Plan: cfg.PlanName(user.Plan),
+		SessionID: sid,
 	})
 	if err != nil {
 		return nil, err
 	}
-	resp := &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(exp.Sub(s.opts.Now()).Seconds()), Scope: strings.Join(scopes, " ")}
-	if withRefresh {
-		rt, _, err := s.opts.Refresher.Start(r.Context(), user.ID, scopes)
-		if err != nil {
-			return nil, err
-		}
-		resp.RefreshToken = rt
-	}
-	return resp, nil
+	return &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(exp.Sub(s.opts.Now()).Seconds()),
+		Scope: strings.Join(scopes, " "), RefreshToken: refresh}, nil
 }
 
 // oauthError is an RFC 6749 §5.2 error response.
@@ -133,13 +138,13 @@ func (s *Service) oauthToken(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	var (
-		user    *tollgate.User
-		refresh string
-		err     error
+		user         *tollgate.User
+		refresh, sid string
+		err          error
 	)
 	switch r.PostForm.Get("grant_type") {
 	case "refresh_token":
-		user, refresh, err = s.rotate(r)
+		user, refresh, sid, err = s.rotate(r)
 	case "client_credentials":
 		user, err = s.clientCredentials(r)
 	case "":
@@ -160,7 +165,7 @@ func (s *Service) oauthToken(w http.ResponseWriter, r *http.Request) error {
 		writeOAuthError(w, oauthError{status: 400, Code: "invalid_grant", Description: tollgate.ErrorMessage(err)})
 		return nil
 	}
-	resp, err := s.issue(r, user, false)
+	resp, err := s.issue(r, user, false, sid)
 	if err != nil {
 		return err
 	}
@@ -171,22 +176,27 @@ func (s *Service) oauthToken(w http.ResponseWriter, r *http.Request) error {
 
 func (e oauthError) Error() string { return e.Code + ": " + e.Description }
 
-// rotate exchanges a refresh token for a new one of the same family; a
-// replayed token revokes the family (the refresher does that).
-func (s *Service) rotate(r *http.Request) (*tollgate.User, string, error) {
+// rotate exchanges a refresh token for a new one of the same family and
+// returns the family. A replayed token revokes the family (the refresher
+// does that) and every access token issued with it.
+func (s *Service) rotate(r *http.Request) (user *tollgate.User, next, family string, err error) {
 	raw := r.PostForm.Get("refresh_token")
 	if raw == "" {
-		return nil, "", oauthError{status: 400, Code: "invalid_request", Description: "refresh_token is required"}
+		return nil, "", "", oauthError{status: 400, Code: "invalid_request", Description: "refresh_token is required"}
 	}
 	next, rt, err := s.opts.Refresher.Rotate(r.Context(), raw)
-	if err != nil {
-		return nil, "", err
+	if errors.Is(err, tollgate.ErrRefreshReused) && rt != nil {
+		if rerr := s.revokeSession(r.Context(), rt.FamilyID); rerr != nil {
+			return nil, "", "", errors.Join(err, rerr)
+		}
 	}
-	user, err := s.activeUser(r, rt.UserID)
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
-	return user, next, nil
+	if user, err = s.activeUser(r, rt.UserID); err != nil {
+		return nil, "", "", err
+	}
+	return user, next, rt.FamilyID, nil
 }
 
 // clientCredentials authenticates with an API key as client_id/secret,

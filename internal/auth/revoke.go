@@ -26,7 +26,10 @@ func (s *Service) revoke(w http.ResponseWriter, r *http.Request) error {
 	}
 	var err error
 	if token.IsRefreshToken(raw) {
-		err = s.opts.Refresher.Revoke(r.Context(), raw)
+		var family string
+		if family, err = s.opts.Refresher.Revoke(r.Context(), raw); err == nil && family != "" {
+			err = s.revokeSession(r.Context(), family)
+		}
 	} else {
 		err = s.revokeAccess(r.Context(), raw)
 	}
@@ -60,6 +63,13 @@ func (s *Service) RevokeToken(ctx context.Context, iss, jti string, exp time.Tim
 	}
 	s.publish(ctx, tollgate.Event{Kind: tollgate.EventRevokeToken, Issuer: iss, JTI: jti, Until: exp})
 	return nil
+}
+
+// revokeSession denies every access token issued with a refresh-token
+// family (their sid), for as long as the longest of them can live.
+func (s *Service) revokeSession(ctx context.Context, family string) error {
+	until := s.opts.Now().Add(s.opts.Issuer.TTL() + time.Minute)
+	return s.RevokeToken(ctx, s.opts.Issuer.Issuer(), token.SessionJTI(family), until)
 }
 
 // RevokeUser invalidates every token of a user issued until now and all of

@@ -150,7 +150,7 @@ func (pr *profile) principal(c map[string]any, now time.Time) (*tollgate.Princip
 // ownClaims reads tollgate's own claims: optional strings.
 func ownClaims(c map[string]any, p *tollgate.Principal) error {
 	var scope string
-	for name, dst := range map[string]*string{"tenant_id": &p.TenantID, "role": &p.Role, "plan": &p.Plan, "scope": &scope} {
+	for name, dst := range map[string]*string{"tenant_id": &p.TenantID, "role": &p.Role, "plan": &p.Plan, "scope": &scope, "sid": &p.SessionID} {
 		s, ok := claimString(c, name)
 		if !ok {
 			return errClaims

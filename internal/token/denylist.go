@@ -67,6 +67,11 @@ func (d *Denylist) Load(ctx context.Context, revs tollgate.RevocationStore, user
 	return nil
 }
 
+// SessionJTI is the denylist entry, under tollgate's own issuer, that
+// revokes every access token issued with a refresh-token family (their sid
+// claim). Generated jtis have no colon, so it names no single token.
+func SessionJTI(sid string) string { return "sid:" + sid }
+
 // RevokeToken denies the token (iss, jti) until exp.
 func (d *Denylist) RevokeToken(iss, jti string, exp time.Time) {
 	d.mu.Lock()
@@ -135,6 +140,11 @@ func (d *Denylist) Check(p *tollgate.Principal) error {
 	}
 	if p.External {
 		return nil
+	}
+	if p.SessionID != "" {
+		if _, ok := d.tokens[tokenID{p.Issuer, SessionJTI(p.SessionID)}]; ok {
+			return errRevoked
+		}
 	}
 	if _, ok := d.disabled[p.UserID]; ok {
 		return errUserBlocked

@@ -46,6 +46,9 @@ type AccessClaims struct {
 	Role     string
 	Scopes   []string
 	Plan     string
+	// SessionID is the refresh-token family issued with the token (sid);
+	// revoking the family revokes the token. Optional.
+	SessionID string
 	// TTL overrides IssuerOptions.TTL for this token when positive (for
 	// example "tollgate token mint --ttl 1h").
 	TTL time.Duration
@@ -100,6 +103,7 @@ type claimSet struct {
 	Role     string `json:"role,omitempty"`
 	Scope    string `json:"scope,omitempty"`
 	Plan     string `json:"plan,omitempty"`
+	Sid      string `json:"sid,omitempty"`
 }
 
 // Issue signs an access token for c and returns it with its expiry.
@@ -126,7 +130,7 @@ func (i *Issuer) sign(_ context.Context, km *KeyManager, aud string, ttl time.Du
 	if c.Subject == "" {
 		return "", time.Time{}, fmt.Errorf("issue token: subject required")
 	}
-	for _, s := range []string{c.Subject, c.TenantID, c.Role, c.Plan} {
+	for _, s := range []string{c.Subject, c.TenantID, c.Role, c.Plan, c.SessionID} {
 		if !cleanClaim(s) {
 			return "", time.Time{}, fmt.Errorf("issue token: control characters in a claim")
 		}
@@ -148,7 +152,7 @@ func (i *Issuer) sign(_ context.Context, km *KeyManager, aud string, ttl time.Du
 	payload, err := json.Marshal(claimSet{
 		Iss: i.opts.Issuer, Sub: c.Subject, Aud: aud,
 		Exp: exp.Unix(), Iat: now.Unix(), Nbf: now.Unix(), JTI: randomID(16),
-		TenantID: c.TenantID, Role: c.Role, Scope: strings.Join(c.Scopes, " "), Plan: c.Plan,
+		TenantID: c.TenantID, Role: c.Role, Scope: strings.Join(c.Scopes, " "), Plan: c.Plan, Sid: c.SessionID,
 	})
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("issue token: %w", err)

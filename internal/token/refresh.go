@@ -69,7 +69,9 @@ func (r *Refresher) Start(ctx context.Context, userID string, scopes []string) (
 // Rotate consumes raw and returns the next token of its family, with the
 // user and scopes to issue the access token for. A token presented a
 // second time returns tollgate.ErrRefreshReused and its whole family is
-// revoked; any other refusal is an EUnauthorized error.
+// revoked; the returned token is then the replayed one, so the caller can
+// revoke the access tokens of its family (FamilyID). Any other refusal is
+// an EUnauthorized error.
 func (r *Refresher) Rotate(ctx context.Context, raw string) (string, *tollgate.RefreshToken, error) {
 	hash, ok := HashRefreshToken(raw)
 	if !ok {
@@ -77,7 +79,14 @@ func (r *Refresher) Rotate(ctx context.Context, raw string) (string, *tollgate.R
 	}
 	old, err := r.store.ConsumeRefreshToken(ctx, hash, r.opts.Now())
 	if err != nil {
-		if errors.Is(err, tollgate.ErrRefreshReused) || tollgate.ErrorCode(err) == tollgate.EUnauthorized {
+		if errors.Is(err, tollgate.ErrRefreshReused) {
+			replayed, lerr := r.store.RefreshToken(ctx, hash)
+			if lerr != nil {
+				return "", nil, errors.Join(err, fmt.Errorf("find replayed refresh token: %w", lerr))
+			}
+			return "", replayed, err
+		}
+		if tollgate.ErrorCode(err) == tollgate.EUnauthorized {
 			return "", nil, err
 		}
 		return "", nil, fmt.Errorf("consume refresh token: %w", err)
@@ -92,24 +101,24 @@ func (r *Refresher) Rotate(ctx context.Context, raw string) (string, *tollgate.R
 	return r.create(ctx, next)
 }
 
-// Revoke revokes the family of raw (RFC 7009: unknown tokens are not an
-// error).
-func (r *Refresher) Revoke(ctx context.Context, raw string) error {
+// Revoke revokes the family of raw and returns its id (RFC 7009: unknown
+// tokens are not an error, and return "").
+func (r *Refresher) Revoke(ctx context.Context, raw string) (familyID string, err error) {
 	hash, ok := HashRefreshToken(raw)
 	if !ok {
-		return nil
+		return "", nil
 	}
 	t, err := r.store.RefreshToken(ctx, hash)
 	if tollgate.ErrorCode(err) == tollgate.ENotFound {
-		return nil
+		return "", nil
 	}
 	if err != nil {
-		return fmt.Errorf("find refresh token: %w", err)
+		return "", fmt.Errorf("find refresh token: %w", err)
 	}
 	if err := r.store.RevokeRefreshFamily(ctx, t.FamilyID); err != nil && tollgate.ErrorCode(err) != tollgate.ENotFound {
-		return fmt.Errorf("revoke refresh family: %w", err)
+		return "", fmt.Errorf("revoke refresh family: %w", err)
 	}
-	return nil
+	return t.FamilyID, nil
 }
 
 func (r *Refresher) create(ctx context.Context, t *tollgate.RefreshToken) (string, *tollgate.RefreshToken, error) {

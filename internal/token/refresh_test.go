@@ -70,7 +70,7 @@ func TestRefreshRotation(t *testing.T) {
 func TestRefreshReplayRevokesFamily(t *testing.T) {
 	ctx := context.Background()
 	r, _, _, u := newRefresher(t)
-	stolen, _, err := r.Start(ctx, u.ID, nil)
+	stolen, first, err := r.Start(ctx, u.ID, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,9 +78,12 @@ func TestRefreshReplayRevokesFamily(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = r.Rotate(ctx, stolen)
+	_, replayed, err := r.Rotate(ctx, stolen)
 	if !errors.Is(err, tollgate.ErrRefreshReused) {
 		t.Fatalf("replay: err = %v, want ErrRefreshReused", err)
+	}
+	if replayed == nil || replayed.FamilyID != first.FamilyID {
+		t.Fatalf("replay returned %+v, want the replayed token of family %q", replayed, first.FamilyID)
 	}
 	_, _, err = r.Rotate(ctx, current)
 	wantUnauthorized(t, err)
@@ -129,18 +132,18 @@ func TestRefreshExpiry(t *testing.T) {
 func TestRefreshRevoke(t *testing.T) {
 	ctx := context.Background()
 	r, _, _, u := newRefresher(t)
-	raw, _, err := r.Start(ctx, u.ID, nil)
+	raw, rt, err := r.Start(ctx, u.ID, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Revoke(ctx, raw); err != nil {
-		t.Fatal(err)
+	if family, err := r.Revoke(ctx, raw); err != nil || family != rt.FamilyID {
+		t.Fatalf("Revoke = %q, %v; want family %q", family, err, rt.FamilyID)
 	}
 	_, _, err = r.Rotate(ctx, raw)
 	wantUnauthorized(t, err)
 	for _, junk := range []string{"", "tgr_x", "not-a-token", token.RefreshPrefix + enc(make([]byte, 32))} {
-		if err := r.Revoke(ctx, junk); err != nil {
-			t.Errorf("revoking unknown token %q: %v (RFC 7009 wants success)", junk, err)
+		if family, err := r.Revoke(ctx, junk); err != nil || family != "" {
+			t.Errorf("revoking unknown token %q: %q, %v (RFC 7009 wants success, no family)", junk, family, err)
 		}
 	}
 	for _, junk := range []string{"", "tgr_", "tgr_" + enc(make([]byte, 31)), "tgr_" + enc(make([]byte, 32)) + "=", "tgr_" + enc(make([]byte, 32)) + "\n", "TGR_" + enc(make([]byte, 32))} {

@@ -178,3 +178,38 @@ func TestDenylistConcurrent(t *testing.T) {
 		t.Fatalf("denylist holds %d entries, want 200", f.deny.Len())
 	}
 }
+
+// TestSessionRevocation: revoking a refresh-token family (its sid) denies
+// every access token issued with it, also from the verified-token cache,
+// and no token of another session or without one.
+func TestSessionRevocation(t *testing.T) {
+	ctx := context.Background()
+	f := setup(t, setupOpts{})
+	withSID := func(sid string) token.AccessClaims {
+		c := aliceClaims
+		c.SessionID = sid
+		return c
+	}
+	a1, a2 := f.mustIssue(t, withSID("fam-a")), f.mustIssue(t, withSID("fam-a"))
+	b, none := f.mustIssue(t, withSID("fam-b")), f.mustIssue(t, aliceClaims)
+	for _, tok := range []string{a1, a2, b, none} {
+		p, err := f.verifier.Verify(ctx, tok) // now cached
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok == a1 && p.SessionID != "fam-a" {
+			t.Fatalf("SessionID = %q, want the sid claim fam-a", p.SessionID)
+		}
+	}
+	f.deny.RevokeToken(testIssuer, token.SessionJTI("fam-a"), f.clock.Now().Add(time.Hour))
+	for name, tok := range map[string]string{"first of the session": a1, "second of the session": a2} {
+		if _, err := f.verifier.Verify(ctx, tok); err == nil {
+			t.Errorf("%s: verified after its session was revoked", name)
+		}
+	}
+	for name, tok := range map[string]string{"another session": b, "no session": none} {
+		if _, err := f.verifier.Verify(ctx, tok); err != nil {
+			t.Errorf("%s: %v after another session was revoked", name, err)
+		}
+	}
+}

@@ -16,6 +16,10 @@ type Principal struct {
 	Scopes   []string  // scope, split on spaces
 	Plan     string    // plan
 	JTI      string    // jti; empty for API keys used directly
+	// SessionID is the sid claim of tollgate's own tokens: the refresh-token
+	// family the token was issued with, so revoking the family revokes it.
+	// Empty for tokens issued without one (client credentials, minted).
+	SessionID string
 	IssuedAt time.Time // iat
 	Expires  time.Time // exp
 	// External is true for tokens of a trusted external issuer; such users
