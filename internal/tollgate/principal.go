@@ -9,19 +9,19 @@ import (
 // Principal is a verified caller: what a token or API key says about who is
 // calling. It is handed from the verifier to every feature.
 type Principal struct {
-	Issuer   string    // iss
-	UserID   string    // sub
-	TenantID string    // tenant_id
-	Role     string    // role
-	Scopes   []string  // scope, split on spaces
-	Plan     string    // plan
-	JTI      string    // jti; empty for API keys used directly
+	Issuer   string   // iss
+	UserID   string   // sub
+	TenantID string   // tenant_id
+	Role     string   // role
+	Scopes   []string // scope, split on spaces
+	Plan     string   // plan
+	JTI      string   // jti; empty for API keys used directly
 	// SessionID is the sid claim of tollgate's own tokens: the refresh-token
 	// family the token was issued with, so revoking the family revokes it.
 	// Empty for tokens issued without one (client credentials, minted).
 	SessionID string
-	IssuedAt time.Time // iat
-	Expires  time.Time // exp
+	IssuedAt  time.Time // iat
+	Expires   time.Time // exp
 	// External is true for tokens of a trusted external issuer; such users
 	// may have no row in the store.
 	External bool
