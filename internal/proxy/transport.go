@@ -20,6 +20,14 @@ import (
 // (413, 401) before it has read a large upload.
 const maxDirectBody = 64 << 10
 
+// peekAfter: a connection idle this long is checked for the upstream's
+// FIN before it is used again (one non-blocking peek). Upstreams close
+// idle connections after a keep-alive timeout of a second or more (gunicorn
+// 2 s, uvicorn 5 s); one used again sooner is not worth the system call,
+// and a request on a connection that died meanwhile is retried when that
+// is safe.
+const peekAfter = 500 * time.Millisecond
+
 // transport carries requests to plain-HTTP upstreams on the caller's own
 // goroutine: it writes the request on a pooled keep-alive connection and
 // reads the response from it, with no goroutine hand-offs. http.Transport
@@ -158,7 +166,8 @@ func (t *transport) get(ctx context.Context, addr string) (pc *upConn, reused bo
 		list[len(list)-1] = nil
 		t.idle[addr] = list[:len(list)-1]
 		t.mu.Unlock()
-		if now.Sub(pc.idleSince) < t.idleTimeout && alive(pc.conn) {
+		idle := now.Sub(pc.idleSince)
+		if idle < t.idleTimeout && (idle < peekAfter || alive(pc.conn)) {
 			return pc, true, nil
 		}
 		_ = pc.conn.Close()
