@@ -9,81 +9,127 @@ import (
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
-// writer is the ledger's group commit, in two independent loops. Open
-// records: every record queued while a write runs goes into the next
-// one, so a request waits for one shared write, never for a disk write of
-// its own, and never behind a batch of settlements. Settlements: queued
-// and not waited for; a batch lingers up to interval for company, and a
-// failed batch is retried with back-off.
+// writer is the ledger's group commit, in two independent parts. Open
+// records: a request that finds no write running writes its own record and
+// every record queued meanwhile (it leads); one that finds a write running
+// queues its record and waits, and the first waiting request leads the
+// next write. So a request waits for at most one write before its own,
+// never for a disk write of its own per record, never behind a batch of
+// settlements, and an open record costs no hand-off to another goroutine
+// when nothing else is being written. Settlements: queued and not waited
+// for; a loop writes them in batches that linger up to interval for
+// company, and retries a failed batch with back-off.
 type writer struct {
 	ledger   tollgate.Ledger
 	log      *slog.Logger
 	maxBatch int
 	interval time.Duration
 
-	opens   chan openOp
 	settles chan *tollgate.UsageRecord
-	dones   sync.Pool    // of chan error (buffered 1), reused by open
-	mu      sync.RWMutex // guards stop against sends after stopAndFlush
+	dones   sync.Pool    // of chan openResult (buffered 1), reused by open
+	mu      sync.RWMutex // held shared by every open; stopAndFlush takes it
 	stop    bool
 	wg      sync.WaitGroup
+
+	qmu     sync.Mutex // guards the open queue
+	queue   []openOp   // open records waiting for the next write
+	writing bool       // a request leads a write
 }
 
 type openOp struct {
 	rec  *tollgate.UsageRecord
-	done chan error
+	done chan openResult
+}
+
+// openResult is what a waiting open receives: the outcome of the write
+// that held its record, or lead: write the queue yourself.
+type openResult struct {
+	err  error
+	lead bool
 }
 
 func newWriter(l tollgate.Ledger, log *slog.Logger, maxBatch int, interval time.Duration) *writer {
 	return &writer{ledger: l, log: log, maxBatch: maxBatch, interval: interval,
-		opens: make(chan openOp, 4*maxBatch), settles: make(chan *tollgate.UsageRecord, 4*maxBatch)}
+		settles: make(chan *tollgate.UsageRecord, 4*maxBatch)}
 }
 
-// start runs both loops until stopAndFlush.
+// start runs the settlement loop until stopAndFlush.
 func (w *writer) start() {
-	w.wg.Add(2)
-	go func() { defer w.wg.Done(); w.runOpens() }()
-	go func() { defer w.wg.Done(); w.runSettles() }()
+	w.wg.Go(w.runSettles)
 }
 
-// stopAndFlush refuses new records, writes every queued one and returns.
+// stopAndFlush refuses new records, waits for the open records being
+// written, writes every queued settlement and returns.
 func (w *writer) stopAndFlush() {
 	w.mu.Lock()
 	if !w.stop {
 		w.stop = true
-		close(w.opens)
 		close(w.settles)
 	}
 	w.mu.Unlock()
 	w.wg.Wait()
 }
 
-// open queues an open record and waits for its write.
-func (w *writer) open(ctx context.Context, r *tollgate.UsageRecord) error {
-	done, _ := w.dones.Get().(chan error)
-	if done == nil {
-		done = make(chan error, 1)
-	}
-	op := openOp{rec: r, done: done}
+// open writes an open record, in a shared write, and returns once it is
+// in the ledger (or the write failed). Once queued the record is written
+// even if the client left, so the caller knows whether it exists.
+func (w *writer) open(_ context.Context, r *tollgate.UsageRecord) error {
 	w.mu.RLock()
+	defer w.mu.RUnlock()
 	if w.stop {
-		w.mu.RUnlock()
 		return tollgate.Errorf(tollgate.EUnavailable, "the gateway is shutting down")
 	}
-	select {
-	case w.opens <- op:
-	case <-ctx.Done():
-		w.mu.RUnlock()
-		w.dones.Put(done)
-		return ctx.Err()
+	done, _ := w.dones.Get().(chan openResult)
+	if done == nil {
+		done = make(chan openResult, 1)
 	}
-	w.mu.RUnlock()
-	// Once queued the record will be written; wait for it even if the
-	// client left, so the caller knows whether it exists. The writer sends
-	// once, so the drained channel can serve the next record.
-	err := <-done
-	w.dones.Put(done)
-	return err
+	defer w.dones.Put(done) // drained: every op gets exactly one result
+	w.qmu.Lock()
+	w.queue = append(w.queue, openOp{rec: r, done: done})
+	if w.writing {
+		w.qmu.Unlock()
+		res := <-done
+		if !res.lead {
+			return res.err
+		}
+		w.qmu.Lock()
+	}
+	w.writing = true
+	n := min(len(w.queue), w.maxBatch)
+	batch := make([]openOp, n)
+	copy(batch, w.queue)
+	w.queue = append(w.queue[:0], w.queue[n:]...)
+	w.qmu.Unlock()
+
+	w.writeOpens(batch)
+
+	w.qmu.Lock()
+	if len(w.queue) > 0 {
+		w.queue[0].done <- openResult{lead: true} // the next write's leader
+	} else {
+		w.writing = false
+	}
+	w.qmu.Unlock()
+	return (<-done).err
+}
+
+// writeOpens writes a batch of open records and tells each its outcome.
+func (w *writer) writeOpens(batch []openOp) {
+	ctx := context.Background()
+	recs := make([]*tollgate.UsageRecord, len(batch))
+	for i, op := range batch {
+		recs[i] = op.rec
+	}
+	if err := w.ledger.Write(ctx, recs, nil); err == nil {
+		for _, op := range batch {
+			op.done <- openResult{}
+		}
+		return
+	}
+	// One bad record must not fail its neighbours: retry one by one.
+	for _, op := range batch {
+		op.done <- openResult{err: w.ledger.Write(ctx, []*tollgate.UsageRecord{op.rec}, nil)}
+	}
 }
 
 // settle queues a settlement; it does not wait for the write. After stop
@@ -96,41 +142,6 @@ func (w *writer) settle(r *tollgate.UsageRecord) bool {
 	}
 	w.settles <- r
 	return true
-}
-
-// runOpens writes open records as soon as they come, batching what queued
-// up meanwhile.
-func (w *writer) runOpens() {
-	ctx := context.Background()
-	for first := range w.opens {
-		batch := []openOp{first}
-	gather:
-		for len(batch) < w.maxBatch {
-			select {
-			case op, ok := <-w.opens:
-				if !ok {
-					break gather
-				}
-				batch = append(batch, op)
-			default:
-				break gather
-			}
-		}
-		recs := make([]*tollgate.UsageRecord, len(batch))
-		for i, op := range batch {
-			recs[i] = op.rec
-		}
-		if err := w.ledger.Write(ctx, recs, nil); err == nil {
-			for _, op := range batch {
-				op.done <- nil
-			}
-			continue
-		}
-		// One bad record must not fail its neighbours: retry one by one.
-		for _, op := range batch {
-			op.done <- w.ledger.Write(ctx, []*tollgate.UsageRecord{op.rec}, nil)
-		}
-	}
 }
 
 // runSettles writes settlements in batches, retrying failed ones with
