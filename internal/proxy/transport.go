@@ -75,7 +75,7 @@ func direct(req *http.Request) bool {
 		return false
 	}
 	h := req.Header
-	if len(h["Upgrade"]) > 0 || len(h["Expect"]) > 0 {
+	if len(h["Upgrade"]) > 0 || len(h["Expect"]) > 0 || len(req.Trailer) > 0 || len(req.TransferEncoding) > 0 {
 		return false
 	}
 	return req.Body == nil || req.Body == http.NoBody ||
@@ -263,7 +263,7 @@ func (pc *upConn) roundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, fmt.Errorf("upstream %s: %w", pc.addr, err)
 	}
-	if err := req.Write(pc.bw); err != nil {
+	if err := writeRequest(pc.bw, req); err != nil {
 		return fail(err)
 	}
 	if err := pc.bw.Flush(); err != nil {
