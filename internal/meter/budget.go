@@ -38,14 +38,42 @@ func periodBounds(period string, t time.Time) (start, end time.Time) {
 }
 
 func counterKey(scope tollgate.BudgetScope, id, period string, start time.Time) string {
-	label := "total"
+	// Built by hand: this runs for every metered call, and fmt with
+	// time.Format cost more than the rest of the budget lookup.
+	b := make([]byte, 0, 40+len(id))
+	b = append(b, "budget:"...)
+	b = append(b, scope...)
+	b = append(b, ':')
+	b = append(b, id...)
+	b = append(b, ':')
+	b = append(b, period...)
+	b = append(b, ':')
 	switch period {
-	case tollgate.PeriodDay:
-		label = start.Format(time.DateOnly)
-	case tollgate.PeriodMonth:
-		label = start.Format("2006-01")
+	case tollgate.PeriodDay, tollgate.PeriodMonth:
+		y, m, d := start.Date()
+		b = appendDigits(b, y, 4)
+		b = append(b, '-')
+		b = appendDigits(b, int(m), 2)
+		if period == tollgate.PeriodDay {
+			b = append(b, '-')
+			b = appendDigits(b, d, 2)
+		}
+	default:
+		b = append(b, "total"...)
 	}
-	return fmt.Sprintf("budget:%s:%s:%s:%s", scope, id, period, label)
+	return string(b)
+}
+
+// appendDigits appends n zero-padded to width digits (n >= 0).
+func appendDigits(b []byte, n, width int) []byte {
+	var d [8]byte
+	i := len(d)
+	for n > 0 || i > len(d)-width {
+		i--
+		d[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return append(b, d[i:]...)
 }
 
 // allCounterKeys are the counters a record may have reserved under,
