@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -87,6 +88,25 @@ func TestClusterIdentity(t *testing.T) {
 		a.form("/oauth/revoke", map[string][]string{"token": {tk.AccessToken}})
 		if !refusedWithin(b, tk.AccessToken) {
 			t.Fatal("token revoked on a still accepted by b after 1 s")
+		}
+	})
+	t.Run("replayed refresh token", func(t *testing.T) {
+		// The thief replays a rotated refresh token on a; the access tokens
+		// of that session die on b too, the user's other session lives.
+		tk := a.login("ana", "ana-password")
+		other := b.login("ana", "ana-password")
+		rotate := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tk.RefreshToken}}
+		if r, _ := b.form("/oauth/token", rotate); r.StatusCode != 200 {
+			t.Fatalf("rotation on b: %d", r.StatusCode)
+		}
+		if r, _ := a.form("/oauth/token", rotate); r.StatusCode != 400 {
+			t.Fatalf("replay on a: %d, want 400", r.StatusCode)
+		}
+		if !refusedWithin(b, tk.AccessToken) {
+			t.Fatal("access token of the replayed family still accepted by b after 1 s")
+		}
+		if r, _ := b.do("GET", "/ocr/x", other.AccessToken, ""); r.StatusCode != 200 {
+			t.Fatalf("the user's other session refused: %d", r.StatusCode)
 		}
 	})
 	t.Run("disabled user", func(t *testing.T) {
