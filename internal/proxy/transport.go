@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"sync"
 	"syscall"
 	"time"
@@ -282,10 +284,16 @@ func (pc *upConn) roundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return fail(err)
 		}
-		// Interim answers (100 Continue, 103 Early Hints) are not passed on.
 		if r.StatusCode >= 200 || r.StatusCode == http.StatusSwitchingProtocols {
 			res = r
 			break
+		}
+		// An interim answer (103 Early Hints) goes to the client trace,
+		// through which ReverseProxy passes it on, as http.Transport does.
+		if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
+			if err := trace.Got1xxResponse(r.StatusCode, textproto.MIMEHeader(r.Header)); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	b := &upBody{pc: pc, res: res, stop: stop, keep: !res.Close && !req.Close}

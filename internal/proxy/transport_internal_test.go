@@ -4,10 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/http/httputil"
+	"net/textproto"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -276,9 +281,19 @@ func TestTransportFallbackAndInterimResponses(t *testing.T) {
 		w.Write([]byte(strconv.FormatInt(n, 10)))
 	})
 	tr := setupTransport(t)
-	res, got := mustDo(t, tr, newReq(t, "GET", up.URL+"/hints", nil))
+	var hints []string
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		hints = append(hints, fmt.Sprint(code, " ", h.Get("Link")))
+		return nil
+	}}
+	req := newReq(t, "GET", up.URL+"/hints", nil)
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+	res, got := mustDo(t, tr, req)
 	if res.StatusCode != http.StatusOK || got != "0" {
 		t.Fatalf("after 103 Early Hints: status %d body %q, want 200 \"0\"", res.StatusCode, got)
+	}
+	if len(hints) != 1 || hints[0] != "103 </style.css>; rel=preload" {
+		t.Fatalf("interim answers seen by the client trace: %q, want the 103 with its Link", hints)
 	}
 	// Bodies above maxDirectBody and of unknown length take http.Transport.
 	big := bytes.Repeat([]byte("x"), 3*maxDirectBody)
@@ -346,5 +361,39 @@ func TestTransportIdlePool(t *testing.T) {
 	mustDo(t, tr, newReq(t, "GET", up.URL, nil))
 	if n := up.conns.Load(); n != 6 {
 		t.Fatalf("%d connections, want 6: an expired idle connection was reused", n)
+	}
+}
+
+// TestTransportEarlyHintsReachTheClient: through httputil.ReverseProxy, a
+// client sees the upstream's 103 Early Hints before the answer.
+func TestTransportEarlyHintsReachTheClient(t *testing.T) {
+	up := newConnUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</app.js>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Write([]byte("done"))
+	})
+	target, _ := url.Parse(up.URL)
+	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) }, Transport: setupTransport(t)}
+	gw := httptest.NewServer(rp)
+	t.Cleanup(gw.Close)
+	var codes []int
+	req := newReq(t, "GET", gw.URL, nil)
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+			if h.Get("Link") != "</app.js>; rel=preload" {
+				t.Errorf("103 with Link %q", h.Get("Link"))
+			}
+			codes = append(codes, code)
+			return nil
+		},
+	}))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || string(body) != "done" || len(codes) != 1 || codes[0] != 103 {
+		t.Fatalf("status %d body %q, interim %v; want 200 \"done\" after one 103", res.StatusCode, body, codes)
 	}
 }
