@@ -66,7 +66,7 @@ func TestHelperProcess(t *testing.T) {
 
 func TestSIGKILLUnderLoad(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a gateway process")
+		t.Skip("testing.Short: skipping the SIGKILL test, which starts and kills a gateway process")
 	}
 	up := newChatUpstream(t)
 	dir := t.TempDir()
