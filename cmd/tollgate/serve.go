@@ -20,6 +20,7 @@ import (
 	"github.com/tollgate/tollgate/internal/admin"
 	"github.com/tollgate/tollgate/internal/auth"
 	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/internal/edge"
 	"github.com/tollgate/tollgate/internal/httpx"
 	"github.com/tollgate/tollgate/internal/limit"
 	"github.com/tollgate/tollgate/internal/meter"
@@ -171,8 +172,13 @@ func (g *gateway) Serve(ctx context.Context) error {
 		}
 	}
 	ln = limit.Listener(ln, s.MaxConnections)
-	srv := &http.Server{Handler: g.handler, ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)}
-	limit.Harden(srv, s)
+	srv := edge.New(edge.Options{
+		Handler:           g.handler,
+		ReadHeaderTimeout: s.ReadHeaderTimeout,
+		IdleTimeout:       s.IdleTimeout,
+		MaxHeaderBytes:    s.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+	})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	g.log.Info("tollgate listening", "addr", ln.Addr().String(), "public_url", g.cfg.PublicURL, "store", storeName(g.cfg), "version", version)

@@ -51,6 +51,15 @@ type capConn struct {
 	release func()
 }
 
+// CloseWrite half-closes a TCP connection, as net/http does before
+// hanging up on a request it refused.
+func (c *capConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 func (c *capConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(c.release)
