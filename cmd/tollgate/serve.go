@@ -115,7 +115,7 @@ func newGateway(ctx context.Context, cfg *config.Config, opts gatewayOptions) (_
 		return nil, err
 	}
 
-	mux := http.NewServeMux()
+	mux := newFront()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -130,7 +130,7 @@ func newGateway(ctx context.Context, cfg *config.Config, opts gatewayOptions) (_
 		return nil, err
 	}
 	g.drain = drain
-	mux.Handle("/", dataPlane)
+	mux.setData(dataPlane)
 	g.handler = g.prot.limiter.Middleware(mux)
 	return g, nil
 }

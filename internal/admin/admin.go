@@ -73,7 +73,7 @@ func (a *API) Mount(pattern string, h httpx.HandlerFunc) {
 
 // Register mounts the admin API on mux behind authentication and the
 // admin role.
-func (a *API) Register(mux *http.ServeMux) {
+func (a *API) Register(mux httpx.Mux) {
 	mux.Handle(Prefix+"/", a.opts.Auth.RequireRole("admin", a.mux))
 }
 

@@ -81,7 +81,7 @@ func New(opts Options) (*Service, error) {
 }
 
 // Register mounts the identity endpoints on mux.
-func (s *Service) Register(mux *http.ServeMux) {
+func (s *Service) Register(mux httpx.Mux) {
 	log := s.opts.Logger
 	mux.Handle("POST /auth/login", httpx.Handle(log, s.login))
 	mux.Handle("POST /oauth/token", httpx.Handle(log, s.oauthToken))

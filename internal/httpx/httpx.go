@@ -113,3 +113,9 @@ func Handle(log *slog.Logger, h HandlerFunc) http.Handler {
 		}
 	})
 }
+
+// Mux is where handlers are registered: an *http.ServeMux, or a router in
+// front of one.
+type Mux interface {
+	Handle(pattern string, h http.Handler)
+}
