@@ -144,7 +144,7 @@ func (c *conn) handOff() bool {
 // serveRequest runs the handler for one request and finishes its
 // response; false means the connection must close.
 func (c *conn) serveRequest(p *request) bool {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(c.srv.base)
 	r := &http.Request{
 		Method: p.method, URL: p.url, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: p.header, Host: p.host, RequestURI: p.target, RemoteAddr: c.remote, Close: p.close,

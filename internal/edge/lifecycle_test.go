@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptrace"
+	"net/http/httputil"
+	"net/url"
 	"net/textproto"
 	"strings"
 	"sync/atomic"
@@ -267,5 +269,34 @@ func TestShutdown(t *testing.T) {
 	}
 	if err := <-shut; err != nil {
 		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+// TestBrokenUpstreamStreamIsCutShort: a ReverseProxy whose upstream dies
+// in the middle of a chunked body must not end the client's response as
+// if it were complete.
+func TestBrokenUpstreamStreamIsCutShort(t *testing.T) {
+	up := mustListen(t)
+	go func() {
+		c, err := up.Accept()
+		if err != nil {
+			return
+		}
+		br := bufio.NewReader(c)
+		_, _ = http.ReadRequest(br)
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+		time.Sleep(50 * time.Millisecond)
+		_ = c.Close() // no last chunk
+	}()
+	target, _ := url.Parse("http://" + up.Addr().String())
+	s := setup(t, httputil.NewSingleHostReverseProxy(target))
+	res, err := http.Get("http://" + s.edge + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err == nil {
+		t.Fatalf("read %q to a clean end; want the response cut short", b)
 	}
 }

@@ -38,6 +38,7 @@ type Options struct {
 type Server struct {
 	opts     Options
 	fallback *http.Server
+	base     context.Context // every request's context descends from it
 	handoff  *handoffListener
 	common   map[string]string
 	date     atomic.Pointer[dateLine]
@@ -65,6 +66,10 @@ func New(opts Options) *Server {
 		conns:     map[*conn]struct{}{},
 	}
 	s.handoff = newHandoffListener()
+	// http.ServerContextKey tells handlers they run under a server that
+	// recovers panics: httputil.ReverseProxy then aborts a response whose
+	// upstream body failed (http.ErrAbortHandler) instead of ending it as
+	// if complete.
 	s.fallback = &http.Server{
 		Handler:           opts.Handler,
 		ReadHeaderTimeout: opts.ReadHeaderTimeout,
@@ -72,6 +77,7 @@ func New(opts Options) *Server {
 		MaxHeaderBytes:    opts.MaxHeaderBytes,
 		ErrorLog:          opts.ErrorLog,
 	}
+	s.base = context.WithValue(context.Background(), http.ServerContextKey, s.fallback)
 	return s
 }
 
