@@ -20,16 +20,18 @@ import (
 // The open-record journal keeps the records a call appends before it is
 // forwarded out of SQLite: one JSON line per record in append-only segment
 // files beside the database, named <db>-open.<n>.journal. Each Write appends
-// its open records with a single write(2) and no fsync: what the kernel
-// accepted survives a SIGKILL of the process, but an OS crash or power loss
-// may lose the open records of its last moments (settled records are in
-// SQLite, whose WAL is synced at checkpoints, synchronous=NORMAL). A
-// process only ever appends to segments it created; segments on disk that
-// it did not create were left by a stopped process and are consumed by
-// Reconcile.
+// its open records, with no fsync, into a shared mapping of a segment sized
+// up front (journal_unix.go), or with a single write(2) elsewhere
+// (journal_other.go): what the kernel accepted survives a SIGKILL of the
+// process, but an OS crash or power loss may lose the open records of its
+// last moments (settled records are in SQLite, whose WAL is synced at
+// checkpoints, synchronous=NORMAL). A segment ends at its first zero byte:
+// past it is the unused, zero-filled rest of a mapped segment. A process
+// only ever appends to segments it created; segments on disk that it did
+// not create were left by a stopped process and are consumed by Reconcile.
 
-// defaultSegmentSize is the size past which the journal moves on to a new
-// segment.
+// defaultSegmentSize is the size of a journal segment: the journal moves on
+// to a new one when a batch would not fit.
 const defaultSegmentSize = 4 << 20
 
 // segment is one journal file and how many of its records are still open.
@@ -48,8 +50,8 @@ type journal struct {
 	maxSize int64
 	next    uint64 // number of the next segment to create
 	cur     *segment
-	f       *os.File // the current segment, nil until the first append
-	size    int64
+	f       *segmentFile        // the current segment, nil until the first append
+	size    int64               // bytes of lines in f
 	segs    map[uint64]*segment // this process's segments with open records, and cur
 	buf     []byte
 }
@@ -104,52 +106,55 @@ func (j *journal) foreign() (map[uint64]string, error) {
 	return files, nil
 }
 
-// append writes recs to the current segment with one write and returns
-// the segment that holds them, counted open, moving on to a new segment
-// first when the current one is full. On a failed write the segment is cut
-// back, so no partial line stays in front of later ones.
+// append writes recs to the current segment and returns the segment that
+// holds them, counted open, moving on to a new segment first when the
+// current one is full. A failed write leaves no partial line in front of
+// later ones: a segment that may end in one takes no more lines.
 func (j *journal) append(recs []*tollgate.UsageRecord) (*segment, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.f != nil && j.size >= j.maxSize {
-		old, f := j.cur, j.f
-		j.f, j.cur = nil, nil
-		j.releaseLocked(old, 0)
-		if err := f.Close(); err != nil {
-			return nil, fmt.Errorf("close usage journal: %w", err)
-		}
-	}
-	if j.f == nil {
-		if err := j.create(); err != nil {
-			return nil, err
-		}
-	}
 	j.buf = j.buf[:0]
 	for _, r := range recs {
 		j.buf = appendEntry(j.buf, r)
 	}
-	n, err := j.f.Write(j.buf)
+	if j.f != nil && (j.size >= j.maxSize || !j.f.fits(j.size, len(j.buf))) {
+		if err := j.closeCurrent(); err != nil {
+			return nil, err
+		}
+	}
+	if j.f == nil {
+		if err := j.create(max(j.maxSize, int64(len(j.buf)))); err != nil {
+			return nil, err
+		}
+	}
+	usable, err := j.f.write(j.size, j.buf)
 	if err != nil {
-		if n > 0 {
-			if terr := j.f.Truncate(j.size); terr != nil {
-				// The segment now ends in a partial line: never append to
-				// it again, so only its last line can be malformed.
-				old := j.cur
-				_ = j.f.Close()
-				j.f, j.cur = nil, nil
-				j.releaseLocked(old, 0)
-			}
+		if !usable {
+			_ = j.closeCurrent()
 		}
 		return nil, fmt.Errorf("append usage journal: %w", err)
 	}
-	j.size += int64(n)
+	j.size += int64(len(j.buf))
 	j.cur.open += len(recs)
 	return j.cur, nil
 }
 
-// create opens a new current segment, numbered after every segment on
-// disk.
-func (j *journal) create() error {
+// closeCurrent closes the current segment, which is removed once none of
+// its records is open.
+func (j *journal) closeCurrent() error {
+	old, f := j.cur, j.f
+	j.f, j.cur = nil, nil
+	err := f.close(j.size)
+	j.releaseLocked(old, 0)
+	if err != nil {
+		return fmt.Errorf("close usage journal: %w", err)
+	}
+	return nil
+}
+
+// create opens a new current segment of size bytes, numbered after every
+// segment on disk.
+func (j *journal) create(size int64) error {
 	if j.next == 0 {
 		files, err := segmentFiles(j.prefix)
 		if err != nil {
@@ -162,7 +167,7 @@ func (j *journal) create() error {
 	}
 	for {
 		s := &segment{n: j.next, path: j.prefix + strconv.FormatUint(j.next, 10) + ".journal"}
-		f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+		f, err := createSegmentFile(s.path, size)
 		j.next++
 		if errors.Is(err, fs.ErrExist) {
 			continue // another process's segment: never append to it
@@ -203,8 +208,8 @@ func (j *journal) close() error {
 	if j.f == nil {
 		return nil
 	}
-	err := j.f.Close()
 	s := j.cur
+	err := j.f.close(j.size)
 	j.f, j.cur = nil, nil
 	if s.open == 0 {
 		delete(j.segs, s.n)
@@ -323,13 +328,18 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// readSegment returns the records of one segment file, in order. A last
-// line cut short (by a crash in the middle of a write) is skipped; a
-// malformed line before the last one is an error.
+// readSegment returns the records of one segment file, in order. The
+// segment ends at its first zero byte (a line never holds one: JSON
+// escapes it), or at the end of the file. A last line cut short (by a
+// crash in the middle of a write) is skipped; a malformed line before the
+// last one is an error.
 func readSegment(path string) ([]*tollgate.UsageRecord, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read usage journal: %w", err)
+	}
+	if end := bytes.IndexByte(data, 0); end >= 0 {
+		data = data[:end]
 	}
 	var out []*tollgate.UsageRecord
 	for line := 1; len(data) > 0; line++ {

@@ -1,6 +1,8 @@
 package sqlite_test
 
 import (
+	"bytes"
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -116,34 +118,47 @@ func TestJournal(t *testing.T) {
 		}
 	})
 
-	t.Run("CutLastLineIsSkipped", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "tollgate.db")
-		mustWrite(t, mustOpenAt(t, path).Ledger(), []*tollgate.UsageRecord{openRec("a", 0, 5), openRec("b", 0, 6)}, nil)
-		files := journalFiles(t, path)
-		if len(files) != 1 {
-			t.Fatalf("journal files %v, want one", files)
-		}
-		appendTo(t, files[0], `{"id":"c","start":17`)
+	// A segment of a killed process has a zero-filled tail on systems
+	// that map it; one closed cleanly, or written by an earlier version,
+	// ends with its last line.
+	for _, closed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("CutLastLineIsSkipped/closed=%v", closed), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "tollgate.db")
+			db := mustOpenAt(t, path)
+			mustWrite(t, db.Ledger(), []*tollgate.UsageRecord{openRec("a", 0, 5), openRec("b", 0, 6)}, nil)
+			if closed {
+				mustClose(t, db)
+			}
+			files := journalFiles(t, path)
+			if len(files) != 1 {
+				t.Fatalf("journal files %v, want one", files)
+			}
+			appendLines(t, files[0], `{"id":"c","start":17`)
 
-		got, err := mustOpenAt(t, path).Ledger().Reconcile(t.Context(), t0.Add(time.Hour), t0.Add(time.Hour), true)
-		if err != nil || len(got) != 2 {
-			t.Fatalf("Reconcile = %+v, %v; want a and b", got, err)
-		}
-	})
+			got, err := mustOpenAt(t, path).Ledger().Reconcile(t.Context(), t0.Add(time.Hour), t0.Add(time.Hour), true)
+			if err != nil || len(got) != 2 {
+				t.Fatalf("Reconcile = %+v, %v; want a and b", got, err)
+			}
+		})
 
-	t.Run("MalformedLineBeforeTheLastIsAnError", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "tollgate.db")
-		mustWrite(t, mustOpenAt(t, path).Ledger(), []*tollgate.UsageRecord{openRec("a", 0, 5)}, nil)
-		files := journalFiles(t, path)
-		appendTo(t, files[0], "garbage\n"+`{"id":"b","start":1}`+"\n")
+		t.Run(fmt.Sprintf("MalformedLineBeforeTheLastIsAnError/closed=%v", closed), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "tollgate.db")
+			db := mustOpenAt(t, path)
+			mustWrite(t, db.Ledger(), []*tollgate.UsageRecord{openRec("a", 0, 5)}, nil)
+			if closed {
+				mustClose(t, db)
+			}
+			files := journalFiles(t, path)
+			appendLines(t, files[0], "garbage\n"+`{"id":"b","start":1}`+"\n")
 
-		if _, err := mustOpenAt(t, path).Ledger().Reconcile(t.Context(), t0.Add(time.Hour), t0.Add(time.Hour), true); err == nil {
-			t.Fatalf("Reconcile of a corrupt journal succeeded; want an error, not lost records")
-		}
-		if files := journalFiles(t, path); len(files) != 1 {
-			t.Errorf("journal files %v, want the corrupt segment kept", files)
-		}
-	})
+			if _, err := mustOpenAt(t, path).Ledger().Reconcile(t.Context(), t0.Add(time.Hour), t0.Add(time.Hour), true); err == nil {
+				t.Fatalf("Reconcile of a corrupt journal succeeded; want an error, not lost records")
+			}
+			if files := journalFiles(t, path); len(files) != 1 {
+				t.Errorf("journal files %v, want the corrupt segment kept", files)
+			}
+		})
+	}
 
 	t.Run("SegmentsRotateAndGoOnceSettled", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "tollgate.db")
@@ -155,8 +170,21 @@ func TestJournal(t *testing.T) {
 			recs = append(recs, r)
 			mustWrite(t, l, []*tollgate.UsageRecord{r}, nil)
 		}
-		if n := len(journalFiles(t, path)); n < 4 {
-			t.Fatalf("%d journal files after 40 records in 512-byte segments, want several", n)
+		files := journalFiles(t, path)
+		if len(files) < 4 {
+			t.Fatalf("%d journal files after 40 records in 512-byte segments, want several", len(files))
+		}
+		slices.SortFunc(files, func(a, b string) int { // by number: the current one last
+			return cmp.Or(cmp.Compare(len(a), len(b)), strings.Compare(a, b))
+		})
+		for _, f := range files[:len(files)-1] {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(data) == 0 || bytes.IndexByte(data, 0) >= 0 || data[len(data)-1] != '\n' {
+				t.Errorf("segment %s moved on from holds %q, want its lines only", f, data)
+			}
 		}
 		// Settle all but the first record: only its segment stays.
 		for _, r := range recs[1:] {
@@ -177,6 +205,23 @@ func TestJournal(t *testing.T) {
 		}
 		if files := journalFiles(t, path); len(files) != 0 {
 			t.Errorf("journal files %v after a clean close with nothing open, want none", files)
+		}
+	})
+
+	t.Run("BatchLargerThanASegment", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "tollgate.db")
+		l := mustOpenAt(t, path, sqlite.WithJournalSegmentSize(512)).Ledger()
+		mustWrite(t, l, []*tollgate.UsageRecord{openRec("first", 0, 1)}, nil)
+		var batch []*tollgate.UsageRecord
+		for i := range 20 {
+			batch = append(batch, openRec(fmt.Sprintf("r%02d", i), time.Second, 1))
+		}
+		mustWrite(t, l, batch, nil)
+		mustWrite(t, l, []*tollgate.UsageRecord{openRec("last", 0, 1)}, nil)
+
+		got, err := mustOpenAt(t, path).Ledger().Reconcile(t.Context(), t0.Add(time.Hour), t0.Add(time.Hour), true)
+		if err != nil || len(got) != 22 {
+			t.Fatalf("Reconcile = %d records, %v; want 22", len(got), err)
 		}
 	})
 
@@ -228,16 +273,34 @@ func TestJournal(t *testing.T) {
 	})
 }
 
-func appendTo(tb testing.TB, path, s string) {
+// appendLines writes s where the next line of the segment at path would
+// go: at its first zero byte (the unused tail of a mapped segment), or at
+// its end.
+func appendLines(tb testing.TB, path, s string) {
 	tb.Helper()
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := f.WriteString(s); err != nil {
+	end := bytes.IndexByte(data, 0)
+	if end < 0 {
+		end = len(data)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte(s), int64(end)); err != nil {
 		tb.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
 		tb.Fatal(err)
+	}
+}
+
+func mustClose(tb testing.TB, db *sqlite.DB) {
+	tb.Helper()
+	if err := db.Close(); err != nil {
+		tb.Fatalf("Close: %v", err)
 	}
 }
