@@ -27,6 +27,7 @@ type exchange struct {
 	releases      []func(context.Context, *tollgate.Outcome)
 
 	up          *upstream
+	direct      bool // forwarded by the direct exchange, not ReverseProxy
 	fwdStart    time.Time
 	upstreamDur time.Duration
 
@@ -67,6 +68,17 @@ func (x *exchange) Write(b []byte) (int, error) {
 	n, err := x.w.Write(b)
 	x.bytesOut += int64(n)
 	return n, err
+}
+
+// interim passes an upstream's 1xx answer to the client with its header,
+// then clears the header for the final answer, as ReverseProxy does.
+func (x *exchange) interim(code int, h http.Header) {
+	dst := x.Header()
+	for k, vv := range h {
+		dst[k] = append(dst[k], vv...)
+	}
+	x.WriteHeader(code)
+	clear(dst)
 }
 
 // FlushError sends buffered data to the client (streams); ReverseProxy

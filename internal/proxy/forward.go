@@ -47,26 +47,7 @@ func (p *Proxy) reverseProxy(rt *route, pl *pool, up *upstream) *httputil.Revers
 		BufferPool:    p.buffers,
 		ModifyResponse: func(res *http.Response) error {
 			x, _ := res.Request.Context().Value(exchangeKey{}).(*exchange)
-			if res.StatusCode >= 500 {
-				pl.failure(up, p.now())
-			} else {
-				pl.success(up)
-			}
-			if x == nil {
-				return nil
-			}
-			x.upstreamDur = p.now().Sub(x.fwdStart)
-			if rt.gpuHeader != "" {
-				if v := res.Header.Get(rt.gpuHeader); v != "" {
-					if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
-						x.units.GPUMillis = int64(s * 1000)
-					}
-				}
-			}
-			if x.usage != nil && res.StatusCode < 300 {
-				x.usage.wrap(res, x)
-			}
-			return nil
+			return p.onResponse(x, res, rt, pl, up)
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			x, ok := w.(*exchange)
@@ -77,6 +58,32 @@ func (p *Proxy) reverseProxy(rt *route, pl *pool, up *upstream) *httputil.Revers
 			p.upstreamFailed(x, r, pl, up, err)
 		},
 	}
+}
+
+// onResponse sees an upstream's response before it is copied: the pool
+// learns the upstream's health, the exchange its upstream latency and GPU
+// time, and OpenAI usage is read from the body as it passes.
+func (p *Proxy) onResponse(x *exchange, res *http.Response, rt *route, pl *pool, up *upstream) error {
+	if res.StatusCode >= 500 {
+		pl.failure(up, p.now())
+	} else {
+		pl.success(up)
+	}
+	if x == nil {
+		return nil
+	}
+	x.upstreamDur = p.now().Sub(x.fwdStart)
+	if rt.gpuHeader != "" {
+		if v := res.Header.Get(rt.gpuHeader); v != "" {
+			if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
+				x.units.GPUMillis = int64(s * 1000)
+			}
+		}
+	}
+	if x.usage != nil && res.StatusCode < 300 {
+		x.usage.wrap(res, x)
+	}
+	return nil
 }
 
 // upstreamFailed renders a failed exchange: 413 when the streamed body ran

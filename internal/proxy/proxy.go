@@ -67,6 +67,7 @@ type Proxy struct {
 	ids       *idSource
 	metrics   *metrics
 	transport http.RoundTripper
+	own       *transport // the built-in transport, when it is the one in use: the direct exchange rides on it
 	buffers   *bufferPool
 	routes    *table
 	unmatched *routeMetrics // requests that matched no route
@@ -99,7 +100,8 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		p.clientIP = remoteHost
 	}
 	if p.transport == nil {
-		p.transport = newTransport()
+		p.own = newTransport()
+		p.transport = p.own
 	}
 	for i, s := range cfg.Server.TrustedProxies {
 		pfx, err := netip.ParsePrefix(s)

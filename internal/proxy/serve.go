@@ -177,10 +177,14 @@ func (p *Proxy) forward(x *exchange, r *http.Request, rt *route, pl *pool) {
 		ctx, cancel = context.WithTimeout(ctx, rt.timeout)
 		defer cancel()
 	}
-	r = r.WithContext(ctx)
 	x.fwdStart = p.now()
 	x.up = pl.pick(x.fwdStart)
-	x.up.rp.ServeHTTP(x, r)
+	if p.directOK(r, rt, x.up) {
+		x.direct = true
+		p.forwardDirect(ctx, x, r, rt, pl)
+		return
+	}
+	x.up.rp.ServeHTTP(x, r.WithContext(ctx))
 }
 
 // refusal used by the 413 paths.

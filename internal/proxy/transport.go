@@ -294,6 +294,8 @@ func (pc *upConn) roundTrip(req *http.Request) (*http.Response, error) {
 			if err := trace.Got1xxResponse(r.StatusCode, textproto.MIMEHeader(r.Header)); err != nil {
 				return fail(err)
 			}
+		} else if x, ok := ctx.Value(exchangeKey{}).(*exchange); ok && x.direct {
+			x.interim(r.StatusCode, r.Header)
 		}
 	}
 	b := &upBody{pc: pc, res: res, stop: stop, keep: !res.Close && !req.Close}
