@@ -108,3 +108,33 @@ func BenchmarkJournalAppend(b *testing.B) {
 		b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
 	}
 }
+
+// BenchmarkLedgerSettle measures settlement alone: records that were
+// never opened, settled in batches of 256. Reported per record.
+func BenchmarkLedgerSettle(b *testing.B) {
+	db := open(b, filepath.Join(b.TempDir(), "db"))
+	if err := db.Migrate(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	l := db.Ledger()
+	start := time.Date(2026, time.November, 23, 0, 0, 0, 0, time.UTC)
+	batch := make([]*tollgate.UsageRecord, 256)
+	b.ReportAllocs()
+	cpu0, cpuOK := processCPU()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += len(batch) {
+		for j := range batch {
+			batch[j] = &tollgate.UsageRecord{RequestID: fmt.Sprintf("%016x%016x", start.UnixMilli(), i+j), Start: start,
+				End: start.Add(time.Millisecond), UserID: "usr_1", TenantID: "acme", Route: "bench", Outcome: tollgate.ResultOK,
+				Status: 200, BytesOut: 219, Cost: 100, Reserved: 100, Settled: true}
+		}
+		if err := l.Write(ctx, nil, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if cpu1, ok := processCPU(); ok && cpuOK {
+		b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
+	}
+}

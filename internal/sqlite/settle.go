@@ -142,13 +142,14 @@ func (l *Ledger) insertSettled(ctx context.Context, tx *sql.Tx, rows []*tollgate
 		return nil
 	}
 	var seq int64
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE((SELECT seq FROM usage_records WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1), 0) + 1`).Scan(&seq); err != nil {
+	if err := tx.StmtContext(ctx, l.nextSeq).QueryRowContext(ctx).Scan(&seq); err != nil {
 		return fmt.Errorf("usage sequence: %w", err)
 	}
 	for _, r := range rows {
 		r.Settled, r.Seq = true, seq
 		seq++
 	}
+	args := make([]any, 0, min(len(rows), upsertChunks()[0])*settledArgs)
 	for len(rows) > 0 {
 		n := 1
 		for _, c := range upsertChunks() {
@@ -157,9 +158,9 @@ func (l *Ledger) insertSettled(ctx context.Context, tx *sql.Tx, rows []*tollgate
 				break
 			}
 		}
-		args := make([]any, 0, n*22)
+		args = args[:0]
 		for _, r := range rows[:n] {
-			args = append(args, usageArgs(r)...)
+			args = appendSettledArgs(args, r)
 		}
 		if _, err := tx.StmtContext(ctx, l.upsert[n]).ExecContext(ctx, args...); err != nil {
 			return fmt.Errorf("settle usage: %w", err)
@@ -182,10 +183,10 @@ const upsertTail = ` ON CONFLICT (request_id) DO UPDATE SET ended_at = excluded.
 	gpu_millis = excluded.gpu_millis, cost = excluded.cost, settled = 1, seq = excluded.seq
 	WHERE usage_records.settled = 0`
 
-// prepare readies the statements once: the inserts on the write
-// connection, so a group commit does not parse SQL, and the existence
-// check on the read pool, so an open record never waits for the write
-// connection.
+// prepare readies the statements once: the inserts and the next sequence
+// number on the write connection, so a group commit does not parse SQL,
+// and the existence checks on the read pool, so an open record never
+// waits for the write connection.
 func (l *Ledger) prepare(ctx context.Context) error {
 	l.prepMu.Lock()
 	defer l.prepMu.Unlock()
@@ -193,34 +194,35 @@ func (l *Ledger) prepare(ctx context.Context) error {
 		return nil
 	}
 	ctx = context.WithoutCancel(ctx)
+	var all []*sql.Stmt
+	var err error
+	prep := func(db *sql.DB, query string) *sql.Stmt {
+		if err != nil {
+			return nil
+		}
+		st, perr := db.PrepareContext(ctx, query)
+		if err = perr; err == nil {
+			all = append(all, st)
+		}
+		return st
+	}
 	upsert := map[int]*sql.Stmt{}
-	closeAll := func() {
-		for _, st := range upsert {
+	for _, n := range upsertChunks() {
+		tuples := strings.Repeat(`(`+settledValues+`), `, n-1) + `(` + settledValues + `)`
+		upsert[n] = prep(l.db.write, `INSERT INTO usage_records (`+usageColumns+`) VALUES `+tuples+upsertTail)
+	}
+	nextSeq := prep(l.db.write, `SELECT COALESCE((SELECT seq FROM usage_records
+		WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1), 0) + 1`)
+	exists := prep(l.db.read, `SELECT request_id FROM usage_records WHERE request_id IN (?`+
+		strings.Repeat(`, ?`, existsArgs-1)+`) LIMIT 1`)
+	exists1 := prep(l.db.read, `SELECT request_id FROM usage_records WHERE request_id = ?`)
+	if err != nil {
+		for _, st := range all {
 			_ = st.Close()
 		}
-	}
-	for _, n := range upsertChunks() {
-		tuples := strings.Repeat(`(`+usageValues+`), `, n-1) + `(` + usageValues + `)`
-		st, err := l.db.write.PrepareContext(ctx, `INSERT INTO usage_records (`+usageColumns+`) VALUES `+tuples+upsertTail)
-		if err != nil {
-			closeAll()
-			return fmt.Errorf("prepare usage statements: %w", err)
-		}
-		upsert[n] = st
-	}
-	exists, err := l.db.read.PrepareContext(ctx, `SELECT request_id FROM usage_records WHERE request_id IN (?`+
-		strings.Repeat(`, ?`, existsArgs-1)+`) LIMIT 1`)
-	if err != nil {
-		closeAll()
 		return fmt.Errorf("prepare usage statements: %w", err)
 	}
-	exists1, err := l.db.read.PrepareContext(ctx, `SELECT request_id FROM usage_records WHERE request_id = ?`)
-	if err != nil {
-		closeAll()
-		_ = exists.Close()
-		return fmt.Errorf("prepare usage statements: %w", err)
-	}
-	l.upsert, l.exists, l.exists1 = upsert, exists, exists1
+	l.upsert, l.nextSeq, l.exists, l.exists1 = upsert, nextSeq, exists, exists1
 	return nil
 }
 

@@ -32,6 +32,7 @@ type Ledger struct {
 
 	prepMu  sync.Mutex
 	upsert  map[int]*sql.Stmt // inserts settled records, by rows per statement
+	nextSeq *sql.Stmt         // returns the seq of the next settled record
 	exists  *sql.Stmt         // finds whether one of existsArgs ids has a row
 	exists1 *sql.Stmt         // finds whether one id has a row
 
@@ -67,16 +68,19 @@ const usageColumns = `request_id, started_at, ended_at, tenant_id, user_id, rout
 	status, bytes_in, bytes_out, latency_ms, input_tokens, output_tokens, images,
 	megapixel_millis, audio_millis, gpu_millis, cost, reserved, settled, seq`
 
-const usageValues = `?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?`
+// settledValues are the placeholders of one settled row of usageColumns:
+// settledArgs values, settled is 1.
+const settledValues = `?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?`
 
-func usageArgs(r *tollgate.UsageRecord) []any {
-	var seq any
-	if r.Seq > 0 {
-		seq = r.Seq
-	}
-	return []any{r.RequestID, r.Start.UnixMicro(), toTime(r.End), r.TenantID, r.UserID, r.Route, r.Model, r.Outcome,
-		r.Status, r.BytesIn, r.BytesOut, r.LatencyMS, r.Units.InputTokens, r.Units.OutputTokens, r.Units.Images,
-		r.Units.MegapixelMillis, r.Units.AudioMillis, r.Units.GPUMillis, int64(r.Cost), int64(r.Reserved), r.Settled, seq}
+const settledArgs = 21
+
+// appendSettledArgs appends the values of r, settled and numbered, for
+// settledValues. They are of the driver's own types (int64, not int), so
+// database/sql passes them on without converting each.
+func appendSettledArgs(args []any, r *tollgate.UsageRecord) []any {
+	return append(args, r.RequestID, r.Start.UnixMicro(), toTime(r.End), r.TenantID, r.UserID, r.Route, r.Model, r.Outcome,
+		int64(r.Status), r.BytesIn, r.BytesOut, r.LatencyMS, r.Units.InputTokens, r.Units.OutputTokens, r.Units.Images,
+		r.Units.MegapixelMillis, r.Units.AudioMillis, r.Units.GPUMillis, int64(r.Cost), int64(r.Reserved), r.Seq)
 }
 
 func scanUsage(s scanner) (*tollgate.UsageRecord, error) {

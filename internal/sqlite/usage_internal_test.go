@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -88,5 +89,38 @@ func TestLedgerOpensWithoutTheWriteLock(t *testing.T) {
 	}
 	if got, err := l.Record(t.Context(), "a"); err != nil || !got.Settled || got.Cost != 4 {
 		t.Errorf("Record(a) = %+v, %v; want it settled at 4", got, err)
+	}
+}
+
+// TestLedgerSettlesABatchInChunks: a batch is inserted by statements of
+// several sizes; every row keeps its own values and the batch's order.
+func TestLedgerSettlesABatchInChunks(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "db"))
+	if err := db.Migrate(t.Context()); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	l := db.Ledger()
+	n := upsertChunks()[0] + upsertChunks()[1] + 3 // every statement size, the largest first
+	start := time.Date(2026, time.November, 3, 0, 0, 0, 0, time.UTC)
+	var batch []*tollgate.UsageRecord
+	for i := range n {
+		batch = append(batch, &tollgate.UsageRecord{RequestID: fmt.Sprintf("r%03d", i), Start: start.Add(time.Duration(i) * time.Second),
+			End: start.Add(time.Hour), UserID: fmt.Sprintf("u%d", i%3), Route: "chat", Outcome: tollgate.ResultOK,
+			Status: 200 + i, BytesOut: int64(1000 * i), Cost: tollgate.Money(i), Reserved: 100, Settled: true})
+	}
+	if err := l.Write(t.Context(), nil, batch); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	got, err := l.Export(t.Context(), 0, 2*n)
+	if err != nil || len(got) != n {
+		t.Fatalf("Export = %d records, %v; want %d", len(got), err, n)
+	}
+	for i, r := range got {
+		want := fmt.Sprintf("r%03d", i)
+		if r.RequestID != want || r.Seq != got[0].Seq+int64(i) || !r.Settled || r.Status != 200+i ||
+			r.BytesOut != int64(1000*i) || r.Cost != tollgate.Money(i) || r.UserID != fmt.Sprintf("u%d", i%3) ||
+			!r.Start.Equal(start.Add(time.Duration(i)*time.Second)) || !r.End.Equal(start.Add(time.Hour)) {
+			t.Errorf("record %d = %+v; want %s as written, seq %d", i, r, want, got[0].Seq+int64(i))
+		}
 	}
 }
