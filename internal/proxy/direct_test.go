@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tollgate/tollgate/internal/proxy"
 )
@@ -222,5 +223,69 @@ routes:
 				t.Errorf("client received\n%s\nthrough the direct exchange, and\n%s\nthrough ReverseProxy", got["direct"][1], got["ReverseProxy"][1])
 			}
 		})
+	}
+}
+
+// TestDirectRouteTimeout: the route timeout bounds the direct exchange as
+// a deadline on the upstream connection: a slow answer is a 504, a stream
+// that outlives it is cut short, and a connection given back to the pool
+// carries no deadline into its next request.
+func TestDirectRouteTimeout(t *testing.T) {
+	var conns sync.Map
+	up := newUpstream(t, "slow", func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/slow":
+			time.Sleep(600 * time.Millisecond)
+		case "/v1/stream":
+			w.Header().Set("Content-Type", "application/octet-stream")
+			_, _ = io.WriteString(w, "start ")
+			w.(http.Flusher).Flush()
+			time.Sleep(600 * time.Millisecond)
+			_, _ = io.WriteString(w, "too late")
+			return
+		}
+		_, _ = io.WriteString(w, "quick")
+	})
+	up.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Store(c, true)
+		}
+	}
+	g := setup(t, fmt.Sprintf(`
+routes:
+  - name: plain
+    path: /v1/
+    type: http
+    upstreams: [%s]
+    scopes: [infer:text]
+    timeout: 300ms
+`, up.URL), proxy.Options{})
+
+	res := do(t, "GET", g.URL+"/v1/slow", "tok-alice", nil)
+	wantStatus(t, res, http.StatusGatewayTimeout)
+	if e := decodeError(t, res); e.Error.Code != "upstream_timeout" {
+		t.Fatalf("code %q", e.Error.Code)
+	}
+
+	res = do(t, "GET", g.URL+"/v1/stream", "tok-alice", nil)
+	wantStatus(t, res, http.StatusOK)
+	if b, err := io.ReadAll(res.Body); err == nil || strings.Contains(string(b), "too late") {
+		t.Fatalf("a stream past the route timeout read %q, %v; want it cut short", b, err)
+	}
+
+	countConns := func() (n int) {
+		conns.Range(func(_, _ any) bool { n++; return true })
+		return n
+	}
+	before := countConns()
+	if got := readAll(t, do(t, "GET", g.URL+"/v1/quick", "tok-alice", nil).Body); got != "quick" {
+		t.Fatalf("quick: %q", got)
+	}
+	time.Sleep(700 * time.Millisecond) // past the first request's deadline, and long enough to be checked before reuse
+	if got := readAll(t, do(t, "GET", g.URL+"/v1/quick", "tok-alice", nil).Body); got != "quick" {
+		t.Fatalf("quick after the deadline: %q", got)
+	}
+	if n := countConns() - before; n != 1 {
+		t.Fatalf("two quick requests used %d new upstream connections, want 1 (kept alive)", n)
 	}
 }

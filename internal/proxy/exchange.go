@@ -27,7 +27,8 @@ type exchange struct {
 	releases      []func(context.Context, *tollgate.Outcome)
 
 	up          *upstream
-	direct      bool // forwarded by the direct exchange, not ReverseProxy
+	direct      bool      // forwarded by the direct exchange, not ReverseProxy
+	deadline    time.Time // the direct exchange's route timeout, as a connection deadline
 	fwdStart    time.Time
 	upstreamDur time.Duration
 

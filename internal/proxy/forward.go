@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -96,7 +98,7 @@ func (p *Proxy) upstreamFailed(x *exchange, r *http.Request, pl *pool, up *upstr
 		httpx.WriteError(x, r, p.log, tooLarge(x.rt.maxBody))
 	case x.clientCt.Err() != nil:
 		// The client is gone; there is nobody to answer.
-	case r.Context().Err() != nil:
+	case r.Context().Err() != nil || x.direct && errors.Is(err, os.ErrDeadlineExceeded):
 		x.upstreamErr = true
 		x.rt.metrics.upstreamErrors.Inc()
 		httpx.WriteError(x, r, p.log, tollgate.Errorf(tollgate.ETimeout, "the upstream did not answer within %s", x.rt.timeout))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/tollgate/tollgate/internal/policy"
 	"github.com/tollgate/tollgate/internal/tollgate"
@@ -170,19 +171,21 @@ func (p *Proxy) serveRoute(x *exchange, r *http.Request, rt *route) error {
 }
 
 // forward sends the request to an upstream of pl and copies the response.
+// The route timeout bounds the exchange: as the upstream connection's
+// deadline on the direct exchange, as a context deadline otherwise.
 func (p *Proxy) forward(x *exchange, r *http.Request, rt *route, pl *pool) {
 	ctx := context.WithValue(r.Context(), exchangeKey{}, x)
+	x.fwdStart = p.now()
+	x.up = pl.pick(x.fwdStart)
+	if p.directOK(r, rt, x.up) {
+		x.direct, x.deadline = true, time.Now().Add(rt.timeout)
+		p.forwardDirect(ctx, x, r, rt, pl)
+		return
+	}
 	if !isUpgrade(r) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, rt.timeout)
 		defer cancel()
-	}
-	x.fwdStart = p.now()
-	x.up = pl.pick(x.fwdStart)
-	if p.directOK(r, rt, x.up) {
-		x.direct = true
-		p.forwardDirect(ctx, x, r, rt, pl)
-		return
 	}
 	x.up.rp.ServeHTTP(x, r.WithContext(ctx))
 }

@@ -90,12 +90,16 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.fallback.RoundTrip(req)
 	}
 	addr := net.JoinHostPort(req.URL.Hostname(), cmp.Or(req.URL.Port(), "80"))
+	var deadline time.Time
+	if x, ok := req.Context().Value(exchangeKey{}).(*exchange); ok && x.direct {
+		deadline = x.deadline
+	}
 	for attempt := 0; ; attempt++ {
-		pc, reused, err := t.get(req.Context(), addr)
+		pc, reused, err := t.get(req.Context(), addr, deadline)
 		if err != nil {
 			return nil, err
 		}
-		res, err := pc.roundTrip(req)
+		res, err := pc.roundTrip(req, deadline)
 		if err == nil {
 			return res, nil
 		}
@@ -155,7 +159,7 @@ func (t *transport) CloseIdleConnections() {
 }
 
 // get returns a live idle connection to addr, or dials one.
-func (t *transport) get(ctx context.Context, addr string) (pc *upConn, reused bool, err error) {
+func (t *transport) get(ctx context.Context, addr string, deadline time.Time) (pc *upConn, reused bool, err error) {
 	now := t.now()
 	for {
 		t.mu.Lock()
@@ -173,6 +177,11 @@ func (t *transport) get(ctx context.Context, addr string) (pc *upConn, reused bo
 			return pc, true, nil
 		}
 		_ = pc.conn.Close()
+	}
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
 	}
 	conn, err := t.dial(ctx, "tcp", addr)
 	if err != nil {
@@ -241,6 +250,7 @@ type upConn struct {
 	idleSince time.Time
 	written   int64 // bytes of the current request on the wire
 	readAny   bool  // a byte of the current response arrived
+	deadline  bool  // the current exchange set a deadline on conn
 }
 
 // Write counts what reaches the connection, for retryable.
@@ -250,11 +260,16 @@ func (pc *upConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// roundTrip writes req and reads the head of its response. The response
-// body returns the connection to the pool when it is read to the end.
-func (pc *upConn) roundTrip(req *http.Request) (*http.Response, error) {
+// roundTrip writes req and reads the head of its response, by deadline
+// when it is set. The response body returns the connection to the pool
+// when it is read to the end.
+func (pc *upConn) roundTrip(req *http.Request, deadline time.Time) (*http.Response, error) {
 	ctx := req.Context()
 	pc.written, pc.readAny = 0, false
+	if !deadline.IsZero() {
+		_ = pc.conn.SetDeadline(deadline)
+		pc.deadline = true
+	}
 	// A deadline in the past fails a blocked read or write at once.
 	stop := context.AfterFunc(ctx, func() { _ = pc.conn.SetDeadline(time.Unix(1, 0)) })
 	fail := func(err error) (*http.Response, error) {
@@ -352,6 +367,10 @@ func (b *upBody) finish(ok bool) {
 	b.done = true
 	stopped := b.stop()
 	if ok && stopped && b.keep && b.pc.br.Buffered() == 0 {
+		if b.pc.deadline {
+			b.pc.deadline = false
+			_ = b.pc.conn.SetDeadline(time.Time{})
+		}
 		b.pc.t.put(b.pc)
 		return
 	}
