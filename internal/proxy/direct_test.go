@@ -231,8 +231,9 @@ routes:
 // that outlives it is cut short, and a connection given back to the pool
 // carries no deadline into its next request.
 func TestDirectRouteTimeout(t *testing.T) {
-	var conns sync.Map
+	var conns sync.Map // the upstream's client addresses: one per connection
 	up := newUpstream(t, "slow", func(w http.ResponseWriter, r *http.Request) {
+		conns.Store(r.RemoteAddr, true)
 		switch r.URL.Path {
 		case "/v1/slow":
 			time.Sleep(600 * time.Millisecond)
@@ -246,11 +247,6 @@ func TestDirectRouteTimeout(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, "quick")
 	})
-	up.Config.ConnState = func(c net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Store(c, true)
-		}
-	}
 	g := setup(t, fmt.Sprintf(`
 routes:
   - name: plain
