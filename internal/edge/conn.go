@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tollgate/tollgate/internal/h1"
 )
 
 // Connection states, for Shutdown.
@@ -111,7 +113,7 @@ func (c *conn) readRequest() (*request, bool) {
 	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.opts.ReadHeaderTimeout))
 	for {
 		buf, _ := c.br.Peek(c.br.Buffered())
-		n := headEnd(buf)
+		n := h1.HeadEnd(buf)
 		if n < 0 {
 			return nil, true
 		}

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"reflect"
 	"testing"
+
+	"github.com/tollgate/tollgate/internal/h1"
 )
 
 // FuzzParseHead: every head the fast path accepts, net/http reads as the
@@ -23,7 +25,7 @@ func FuzzParseHead(f *testing.F) {
 	}
 	s := New(Options{Handler: http.NotFoundHandler()})
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		n := headEnd(raw)
+		n := h1.HeadEnd(raw)
 		if n <= 0 {
 			return
 		}

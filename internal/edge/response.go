@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tollgate/tollgate/internal/h1"
 )
 
 // frontSize is how much of a response of unknown length is held before
@@ -53,7 +55,7 @@ func (w *response) WriteHeader(code int) {
 	w.status = code
 	w.noBody = code < 200 || code == http.StatusNoContent || code == http.StatusNotModified
 	if v := w.header.Get("Content-Length"); v != "" {
-		if n, ok := parseLength(trimOWS(v)); ok {
+		if n, ok := h1.ParseLength(h1.TrimOWS(v)); ok {
 			w.cl = n
 		} else {
 			w.c.srv.opts.ErrorLog.Printf("http: invalid Content-Length of %q", v)
@@ -152,7 +154,7 @@ func (w *response) sendHeader(done bool, next []byte) {
 	if len(first) == 0 {
 		first = next
 	}
-	if w.c.srv.shutdown.Load() || hasToken(h.Get("Connection"), "close") {
+	if w.c.srv.shutdown.Load() || h1.HasToken(h.Get("Connection"), "close") {
 		w.closeAfter = true
 	}
 	if b := w.c.cur.Load(); b != nil && b.body != nil {
@@ -190,7 +192,7 @@ func (w *response) sendHeader(done bool, next []byte) {
 		w.cl = -1 // net/http ignores a length next to a transfer coding
 		w.chunked = !w.head && !w.noBody
 	}
-	ownClose := w.closeAfter && !hasToken(h.Get("Connection"), "close")
+	ownClose := w.closeAfter && !h1.HasToken(h.Get("Connection"), "close")
 
 	bw := w.c.bw
 	writeStatusLine(bw, w.status)
@@ -240,7 +242,7 @@ func (w *response) declared(k string) bool {
 		for v != "" {
 			var t string
 			t, v, _ = strings.Cut(v, ",")
-			if http.CanonicalHeaderKey(trimOWS(t)) == k {
+			if http.CanonicalHeaderKey(h1.TrimOWS(t)) == k {
 				return true
 			}
 		}
@@ -254,7 +256,7 @@ func (w *response) declared(k string) bool {
 func (w *response) writeFields(skip func(string) bool) {
 	bw := w.c.bw
 	for k, vv := range w.header {
-		if skip(k) || !validName(k) {
+		if skip(k) || !h1.ValidName(k) {
 			continue
 		}
 		for _, v := range vv {
@@ -301,7 +303,7 @@ func (w *response) writeTrailers() {
 	announced := len(w.header["Trailer"]) > 0
 	for k, vv := range w.header {
 		name, prefixed := strings.CutPrefix(k, http.TrailerPrefix)
-		if !prefixed && !(announced && w.declared(k)) || !validName(name) {
+		if !prefixed && !(announced && w.declared(k)) || !h1.ValidName(name) {
 			continue
 		}
 		for _, v := range vv {

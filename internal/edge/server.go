@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tollgate/tollgate/internal/h1"
 )
 
 // Options configure a Server.
@@ -40,7 +42,7 @@ type Server struct {
 	fallback *http.Server
 	base     context.Context // every request's context descends from it
 	handoff  *handoffListener
-	common   map[string]string
+	fields   *h1.Parser
 	date     atomic.Pointer[dateLine]
 
 	mu        sync.Mutex
@@ -61,7 +63,7 @@ func New(opts Options) *Server {
 	}
 	s := &Server{
 		opts:      opts,
-		common:    commonHeaders(),
+		fields:    h1.NewParser(),
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
 	}

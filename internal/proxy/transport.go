@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tollgate/tollgate/internal/h1"
 )
 
 // maxDirectBody is the largest request body the direct path sends. Bigger
@@ -44,6 +46,7 @@ type transport struct {
 	maxIdle     int           // idle connections kept per upstream
 	idleTimeout time.Duration // an idle connection older than this is closed
 	now         func() time.Time
+	fields      *h1.Parser
 
 	mu        sync.Mutex
 	idle      map[string][]*upConn // by host:port, most recently used last
@@ -68,6 +71,7 @@ func newTransport() *transport {
 		idleTimeout: 90 * time.Second,
 		now:         time.Now,
 		idle:        map[string][]*upConn{},
+		fields:      h1.NewParser(),
 	}
 }
 
@@ -295,7 +299,11 @@ func (pc *upConn) roundTrip(req *http.Request, deadline time.Time) (*http.Respon
 			return fail(err)
 		}
 		pc.readAny = true
-		r, err := http.ReadResponse(pc.br, req)
+		r := parseResponse(pc.t.fields, pc.br, req)
+		var err error
+		if r == nil {
+			r, err = http.ReadResponse(pc.br, req)
+		}
 		if err != nil {
 			return fail(err)
 		}

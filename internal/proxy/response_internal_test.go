@@ -1,0 +1,50 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net/http"
+	"reflect"
+	"testing"
+
+	"github.com/tollgate/tollgate/internal/h1"
+)
+
+// FuzzParseResponse: every response head the fast parser takes,
+// http.ReadResponse reads the same: status, header, length, close, body.
+func FuzzParseResponse(f *testing.F) {
+	for _, seed := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+		"HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n",
+		"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\nEtag: \"x\"\r\n\r\n",
+		"HTTP/1.1 500\r\ncontent-length: 3\r\nconnection: Close\r\n\r\nbad",
+		"HTTP/1.1 200 OK\r\nPragma: no-cache\r\nSet-Cookie: a\r\nset-cookie: b\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab",
+	} {
+		f.Add([]byte(seed))
+	}
+	p := h1.NewParser()
+	req := &http.Request{Method: "GET"}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got := parseResponse(p, bufio.NewReader(bytes.NewReader(raw)), req)
+		if got == nil {
+			return
+		}
+		want, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(raw)), req)
+		if err != nil {
+			t.Fatalf("fast parser took a head http.ReadResponse refuses (%v): %q", err, raw)
+		}
+		if got.Status != want.Status || got.StatusCode != want.StatusCode || got.ContentLength != want.ContentLength ||
+			got.Close != want.Close || !reflect.DeepEqual(got.Header, want.Header) {
+			t.Fatalf("%q: fast %q %d cl=%d close=%v %v; net/http %q %d cl=%d close=%v %v", raw,
+				got.Status, got.StatusCode, got.ContentLength, got.Close, got.Header,
+				want.Status, want.StatusCode, want.ContentLength, want.Close, want.Header)
+		}
+		gb, gerr := io.ReadAll(got.Body)
+		wb, werr := io.ReadAll(want.Body)
+		if !bytes.Equal(gb, wb) || (gerr == nil) != (werr == nil) {
+			t.Fatalf("%q: body %q (%v), net/http %q (%v)", raw, gb, gerr, wb, werr)
+		}
+	})
+}
