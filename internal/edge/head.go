@@ -108,18 +108,7 @@ func parseTarget(target string) (*url.URL, bool) {
 
 // pathByte marks the bytes a path may hold that url's path escaping leaves
 // as they are: letters, digits, "-._~" and "$&+,/:;=@".
-var pathByte = func() (t [256]bool) {
-	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for _, c := range "-._~$&+,/:;=@" {
-		t[c] = true
-	}
-	return t
-}()
+var pathByte = h1.ByteSet("-._~$&+,/:;=@")
 
 // validHost accepts the Host values the fast path needs: names, IPv4 and
 // bracketed IPv6 addresses with an optional port. Others go to net/http.
@@ -133,15 +122,4 @@ func validHost(s string) bool {
 }
 
 // hostByte marks the bytes validHost takes.
-var hostByte = func() (t [256]bool) {
-	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for _, c := range "-._~:[]" {
-		t[c] = true
-	}
-	return t
-}()
+var hostByte = h1.ByteSet("-._~:[]")

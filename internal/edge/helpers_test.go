@@ -129,3 +129,30 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// Which side of edge must have answered a request.
+const (
+	servedFast      = true
+	servedByNetHTTP = false
+)
+
+// both sends raw to edge and to plain net/http and fails the test when
+// the answers differ, or when edge's answer did not come from the side
+// fast names (the handler reports its ResponseWriter in X-Writer).
+func (s servers) both(t *testing.T, raw, method string, fast bool) {
+	t.Helper()
+	got := map[string]string{}
+	for server, addr := range map[string]string{"edge": s.edge, "net/http": s.std} {
+		cl := dial(t, addr)
+		cl.send(raw)
+		res, body := cl.read(method)
+		if server == "edge" && (res.Header.Get("X-Writer") == fastWriter) != fast {
+			t.Errorf("served by %s; want the fast path: %v", res.Header.Get("X-Writer"), fast)
+		}
+		res.Header.Del("X-Writer")
+		got[server] = summary(res, body)
+	}
+	if got["edge"] != got["net/http"] {
+		t.Errorf("edge answered\n%s\nnet/http answered\n%s", got["edge"], got["net/http"])
+	}
+}

@@ -259,12 +259,7 @@ func (w *response) writeFields(skip func(string) bool) {
 		if skip(k) || !h1.ValidName(k) {
 			continue
 		}
-		for _, v := range vv {
-			_, _ = bw.WriteString(k)
-			_, _ = bw.WriteString(": ")
-			writeValue(bw, v)
-			_, _ = bw.WriteString("\r\n")
-		}
+		writeField(bw, k, vv)
 	}
 }
 
@@ -306,12 +301,17 @@ func (w *response) writeTrailers() {
 		if !prefixed && !(announced && w.declared(k)) || !h1.ValidName(name) {
 			continue
 		}
-		for _, v := range vv {
-			_, _ = bw.WriteString(name)
-			_, _ = bw.WriteString(": ")
-			writeValue(bw, v)
-			_, _ = bw.WriteString("\r\n")
-		}
+		writeField(bw, name, vv)
+	}
+}
+
+// writeField writes a line "name: value" for each value.
+func writeField(bw *bufio.Writer, name string, vv []string) {
+	for _, v := range vv {
+		_, _ = bw.WriteString(name)
+		_, _ = bw.WriteString(": ")
+		writeValue(bw, v)
+		_, _ = bw.WriteString("\r\n")
 	}
 }
 

@@ -87,19 +87,23 @@ func (p *Parser) Fields(rest string) (http.Header, bool) {
 	return h, true
 }
 
-// tokenByte marks the bytes of an RFC 9110 token (methods and names).
-var tokenByte = func() (t [256]bool) {
+// ByteSet returns the set of ASCII letters, digits and the bytes of
+// extra, for byte-class tables.
+func ByteSet(extra string) (t [256]bool) {
 	for c := 'a'; c <= 'z'; c++ {
 		t[c], t[c-'a'+'A'] = true, true
 	}
 	for c := '0'; c <= '9'; c++ {
 		t[c] = true
 	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
+	for i := 0; i < len(extra); i++ {
+		t[extra[i]] = true
 	}
 	return t
-}()
+}
+
+// tokenByte marks the bytes of an RFC 9110 token (methods and names).
+var tokenByte = ByteSet("!#$%&'*+-.^_`|~")
 
 // ValidName reports whether s is a token: a method or a field name.
 func ValidName(s string) bool {
