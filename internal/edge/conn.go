@@ -159,13 +159,16 @@ func (c *conn) serveRequest(p *request) bool {
 	}
 	r = r.WithContext(ctx)
 	w := &response{c: c, req: r, header: make(http.Header), cl: -1, closeAfter: p.close, head: r.Method == http.MethodHead}
+	w.x = x
 	c.cur.Store(x)
 	c.armWatch()
 	c.srv.opts.Handler.ServeHTTP(w, r)
+	// The request leaves cur before the watch is stopped: a timer firing
+	// now finds no request to watch, and a watch it started is stopped.
+	c.cur.Store(nil)
 	c.disarmWatch()
 	keep := w.finish(x.body)
 	cancel()
-	c.cur.Store(nil)
 	if keep && c.cr.failed() {
 		keep = false
 	}

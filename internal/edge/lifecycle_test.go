@@ -300,3 +300,23 @@ func TestBrokenUpstreamStreamIsCutShort(t *testing.T) {
 		t.Fatalf("read %q to a clean end; want the response cut short", b)
 	}
 }
+
+// TestWatchAroundTheHandlerReturn: with the watch due at once, the timer
+// fires around every handler's return; the connection still serves each
+// request after the other.
+func TestWatchAroundTheHandlerReturn(t *testing.T) {
+	s := setup(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}), func(o *edge.Options) { o.WatchAfter = time.Nanosecond })
+	cl := dial(t, s.edge)
+	for i := range 3000 {
+		cl.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		res, err := http.ReadResponse(cl.br, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if b, err := io.ReadAll(res.Body); err != nil || string(b) != "ok" {
+			t.Fatalf("request %d: %q, %v", i, b, err)
+		}
+	}
+}

@@ -24,6 +24,7 @@ var errWriteAfterReturn = errors.New("edge: write after the handler returned")
 // return, framed as net/http would frame it.
 type response struct {
 	c          *conn
+	x          *exchange // the request being answered
 	req        *http.Request
 	header     http.Header
 	head       bool  // a HEAD request: bodies are counted, not sent
@@ -134,7 +135,7 @@ func (w *response) FlushError() error {
 	if !w.headerSent {
 		w.sendHeader(false, nil)
 	}
-	if x := w.c.cur.Load(); x != nil && !x.watchDue.Load() {
+	if !w.x.watchDue.Load() {
 		w.c.watch()
 	}
 	return w.c.bw.Flush()
@@ -157,8 +158,8 @@ func (w *response) sendHeader(done bool, next []byte) {
 	if w.c.srv.shutdown.Load() || h1.HasToken(h.Get("Connection"), "close") {
 		w.closeAfter = true
 	}
-	if b := w.c.cur.Load(); b != nil && b.body != nil {
-		if left := b.body.unread(); left < 0 || left > maxDiscard {
+	if w.x.body != nil {
+		if left := w.x.body.unread(); left < 0 || left > maxDiscard {
 			w.closeAfter = true
 		}
 	}
