@@ -320,3 +320,31 @@ func TestWatchAroundTheHandlerReturn(t *testing.T) {
 		}
 	}
 }
+
+// TestUpgradeIsHijackedThroughNetHTTP: a websocket-style upgrade goes to
+// net/http, whose ResponseWriter hijacks the connection for the handler.
+func TestUpgradeIsHijackedThroughNetHTTP(t *testing.T) {
+	s := setup(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		defer c.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+		_ = brw.Flush()
+		line, _ := brw.ReadString('\n')
+		_, _ = brw.WriteString("echo: " + line)
+		_ = brw.Flush()
+	}))
+	cl := dial(t, s.edge)
+	cl.send("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+	res, err := http.ReadResponse(cl.br, nil)
+	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", res, err)
+	}
+	cl.send("hello\n")
+	if line, err := cl.br.ReadString('\n'); err != nil || line != "echo: hello\n" {
+		t.Fatalf("after the upgrade: %q, %v", line, err)
+	}
+}

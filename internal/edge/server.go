@@ -108,8 +108,10 @@ func (s *Server) Serve(ln net.Listener) error {
 			if s.shutdown.Load() {
 				return http.ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			// As net/http: a temporary error (too many open files, a
+			// connection reset before accept) is retried with back-off.
+			var te interface{ Temporary() bool }
+			if errors.As(err, &te) && te.Temporary() {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				s.opts.ErrorLog.Printf("http: accept error: %v; retrying in %v", err, backoff)
 				time.Sleep(backoff)
