@@ -30,9 +30,6 @@ const (
 	maxDiscard = 256 << 10
 )
 
-// aLongTimeAgo is a read deadline that ends a blocked read at once.
-var aLongTimeAgo = time.Unix(1, 0)
-
 // conn is one client connection.
 type conn struct {
 	srv    *Server
@@ -276,7 +273,7 @@ func (cr *connReader) stopWatch() {
 		return
 	}
 	cr.aborted = true
-	_ = cr.nc.SetReadDeadline(aLongTimeAgo)
+	_ = cr.nc.SetReadDeadline(time.Unix(1, 0)) // long past: the blocked read ends at once
 	for cr.inRead {
 		cr.cond.Wait()
 	}

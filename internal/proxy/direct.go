@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/tollgate/tollgate/internal/h1"
 )
 
 // The direct exchange forwards a request of an http route to a plain-HTTP
@@ -27,11 +29,7 @@ import (
 
 // directOK reports whether r can take the direct exchange on rt.
 func (p *Proxy) directOK(r *http.Request, rt *route, up *upstream) bool {
-	if p.own == nil || rt.openai || up.url.Scheme != "http" || r.Method == http.MethodConnect {
-		return false
-	}
-	h := r.Header
-	if len(h["Upgrade"]) > 0 || len(h["Expect"]) > 0 || len(r.Trailer) > 0 || len(r.TransferEncoding) > 0 {
+	if p.own == nil || rt.openai || up.url.Scheme != "http" || !plainExchange(r) {
 		return false
 	}
 	return r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 ||
@@ -91,9 +89,12 @@ func (p *Proxy) forwardDirect(ctx context.Context, x *exchange, r *http.Request,
 	}
 	res.Body.Close()
 	if len(res.Trailer) > 0 {
+		// Trailers the answer did not announce go as net/http's
+		// TrailerPrefix keys, as ReverseProxy sends them.
+		unannounced := len(res.Trailer) != announced
 		_ = x.FlushError()
 		for k, vv := range res.Trailer {
-			if len(res.Trailer) != announced {
+			if unannounced {
 				k = http.TrailerPrefix + k
 			}
 			dst[k] = append(dst[k], vv...)
@@ -158,7 +159,7 @@ func (p *Proxy) outgoing(ctx context.Context, x *exchange, r *http.Request, rt *
 			h[k] = vv
 		}
 	}
-	if teTrailers(in["Te"]) {
+	if anyToken(in["Te"], "trailers") {
 		h["Te"] = []string{"trailers"}
 	}
 	if _, ok := in["User-Agent"]; !ok {
@@ -224,15 +225,12 @@ func connectionNames(conn []string) []string {
 	return names
 }
 
-// teTrailers reports whether the TE values hold the "trailers" token.
-func teTrailers(vs []string) bool {
+// anyToken reports whether one of the comma-separated values vs holds
+// token, compared case-insensitively.
+func anyToken(vs []string, token string) bool {
 	for _, v := range vs {
-		for v != "" {
-			var t string
-			t, v, _ = strings.Cut(v, ",")
-			if strings.EqualFold(textproto.TrimString(t), "trailers") {
-				return true
-			}
+		if h1.HasToken(v, token) {
+			return true
 		}
 	}
 	return false

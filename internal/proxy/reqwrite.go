@@ -54,7 +54,7 @@ func writeRequest(w *bufio.Writer, req *http.Request) (err error) {
 	case req.Method == http.MethodPost || req.Method == http.MethodPut || req.Method == http.MethodPatch:
 		w.WriteString("Content-Length: 0\r\n")
 	}
-	if req.Close && !closeToken(req.Header["Connection"]) {
+	if req.Close && !anyToken(req.Header["Connection"], "close") {
 		w.WriteString("Connection: close\r\n")
 	}
 	for k, vs := range req.Header {
@@ -78,18 +78,6 @@ func writeRequest(w *bufio.Writer, req *http.Request) (err error) {
 		return fmt.Errorf("write request body: %d of its %d bytes", n, req.ContentLength)
 	}
 	return nil
-}
-
-// closeToken reports whether Connection header values name "close".
-func closeToken(vs []string) bool {
-	for _, v := range vs {
-		for tok := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(tok), "close") {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // writeField writes one header line as http.Header.Write does: line

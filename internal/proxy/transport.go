@@ -77,15 +77,20 @@ func newTransport() *transport {
 
 // direct reports whether req can take the direct path.
 func direct(req *http.Request) bool {
-	if req.URL.Scheme != "http" || req.URL.Host == "" || req.Method == http.MethodConnect {
-		return false
-	}
-	h := req.Header
-	if len(h["Upgrade"]) > 0 || len(h["Expect"]) > 0 || len(req.Trailer) > 0 || len(req.TransferEncoding) > 0 {
+	if req.URL.Scheme != "http" || req.URL.Host == "" || !plainExchange(req) {
 		return false
 	}
 	return req.Body == nil || req.Body == http.NoBody ||
 		(req.ContentLength > 0 && req.ContentLength <= maxDirectBody)
+}
+
+// plainExchange reports whether req is an exchange the direct path can
+// carry as one request and one answer: not CONNECT, no upgrade, no
+// 100-continue, no trailers or transfer coding.
+func plainExchange(req *http.Request) bool {
+	h := req.Header
+	return req.Method != http.MethodConnect && len(h["Upgrade"]) == 0 && len(h["Expect"]) == 0 &&
+		len(req.Trailer) == 0 && len(req.TransferEncoding) == 0
 }
 
 // RoundTrip implements http.RoundTripper.
