@@ -55,24 +55,8 @@ if [[ $PIN == 1 ]]; then
 	load_cpu=(taskset -c 0)
 fi
 
-# freeport prints a TCP port nobody listens on at 127.0.0.1.
-freeport() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 30000))
-		if ! ss -Htln "sport = :$p" | grep -q .; then echo "$p"; return; fi
-	done
-}
-
-# waitfor URL: until it answers, at most 10 s.
-waitfor() {
-	for _ in $(seq 100); do
-		if curl -fsS -o /dev/null "$1" 2>/dev/null; then return 0; fi
-		sleep 0.1
-	done
-	echo "run.sh: $1 did not come up" >&2
-	return 1
-}
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== build (load average $load0)" >&2
@@ -217,11 +201,7 @@ runwrk() {
 	printf '%s\n' "$out"
 }
 rps() { awk '/^Requests\/sec:/ {print $2}'; }
-# ticks PID: CPU time (user + system, all threads) in clock ticks.
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
-median() { sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.0f\n", m}'; }
-median1() { sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f\n", m}'; }
 # p LEVEL: the latency at that percentile of wrk --latency, in microseconds.
 pct() {
 	awk -v want="$1%" '$1==want {v=$2; u=v; gsub(/[0-9.]/,"",u); sub(/[a-z]+$/,"",v);

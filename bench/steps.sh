@@ -27,21 +27,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-freeport() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 30000))
-		if ! ss -Htln "sport = :$p" | grep -q .; then echo "$p"; return; fi
-	done
-}
-waitfor() {
-	for _ in $(seq 100); do
-		curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "steps.sh: $1 did not come up" >&2
-	return 1
-}
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
 
 (cd "$root" && go build -o "$work/upstream" ./bench/upstream)
 up_port=$(freeport)
@@ -85,9 +72,7 @@ YAML
 	url[$name]="http://127.0.0.1:$port/v1/chat/completions"
 done
 
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
-median() { sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f\n", m}'; }
 for n in "${names[@]}"; do
 	wrk -t"$THREADS" -c"$CONNS" -d3s -H "Authorization: Bearer ${tok[$n]}" "${url[$n]}" >/dev/null
 done
@@ -112,5 +97,5 @@ echo "tollgate by revision (wrk -t$THREADS -c$CONNS, ${DURATION}s x $ROUNDS inte
 printf '| %-9s | %9s | %10s |\n' revision "req/s" "CPU us/req"
 printf '|-----------|----------:|-----------:|\n'
 for n in "${names[@]}"; do
-	printf '| %-9s | %9s | %10s |\n' "$n" "$(tr ' ' '\n' <<<"${rps[$n]}" | grep . | median)" "$(tr ' ' '\n' <<<"${cpu[$n]}" | grep . | median)"
+	printf '| %-9s | %9s | %10s |\n' "$n" "$(tr ' ' '\n' <<<"${rps[$n]}" | grep . | median1)" "$(tr ' ' '\n' <<<"${cpu[$n]}" | grep . | median1)"
 done
