@@ -164,8 +164,8 @@ func (c *conn) serveRequest(p *request) bool {
 	// now finds no request to watch, and a watch it started is stopped.
 	c.cur.Store(nil)
 	c.disarmWatch()
+	cancel() // as net/http: the context has ended before the answer's last bytes leave
 	keep := w.finish(x.body)
-	cancel()
 	if keep && c.cr.failed() {
 		keep = false
 	}
