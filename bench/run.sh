@@ -12,6 +12,11 @@
 #   BARE=0|1     1: also measure a bare httputil.ReverseProxy (the net/http floor)
 #   LIMITS=0|1   1: also measure tollgate with every limit off (tg-nolimits)
 #                and with every limit and a budget on (tg-limits)
+#   FLOOR=0|1    1: also measure what any proxy adds on this machine:
+#                HAProxy with no token check (hp-plain), a byte relay with
+#                no work (relay) and the same relay burning RELAY_WORK of
+#                CPU per request (relay-work)
+#   RELAY_WORK=40us
 #   TG_ENV=...   environment for the tollgate server, e.g. "GOGC=200"
 set -euo pipefail
 
@@ -27,6 +32,8 @@ KEEP=${KEEP:-0}
 TG_ENV=${TG_ENV:-}
 BARE=${BARE:-0}
 LIMITS=${LIMITS:-0}
+FLOOR=${FLOOR:-0}
+RELAY_WORK=${RELAY_WORK:-40us}
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -64,7 +71,8 @@ mkdir -p "$work/bin" "$work/data"
 (cd "$root" && go build -o "$work/bin/tollgate" ./cmd/tollgate &&
 	go build -o "$work/bin/upstream" ./bench/upstream &&
 	go build -o "$work/bin/jwkpem" ./bench/jwkpem &&
-	go build -o "$work/bin/bareproxy" ./bench/bareproxy)
+	go build -o "$work/bin/bareproxy" ./bench/bareproxy &&
+	go build -o "$work/bin/relay" ./bench/relay)
 
 up_port=$(freeport)
 "${load_cpu[@]}" "$work/bin/upstream" -port "$up_port" >"$work/upstream.out" 2>&1 &
@@ -152,6 +160,25 @@ if [[ $BARE == 1 ]]; then
 	targets+=(bare)
 	waitfor "${url[bare]}"
 fi
+if [[ $FLOOR == 1 ]]; then
+	hpp_port=$(freeport)
+	BENCH_HAPROXY_PLAIN_BIND="127.0.0.1:$hpp_port" haproxy -q -c -f "$here/haproxy-plain.cfg" >/dev/null
+	BENCH_HAPROXY_PLAIN_BIND="127.0.0.1:$hpp_port" "${gw_cpu[@]}" haproxy -db -f "$here/haproxy-plain.cfg" >"$work/haproxy-plain.log" 2>&1 &
+	pids+=($!)
+	pid[hp-plain]=$!
+	url[hp-plain]="http://127.0.0.1:$hpp_port/v1/chat/completions"
+	for name in relay relay-work; do
+		port=$(freeport)
+		w=0s
+		[[ $name == relay-work ]] && w=$RELAY_WORK
+		"${gw_cpu[@]}" "$work/bin/relay" -port "$port" -upstream "$upstream" -work "$w" >"$work/$name.log" 2>&1 &
+		pids+=($!)
+		pid[$name]=$!
+		url[$name]="http://127.0.0.1:$port/v1/chat/completions"
+	done
+	targets+=(hp-plain relay relay-work)
+	for t in hp-plain relay relay-work; do waitfor "${url[$t]}"; done
+fi
 bearer="Authorization: Bearer $token"
 waitfor "${url[direct]}"
 for i in $(seq 101); do
@@ -185,7 +212,7 @@ runwrk() {
 	shift
 	local h=()
 	case $t in
-	direct | bare) ;;
+	direct | bare | hp-plain | relay | relay-work) ;;
 	haproxy) h=(-H "$bearer") ;;
 	*) h=(-H "Authorization: Bearer ${tok[$t]}") ;;
 	esac
