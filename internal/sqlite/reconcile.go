@@ -36,6 +36,7 @@ func (l *Ledger) Reconcile(ctx context.Context, startedBefore, at time.Time, cha
 	}
 	out = append(out, left...)
 	var released []*openRecord
+	l.omu.Lock()
 	for _, o := range l.open {
 		if o.rec.Start.UnixMicro() < cutoff {
 			r := *o.rec
@@ -43,6 +44,7 @@ func (l *Ledger) Reconcile(ctx context.Context, startedBefore, at time.Time, cha
 			released = append(released, o)
 		}
 	}
+	l.omu.Unlock()
 	slices.SortFunc(out, func(a, b *tollgate.UsageRecord) int {
 		return cmp.Or(a.Start.Compare(b.Start), strings.Compare(a.RequestID, b.RequestID))
 	})
@@ -108,11 +110,13 @@ func (l *Ledger) leftInJournal(ctx context.Context, cutoff int64) ([]*tollgate.U
 			return nil, nil, err
 		}
 		segs[files[n]] = recs
+		l.omu.Lock()
 		for _, r := range recs {
 			if _, dup := found[r.RequestID]; !dup && l.open[r.RequestID] == nil {
 				found[r.RequestID] = r
 			}
 		}
+		l.omu.Unlock()
 	}
 	have, err := l.haveRows(ctx, slices.Collect(maps.Keys(found)))
 	if err != nil {
@@ -125,6 +129,8 @@ func (l *Ledger) leftInJournal(ctx context.Context, cutoff int64) ([]*tollgate.U
 		}
 	}
 	var consumed []string
+	l.omu.Lock()
+	defer l.omu.Unlock()
 	for path, recs := range segs {
 		if !slices.ContainsFunc(recs, func(r *tollgate.UsageRecord) bool {
 			return l.open[r.RequestID] != nil || !have[r.RequestID] && r.Start.UnixMicro() >= cutoff

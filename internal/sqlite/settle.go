@@ -29,15 +29,15 @@ func (l *Ledger) Write(ctx context.Context, open, settled []*tollgate.UsageRecor
 		return err
 	}
 	batch := make(map[string]*tollgate.UsageRecord, len(open))
-	l.mu.RLock()
+	l.omu.Lock()
 	for _, r := range open {
 		if _, dup := batch[r.RequestID]; dup || l.open[r.RequestID] != nil {
-			l.mu.RUnlock()
+			l.omu.Unlock()
 			return tollgate.Errorf(tollgate.EConflict, "a usage record of this batch exists")
 		}
 		batch[r.RequestID] = r
 	}
-	l.mu.RUnlock()
+	l.omu.Unlock()
 	if err := l.checkAbsent(ctx, open); err != nil {
 		return err
 	}
@@ -62,11 +62,11 @@ func (l *Ledger) Write(ctx context.Context, open, settled []*tollgate.UsageRecor
 	if err != nil {
 		return err
 	}
-	l.mu.Lock()
+	l.omu.Lock()
 	for _, r := range keep {
 		l.open[r.RequestID] = &openRecord{rec: r, seg: seg}
 	}
-	l.mu.Unlock()
+	l.omu.Unlock()
 	return nil
 }
 
@@ -77,10 +77,15 @@ func (l *Ledger) settle(ctx context.Context, settled []*tollgate.UsageRecord, ba
 	rows := make([]*tollgate.UsageRecord, 0, len(settled))
 	var released []*openRecord
 	seen := make(map[string]bool, len(settled))
-	l.mu.RLock()
-	for _, s := range settled {
+	opened := make([]*openRecord, len(settled))
+	l.omu.Lock()
+	for i, s := range settled {
+		opened[i] = l.open[s.RequestID]
+	}
+	l.omu.Unlock()
+	for i, s := range settled {
 		row := *s
-		if o := l.open[s.RequestID]; o != nil && !seen[s.RequestID] {
+		if o := opened[i]; o != nil && !seen[s.RequestID] {
 			released = append(released, o)
 			keepOpened(&row, o.rec)
 		} else if o := batch[s.RequestID]; o != nil {
@@ -91,7 +96,6 @@ func (l *Ledger) settle(ctx context.Context, settled []*tollgate.UsageRecord, ba
 		row.Settled = true
 		rows = append(rows, &row)
 	}
-	l.mu.RUnlock()
 	return l.commitRows(ctx, rows, released, nil)
 }
 
@@ -115,9 +119,11 @@ func (l *Ledger) commitRows(ctx context.Context, rows []*tollgate.UsageRecord, r
 	l.mu.Lock()
 	err = tx.Commit()
 	if err == nil {
+		l.omu.Lock()
 		for _, o := range released {
 			delete(l.open, o.rec.RequestID)
 		}
+		l.omu.Unlock()
 	}
 	l.mu.Unlock()
 	if err != nil {

@@ -36,11 +36,15 @@ type Ledger struct {
 	exists  *sql.Stmt         // finds whether one of existsArgs ids has a row
 	exists1 *sql.Stmt         // finds whether one id has a row
 
-	// mu guards open. Opening adds to it holding openMu, settling removes
-	// from it holding settleMu; a settlement commits holding mu, so
-	// Committed and Record see a record either open or settled, never both
-	// or neither.
+	// omu guards the map open: opening adds to it, a settlement's commit
+	// removes from it. mu is held across that commit and removal, and
+	// shared by Committed and Record across their reads of the table and
+	// of open, so they see a record either open or settled, never both or
+	// neither. Opening a record never takes mu, so a call does not wait
+	// for a settlement's commit: the table gains a record before open
+	// loses it, and a duplicate id is found in one or the other.
 	mu   sync.RWMutex
+	omu  sync.Mutex
 	open map[string]*openRecord
 }
 
@@ -117,6 +121,8 @@ func (l *Ledger) Committed(ctx context.Context, scope tollgate.BudgetScope, id s
 		return 0, fmt.Errorf("sum budget: %w", err)
 	}
 	from := since.UnixMicro()
+	l.omu.Lock()
+	defer l.omu.Unlock()
 	for _, o := range l.open {
 		owner := o.rec.UserID
 		if scope == tollgate.ScopeTenant {
@@ -265,7 +271,10 @@ func (l *Ledger) Export(ctx context.Context, after int64, limit int) ([]*tollgat
 func (l *Ledger) Record(ctx context.Context, requestID string) (*tollgate.UsageRecord, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	if o := l.open[requestID]; o != nil {
+	l.omu.Lock()
+	o := l.open[requestID]
+	l.omu.Unlock()
+	if o != nil {
 		r := *o.rec
 		return &r, nil
 	}

@@ -124,3 +124,101 @@ func TestLedgerSettlesABatchInChunks(t *testing.T) {
 		}
 	}
 }
+
+// TestLedgerOpensDuringASettlementCommit: a call's open record, and the
+// refusal of a duplicate id, do not wait for a settlement's commit (mu,
+// held here as commitRows holds it across COMMIT).
+func TestLedgerOpensDuringASettlementCommit(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "db"))
+	if err := db.Migrate(t.Context()); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	l := db.Ledger()
+	start := time.Now()
+	first := &tollgate.UsageRecord{RequestID: "a", Start: start, UserID: "u1", Reserved: 5}
+	if err := l.Write(t.Context(), []*tollgate.UsageRecord{first}, nil); err != nil {
+		t.Fatalf("Write(open a): %v", err)
+	}
+	l.mu.Lock()
+	done := make(chan [2]error, 1)
+	go func() {
+		dup := l.Write(t.Context(), []*tollgate.UsageRecord{{RequestID: "a", Start: start, UserID: "u1"}}, nil)
+		fresh := l.Write(t.Context(), []*tollgate.UsageRecord{{RequestID: "b", Start: start, UserID: "u1", Reserved: 7}}, nil)
+		done <- [2]error{dup, fresh}
+	}()
+	select {
+	case errs := <-done:
+		l.mu.Unlock()
+		if tollgate.ErrorCode(errs[0]) != tollgate.EConflict {
+			t.Errorf("Write(open a again) = %v, want conflict", errs[0])
+		}
+		if errs[1] != nil {
+			t.Errorf("Write(open b) = %v", errs[1])
+		}
+	case <-time.After(10 * time.Second):
+		l.mu.Unlock()
+		<-done
+		t.Fatal("opening a record waited for the settlement's commit")
+	}
+	if got, err := l.Record(t.Context(), "b"); err != nil || got.Settled || got.Reserved != 7 {
+		t.Errorf("Record(b) = %+v, %v; want it open", got, err)
+	}
+}
+
+// TestLedgerSettlementIsAtomicForReaders: while records are settled one
+// by one, Committed counts each either by its reservation (open) or by
+// its cost (settled), never both and never neither, and Record finds it.
+func TestLedgerSettlementIsAtomicForReaders(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "db"))
+	if err := db.Migrate(t.Context()); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	l := db.Ledger()
+	const n, reserved, cost = 40, 100, 30
+	since := time.Now().Add(-time.Minute)
+	recs := make([]*tollgate.UsageRecord, n)
+	for i := range recs {
+		recs[i] = &tollgate.UsageRecord{RequestID: fmt.Sprintf("r%02d", i), Start: time.Now(), UserID: "u1", Reserved: reserved}
+		if err := l.Write(t.Context(), []*tollgate.UsageRecord{recs[i]}, nil); err != nil {
+			t.Fatalf("Write(open %d): %v", i, err)
+		}
+	}
+	stop := make(chan struct{})
+	bad := make(chan string, 1)
+	go func() {
+		defer close(bad)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c, err := l.Committed(t.Context(), tollgate.ScopeUser, "u1", since)
+			// k records settled: k*cost + (n-k)*reserved for some k.
+			if err != nil || (n*reserved-int64(c))%(reserved-cost) != 0 {
+				bad <- fmt.Sprintf("Committed = %s, %v: a record counted twice or not at all", c, err)
+				return
+			}
+			for _, r := range recs {
+				if _, err := l.Record(t.Context(), r.RequestID); err != nil {
+					bad <- fmt.Sprintf("Record(%s): %v", r.RequestID, err)
+					return
+				}
+			}
+		}
+	}()
+	for _, r := range recs {
+		s := *r
+		s.Settled, s.Outcome, s.End, s.Cost = true, tollgate.ResultOK, r.Start.Add(time.Second), cost
+		if err := l.Write(t.Context(), nil, []*tollgate.UsageRecord{&s}); err != nil {
+			t.Fatalf("Write(settle %s): %v", r.RequestID, err)
+		}
+	}
+	close(stop)
+	if msg, ok := <-bad; ok {
+		t.Fatal(msg)
+	}
+	if c, err := l.Committed(t.Context(), tollgate.ScopeUser, "u1", since); err != nil || c != n*cost {
+		t.Errorf("Committed after settling = %s, %v; want %d", c, err, n*cost)
+	}
+}
