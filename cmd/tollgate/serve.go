@@ -172,13 +172,9 @@ func (g *gateway) Serve(ctx context.Context) error {
 		}
 	}
 	ln = limit.Listener(ln, s.MaxConnections)
-	srv := edge.New(edge.Options{
-		Handler:           g.handler,
-		ReadHeaderTimeout: s.ReadHeaderTimeout,
-		IdleTimeout:       s.IdleTimeout,
-		MaxHeaderBytes:    s.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
-	})
+	opts := edge.Options{Handler: g.handler, ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)}
+	limit.Harden(&opts, s)
+	srv := edge.New(opts)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	g.log.Info("tollgate listening", "addr", ln.Addr().String(), "public_url", g.cfg.PublicURL, "store", storeName(g.cfg), "version", version)

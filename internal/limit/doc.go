@@ -31,7 +31,7 @@
 //	proxy.New(cfg, proxy.Options{Admissions: []tollgate.Admission{lim, …}})
 //	auth.Options{Guard: guard, Publish: fan.Publish, ClientIP: limit.ClientIPFunc(cfg.Server.TrustedProxies)}
 //	for pattern, h := range bans.Handlers() { adminMux.Handle(pattern, httpx.Handle(log, h)) }
-//	limit.Harden(srv, cfg.Server); srv.Serve(limit.Listener(ln, cfg.Server.MaxConnections))
+//	limit.Harden(&edgeOptions, cfg.Server); edge.New(edgeOptions).Serve(limit.Listener(ln, cfg.Server.MaxConnections))
 //	/readyz details: lim.Status() (mode local, redis, fallback or refusing)
 //
 // Middleware counts every 401 it sees (outside the login paths) towards the

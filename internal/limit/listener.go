@@ -2,10 +2,10 @@ package limit
 
 import (
 	"net"
-	"net/http"
 	"sync"
 
 	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/internal/edge"
 )
 
 // Listener returns l accepting at most max connections at once
@@ -66,11 +66,11 @@ func (c *capConn) Close() error {
 	return err
 }
 
-// Harden sets srv's limits against slow and hostile clients from s: the
-// header read timeout, the idle timeout and the largest header block.
-// Bodies are capped per route by the data plane.
-func Harden(srv *http.Server, s config.Server) {
-	srv.ReadHeaderTimeout = s.ReadHeaderTimeout
-	srv.IdleTimeout = s.IdleTimeout
-	srv.MaxHeaderBytes = s.MaxHeaderBytes
+// Harden sets the server options o's limits against slow and hostile
+// clients from s: the header read timeout, the idle timeout and the
+// largest header block. Bodies are capped per route by the data plane.
+func Harden(o *edge.Options, s config.Server) {
+	o.ReadHeaderTimeout = s.ReadHeaderTimeout
+	o.IdleTimeout = s.IdleTimeout
+	o.MaxHeaderBytes = s.MaxHeaderBytes
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/internal/edge"
 	"github.com/tollgate/tollgate/internal/limit"
 )
 
@@ -20,10 +21,11 @@ func hardenedServer(t *testing.T, yaml string, max int) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	opts := edge.Options{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "ok")
 	})}
-	limit.Harden(srv, cfg.Server)
+	limit.Harden(&opts, cfg.Server)
+	srv := edge.New(opts)
 	go func() { _ = srv.Serve(limit.Listener(l, max)) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return l.Addr().String()
