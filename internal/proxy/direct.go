@@ -47,12 +47,12 @@ func hop(k string) bool {
 	return false
 }
 
-// forwardDirect serves x through the direct exchange; ctx carries the
-// route timeout and the exchange.
-func (p *Proxy) forwardDirect(ctx context.Context, x *exchange, r *http.Request, rt *route, pl *pool) {
+// forwardDirect serves x through the direct exchange; x.deadline is the
+// route timeout.
+func (p *Proxy) forwardDirect(x *exchange, r *http.Request, rt *route, pl *pool) {
 	up := x.up
-	out := p.outgoing(ctx, x, r, rt, up)
-	res, err := p.own.RoundTrip(out)
+	out := p.outgoing(x, r, rt, up)
+	res, err := p.own.roundTrip(out, x)
 	if err != nil {
 		p.upstreamFailed(x, out, pl, up, err)
 		return
@@ -146,7 +146,7 @@ func (p *Proxy) copyBody(x *exchange, res *http.Response) error {
 // headers (and those the Connection header names), Forwarded,
 // Authorization and stripped cookies, plus forwarding, identity and
 // upstream headers.
-func (p *Proxy) outgoing(ctx context.Context, x *exchange, r *http.Request, rt *route, up *upstream) *http.Request {
+func (p *Proxy) outgoing(x *exchange, r *http.Request, rt *route, up *upstream) *http.Request {
 	in := r.Header
 	h := make(http.Header, len(in)+12)
 	listed := connectionNames(in["Connection"])
@@ -177,7 +177,7 @@ func (p *Proxy) outgoing(ctx context.Context, x *exchange, r *http.Request, rt *
 	for _, hv := range rt.upHeaders {
 		h[hv.name] = hv.value
 	}
-	out := r.WithContext(ctx)
+	out := r.WithContext(r.Context()) // a shallow copy
 	out.URL, out.Header, out.Host, out.RequestURI, out.Close = p.outgoingURL(r, rt, up), h, "", "", false
 	if r.ContentLength == 0 {
 		out.Body = nil

@@ -174,14 +174,14 @@ func (p *Proxy) serveRoute(x *exchange, r *http.Request, rt *route) error {
 // The route timeout bounds the exchange: as the upstream connection's
 // deadline on the direct exchange, as a context deadline otherwise.
 func (p *Proxy) forward(x *exchange, r *http.Request, rt *route, pl *pool) {
-	ctx := context.WithValue(r.Context(), exchangeKey{}, x)
 	x.fwdStart = p.now()
 	x.up = pl.pick(x.fwdStart)
 	if p.directOK(r, rt, x.up) {
 		x.direct, x.deadline = true, time.Now().Add(rt.timeout)
-		p.forwardDirect(ctx, x, r, rt, pl)
+		p.forwardDirect(x, r, rt, pl)
 		return
 	}
+	ctx := context.WithValue(r.Context(), exchangeKey{}, x)
 	if !isUpgrade(r) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, rt.timeout)

@@ -95,12 +95,19 @@ func plainExchange(req *http.Request) bool {
 
 // RoundTrip implements http.RoundTripper.
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.roundTrip(req, nil)
+}
+
+// roundTrip carries req. x is the direct exchange that sends it, or nil
+// (ReverseProxy): its route timeout becomes the connection's deadline and
+// interim answers go to it.
+func (t *transport) roundTrip(req *http.Request, x *exchange) (*http.Response, error) {
 	if !direct(req) {
 		return t.fallback.RoundTrip(req)
 	}
 	addr := net.JoinHostPort(req.URL.Hostname(), cmp.Or(req.URL.Port(), "80"))
 	var deadline time.Time
-	if x, ok := req.Context().Value(exchangeKey{}).(*exchange); ok && x.direct {
+	if x != nil {
 		deadline = x.deadline
 	}
 	for attempt := 0; ; attempt++ {
@@ -108,7 +115,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		res, err := pc.roundTrip(req, deadline)
+		res, err := pc.roundTrip(req, x)
 		if err == nil {
 			return res, nil
 		}
@@ -269,14 +276,14 @@ func (pc *upConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// roundTrip writes req and reads the head of its response, by deadline
-// when it is set. The response body returns the connection to the pool
-// when it is read to the end.
-func (pc *upConn) roundTrip(req *http.Request, deadline time.Time) (*http.Response, error) {
+// roundTrip writes req and reads the head of its response, by the route
+// timeout of the direct exchange x when there is one. The response body
+// returns the connection to the pool when it is read to the end.
+func (pc *upConn) roundTrip(req *http.Request, x *exchange) (*http.Response, error) {
 	ctx := req.Context()
 	pc.written, pc.readAny = 0, false
-	if !deadline.IsZero() {
-		_ = pc.conn.SetDeadline(deadline)
+	if x != nil && !x.deadline.IsZero() {
+		_ = pc.conn.SetDeadline(x.deadline)
 		pc.deadline = true
 	}
 	// A deadline in the past fails a blocked read or write at once.
@@ -322,7 +329,7 @@ func (pc *upConn) roundTrip(req *http.Request, deadline time.Time) (*http.Respon
 			if err := trace.Got1xxResponse(r.StatusCode, textproto.MIMEHeader(r.Header)); err != nil {
 				return fail(err)
 			}
-		} else if x, ok := ctx.Value(exchangeKey{}).(*exchange); ok && x.direct {
+		} else if x != nil {
 			x.interim(r.StatusCode, r.Header)
 		}
 	}
