@@ -54,11 +54,7 @@ func (s *Server) parseHead(head []byte, req *request) bool {
 		}
 		req.close = req.close || h1.HasToken(v, "close")
 	}
-	if pragma := h["Pragma"]; len(pragma) > 0 && pragma[0] == "no-cache" {
-		if _, ok := h["Cache-Control"]; !ok {
-			h["Cache-Control"] = []string{"no-cache"}
-		}
-	}
+	h1.PragmaNoCache(h)
 	req.header = h
 	return true
 }

@@ -260,7 +260,9 @@ func (w *response) writeFields(skip func(string) bool) {
 		if skip(k) || !h1.ValidName(k) {
 			continue
 		}
-		writeField(bw, k, vv)
+		for _, v := range vv {
+			h1.WriteField(bw, k, v)
+		}
 	}
 }
 
@@ -302,27 +304,10 @@ func (w *response) writeTrailers() {
 		if !prefixed && !(announced && w.declared(k)) || !h1.ValidName(name) {
 			continue
 		}
-		writeField(bw, name, vv)
+		for _, v := range vv {
+			h1.WriteField(bw, name, v)
+		}
 	}
-}
-
-// writeField writes a line "name: value" for each value.
-func writeField(bw *bufio.Writer, name string, vv []string) {
-	for _, v := range vv {
-		_, _ = bw.WriteString(name)
-		_, _ = bw.WriteString(": ")
-		writeValue(bw, v)
-		_, _ = bw.WriteString("\r\n")
-	}
-}
-
-// writeValue writes a field value with each CR and LF made a space and
-// the surrounding white space trimmed.
-func writeValue(bw *bufio.Writer, v string) {
-	if strings.ContainsAny(v, "\r\n") {
-		v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
-	}
-	_, _ = bw.WriteString(strings.Trim(v, " \t"))
 }
 
 func writeStatusLine(bw *bufio.Writer, code int) {

@@ -7,6 +7,7 @@
 package h1
 
 import (
+	"bufio"
 	"bytes"
 	"net/http"
 	"strings"
@@ -201,4 +202,26 @@ func (p *Parser) canonicalKey(name string, buf []byte) string {
 		return k
 	}
 	return string(buf)
+}
+
+// WriteField writes the line "name: value" as http.Header.Write does:
+// each CR and LF in the value made a space, surrounding space trimmed.
+func WriteField(w *bufio.Writer, name, value string) {
+	if strings.ContainsAny(value, "\r\n") {
+		value = strings.NewReplacer("\r", " ", "\n", " ").Replace(value)
+	}
+	_, _ = w.WriteString(name)
+	_, _ = w.WriteString(": ")
+	_, _ = w.WriteString(strings.Trim(value, " \t"))
+	_, _ = w.WriteString("\r\n")
+}
+
+// PragmaNoCache adds "Cache-Control: no-cache" to a head that has
+// "Pragma: no-cache" and no Cache-Control, as net/http's readers do.
+func PragmaNoCache(h http.Header) {
+	if pragma := h["Pragma"]; len(pragma) > 0 && pragma[0] == "no-cache" {
+		if _, ok := h["Cache-Control"]; !ok {
+			h["Cache-Control"] = []string{"no-cache"}
+		}
+	}
 }

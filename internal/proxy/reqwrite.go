@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/tollgate/tollgate/internal/h1"
 )
 
 // writeRequest writes req as http.Request.Write does for the requests the
@@ -43,7 +45,7 @@ func writeRequest(w *bufio.Writer, req *http.Request) (err error) {
 	if ua, ok := req.Header["User-Agent"]; !ok {
 		w.WriteString("User-Agent: Go-http-client/1.1\r\n")
 	} else if len(ua) > 0 && ua[0] != "" {
-		writeField(w, "User-Agent", ua[0])
+		h1.WriteField(w, "User-Agent", ua[0])
 	}
 	hasBody := req.Body != nil && req.Body != http.NoBody && req.ContentLength > 0
 	switch {
@@ -63,7 +65,7 @@ func writeRequest(w *bufio.Writer, req *http.Request) (err error) {
 			continue
 		}
 		for _, v := range vs {
-			writeField(w, k, v)
+			h1.WriteField(w, k, v)
 		}
 	}
 	w.WriteString("\r\n")
@@ -78,16 +80,4 @@ func writeRequest(w *bufio.Writer, req *http.Request) (err error) {
 		return fmt.Errorf("write request body: %d of its %d bytes", n, req.ContentLength)
 	}
 	return nil
-}
-
-// writeField writes one header line as http.Header.Write does: line
-// breaks in the value become spaces, and surrounding space is trimmed.
-func writeField(w *bufio.Writer, k, v string) {
-	if strings.ContainsAny(v, "\r\n") {
-		v = strings.NewReplacer("\n", " ", "\r", " ").Replace(v)
-	}
-	w.WriteString(k)
-	w.WriteString(": ")
-	w.WriteString(strings.Trim(v, " \t"))
-	w.WriteString("\r\n")
 }

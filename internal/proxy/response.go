@@ -84,11 +84,7 @@ func parseResponse(fields *h1.Parser, br *bufio.Reader, req *http.Request) *http
 			break
 		}
 	}
-	if pragma := h["Pragma"]; len(pragma) > 0 && pragma[0] == "no-cache" {
-		if _, ok := h["Cache-Control"]; !ok {
-			h["Cache-Control"] = []string{"no-cache"}
-		}
-	}
+	h1.PragmaNoCache(h)
 	_, _ = br.Discard(n)
 	if res.ContentLength > 0 {
 		res.Body = &lengthBody{br: br, left: res.ContentLength}
