@@ -1,5 +1,23 @@
 # bench/lib.sh: helpers shared by run.sh and steps.sh (sourced).
 
+# start_work NAME: makes the temporary directory $work and arranges that,
+# however the script ends, every process in pids is stopped and $work is
+# removed (kept when KEEP=1).
+start_work() {
+	work=$(mktemp -d "/tmp/tollgate-$1.XXXXXX")
+	pids=()
+	trap cleanup EXIT
+	trap 'exit 130' INT TERM
+}
+
+cleanup() {
+	local rc=$?
+	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+	if [[ ${KEEP:-0} == 1 ]]; then echo "kept $work" >&2; else rm -rf "$work"; fi
+	exit "$rc"
+}
+
 # freeport prints a TCP port nobody listens on at 127.0.0.1.
 freeport() {
 	local p

@@ -37,18 +37,9 @@ RELAY_WORK=${RELAY_WORK:-40us}
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-work=$(mktemp -d /tmp/tollgate-bench.XXXXXX)
-pids=()
-
-cleanup() {
-	local rc=$?
-	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-	if [[ $KEEP == 1 ]]; then echo "kept $work" >&2; else rm -rf "$work"; fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+start_work bench
 
 for tool in wrk haproxy curl go ss; do
 	command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing (apt-get install -y haproxy wrk curl)" >&2; exit 1; }
@@ -61,9 +52,6 @@ if [[ $PIN == 1 ]]; then
 	gw_cpu=(taskset -c 1)
 	load_cpu=(taskset -c 0)
 fi
-
-# shellcheck source=bench/lib.sh
-source "$here/lib.sh"
 
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== build (load average $load0)" >&2

@@ -15,20 +15,9 @@ CONNS=${CONNS:-64}
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-work=$(mktemp -d /tmp/tollgate-steps.XXXXXX)
-pids=()
-cleanup() {
-	local rc=$?
-	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-	rm -rf "$work"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 # shellcheck source=bench/lib.sh
 source "$here/lib.sh"
+start_work steps
 
 (cd "$root" && go build -o "$work/upstream" ./bench/upstream)
 up_port=$(freeport)
