@@ -1,6 +1,6 @@
 // Drives tollgate with the official OpenAI SDK: a plain completion, a
 // stream, the model list, and an error the SDK must classify.
-// Usage: node check.mjs BASE_URL API_KEY
+// Usage: node checks/openai.mjs BASE_URL API_KEY
 import OpenAI from "openai";
 
 const [baseURL, apiKey] = process.argv.slice(2);
