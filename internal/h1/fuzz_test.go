@@ -213,7 +213,8 @@ func checkRequest(t *testing.T, head, line string, h http.Header, length int64) 
 }
 
 // checkResponse: a status line "HTTP/1.1 ddd[ reason]" of a final answer
-// is read by http.ReadResponse as h1 reads it.
+// framed by one Content-Length, or a 204 or 304, is read by
+// http.ReadResponse as h1 reads it.
 func checkResponse(t *testing.T, head, line string, h http.Header, length int64) {
 	t.Helper()
 	status, ok := strings.CutPrefix(line, "HTTP/1.1 ")
@@ -227,6 +228,10 @@ func checkResponse(t *testing.T, head, line string, h http.Header, length int64)
 	if _, ok := h["Trailer"]; ok {
 		return // trailers are left to net/http
 	}
+	bodyless := code == http.StatusNoContent || code == http.StatusNotModified
+	if length < 0 && !bodyless {
+		return // a close-delimited body is left to net/http
+	}
 	res, err := http.ReadResponse(bufio.NewReader(strings.NewReader(head)), &http.Request{Method: http.MethodGet})
 	if err != nil {
 		t.Fatalf("h1 took the response head %q, net/http refuses it: %v", head, err)
@@ -236,7 +241,7 @@ func checkResponse(t *testing.T, head, line string, h http.Header, length int64)
 		delete(want, "Connection")
 	}
 	h1.PragmaNoCache(want)
-	if code == http.StatusNoContent || code == http.StatusNotModified {
+	if bodyless {
 		length = 0
 	}
 	if res.StatusCode != code || res.Status != status || res.ContentLength != length || res.Close != closes(h) {
@@ -301,6 +306,9 @@ func FuzzTokens(f *testing.F) {
 // separated, white space around an element ignored, ASCII letters
 // compared without case, and nothing else folded.
 func hasTokenASCII(v, tok string) bool {
+	if tok == "" {
+		return false // not a token: no list holds it
+	}
 	for _, e := range strings.Split(v, ",") {
 		e = strings.Trim(e, " \t")
 		if len(e) != len(tok) {

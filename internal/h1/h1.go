@@ -159,8 +159,12 @@ func ParseLength(s string) (int64, bool) {
 
 // HasToken reports whether the comma-separated list v holds token,
 // compared as net/http compares tokens: ASCII letters without case,
-// nothing else folded (so "cloſe", with a long s, is not "close").
+// nothing else folded (so "cloſe", with a long s, is not "close"). An
+// empty token is in no list.
 func HasToken(v, token string) bool {
+	if token == "" {
+		return false
+	}
 	for v != "" {
 		var t string
 		t, v, _ = strings.Cut(v, ",")

@@ -69,6 +69,7 @@ func TestHasToken(t *testing.T) {
 		{"\tCLOSE\t,x", "close", true},
 		{"closed", "close", false},
 		{"", "close", false},
+		{" , ", "", false},                       // an empty token is in no list
 		{"cloſe", "close", false},                // a long s is not an s
 		{"\u212aeep-alive", "keep-alive", false}, // nor a Kelvin sign a k
 	} {
