@@ -173,6 +173,24 @@ func TestKeepAliveTimeouts(t *testing.T) {
 		go trickle(cl.c, strings.Split("GET /2 HTTP/1.1\r\nHost: a\r\nX-Slow: "+strings.Repeat("a", 100), ""), 200*time.Millisecond, stop)
 		assertClosedWithin(t, closed, start, head, head+time.Second)
 	})
+	t.Run("net/http after a handed-off request", func(t *testing.T) {
+		t.Parallel()
+		cl := dial(t, s.edge)
+		// A chunked upload is served by net/http, which then owns the
+		// connection: its timeouts must be the same.
+		cl.send("POST /1 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n")
+		if res, _ := cl.read("POST"); res.StatusCode != 200 {
+			t.Fatalf("chunked request: %d", res.StatusCode)
+		}
+		<-time.After(head + time.Second) // idle longer than the head timeout
+		cl.send("GET /2 HTTP/1.1\r\nHost: a\r\n\r\n")
+		if res, _ := cl.read("GET"); res.StatusCode != 200 {
+			t.Fatalf("request after %v idle: %d", head+time.Second, res.StatusCode)
+		}
+		start := time.Now()
+		cl.send("GET /3 HTTP/1.1\r\n")
+		assertClosedWithin(t, watchClose(t, cl.c), start, head, head+time.Second)
+	})
 	t.Run("idle timeout", func(t *testing.T) {
 		t.Parallel()
 		const idle = 500 * time.Millisecond
