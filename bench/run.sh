@@ -17,6 +17,9 @@
 #                no work (relay) and the same relay burning RELAY_WORK of
 #                CPU per request (relay-work)
 #   RELAY_WORK=40us
+#   OPENAI=1|0   1: also measure tollgate with a type: openai route (tg-openai):
+#                a chat body posted by bench/chat.lua, the usage of each
+#                answer metered at token prices against a budget
 #   TG_ENV=...   environment for the tollgate server, e.g. "GOGC=200"
 set -euo pipefail
 
@@ -34,6 +37,8 @@ BARE=${BARE:-0}
 LIMITS=${LIMITS:-0}
 FLOOR=${FLOOR:-0}
 RELAY_WORK=${RELAY_WORK:-40us}
+OPENAI=${OPENAI:-1}
+unset DELAY_MS # set for the paced rounds only (pace.lua, chat.lua)
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -72,10 +77,11 @@ export TOLLGATE_ADMIN_PASSWORD=bench-admin-password
 tg=("$work/bin/tollgate")
 declare -A url=() tok=()
 
-# start_tollgate NAME PROTECTION PLANS PRICE: a tollgate server with its
-# own data_dir, config, user and token; NAME becomes a target.
+# start_tollgate NAME PROTECTION PLANS PRICE [TYPE]: a tollgate server
+# with its own data_dir, config, user and token, its route /v1/ of TYPE
+# (http unless given); NAME becomes a target.
 start_tollgate() {
-	local name=$1 protection=$2 plans=$3 price=$4 port dir extra=()
+	local name=$1 protection=$2 plans=$3 price=$4 type=${5:-http} port dir extra=()
 	port=$(freeport)
 	dir="$work/$name"
 	mkdir -p "$dir/data"
@@ -93,7 +99,7 @@ plans: $plans
 routes:
   - name: bench
     path: /v1/
-    type: http
+    type: $type
     upstreams: [http://$upstream]
     scopes: [infer:text]
     price: $price
@@ -122,6 +128,14 @@ if [[ $LIMITS == 1 ]]; then
 		'{free: {rate_limit: 100000000/m, tenant_rate_limit: 100000000/m, concurrency: 100000, tenant_concurrency: 100000, budget: {amount: "100000000", period: month}}}' \
 		'{per_request: "0.0001"}'
 fi
+if [[ $OPENAI == 1 ]]; then
+	# The LLM path: an openai route reads the chat body, reserves its
+	# max_tokens against the budget, and meters the usage of the answer
+	# at token prices; the budget is far above what the load spends.
+	start_tollgate tg-openai '{ip_rate_limit: 1000000/s}' \
+		'{free: {budget: {amount: "100000000", period: month}}}' \
+		'{per_1k_input_tokens: "0.0005", per_1k_output_tokens: "0.0015"}' openai
+fi
 token=${tok[tollgate]}
 tg_port=${url[tollgate]#http://127.0.0.1:}
 tg_port=${tg_port%%/*}
@@ -139,6 +153,7 @@ url[direct]="http://$upstream/v1/chat/completions"
 url[haproxy]="http://127.0.0.1:$hp_port/v1/chat/completions"
 targets=(direct haproxy tollgate)
 [[ $LIMITS == 1 ]] && targets+=(tg-nolimits tg-limits)
+[[ $OPENAI == 1 ]] && targets+=(tg-openai)
 if [[ $BARE == 1 ]]; then
 	bp_port=$(freeport)
 	"${gw_cpu[@]}" "$work/bin/bareproxy" -port "$bp_port" -upstream "http://$upstream" >"$work/bareproxy.log" 2>&1 &
@@ -194,7 +209,27 @@ for t in haproxy tollgate; do
 	done
 done
 
+if [[ $OPENAI == 1 ]]; then
+	echo "== sanity: the openai route meters a chat completion's usage" >&2
+	export CHAT_BODY="$here/chat.json"
+	answer=$(curl -fsS -H "Authorization: Bearer ${tok[tg-openai]}" -H 'Content-Type: application/json' \
+		--data-binary "@$CHAT_BODY" "${url[tg-openai]}")
+	grep -q '"completion_tokens":16' <<<"$answer" || { echo "run.sh: tg-openai answered $answer" >&2; exit 1; }
+	code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $tampered" --data-binary "@$CHAT_BODY" "${url[tg-openai]}")
+	[[ $code == 401 ]] || { echo "run.sh: tg-openai answered $code to a bad token" >&2; exit 1; }
+	base=${url[tg-openai]%/v1/chat/completions}
+	for i in $(seq 51); do
+		usage=$(curl -fsS -H "Authorization: Bearer ${tok[tg-openai]}" "$base/v1/me/usage")
+		grep -q '"output_tokens":16' <<<"$usage" && break
+		if [[ $i == 51 ]]; then echo "run.sh: tg-openai did not meter the call: $usage" >&2; exit 1; fi
+		sleep 0.1
+	done
+	echo "tg-openai: $usage" >&2
+fi
+
 # runwrk TARGET ARGS...: wrk's output; fails on errors or non-2xx answers.
+# tg-openai posts the chat body of bench/chat.lua (paced when DELAY_MS is
+# set), the others send GET.
 runwrk() {
 	local t=$1 out
 	shift
@@ -202,6 +237,7 @@ runwrk() {
 	case $t in
 	direct | bare | hp-plain | relay | relay-work) ;;
 	haproxy) h=(-H "$bearer") ;;
+	tg-openai) h=(-H "Authorization: Bearer ${tok[$t]}" -s "$here/chat.lua") ;;
 	*) h=(-H "Authorization: Bearer ${tok[$t]}") ;;
 	esac
 	out=$("${load_cpu[@]}" wrk --timeout 10s "$@" "${h[@]}" "${url[$t]}")
@@ -289,7 +325,9 @@ declare -A p50s=() p99s=() rates=()
 for r in $(seq "$LAT_ROUNDS"); do
 	line="round $r:"
 	for t in "${targets[@]}"; do
-		out=$(DELAY_MS=$delay_ms runwrk "$t" -t"$THREADS" -c"$CONNS" -d"${LAT_DURATION}s" --latency -s "$here/pace.lua")
+		pace=(-s "$here/pace.lua")
+		[[ $t == tg-openai ]] && pace=() # chat.lua paces itself
+		out=$(DELAY_MS=$delay_ms runwrk "$t" -t"$THREADS" -c"$CONNS" -d"${LAT_DURATION}s" --latency "${pace[@]}")
 		p50s[$t]+="$(pct 50 <<<"$out") "
 		p99s[$t]+="$(pct 99 <<<"$out") "
 		rates[$t]+="$(rps <<<"$out") "
@@ -303,25 +341,33 @@ echo "machine: load average before the run: $load0; after: $(cut -d' ' -f1-3 /pr
 echo "machine: $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(go version | awk '{print $3}'), $(haproxy -v | awk 'NR==1 {print $3}'), PIN=$PIN"
 echo
 echo "throughput (wrk -t$THREADS -c$CONNS, ${DURATION}s x $ROUNDS interleaved rounds, median req/s)"
-printf '| %-8s | %10s | %12s | %s |\n' target "req/s" "CPU us/req" "req/s of each round"
-printf '|----------|-----------:|-------------:|---------------------|\n'
-for t in "${targets[@]}"; do printf '| %-8s | %10s | %12s | %s |\n' "$t" "${med[$t]}" "${medcpu[$t]}" "${all[$t]% }"; done
+printf '| %-11s | %10s | %12s | %s |\n' target "req/s" "CPU us/req" "req/s of each round"
+printf '|-------------|-----------:|-------------:|---------------------|\n'
+for t in "${targets[@]}"; do printf '| %-11s | %10s | %12s | %s |\n' "$t" "${med[$t]}" "${medcpu[$t]}" "${all[$t]% }"; done
 awk -v a="${med[tollgate]}" -v b="${med[haproxy]}" 'BEGIN {printf "\ntollgate / haproxy = %.2f (target >= 1.50)\n", a/b}'
 if [[ $LIMITS == 1 ]]; then
 	awk -v a="${med[tg-limits]}" -v b="${med[tg-nolimits]}" -v h="${med[haproxy]}" 'BEGIN {
 		printf "tg-limits / tg-nolimits = %.2f (limits cost %.1f%% of throughput; target <= 10%%)\n", a/b, 100*(1-a/b)
 		printf "tg-limits / haproxy = %.2f (metering and a budget on; target >= 1.20)\n", a/h }'
 fi
+if [[ $OPENAI == 1 ]]; then
+	awk -v a="${med[tg-openai]}" -v b="${med[tollgate]}" -v ca="${medcpu[tg-openai]}" -v cb="${medcpu[tollgate]}" 'BEGIN {
+		printf "tg-openai / tollgate = %.2f in req/s, %.2f in CPU per request (the openai route against the http route)\n", a/b, ca/cb }'
+	# Every call metered at its tokens: the warm-up's, the rounds' and the
+	# sanity check's (64 input and 16 output tokens each).
+	echo "tg-openai's ledger so far:"
+	"${tg[@]}" usage --config "$work/tg-openai/tollgate.yaml" --group-by route
+fi
 echo
 
 [[ $LAT_ROUNDS -gt 0 ]] || exit 0
 echo "latency (paced ~$target_rate req/s offered, $CONNS conns, median of $LAT_ROUNDS rounds, microseconds)"
-printf '| %-8s | %8s | %8s | %8s | %s |\n' target "req/s" p50 p99 "p99 added vs direct"
-printf '|----------|---------:|---------:|---------:|---------------------|\n'
+printf '| %-11s | %8s | %8s | %8s | %s |\n' target "req/s" p50 p99 "p99 added vs direct"
+printf '|-------------|---------:|---------:|---------:|---------------------|\n'
 dp99=$(tr ' ' '\n' <<<"${p99s[direct]}" | grep . | median)
 for t in "${targets[@]}"; do
 	m50=$(tr ' ' '\n' <<<"${p50s[$t]}" | grep . | median)
 	m99=$(tr ' ' '\n' <<<"${p99s[$t]}" | grep . | median)
 	mr=$(tr ' ' '\n' <<<"${rates[$t]}" | grep . | median)
-	printf '| %-8s | %8s | %8s | %8s | %19s |\n' "$t" "$mr" "$m50" "$m99" "$((m99 - dp99))"
+	printf '| %-11s | %8s | %8s | %8s | %19s |\n' "$t" "$mr" "$m50" "$m99" "$((m99 - dp99))"
 done

@@ -1,7 +1,10 @@
 // Command upstream is the benchmark's stand-in inference server: it answers
 // every request with the same small JSON body over keep-alive connections,
 // on a loopback address only, so the figures measure the gateway and not
-// the backend.
+// the backend. A POST to a path ending in /chat/completions is answered
+// as an OpenAI-compatible server answers a chat completion: a reply whose
+// usage counts the request body's bytes, a token for every four, as its
+// prompt tokens.
 package main
 
 import (
@@ -48,6 +51,10 @@ func run(port int) error {
 			echoIdentity(w, r)
 			return
 		}
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/chat/completions") {
+			chatCompletion(w, r)
+			return
+		}
 		// Drain whatever body was sent so the connection stays reusable.
 		if r.Body != nil {
 			_, _ = io.Copy(io.Discard, r.Body)
@@ -71,6 +78,33 @@ func run(port int) error {
 		return err
 	}
 	return nil
+}
+
+// chatReply is a chat completion's answer before its usage: a reply of
+// completionTokens tokens, about four bytes each.
+const (
+	chatReply        = `{"id":"chatcmpl-bench","object":"chat.completion","created":1764547200,"model":"bench","choices":[{"index":0,"message":{"role":"assistant","content":"The gateway measured this answer: its usage names the tokens."},"finish_reason":"stop"}],"usage":{"prompt_tokens":`
+	completionTokens = 16
+)
+
+// chatCompletion answers a chat completion with a usage object: the
+// request's bytes over four as prompt tokens, completionTokens as
+// completion tokens.
+func chatCompletion(w http.ResponseWriter, r *http.Request) {
+	n, _ := io.Copy(io.Discard, r.Body)
+	prompt := max((n+3)/4, 1)
+	b := make([]byte, 0, len(chatReply)+80)
+	b = append(b, chatReply...)
+	b = strconv.AppendInt(b, prompt, 10)
+	b = append(b, `,"completion_tokens":`...)
+	b = strconv.AppendInt(b, completionTokens, 10)
+	b = append(b, `,"total_tokens":`...)
+	b = strconv.AppendInt(b, prompt+completionTokens, 10)
+	b = append(b, "}}"...)
+	hd := w.Header()
+	hd["Content-Type"] = []string{"application/json"}
+	hd["Content-Length"] = []string{strconv.Itoa(len(b))}
+	_, _ = w.Write(b)
 }
 
 // echoIdentity shows what a gateway forwarded, for run.sh's sanity check.

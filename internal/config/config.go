@@ -161,9 +161,12 @@ type Headers struct {
 // Server configures the listener and its protection against slow or
 // hostile clients.
 type Server struct {
-	// ReadHeaderTimeout. Defaults to 10s.
+	// ReadHeaderTimeout bounds a request head; a new connection's first
+	// head is due this long after the accept, so a connection that sends
+	// nothing is closed then. Defaults to 10s.
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
-	// IdleTimeout for keep-alive connections. Defaults to 120s.
+	// IdleTimeout bounds the wait for the next request on a keep-alive
+	// connection. Defaults to 120s.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// MaxHeaderBytes. Defaults to 65536.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`

@@ -42,6 +42,9 @@ type conn struct {
 	front  [frontSize]byte // a response's first bytes while its length is open
 	timer  *time.Timer     // starts the disconnect watch of a long request
 	cur    atomic.Pointer[exchange]
+	// headBy is when the first request's head must have arrived: the
+	// connection's accept plus ReadHeaderTimeout. Zero once it has.
+	headBy time.Time
 }
 
 // exchange is the request being served, as the watch timer sees it.
@@ -53,7 +56,7 @@ type exchange struct {
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
-	c := &conn{srv: s, nc: nc, remote: nc.RemoteAddr().String()}
+	c := &conn{srv: s, nc: nc, remote: nc.RemoteAddr().String(), headBy: time.Now().Add(s.opts.ReadHeaderTimeout)}
 	c.cr = &connReader{nc: nc}
 	c.cr.cond = sync.NewCond(&c.cr.mu)
 	c.br = bufio.NewReaderSize(c.cr, readBufferSize)
@@ -97,9 +100,21 @@ func (c *conn) serve() {
 // readRequest waits for the next request and parses its head. It returns
 // nil, false when the connection is done, and nil, true when the request
 // is for net/http.
+//
+// As net/http: a new connection's first request, from its first byte to
+// its blank line, must arrive within ReadHeaderTimeout of the accept;
+// between keep-alive requests the wait for the next request's first byte
+// is bounded by IdleTimeout, and the rest of its head by
+// ReadHeaderTimeout from that byte.
 func (c *conn) readRequest() (*request, bool) {
+	headBy := c.headBy
+	c.headBy = time.Time{}
 	if c.br.Buffered() == 0 {
-		_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.opts.IdleTimeout))
+		wait := headBy
+		if wait.IsZero() {
+			wait = time.Now().Add(c.srv.opts.IdleTimeout)
+		}
+		_ = c.nc.SetReadDeadline(wait)
 		if _, err := c.br.Peek(1); err != nil {
 			return nil, false
 		}
@@ -107,16 +122,21 @@ func (c *conn) readRequest() (*request, bool) {
 	if !c.state.CompareAndSwap(stateIdle, stateActive) {
 		return nil, false // closed by Shutdown
 	}
-	_ = c.nc.SetReadDeadline(time.Now().Add(c.srv.opts.ReadHeaderTimeout))
+	if headBy.IsZero() {
+		headBy = time.Now().Add(c.srv.opts.ReadHeaderTimeout)
+	}
+	_ = c.nc.SetReadDeadline(headBy)
 	for {
 		buf, _ := c.br.Peek(c.br.Buffered())
 		n := h1.HeadEnd(buf)
 		if n < 0 {
+			c.headBy = headBy
 			return nil, true
 		}
 		if n > 0 {
 			req := new(request)
 			if n > c.srv.opts.MaxHeaderBytes || !c.srv.parseHead(buf[:n], req) {
+				c.headBy = headBy
 				return nil, true
 			}
 			_, _ = c.br.Discard(n)
@@ -124,6 +144,7 @@ func (c *conn) readRequest() (*request, bool) {
 			return req, false
 		}
 		if c.br.Buffered() >= readBufferSize {
+			c.headBy = headBy
 			return nil, true // a head larger than the buffer
 		}
 		if _, err := c.br.Peek(c.br.Buffered() + 1); err != nil {
@@ -135,7 +156,7 @@ func (c *conn) readRequest() (*request, bool) {
 // handOff gives the connection, with what was read of it, to net/http.
 func (c *conn) handOff() bool {
 	buffered, _ := c.br.Peek(c.br.Buffered())
-	rc := &replayConn{Conn: c.nc, pending: append([]byte(nil), buffered...)}
+	rc := &replayConn{Conn: c.nc, pending: append([]byte(nil), buffered...), headBy: c.headBy}
 	_ = c.nc.SetReadDeadline(time.Time{})
 	return c.srv.handoff.hand(rc)
 }

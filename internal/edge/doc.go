@@ -18,7 +18,11 @@
 // either plain and served here the way net/http would serve it, or served
 // by net/http itself.
 //
-// Behaviour kept from net/http: the request context ends when the handler
+// Behaviour kept from net/http: a new connection's first head is due
+// within ReadHeaderTimeout of the accept, a keep-alive connection waits
+// IdleTimeout for the next request's first byte and ReadHeaderTimeout
+// for the rest of its head, and a head handed to net/http keeps the
+// deadline it had; the request context ends when the handler
 // returns or the client goes away (a client's disconnect is watched for
 // once a request has run for WatchAfter, or as soon as the handler flushes
 // a stream); Date is added; Content-Type is sniffed when the handler sets

@@ -3,6 +3,7 @@ package edge
 import (
 	"net"
 	"sync"
+	"time"
 )
 
 // handoffListener is how connections reach the net/http server: Accept
@@ -50,10 +51,31 @@ func (l *handoffListener) Addr() net.Addr {
 }
 
 // replayConn returns the bytes the fast path had read before the rest of
-// the connection.
+// the connection. The head it carries keeps the deadline it had here:
+// net/http's first read deadline, the one for that head, is held to
+// headBy, so handing a head over does not give its sender more time.
 type replayConn struct {
 	net.Conn
 	pending []byte
+	headBy  time.Time
+	once    sync.Once
+}
+
+func (c *replayConn) SetReadDeadline(t time.Time) error {
+	c.once.Do(func() {
+		if !c.headBy.IsZero() && (t.IsZero() || t.After(c.headBy)) {
+			t = c.headBy
+		}
+	})
+	return c.Conn.SetReadDeadline(t)
+}
+
+// SetDeadline sets both deadlines, the read one as SetReadDeadline does.
+func (c *replayConn) SetDeadline(t time.Time) error {
+	if err := c.Conn.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	return c.SetReadDeadline(t)
 }
 
 func (c *replayConn) Read(p []byte) (int, error) {

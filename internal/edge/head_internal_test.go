@@ -20,6 +20,10 @@ func FuzzParseHead(f *testing.F) {
 		"GET /p? HTTP/1.1\r\nhost: [::1]:80\r\nPragma: no-cache\r\n\r\n",
 		"GET /a!b/'c' HTTP/1.1\r\nHost: a\r\nX-Pad: \t v \t\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 00\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nConnection: cloſe\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nConnection: \u212aeep-alive, upgrade\r\nX-User-Id : admin\r\n\r\n",
+		"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
+		"GET /public/%2e%2e/admin HTTP/1.1\r\nHost: a\r\nX_User_Id: admin\r\n\r\n",
 	} {
 		f.Add([]byte(seed))
 	}

@@ -19,10 +19,14 @@ import (
 type Options struct {
 	// Handler serves every request. Required.
 	Handler http.Handler
-	// ReadHeaderTimeout bounds reading a request head. Defaults to 10s.
+	// ReadHeaderTimeout bounds reading a request head: a new
+	// connection's first head, from its first byte to its blank line, is
+	// due this long after the accept (so a connection that sends nothing
+	// is closed then); a later head is due this long after its first
+	// byte. Defaults to 10s.
 	ReadHeaderTimeout time.Duration
-	// IdleTimeout bounds the wait for the next request on a keep-alive
-	// connection. Defaults to 120s.
+	// IdleTimeout bounds the wait for the first byte of the next request
+	// on a keep-alive connection. Defaults to 120s.
 	IdleTimeout time.Duration
 	// MaxHeaderBytes bounds a request head (net/http answers 431 past
 	// it). Defaults to 65536.

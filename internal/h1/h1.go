@@ -158,16 +158,42 @@ func ParseLength(s string) (int64, bool) {
 }
 
 // HasToken reports whether the comma-separated list v holds token,
-// compared case-insensitively.
+// compared as net/http compares tokens: ASCII letters without case,
+// nothing else folded (so "cloſe", with a long s, is not "close"). An
+// empty token is in no list.
 func HasToken(v, token string) bool {
+	if token == "" {
+		return false
+	}
 	for v != "" {
 		var t string
 		t, v, _ = strings.Cut(v, ",")
-		if strings.EqualFold(TrimOWS(t), token) {
+		if equalFoldASCII(TrimOWS(t), token) {
 			return true
 		}
 	}
 	return false
+}
+
+// equalFoldASCII reports whether a and b are equal when ASCII letters are
+// compared without case.
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // canonicalKey returns name in canonical form (textproto's), without

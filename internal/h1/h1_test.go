@@ -58,3 +58,23 @@ func TestFieldsAsTextproto(t *testing.T) {
 		}
 	}
 }
+
+func TestHasToken(t *testing.T) {
+	for _, tc := range []struct {
+		v, token string
+		want     bool
+	}{
+		{"close", "close", true},
+		{"keep-alive, Close ", "close", true},
+		{"\tCLOSE\t,x", "close", true},
+		{"closed", "close", false},
+		{"", "close", false},
+		{" , ", "", false},                       // an empty token is in no list
+		{"cloſe", "close", false},                // a long s is not an s
+		{"\u212aeep-alive", "keep-alive", false}, // nor a Kelvin sign a k
+	} {
+		if got := h1.HasToken(tc.v, tc.token); got != tc.want {
+			t.Errorf("HasToken(%q, %q) = %v, want %v", tc.v, tc.token, got, tc.want)
+		}
+	}
+}

@@ -96,3 +96,21 @@ func TestHugeHeadersAreRefused(t *testing.T) {
 		t.Fatalf("64 KiB of headers over a 4 KiB cap: %d, want 431", resp.StatusCode)
 	}
 }
+
+// TestSilentCrowdDoesNotStarveClients: silent sockets filling every
+// connection slot are closed after server.read_header_timeout, so a
+// normal client queued behind them is answered within that time and a
+// second, not after the idle timeout.
+func TestSilentCrowdDoesNotStarveClients(t *testing.T) {
+	const crowd, head = 2000, 3 * time.Second
+	addr := hardenedServer(t, "server: {read_header_timeout: 3s, idle_timeout: 2m}", crowd)
+	start := time.Now()
+	for range crowd {
+		dial(t, addr)
+	}
+	c := dial(t, addr) // queued behind the crowd, which holds every slot
+	if got := roundTrip(c, head+time.Second); !strings.Contains(got, "200") {
+		t.Fatalf("with %d silent sockets open, a client got %q within %v; want its 200", crowd, got, head+time.Second)
+	}
+	t.Logf("answered %v after the crowd began", time.Since(start).Round(time.Millisecond))
+}
