@@ -32,7 +32,7 @@ func runBan(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	return withStore(ctx, *cfgPath, func(cfg *config.Config, e *engines) error {
+	return withStore(ctx, env, *cfgPath, func(cfg *config.Config, e *engines) error {
 		opts := limit.BanOptions{Store: e.Bans, Logger: slog.New(slog.DiscardHandler)}
 		if cfg.Redis != "" {
 			db, err := redis.Open(cfg.Redis, redis.Options{Prefix: cfg.RedisPrefix})

@@ -41,7 +41,7 @@ func runUsage(ctx context.Context, args []string, env Env) error {
 	if q.To, err = meter.ParseTime("--to", *to); err != nil {
 		return fmt.Errorf("usage: %s", describe(err))
 	}
-	return withStore(ctx, *cfgPath, func(_ *config.Config, e *engines) error {
+	return withStore(ctx, env, *cfgPath, func(_ *config.Config, e *engines) error {
 		if *userName != "" {
 			u, err := e.Users().UserByName(ctx, *userName)
 			if err != nil {
@@ -76,7 +76,7 @@ func runInvoice(ctx context.Context, args []string, env Env) error {
 	if *format != "json" && *format != "csv" {
 		return fmt.Errorf("invoice: --format must be json or csv")
 	}
-	return withStore(ctx, *cfgPath, func(cfg *config.Config, e *engines) error {
+	return withStore(ctx, env, *cfgPath, func(cfg *config.Config, e *engines) error {
 		p := meter.InvoiceParams{TenantID: *tenant, Month: *month, Format: *format, Currency: cfg.Currency}
 		if err := meter.WriteInvoice(ctx, e.Ledger, p, env.Stdout); err != nil {
 			return fmt.Errorf("invoice: %s", describe(err))
@@ -98,7 +98,7 @@ func runExport(ctx context.Context, args []string, env Env) error {
 	if *after < 0 || *limit < 0 {
 		return fmt.Errorf("export: --after and --limit must not be negative")
 	}
-	return withStore(ctx, *cfgPath, func(cfg *config.Config, e *engines) error {
+	return withStore(ctx, env, *cfgPath, func(cfg *config.Config, e *engines) error {
 		next, err := meter.Export(ctx, e.Ledger, meter.ExportParams{After: *after, Limit: *limit, Source: cfg.PublicURL, Currency: cfg.Currency}, env.Stdout)
 		if err != nil {
 			return fmt.Errorf("export: %s", describe(err))
@@ -128,7 +128,7 @@ func runBudget(ctx context.Context, args []string, env Env) error {
 	if (*userName == "") == (*tenant == "") {
 		return fmt.Errorf("budget %s: give exactly one of --user and --tenant", verb)
 	}
-	return withStore(ctx, *cfgPath, func(_ *config.Config, e *engines) error {
+	return withStore(ctx, env, *cfgPath, func(_ *config.Config, e *engines) error {
 		scope, id := tollgate.ScopeTenant, *tenant
 		if *userName != "" {
 			u, err := e.Users().UserByName(ctx, *userName)

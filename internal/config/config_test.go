@@ -40,7 +40,7 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 	tests := []struct {
 		name, yaml, want string
 	}{
-		{"unknown key", "listne: 1.2.3.4:80\n", "field listne not found"},
+		{"unknown key", "listne: 1.2.3.4:80\n", "line 1: listne: unknown key; did you mean listen?"},
 		{"bad store", "store: mysql\n", "store: want sqlite or a postgres:// URL"},
 		{"bad algorithm", "tokens: {algorithm: HS256}\n", "tokens.algorithm"},
 		{"leeway too large", "tokens: {leeway: 5m}\n", "tokens.leeway"},
@@ -57,7 +57,7 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"bad issuer", "trusted_issuers: [{issuer: idp, jwks_url: http://idp/jwks, audience: a}]\n", "trusted_issuers[0].issuer"},
 		{"symmetric issuer alg", "trusted_issuers: [{issuer: http://idp, jwks_url: http://idp/jwks, audience: a, algorithms: [HS256]}]\n", "trusted_issuers[0].algorithms[0]"},
 		{"bad proxy cidr", "server: {trusted_proxies: [10.0.0.0]}\n", "server.trusted_proxies[0]"},
-		{"wrong type", "listen: [1]\n", "cannot unmarshal"},
+		{"wrong type", "listen: [1]\n", "line 1: listen: want a string, got a list"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
