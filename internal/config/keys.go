@@ -10,10 +10,11 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Keys returns every key of the configuration file as a dotted path:
-// "routes[].price.per_request", "plans.NAME.budget.amount". A map's key is
-// written NAME; "routes[].price.models.NAME" takes the keys of a price
-// again and is listed once.
+// Keys returns every key of the configuration file that holds a value, as
+// a dotted path: "routes[].price.per_request", "plans.NAME.budget.amount".
+// A map's key is written NAME. Keys that only group others ("tokens",
+// "routes[].price") are not listed; "routes[].price.models", which takes a
+// price again per model, is.
 func Keys() []string {
 	var out []string
 	walkKeys(reflect.TypeFor[Config](), "", map[reflect.Type]bool{}, &out)
@@ -37,7 +38,9 @@ func walkKeys(t reflect.Type, prefix string, seen map[reflect.Type]bool, out *[]
 				continue
 			}
 			key := join(prefix, name)
-			*out = append(*out, key)
+			if st := structOf(t.Field(i).Type); st == nil || seen[st] {
+				*out = append(*out, key)
+			}
 			walkKeys(t.Field(i).Type, key, seen, out)
 		}
 	case reflect.Slice:
@@ -47,6 +50,18 @@ func walkKeys(t reflect.Type, prefix string, seen map[reflect.Type]bool, out *[]
 			walkKeys(t.Elem(), prefix+".NAME", seen, out)
 		}
 	}
+}
+
+// structOf is the struct a field holds, directly or as the elements of a
+// slice or map; nil when it holds plain values.
+func structOf(t reflect.Type) reflect.Type {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Map {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || t == reflect.TypeFor[time.Duration]() {
+		return nil
+	}
+	return t
 }
 
 func isStruct(t reflect.Type) bool {
