@@ -14,11 +14,12 @@ import (
 	"github.com/tollgate/tollgate/internal/admin"
 	"github.com/tollgate/tollgate/internal/auth"
 	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/internal/token"
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
 func runUser(ctx context.Context, args []string, env Env) error {
-	verb, rest, err := sub("user", args, env, "add", "passwd", "disable", "enable", "list")
+	verb, rest, err := sub("user", args, env, "add", "passwd", "disable", "enable", "delete", "list")
 	if err != nil {
 		return err
 	}
@@ -27,6 +28,8 @@ func runUser(ctx context.Context, args []string, env Env) error {
 		return userAdd(ctx, rest, env)
 	case "passwd":
 		return userPasswd(ctx, rest, env)
+	case "delete":
+		return userDelete(ctx, rest, env)
 	case "list":
 		return userList(ctx, rest, env)
 	default:
@@ -99,6 +102,35 @@ func userPasswd(ctx context.Context, args []string, env Env) error {
 			return fmt.Errorf("revoke refresh tokens: %w", err)
 		}
 		fmt.Fprintf(env.Stdout, "password of user %s changed; its tokens and sessions are revoked\n", u.Name)
+		return nil
+	})
+}
+
+// userDelete removes a user with its API keys and sessions; its usage
+// records stay. The tokens it holds are denied until the longest of them
+// has expired, on every gateway within a second.
+func userDelete(ctx context.Context, args []string, env Env) error {
+	fs, cfgPath := newFlags("user delete", env)
+	name, err := onePositional(fs, args, "user NAME")
+	if err != nil {
+		return err
+	}
+	return withStore(ctx, env, *cfgPath, func(cfg *config.Config, store *engines) error {
+		u, err := store.Users().UserByName(ctx, name)
+		if err != nil {
+			return fmt.Errorf("user delete: %s", describe(err))
+		}
+		// The denylist entry first: once the row is gone, its marks are too.
+		now := time.Now()
+		rev := &tollgate.Revocation{Issuer: cfg.PublicURL, JTI: token.UserJTI(u.ID),
+			ExpiresAt: now.Add(max(cfg.Tokens.AccessTTL, maxMintTTL) + cfg.Tokens.Leeway), CreatedAt: now}
+		if err := store.Revocations().Revoke(ctx, rev); err != nil {
+			return fmt.Errorf("user delete: revoke tokens: %w", err)
+		}
+		if err := store.Users().DeleteUser(ctx, u.ID); err != nil {
+			return fmt.Errorf("user delete: %s", describe(err))
+		}
+		fmt.Fprintf(env.Stdout, "deleted user %s (id %s) with its API keys and sessions; its usage records stay\n", u.Name, u.ID)
 		return nil
 	})
 }
