@@ -137,6 +137,10 @@ func run(ctx context.Context, args []string, env Env) error {
 	case "ban":
 		return runBan(ctx, rest, env)
 	case "version", "--version":
+		fs, _ := newFlags("version", env)
+		if err := noPositional(fs, rest); err != nil {
+			return err
+		}
 		fmt.Fprintln(env.Stdout, "tollgate", version)
 		return nil
 	case "help", "-h", "--help":

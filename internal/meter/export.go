@@ -120,8 +120,8 @@ type UsageParams struct {
 	Query  tollgate.UsageQuery
 	Format string // table (default), csv or json
 	// Names, when set, maps the user or tenant ids of a report grouped by
-	// user or tenant to names, shown in a column beside the ids (table and
-	// CSV); an id it lacks is shown as "(deleted)".
+	// user or tenant to names, shown in a column beside the ids in a table
+	// (CSV and JSON keep their columns); an id it lacks is "(deleted)".
 	Names map[string]string
 }
 
@@ -136,7 +136,7 @@ func WriteUsage(ctx context.Context, l tollgate.Ledger, p UsageParams, w io.Writ
 	if key == "" {
 		key = "group"
 	}
-	named := p.Names != nil && (key == tollgate.GroupUser || key == tollgate.GroupTenant)
+	named := p.Names != nil && (p.Format == "" || p.Format == "table") && (key == tollgate.GroupUser || key == tollgate.GroupTenant)
 	header := []string{key, "requests", "input_tokens", "output_tokens", "images", "megapixels", "audio_seconds", "gpu_seconds", "cost"}
 	if named {
 		header = slices.Insert(header, 1, "name")
