@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -62,8 +61,7 @@ func openStore(ctx context.Context, cfg *config.Config, notice io.Writer) (*engi
 	}
 	path := filepath.Join(cfg.DataDir, "tollgate.db")
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && notice != nil {
-		abs, _ := filepath.Abs(path)
-		fmt.Fprintf(notice, "tollgate: no store at %s: created a new, empty one (a gateway started with another --config or data_dir does not see it)\n", cmp.Or(abs, path))
+		fmt.Fprintf(notice, "tollgate: no store at %s: created a new, empty one (a gateway or command using another --config or data_dir does not see it)\n", absPath(path))
 	}
 	lite, err := sqlite.Open(ctx, path)
 	if err != nil {
@@ -111,5 +109,14 @@ func storeName(cfg *config.Config) string {
 	if strings.HasPrefix(cfg.Store, "postgres") {
 		return "postgres"
 	}
-	return filepath.Join(cfg.DataDir, "tollgate.db")
+	return absPath(filepath.Join(cfg.DataDir, "tollgate.db"))
+}
+
+// absPath is path made absolute, or path when that fails.
+func absPath(path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return path
+	}
+	return abs
 }
