@@ -10,7 +10,9 @@ import (
 // errorMessage is the OpenAI-shaped error a caller reads.
 func errorMessage(t *testing.T, body []byte) (code, message string) {
 	t.Helper()
-	var e struct{ Error struct{ Code, Message string } }
+	var e struct {
+		Error struct{ Code, Message string }
+	}
 	if err := json.Unmarshal(body, &e); err != nil {
 		t.Fatalf("error body %q: %v", body, err)
 	}
