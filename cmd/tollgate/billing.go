@@ -139,14 +139,20 @@ func runBudget(ctx context.Context, args []string, env Env) error {
 	fs, cfgPath := newFlags("budget "+verb, env)
 	userName := fs.String("user", "", "the user (name)")
 	tenant := fs.String("tenant", "", "the tenant")
-	amount := fs.String("amount", "", "the budget, e.g. 5.00 (set)")
-	period := fs.String("period", "month", "day, month or total (set)")
-	alerts := fs.String("alerts", "", "comma-separated alert percentages, e.g. 80,100 (set; default: the plan's)")
+	amount, period, alerts := new(string), new(string), new(string)
+	if verb == "set" {
+		amount = fs.String("amount", "", "the budget, e.g. 5.00 (required)")
+		period = fs.String("period", "month", "day, month or total")
+		alerts = fs.String("alerts", "", "comma-separated alert percentages, e.g. 80,100 (default: the plan's)")
+	}
 	if err := noPositional(fs, rest); err != nil {
 		return err
 	}
 	if (*userName == "") == (*tenant == "") {
 		return fmt.Errorf("budget %s: give exactly one of --user and --tenant", verb)
+	}
+	if verb == "set" && *amount == "" {
+		return fmt.Errorf("budget set: --amount is missing")
 	}
 	return withStore(ctx, env, *cfgPath, func(_ *config.Config, e *engines) error {
 		scope, id := tollgate.ScopeTenant, *tenant
