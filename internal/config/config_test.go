@@ -153,6 +153,8 @@ func TestErrorsAUserCanAct(t *testing.T) {
 		{"route key out of its list item", "routes:\n  - name: chat\n    path: /v1/\n  upstreams: [http://x]\n", `line 4: "upstreams: [http://x]" is not indented`},
 		{"wrong kind", "server: {drain_timeout: soon}\n", `line 1: server.drain_timeout: want a duration such as 30s or 5m, got "soon"`},
 		{"mapping expected", "tokens: 5\n", "line 1: tokens: want a mapping of keys (algorithm,"},
+		{"unquoted colon in a value", "routes:\n  - name: a\n    path: /a\n    upstreams: [http://x]\n    rules:\n      - expr: 'true'\n        message: free plan: at most 1024 tokens\n",
+			`line 7: mapping values are not allowed in this context (a value that contains ": " needs quotes`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -72,6 +72,9 @@ func syntaxError(data []byte, err error) error {
 	if n, line, ok := misindented(data); ok {
 		return fmt.Errorf("line %d: %q is not indented like the keys around it (%s)", n, strings.TrimSpace(line), msg)
 	}
+	if strings.Contains(msg, "mapping values are not allowed") {
+		msg += ` (a value that contains ": " needs quotes, e.g. message: "free plan: at most 1024 tokens")`
+	}
 	return errors.New(msg)
 }
 
