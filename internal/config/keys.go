@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"reflect"
 	"slices"
@@ -225,7 +226,7 @@ func suggest(unknown string, t reflect.Type) string {
 	var homes []string
 	for _, k := range Keys() {
 		parent, name := splitKey(k)
-		if parent = cmpOr(parent, "the top level"); name == unknown && !slices.Contains(homes, parent) {
+		if parent = cmp.Or(parent, "the top level"); name == unknown && !slices.Contains(homes, parent) {
 			homes = append(homes, parent)
 		}
 	}
@@ -241,13 +242,6 @@ func splitKey(k string) (parent, name string) {
 		return "", k
 	}
 	return k[:i], k[i+1:]
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // editDistance is the Levenshtein distance of a and b.
