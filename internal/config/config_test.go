@@ -72,6 +72,24 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 	}
 }
 
+func TestMergeKeys(t *testing.T) {
+	cfg, err := config.Parse([]byte(`routes:
+  - &base {name: a, path: /a, upstreams: ["http://x"], timeout: 5s}
+  - <<: *base
+    name: b
+    path: /b
+`))
+	if err != nil {
+		t.Fatalf("anchors and merge keys: %v", err)
+	}
+	if len(cfg.Routes) != 2 || cfg.Routes[1].Timeout.String() != "5s" {
+		t.Fatalf("merged route %+v", cfg.Routes)
+	}
+	if _, err := config.Parse([]byte("routes:\n  - &base {name: a, path: /a, upstreams: [\"http://x\"], timout: 5s}\n  - <<: *base\n    name: b\n")); err == nil || !strings.Contains(err.Error(), "did you mean timeout?") {
+		t.Fatalf("a typo in a merged mapping: %v", err)
+	}
+}
+
 func TestLoadFromEnv(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tollgate.yaml")
 	data := `listen: 127.0.0.1:9999

@@ -133,6 +133,17 @@ func (w *nodeWalker) walk(n *yaml.Node, t reflect.Type, key string) {
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
+			if k.Tag == "!!merge" {
+				// "<<: *anchor" merges the keys of another mapping.
+				merged := []*yaml.Node{v}
+				if v.Kind == yaml.SequenceNode {
+					merged = v.Content
+				}
+				for _, m := range merged {
+					w.walk(m, t, key)
+				}
+				continue
+			}
 			f, ok := fieldByName(t, k.Value)
 			if !ok {
 				w.add(k, join(key, k.Value), "unknown key%s", suggest(k.Value, t))
