@@ -21,8 +21,11 @@ func runBan(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	fs, cfgPath := newFlags("ban "+verb, env)
-	dur := fs.Duration("for", 0, "how long (add; default: protection.ban_duration)")
-	reason := fs.String("reason", "banned by an operator", "why (add)")
+	dur, reason := new(time.Duration), new(string)
+	if verb == "add" {
+		dur = fs.Duration("for", 0, "how long (default: protection.ban_duration)")
+		reason = fs.String("reason", "banned by an operator", "why")
+	}
 	var ip string
 	if verb == "list" {
 		err = noPositional(fs, rest)
@@ -32,7 +35,7 @@ func runBan(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	return withStore(ctx, *cfgPath, func(cfg *config.Config, e *engines) error {
+	return withStore(ctx, env, *cfgPath, func(cfg *config.Config, e *engines) error {
 		opts := limit.BanOptions{Store: e.Bans, Logger: slog.New(slog.DiscardHandler)}
 		if cfg.Redis != "" {
 			db, err := redis.Open(cfg.Redis, redis.Options{Prefix: cfg.RedisPrefix})

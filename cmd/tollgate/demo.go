@@ -40,10 +40,19 @@ func startDemo(cfg *config.Config) (func(), error) {
 		stop()
 		return nil, err
 	}
+	if err := addDemoRoutes(cfg, echoURL, imageURL); err != nil {
+		stop()
+		return nil, err
+	}
+	return stop, nil
+}
+
+// addDemoRoutes adds the demo's routes, on the backends at echoURL and
+// imageURL, to cfg and validates it.
+func addDemoRoutes(cfg *config.Config, echoURL, imageURL string) error {
 	for _, r := range cfg.Routes {
 		if r.Path == "/v1/" || r.Path == "/demo/colorize" {
-			stop()
-			return nil, fmt.Errorf("--demo: route %q already uses %s; run the demo without that route", r.Name, r.Path)
+			return fmt.Errorf("--demo: route %q already uses %s; run the demo without that route", r.Name, r.Path)
 		}
 	}
 	cfg.Routes = append(cfg.Routes,
@@ -60,9 +69,9 @@ func startDemo(cfg *config.Config) (func(), error) {
 			Price: config.Price{PerRequest: "0.01", PerMegapixel: "0.02"},
 		},
 	)
+	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
-		stop()
-		return nil, fmt.Errorf("demo routes: %w", err)
+		return fmt.Errorf("demo routes: %w", err)
 	}
-	return stop, nil
+	return nil
 }

@@ -26,7 +26,7 @@ func runKey(ctx context.Context, args []string, env Env) error {
 		if *userName == "" {
 			return fmt.Errorf("key create: --user is required")
 		}
-		return withStore(ctx, *cfgPath, func(_ *config.Config, store *engines) error {
+		return withStore(ctx, env, *cfgPath, func(_ *config.Config, store *engines) error {
 			u, err := store.Users().UserByName(ctx, *userName)
 			if err != nil {
 				return fmt.Errorf("key create: %s", describe(err))
@@ -47,7 +47,7 @@ func runKey(ctx context.Context, args []string, env Env) error {
 		if *userName == "" {
 			return fmt.Errorf("key list: --user is required")
 		}
-		return withStore(ctx, *cfgPath, func(_ *config.Config, store *engines) error {
+		return withStore(ctx, env, *cfgPath, func(_ *config.Config, store *engines) error {
 			u, err := store.Users().UserByName(ctx, *userName)
 			if err != nil {
 				return fmt.Errorf("key list: %s", describe(err))
@@ -75,7 +75,7 @@ func runKey(ctx context.Context, args []string, env Env) error {
 		if err != nil {
 			return err
 		}
-		return withStore(ctx, *cfgPath, func(_ *config.Config, store *engines) error {
+		return withStore(ctx, env, *cfgPath, func(_ *config.Config, store *engines) error {
 			if err := store.APIKeys().RevokeAPIKey(ctx, id); err != nil {
 				return fmt.Errorf("key revoke: %s", describe(err))
 			}

@@ -97,7 +97,7 @@ func newGateway(ctx context.Context, cfg *config.Config, opts gatewayOptions) (_
 		}
 		g.closers = append(g.closers, stop)
 	}
-	if g.store, err = openStore(ctx, cfg); err != nil {
+	if g.store, err = openStore(ctx, cfg, opts.Env.Stderr); err != nil {
 		return nil, err
 	}
 	if err := bootstrapAdmin(ctx, cfg, g.store, opts.Env); err != nil {
@@ -210,17 +210,29 @@ func (g *gateway) Close() {
 	}
 }
 
-// bootstrapAdmin creates the first user, "admin", when the store has none,
-// and prints its password once (or takes TOLLGATE_ADMIN_PASSWORD).
+// bootstrapAdmin creates the user "admin" when no user holds the admin
+// role, and prints its password once (or takes TOLLGATE_ADMIN_PASSWORD).
+// When an admin exists, a TOLLGATE_ADMIN_PASSWORD is ignored, and it says
+// so loudly: logging in with it would fail.
 func bootstrapAdmin(ctx context.Context, cfg *config.Config, store tollgate.Store, env Env) error {
 	users, err := store.Users().Users(ctx, "")
 	if err != nil {
 		return fmt.Errorf("list users: %w", err)
 	}
-	if len(users) > 0 {
+	password := env.Getenv("TOLLGATE_ADMIN_PASSWORD")
+	var admins []string
+	for _, u := range users {
+		if u.Role == "admin" {
+			admins = append(admins, u.Name)
+		}
+	}
+	if len(admins) > 0 {
+		if password != "" {
+			fmt.Fprintf(env.Stderr, "\n  WARNING: TOLLGATE_ADMIN_PASSWORD is ignored: the store %s already has an admin user (%s).\n"+
+				"  Set its password with: tollgate user passwd %s [--config FILE]\n\n", storeName(cfg), strings.Join(admins, ", "), admins[0])
+		}
 		return nil
 	}
-	password := env.Getenv("TOLLGATE_ADMIN_PASSWORD")
 	printed := password == ""
 	if printed {
 		b := make([]byte, 18)
@@ -230,7 +242,11 @@ func bootstrapAdmin(ctx context.Context, cfg *config.Config, store tollgate.Stor
 		password = base64.RawURLEncoding.EncodeToString(b)
 	}
 	if _, err := admin.CreateUser(ctx, cfg, store, auth.NewHasher(1), "admin", password, "default", "admin", ""); tollgate.ErrorCode(err) == tollgate.EConflict {
-		return nil // another replica starting at the same time created it
+		if u, err := store.Users().UserByName(ctx, "admin"); err == nil && u.Role != "admin" {
+			fmt.Fprintf(env.Stderr, "\n  WARNING: no user has the admin role, and the user \"admin\" has role %q.\n"+
+				"  Create an admin with: tollgate user add NAME --role admin --password P [--config FILE]\n\n", u.Role)
+		}
+		return nil // or another replica starting at the same time created it
 	} else if err != nil {
 		return fmt.Errorf("create admin user: %w", err)
 	}

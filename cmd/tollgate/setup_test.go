@@ -61,7 +61,13 @@ func setup(t *testing.T, extraYAML string) *testGateway {
 // setupWith is setup, with the demo backends and routes when demo is set.
 func setupWith(t *testing.T, extraYAML string, demo bool) *testGateway {
 	t.Helper()
-	dir := t.TempDir()
+	return setupIn(t, t.TempDir(), extraYAML, demo, map[string]string{"TOLLGATE_ADMIN_PASSWORD": adminPassword})
+}
+
+// setupIn starts a gateway whose config and data live in dir (kept from
+// an earlier start in the same dir) with the environment env.
+func setupIn(t *testing.T, dir, extraYAML string, demo bool, env map[string]string) *testGateway {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +85,7 @@ func setupWith(t *testing.T, extraYAML string, demo bool) *testGateway {
 	}
 	g := &testGateway{
 		URL: "http://" + addr, Config: cfgPath, t: t, stderr: &syncBuffer{}, stopped: make(chan struct{}),
-		env: map[string]string{"TOLLGATE_ADMIN_PASSWORD": adminPassword},
+		env: env,
 	}
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
@@ -87,8 +93,8 @@ func setupWith(t *testing.T, extraYAML string, demo bool) *testGateway {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
-	env := Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: g.stderr, Getenv: g.getenv}
-	gw, err := newGateway(ctx, cfg, gatewayOptions{Demo: demo, Env: env, Logger: slog.New(slog.NewJSONHandler(g.stderr, nil)), Listener: ln})
+	penv := Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: g.stderr, Getenv: g.getenv}
+	gw, err := newGateway(ctx, cfg, gatewayOptions{Demo: demo, Env: penv, Logger: slog.New(slog.NewJSONHandler(g.stderr, nil)), Listener: ln})
 	if err != nil {
 		t.Fatalf("start gateway: %v", err)
 	}
@@ -99,11 +105,14 @@ func setupWith(t *testing.T, extraYAML string, demo bool) *testGateway {
 			t.Errorf("serve: %v", err)
 		}
 	}()
-	t.Cleanup(func() {
-		cancel()
-		<-g.stopped
-	})
+	t.Cleanup(g.stop)
 	return g
+}
+
+// stop stops the gateway and waits until it has; later calls do nothing.
+func (g *testGateway) stop() {
+	g.cancel()
+	<-g.stopped
 }
 
 // cli runs a tollgate command against the gateway's config and returns

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -32,8 +35,10 @@ type engines struct {
 }
 
 // openStore opens the configured store (SQLite in data_dir, or PostgreSQL)
-// and migrates it.
-func openStore(ctx context.Context, cfg *config.Config) (*engines, error) {
+// and migrates it. A SQLite store that did not exist is created, and
+// notice is told so with its path: a command run without the server's
+// --config would otherwise work on a store the server never sees.
+func openStore(ctx context.Context, cfg *config.Config, notice io.Writer) (*engines, error) {
 	if strings.HasPrefix(cfg.Store, "postgres") {
 		var opts []postgres.Option
 		// A search_path in the URL names the schema tollgate's tables live
@@ -54,7 +59,11 @@ func openStore(ctx context.Context, cfg *config.Config) (*engines, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data_dir: %w", err)
 	}
-	lite, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "tollgate.db"))
+	path := filepath.Join(cfg.DataDir, "tollgate.db")
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && notice != nil {
+		fmt.Fprintf(notice, "tollgate: no store at %s: created a new, empty one (a gateway or command using another --config or data_dir does not see it)\n", absPath(path))
+	}
+	lite, err := sqlite.Open(ctx, path)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite store: %w", err)
 	}
@@ -66,21 +75,18 @@ func openStore(ctx context.Context, cfg *config.Config) (*engines, error) {
 }
 
 // loadConfig loads the config file named by --config (or TOLLGATE_CONFIG).
+// Its errors name the file, the line and the key.
 func loadConfig(path string) (*config.Config, error) {
-	cfg, err := config.Load(path)
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	return cfg, nil
+	return config.Load(path)
 }
 
 // withStore loads the config, opens the store, and runs fn.
-func withStore(ctx context.Context, cfgPath string, fn func(*config.Config, *engines) error) error {
+func withStore(ctx context.Context, env Env, cfgPath string, fn func(*config.Config, *engines) error) error {
 	cfg, err := loadConfig(cfgPath)
 	if err != nil {
 		return err
 	}
-	e, err := openStore(ctx, cfg)
+	e, err := openStore(ctx, cfg, env.Stderr)
 	if err != nil {
 		return err
 	}
@@ -93,7 +99,7 @@ func runMigrate(ctx context.Context, args []string, env Env) error {
 	if err := noPositional(fs, args); err != nil {
 		return err
 	}
-	return withStore(ctx, *cfgPath, func(cfg *config.Config, _ *engines) error {
+	return withStore(ctx, env, *cfgPath, func(cfg *config.Config, _ *engines) error {
 		fmt.Fprintf(env.Stdout, "store %s is up to date\n", storeName(cfg))
 		return nil
 	})
@@ -103,5 +109,14 @@ func storeName(cfg *config.Config) string {
 	if strings.HasPrefix(cfg.Store, "postgres") {
 		return "postgres"
 	}
-	return filepath.Join(cfg.DataDir, "tollgate.db")
+	return absPath(filepath.Join(cfg.DataDir, "tollgate.db"))
+}
+
+// absPath is path made absolute, or path when that fails.
+func absPath(path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return path
+	}
+	return abs
 }

@@ -31,7 +31,7 @@ func runToken(ctx context.Context, args []string, env Env) error {
 	if *ttl < 0 || *ttl > maxMintTTL {
 		return fmt.Errorf("token mint: --ttl must be between 1s and %s", maxMintTTL)
 	}
-	return withStore(ctx, *cfgPath, func(cfg *config.Config, store *engines) error {
+	return withStore(ctx, env, *cfgPath, func(cfg *config.Config, store *engines) error {
 		u, err := store.Users().UserByName(ctx, *userName)
 		if err != nil {
 			return fmt.Errorf("token mint: %s", describe(err))
@@ -77,7 +77,7 @@ func runKeys(ctx context.Context, args []string, env Env) error {
 	if *purpose != token.PurposeAccess && *purpose != token.PurposeInternal {
 		return fmt.Errorf("keys rotate: --purpose must be %s or %s", token.PurposeAccess, token.PurposeInternal)
 	}
-	return withStore(ctx, *cfgPath, func(cfg *config.Config, store *engines) error {
+	return withStore(ctx, env, *cfgPath, func(cfg *config.Config, store *engines) error {
 		pass, err := passphrase(cfg, env)
 		if err != nil {
 			return err

@@ -40,7 +40,7 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 	tests := []struct {
 		name, yaml, want string
 	}{
-		{"unknown key", "listne: 1.2.3.4:80\n", "field listne not found"},
+		{"unknown key", "listne: 1.2.3.4:80\n", "line 1: listne: unknown key; did you mean listen?"},
 		{"bad store", "store: mysql\n", "store: want sqlite or a postgres:// URL"},
 		{"bad algorithm", "tokens: {algorithm: HS256}\n", "tokens.algorithm"},
 		{"leeway too large", "tokens: {leeway: 5m}\n", "tokens.leeway"},
@@ -57,7 +57,7 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"bad issuer", "trusted_issuers: [{issuer: idp, jwks_url: http://idp/jwks, audience: a}]\n", "trusted_issuers[0].issuer"},
 		{"symmetric issuer alg", "trusted_issuers: [{issuer: http://idp, jwks_url: http://idp/jwks, audience: a, algorithms: [HS256]}]\n", "trusted_issuers[0].algorithms[0]"},
 		{"bad proxy cidr", "server: {trusted_proxies: [10.0.0.0]}\n", "server.trusted_proxies[0]"},
-		{"wrong type", "listen: [1]\n", "cannot unmarshal"},
+		{"wrong type", "listen: [1]\n", "line 1: listen: want a string, got a list"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,6 +69,24 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 				t.Fatalf("error %q does not name %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestMergeKeys(t *testing.T) {
+	cfg, err := config.Parse([]byte(`routes:
+  - &base {name: a, path: /a, upstreams: ["http://x"], timeout: 5s}
+  - <<: *base
+    name: b
+    path: /b
+`))
+	if err != nil {
+		t.Fatalf("anchors and merge keys: %v", err)
+	}
+	if len(cfg.Routes) != 2 || cfg.Routes[1].Timeout.String() != "5s" {
+		t.Fatalf("merged route %+v", cfg.Routes)
+	}
+	if _, err := config.Parse([]byte("routes:\n  - &base {name: a, path: /a, upstreams: [\"http://x\"], timout: 5s}\n  - <<: *base\n    name: b\n")); err == nil || !strings.Contains(err.Error(), "did you mean timeout?") {
+		t.Fatalf("a typo in a merged mapping: %v", err)
 	}
 }
 
@@ -134,5 +152,81 @@ func TestParseSize(t *testing.T) {
 		if got != tt.want || (err == nil) != (tt.want > 0) {
 			t.Errorf("ParseSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
 		}
+	}
+}
+
+// TestErrorsAUserCanAct: unknown keys get a suggestion and their line,
+// mis-indented keys are named at their own line, and no Go type names or
+// doubled prefixes reach the user.
+func TestErrorsAUserCanAct(t *testing.T) {
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"typo", "plans:\n  free:\n    rate_limt: 10/m\n", "line 3: plans.free.rate_limt: unknown key; did you mean rate_limit?"},
+		{"top-level typo", "lisen: 127.0.0.1:1\n", "line 1: lisen: unknown key; did you mean listen?"},
+		{"key under the wrong parent", "routes:\n  - name: a\n    path: /a\n    upstreams: [http://x]\nrate_limit: 3/m\n",
+			"line 5: rate_limit: unknown key; rate_limit is a key of plans.NAME and routes[]: check its indentation"},
+		{"key indented less than its block", "server:\n  access_log: true\n drain_timeout: 5s\n", `line 3: "drain_timeout: 5s" is not indented like the keys around it`},
+		{"key indented more than its block", "server:\n  drain_timeout: 5s\n    idle_timeout: 5s\n", `line 3: "idle_timeout: 5s" is not indented`},
+		{"route key out of its list item", "routes:\n  - name: chat\n    path: /v1/\n  upstreams: [http://x]\n", `line 4: "upstreams: [http://x]" is not indented`},
+		{"wrong kind", "server: {drain_timeout: soon}\n", `line 1: server.drain_timeout: want a duration such as 30s or 5m, got "soon"`},
+		{"mapping expected", "tokens: 5\n", "line 1: tokens: want a mapping of keys (algorithm,"},
+		{"unquoted colon in a value", "routes:\n  - name: a\n    path: /a\n    upstreams: [http://x]\n    rules:\n      - expr: 'true'\n        message: free plan: at most 1024 tokens\n",
+			`line 7: mapping values are not allowed in this context (a value that contains ": " needs quotes`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "tollgate.yaml")
+			if err := os.WriteFile(path, []byte(tt.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := config.Load(path)
+			if err == nil {
+				t.Fatalf("Load accepted %q", tt.yaml)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tt.want) {
+				t.Fatalf("error %q does not say %q", msg, tt.want)
+			}
+			rest, ok := strings.CutPrefix(msg, "config "+path+": ")
+			if !ok || strings.Contains(rest, "config") || strings.Contains(rest, "yaml:") || strings.Contains(rest, "unmarshal") {
+				t.Fatalf("error %q: want one \"config FILE:\" prefix and no yaml: or Go type names", msg)
+			}
+		})
+	}
+}
+
+// TestEffectiveYAML: the printed config has every default, masks secrets,
+// and loads again as it is.
+func TestEffectiveYAML(t *testing.T) {
+	cfg, err := config.Parse([]byte(`store: postgres://tollgate:s3cret@db/tollgate?sslmode=require
+redis: redis://:r3dis@cache:6379/0
+routes:
+  - name: chat
+    path: /v1/
+    upstreams: [http://127.0.0.1:8000]
+    upstream_headers: {Authorization: "Bearer sk-live-123", X-Key: "${VLLM_API_KEY}"}
+webhooks: [{url: "https://hooks.example/x?token=hook-secret"}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cfg.EffectiveYAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(out)
+	for _, secret := range []string{"s3cret", "r3dis", "sk-live-123", "hook-secret"} {
+		if strings.Contains(text, secret) {
+			t.Errorf("effective config shows the secret %q:\n%s", secret, text)
+		}
+	}
+	for _, want := range []string{"drain_timeout: 30s", "access_ttl: 15m0s", "max_body: 10MiB", "strip_prefix: false", "${VLLM_API_KEY}", "Bearer ***", "sslmode=require"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("effective config lacks %q:\n%s", want, text)
+		}
+	}
+	if _, err := config.Parse(out); err != nil {
+		t.Fatalf("effective config does not load again: %v\n%s", err, text)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
@@ -19,11 +18,17 @@ const EnvConfig = "TOLLGATE_CONFIG"
 
 // Load reads the YAML file at path (or, when path is empty, the file named
 // by TOLLGATE_CONFIG, or nothing), fills defaults and validates. An unknown
-// key or a bad value is an error naming the key.
+// key or a bad value is an error naming the file, the line and the key:
+// "config tollgate.yaml: line 3: plans.free.rate_limt: unknown key; did you
+// mean rate_limit?".
 func Load(path string) (*Config, error) {
 	path = cmp.Or(path, os.Getenv(EnvConfig))
 	if path == "" {
-		return Parse(nil)
+		cfg, err := Parse(nil)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		return cfg, nil
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -31,20 +36,25 @@ func Load(path string) (*Config, error) {
 	}
 	cfg, err := Parse(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil
 }
 
 // Parse decodes YAML, fills defaults and validates. Empty data yields the
-// documented defaults.
+// documented defaults. Errors carry the line of the key they name.
 func Parse(data []byte) (*Config, error) {
 	var cfg Config
 	if len(bytes.TrimSpace(data)) > 0 {
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		dec.KnownFields(true)
-		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("config: %w", err)
+		var doc yaml.Node
+		if err := yaml.Unmarshal(data, &doc); err != nil {
+			return nil, syntaxError(data, err)
+		}
+		if problems := checkNodes(&doc); len(problems) > 0 {
+			return nil, errors.Join(problems...)
+		}
+		if err := doc.Decode(&cfg); err != nil {
+			return nil, errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
 		}
 	}
 	cfg.SetDefaults()
@@ -52,6 +62,86 @@ func Parse(data []byte) (*Config, error) {
 		return nil, err
 	}
 	return &cfg, nil
+}
+
+// syntaxError rewrites a YAML syntax error. The parser often names the
+// line where the enclosing block started; a key indented differently from
+// its neighbours is named at its own line instead.
+func syntaxError(data []byte, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if n, line, ok := misindented(data); ok {
+		return fmt.Errorf("line %d: %q is not indented like the keys around it (%s)", n, strings.TrimSpace(line), msg)
+	}
+	if strings.Contains(msg, "mapping values are not allowed") {
+		msg += ` (a value that contains ": " needs quotes, e.g. message: "free plan: at most 1024 tokens")`
+	}
+	return errors.New(msg)
+}
+
+// misindented finds the first line of block YAML whose indentation matches
+// no open block: deeper than the line before although that line opens no
+// block, or shallower than its block but at no enclosing level.
+func misindented(data []byte) (int, string, bool) {
+	type level struct {
+		indent int
+		seq    bool // a list's level: only "- " items belong at it
+	}
+	levels := []level{{}}
+	opens := false // the line before ends with ":" and so opens a block
+	for i, line := range strings.Split(string(data), "\n") {
+		text := strings.TrimRight(line, " \t\r")
+		trimmed := strings.TrimLeft(text, " ")
+		if trimmed == "" || strings.HasPrefix(trimmed, "#") || trimmed == "---" {
+			continue
+		}
+		if strings.HasSuffix(stripComment(text), "|") || strings.HasSuffix(stripComment(text), ">") || strings.ContainsAny(trimmed[:1], "|>") {
+			return 0, "", false // block scalars: leave it to the parser
+		}
+		if strings.Count(text, "[")+strings.Count(text, "{") != strings.Count(text, "]")+strings.Count(text, "}") {
+			return 0, "", false // a flow collection over several lines
+		}
+		indent := len(text) - len(trimmed)
+		item := strings.HasPrefix(trimmed, "- ") || trimmed == "-"
+		top := levels[len(levels)-1]
+		switch {
+		case indent > top.indent && opens:
+			levels = append(levels, level{indent, item})
+		case indent > top.indent:
+			return i + 1, line, true
+		case indent == top.indent && opens && item && !top.seq:
+			levels = append(levels, level{indent, true}) // a list at its key's indentation
+		default:
+			for n := len(levels); n > 1; n = len(levels) {
+				l := levels[n-1]
+				if l.indent > indent || (l.indent == indent && l.seq && !item && levels[n-2].indent == indent) {
+					levels = levels[:n-1]
+					continue
+				}
+				break
+			}
+			if l := levels[len(levels)-1]; l.indent != indent || l.seq != item {
+				return i + 1, line, true
+			}
+		}
+		// "- key: v" opens a mapping at the key's column.
+		for strings.HasPrefix(trimmed, "- ") {
+			rest := strings.TrimLeft(trimmed[2:], " ")
+			indent += len(trimmed) - len(rest)
+			trimmed = rest
+			if strings.Contains(trimmed, ": ") || strings.HasSuffix(stripComment(trimmed), ":") {
+				levels = append(levels, level{indent: indent})
+			}
+		}
+		opens = strings.HasSuffix(stripComment(trimmed), ":")
+	}
+	return 0, "", false
+}
+
+func stripComment(s string) string {
+	if i := strings.Index(s, " #"); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimRight(s, " ")
 }
 
 // SetDefaults fills every unset field with its documented default.

@@ -72,8 +72,13 @@ type Route struct {
 type Rule struct {
 	// Expr is a CEL expression over claims, request and body.
 	Expr string `yaml:"expr"`
-	// Message tells the caller what to change. Defaults to the expression.
+	// Message tells the caller what to change. Defaults to "request
+	// refused by rule: " and the expression.
 	Message string `yaml:"message"`
+	// Methods are the request methods the rule judges. Defaults to every
+	// method when the rule does not read body, and to the methods that
+	// carry one (all but GET, HEAD, DELETE and OPTIONS) when it does.
+	Methods []string `yaml:"methods"`
 }
 
 // HealthCheck configures active upstream health checks.

@@ -193,6 +193,11 @@ func (c *Config) validateRoutes(p *problems) {
 			if strings.TrimSpace(rule.Expr) == "" {
 				p.add(fmt.Sprintf("%s.rules[%d].expr", key, j), "required")
 			}
+			for k, m := range rule.Methods {
+				if m != strings.ToUpper(m) || m == "" {
+					p.add(fmt.Sprintf("%s.rules[%d].methods[%d]", key, j, k), "want an upper-case HTTP method, got %q", m)
+				}
+			}
 		}
 	}
 }

@@ -251,7 +251,7 @@ func (l *Limiter) Admit(ctx context.Context, c *tollgate.Call) (func(context.Con
 	if len(keys) > 0 {
 		setHeaders(ctx, d)
 		l.noteIP(d)
-		if err := l.refusal(d); err != nil {
+		if err := l.refusal(d, keys); err != nil {
 			return nil, err
 		}
 	}
@@ -325,19 +325,40 @@ func (l *Limiter) releaser(store tollgate.ConcurrencyStore, id string, slots []t
 	}
 }
 
-// refusal turns a refused decision into a 429 with Retry-After.
-func (l *Limiter) refusal(d tollgate.RateDecision) error {
+// refusal turns a refused decision into a 429 with Retry-After that names
+// the refusing limit with its period: "the user limit of 10/m".
+func (l *Limiter) refusal(d tollgate.RateDecision, keys []tollgate.RateKey) error {
 	if d.Allowed {
 		return nil
 	}
 	kind := kindOf(d.Key)
 	l.refusals.WithLabelValues(kind).Inc()
 	secs := ceilSeconds(d.RetryAfter)
+	rate := strconv.Itoa(d.Limit)
+	for _, k := range keys {
+		if k.Key == d.Key {
+			rate = formatRate(k.Rate)
+			break
+		}
+	}
 	return &tollgate.Error{
 		Code:       tollgate.ERateLimited,
-		Message:    fmt.Sprintf("rate limit exceeded (%s limit of %d); retry in %ds", kind, d.Limit, secs),
+		Message:    fmt.Sprintf("rate limit exceeded: the %s limit of %s; retry in %ds", kind, rate, secs),
 		RetryAfter: secs,
 	}
+}
+
+// formatRate writes a rate as it is configured: 10/s, 10/m, 10/h.
+func formatRate(r tollgate.Rate) string {
+	switch r.Period {
+	case time.Second:
+		return fmt.Sprintf("%d/s", r.N)
+	case time.Minute:
+		return fmt.Sprintf("%d/m", r.N)
+	case time.Hour:
+		return fmt.Sprintf("%d/h", r.N)
+	}
+	return fmt.Sprintf("%d per %s", r.N, r.Period)
 }
 
 func ceilSeconds(d time.Duration) int {

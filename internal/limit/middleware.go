@@ -142,7 +142,7 @@ func (l *Limiter) decide(ctx context.Context, keys []tollgate.RateKey) error {
 	}
 	setHeaders(ctx, d)
 	l.noteIP(d)
-	return l.refusal(d)
+	return l.refusal(d, keys)
 }
 
 // takeDeferred returns the IP keys Middleware left for Admit, once.

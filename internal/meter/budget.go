@@ -161,9 +161,7 @@ func (m *Meter) reserve(ctx context.Context, bs []budget, amount tollgate.Money)
 			return tollgate.Errorf(tollgate.EUnavailable, "budgets cannot be checked right now; try again shortly")
 		}
 		if refused >= 0 {
-			b := bs[refused]
-			return tollgate.Errorf(tollgate.EQuota, "the %s budget of %s per %s is used up; this request may cost up to %s",
-				b.scope, b.limit, b.period, amount)
+			return m.overBudget(ctx, bs[refused], amount)
 		}
 		if len(missing) == 0 {
 			return nil
@@ -175,6 +173,24 @@ func (m *Meter) reserve(ctx context.Context, bs []budget, amount tollgate.Money)
 		}
 	}
 	return tollgate.Errorf(tollgate.EUnavailable, "budgets cannot be checked right now; try again shortly")
+}
+
+// overBudget is the refusal of a call whose reservation does not fit in
+// b: it says what the call reserves and what is left, so a caller whose
+// budget is not spent yet sees why a call is refused.
+func (m *Meter) overBudget(ctx context.Context, b budget, amount tollgate.Money) error {
+	per := "per " + b.period
+	if b.period == tollgate.PeriodTotal {
+		per = "in total"
+	}
+	vals, err := m.counters.Adjust(ctx, []string{b.key}, 0)
+	if err != nil || len(vals) != 1 || vals[0] < 0 {
+		return tollgate.Errorf(tollgate.EQuota, "this call may cost up to %s, more than is left of the %s budget of %s %s",
+			amount, b.scope, b.limit, per)
+	}
+	left := max(b.limit-vals[0], 0)
+	return tollgate.Errorf(tollgate.EQuota, "this call may cost up to %s, more than the %s left of the %s budget of %s %s (committed %s, calls in flight included)",
+		amount, left, b.scope, b.limit, per, max(vals[0], 0))
 }
 
 // loadCounter rebuilds a counter from the ledger: settled costs plus open

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -118,6 +119,10 @@ func cloudEvent(r *tollgate.UsageRecord, source, currency string) CloudEvent {
 type UsageParams struct {
 	Query  tollgate.UsageQuery
 	Format string // table (default), csv or json
+	// Names, when set, maps the user or tenant ids of a report grouped by
+	// user or tenant to names, shown in a column beside the ids in a table
+	// (CSV and JSON keep their columns); an id it lacks is "(deleted)".
+	Names map[string]string
 }
 
 // WriteUsage writes a usage report as an aligned table, CSV or the JSON
@@ -131,7 +136,11 @@ func WriteUsage(ctx context.Context, l tollgate.Ledger, p UsageParams, w io.Writ
 	if key == "" {
 		key = "group"
 	}
+	named := p.Names != nil && (p.Format == "" || p.Format == "table") && (key == tollgate.GroupUser || key == tollgate.GroupTenant)
 	header := []string{key, "requests", "input_tokens", "output_tokens", "images", "megapixels", "audio_seconds", "gpu_seconds", "cost"}
+	if named {
+		header = slices.Insert(header, 1, "name")
+	}
 	rows := [][]string{header}
 	for _, r := range append(rep.Rows, rep.Total) {
 		k := "TOTAL"
@@ -140,8 +149,16 @@ func WriteUsage(ctx context.Context, l tollgate.Ledger, p UsageParams, w io.Writ
 				k = *v
 			}
 		}
-		rows = append(rows, []string{k, itoa(r.Requests), itoa(r.InputTokens), itoa(r.OutputTokens), itoa(r.Images),
-			ftoa(r.Megapixels), ftoa(r.AudioSeconds), ftoa(r.GPUSeconds), r.Cost})
+		cells := []string{k}
+		if named {
+			name, ok := p.Names[k]
+			if !ok && k != "TOTAL" {
+				name = "(deleted)"
+			}
+			cells = append(cells, name)
+		}
+		rows = append(rows, append(cells, itoa(r.Requests), itoa(r.InputTokens), itoa(r.OutputTokens), itoa(r.Images),
+			ftoa(r.Megapixels), ftoa(r.AudioSeconds), ftoa(r.GPUSeconds), r.Cost))
 	}
 	switch p.Format {
 	case "", "table":

@@ -4,12 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
+	"slices"
 	"strings"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
 
 	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
 // costLimit bounds the work of one rule evaluation, so a rule cannot stall
@@ -20,7 +23,18 @@ const costLimit = 100_000
 type rule struct {
 	prg     cel.Program
 	message string
+	// methods the rule judges; nil judges every method, and a rule that
+	// reads the body without naming methods judges those that carry one.
+	methods  []string
+	readBody bool
+	// paths are the variable paths the expression names, such as
+	// "body.max_tokens", to name what a request lacks.
+	paths []string
 }
+
+// varPath matches a variable path in an expression: body.max_tokens,
+// request.query.size, body["n"].
+var varPath = regexp.MustCompile(`\b(?:body|claims|request)(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\s*"[^"]*"\s*\])+`)
 
 func newEnv() (*cel.Env, error) {
 	dyn := cel.MapType(cel.StringType, cel.DynType)
@@ -57,16 +71,55 @@ func compileRule(env *cel.Env, rc config.Rule) (rule, uses, error) {
 			u.body = true
 		}
 	}
-	return rule{prg: prg, message: rc.Message}, u, nil
+	ru := rule{prg: prg, message: rc.Message, methods: rc.Methods, readBody: u.body}
+	for _, m := range varPath.FindAllString(rc.Expr, -1) {
+		ru.paths = append(ru.paths, indexToDot.ReplaceAllString(m, ".$1"))
+	}
+	return ru, u, nil
 }
 
-// eval reports whether the rule holds; an evaluation error is a refusal.
-func (r *rule) eval(vars map[string]any) bool {
-	out, _, err := r.prg.Eval(vars)
-	if err != nil {
-		return false
+var indexToDot = regexp.MustCompile(`\[\s*"([^"]*)"\s*\]`)
+
+// judges reports whether the rule applies to a request of method.
+func (r *rule) judges(method string) bool {
+	if len(r.methods) > 0 {
+		return slices.Contains(r.methods, method)
 	}
-	return out == types.True
+	return !r.readBody || !bodylessMethod(method)
+}
+
+// eval returns nil when the rule holds, EForbidden with the rule's
+// message when it is false, and EInvalid naming what the request lacks
+// when it cannot be evaluated (a missing field, a value of another type).
+func (r *rule) eval(vars map[string]any) error {
+	out, _, err := r.prg.Eval(vars)
+	switch {
+	case err != nil:
+		return r.unevaluable(err)
+	case out == types.True:
+		return nil
+	case out == types.False:
+		return &tollgate.Error{Code: tollgate.EForbidden, Message: r.message}
+	}
+	return tollgate.Errorf(tollgate.EInvalid, "the route's rule cannot judge this request: it evaluates to %v, not true or false", out)
+}
+
+func (r *rule) unevaluable(err error) error {
+	msg := err.Error()
+	if key, ok := strings.CutPrefix(msg, "no such key: "); ok {
+		missing := key
+		for _, p := range r.paths {
+			if strings.HasSuffix(p, "."+key) {
+				missing = p
+				break
+			}
+		}
+		return tollgate.Errorf(tollgate.EInvalid, "this request has no %s, which the route's rule needs", missing)
+	}
+	if strings.HasPrefix(msg, "no such overload") {
+		return tollgate.Errorf(tollgate.EInvalid, "the route's rule cannot judge this request: a value among %s has another type than the rule expects", strings.Join(r.paths, ", "))
+	}
+	return tollgate.Errorf(tollgate.EInvalid, "the route's rule cannot judge this request: %s", msg)
 }
 
 // activation builds the variables the rules reference; the others are

@@ -13,10 +13,13 @@
 //	         object
 //
 // For example `claims.plan == "pro" || body.max_tokens <= 1024`. JSON
-// numbers are doubles and compare with integer literals. A rule that cannot
-// be evaluated — typically a missing body field — refuses the request; guard
-// optional fields with has(), e.g. `!has(body.width) || body.width <= 680`.
-// Every rule must hold; the first that does not is reported with its
-// message (403). A schema violation is a 400 naming the first failing
+// numbers are doubles and compare with integer literals. A rule judges the
+// requests of its methods; without methods, one that reads body judges the
+// methods that carry a body (not GET, HEAD, DELETE, OPTIONS) and any other
+// judges every request. A request a rule cannot evaluate — typically a
+// missing body field — is a 400 naming what is missing; guard optional
+// fields with has(), e.g. `!has(body.width) || body.width <= 680`. Every
+// rule must hold; the first that does not is reported with its message
+// (403). A schema violation is a 400 naming the first failing
 // location, e.g. "request body at /width: ...".
 package policy

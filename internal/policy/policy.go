@@ -73,9 +73,10 @@ type Input struct {
 // Check returns nil when the request satisfies the schema and every rule.
 // The schema applies to every body, and to an empty one except on GET,
 // HEAD, DELETE and OPTIONS.
-// A schema violation is EInvalid naming the first failing location; a rule
-// that is false, or cannot be evaluated (e.g. a missing body field), is
-// EForbidden with the rule's message.
+// A schema violation is EInvalid naming the first failing location. A rule
+// judges only the requests of its methods (see config.Rule); one that is
+// false is EForbidden with its message, and one that cannot be evaluated
+// (a missing body field) is EInvalid naming what is missing.
 func (p *Policy) Check(in Input) error {
 	if p == nil {
 		return nil
@@ -97,10 +98,20 @@ func (p *Policy) Check(in Input) error {
 	if len(p.rules) == 0 {
 		return nil
 	}
-	vars := p.activation(in, body)
+	method := ""
+	if in.Request != nil {
+		method = in.Request.Method
+	}
+	var vars map[string]any
 	for i := range p.rules {
-		if !p.rules[i].eval(vars) {
-			return &tollgate.Error{Code: tollgate.EForbidden, Message: p.rules[i].message}
+		if !p.rules[i].judges(method) {
+			continue
+		}
+		if vars == nil {
+			vars = p.activation(in, body)
+		}
+		if err := p.rules[i].eval(vars); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -109,10 +120,12 @@ func (p *Policy) Check(in Input) error {
 // bodyless reports a request whose method carries no body (GET, HEAD,
 // DELETE, OPTIONS); the schema applies to it only when it sent one anyway.
 func bodyless(r *http.Request) bool {
-	if r == nil {
-		return false
-	}
-	switch r.Method {
+	return r != nil && bodylessMethod(r.Method)
+}
+
+// bodylessMethod reports a method whose requests carry no body.
+func bodylessMethod(method string) bool {
+	switch method {
 	case http.MethodGet, http.MethodHead, http.MethodDelete, http.MethodOptions:
 		return true
 	}

@@ -35,7 +35,6 @@ func TestRules(t *testing.T) {
 		{"plan or small request: pro", `claims.plan == "pro" || body.max_tokens <= 1024`, pro, "/x", `{"max_tokens": 4096}`, true},
 		{"plan or small request: free small", `claims.plan == "pro" || body.max_tokens <= 1024`, free, "/x", `{"max_tokens": 512}`, true},
 		{"plan or small request: free large", `claims.plan == "pro" || body.max_tokens <= 1024`, free, "/x", `{"max_tokens": 4096}`, false},
-		{"missing body field refuses", `body.max_tokens <= 1024`, free, "/x", `{}`, false},
 		{"has() guards a missing field", `!has(body.width) || body.width <= 680`, free, "/x", `{}`, true},
 		{"image width", `claims.plan != "free" || body.width <= 680`, free, "/x", `{"width": 1024}`, false},
 		{"scope list", `"infer:image" in claims.scope`, pro, "/x", `{}`, true},
@@ -59,6 +58,48 @@ func TestRules(t *testing.T) {
 				if tollgate.ErrorCode(err) != tollgate.EForbidden || tollgate.ErrorMessage(err) != "refused: "+tc.name {
 					t.Fatalf("err = %v, want EForbidden with the rule's message", err)
 				}
+			}
+		})
+	}
+}
+
+// TestRuleThatCannotJudge: a rule judges only the requests of its methods
+// (by default, when it reads the body, those that carry one), and a
+// request it cannot evaluate is told what it lacks, not the rule's message.
+func TestRuleThatCannotJudge(t *testing.T) {
+	free := &tollgate.Principal{UserID: "u1", Plan: "free"}
+	const message = "free plan: at most 1024 tokens"
+	tokens := config.Rule{Expr: `claims.plan == "pro" || body.max_tokens <= 1024`, Message: message}
+	for _, tc := range []struct {
+		name, method, body string
+		rule               config.Rule
+		wantCode           string // "" allowed
+		wantMessage        string
+	}{
+		{"a GET is not judged by a body rule", "GET", "", tokens, "", ""},
+		{"a POST without the field is told what is missing", "POST", `{"model":"m"}`, tokens, tollgate.EInvalid, "body.max_tokens"},
+		{"a POST without a body is told what is missing", "POST", "", tokens, tollgate.EInvalid, "body.max_tokens"},
+		{"a POST over the limit gets the rule's message", "POST", `{"max_tokens":4096}`, tokens, tollgate.EForbidden, message},
+		{"an index names the field", "POST", `{}`, config.Rule{Expr: `body["n"] < 3`}, tollgate.EInvalid, "body.n"},
+		{"a value of another type", "POST", `{"max_tokens":"many"}`, tokens, tollgate.EInvalid, "body.max_tokens"},
+		{"methods: the rule judges only those", "PUT", `{"max_tokens":4096}`, config.Rule{Expr: tokens.Expr, Message: message, Methods: []string{"POST"}}, "", ""},
+		{"methods: GET when named", "GET", "", config.Rule{Expr: `request.query.size == "small"`, Message: message, Methods: []string{"GET"}}, tollgate.EInvalid, "request.query.size"},
+		{"a rule without body judges every method", "GET", "", config.Rule{Expr: `claims.plan == "pro"`, Message: message}, tollgate.EForbidden, message},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := mustCompile(t, config.Route{Name: "r", Rules: []config.Rule{tc.rule}})
+			err := p.Check(policy.Input{Principal: free, Request: httptest.NewRequest(tc.method, "/v1/chat/completions", nil), Body: []byte(tc.body)})
+			if tc.wantCode == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if tollgate.ErrorCode(err) != tc.wantCode || !strings.Contains(tollgate.ErrorMessage(err), tc.wantMessage) {
+				t.Fatalf("err = %v (%s), want %s naming %q", err, tollgate.ErrorCode(err), tc.wantCode, tc.wantMessage)
+			}
+			if tc.wantCode == tollgate.EInvalid && strings.Contains(tollgate.ErrorMessage(err), message) {
+				t.Fatalf("a request the rule cannot judge got the rule's message: %v", err)
 			}
 		})
 	}

@@ -117,6 +117,27 @@ func (s *UserStore) UpdateUser(ctx context.Context, id string, upd tollgate.User
 	return u, nil
 }
 
+// DeleteUser removes a user with its API keys and refresh-token families,
+// in one transaction. Its usage records stay.
+func (s *UserStore) DeleteUser(ctx context.Context, id string) error {
+	return s.db.withTx(ctx, func(tx pgx.Tx) error {
+		if _, err := s.get(ctx, tx, `WHERE id = $1 FOR UPDATE`, id); err != nil {
+			return err
+		}
+		for _, q := range []string{
+			`DELETE FROM api_keys WHERE user_id = $1`,
+			`DELETE FROM refresh_tokens WHERE user_id = $1`,
+			`DELETE FROM refresh_families WHERE user_id = $1`,
+			`DELETE FROM users WHERE id = $1`,
+		} {
+			if _, err := tx.Exec(ctx, q, id); err != nil {
+				return fmt.Errorf("delete user: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
 func applyUpdate(u *tollgate.User, upd tollgate.UserUpdate) {
 	if upd.Role != nil {
 		u.Role = *upd.Role

@@ -128,6 +128,27 @@ func (s *UserStore) UpdateUser(ctx context.Context, id string, upd tollgate.User
 	return u, nil
 }
 
+// DeleteUser removes a user with its API keys and refresh-token families,
+// in one transaction. Its usage records stay.
+func (s *UserStore) DeleteUser(ctx context.Context, id string) error {
+	return s.db.withTx(ctx, func(tx *sql.Tx) error {
+		if _, err := s.get(ctx, tx, "id", id); err != nil {
+			return err
+		}
+		for _, q := range []string{
+			`DELETE FROM api_keys WHERE user_id = ?`,
+			`DELETE FROM refresh_tokens WHERE user_id = ?`,
+			`DELETE FROM refresh_families WHERE user_id = ?`,
+			`DELETE FROM users WHERE id = ?`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, id); err != nil {
+				return fmt.Errorf("delete user: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
 func applyUpdate(u *tollgate.User, upd tollgate.UserUpdate) {
 	if upd.Role != nil {
 		u.Role = *upd.Role

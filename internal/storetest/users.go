@@ -235,6 +235,38 @@ func testUsers(t *testing.T, open func(t *testing.T) tollgate.Store) {
 		}
 	})
 	t.Run("Update", testUserUpdate(open))
+	t.Run("Delete", func(t *testing.T) {
+		s := open(t)
+		MustTenant(t, s, "acme", "Acme")
+		bob := MustUser(t, s, "acme", "bob", "user")
+		amy := MustUser(t, s, "acme", "amy", "user")
+		for _, u := range []*tollgate.User{bob, amy} {
+			if err := s.APIKeys().CreateAPIKey(t.Context(), &tollgate.APIKey{ID: "key_" + u.Name, UserID: u.ID, Hash: refreshHash(u.Name), CreatedAt: at(0)}); err != nil {
+				t.Fatalf("CreateAPIKey: %v", err)
+			}
+			mustRefresh(t, s, newRefresh("r-"+u.Name, "fam-"+u.Name, u.ID))
+		}
+		if err := s.Users().DeleteUser(t.Context(), bob.ID); err != nil {
+			t.Fatalf("DeleteUser: %v", err)
+		}
+		_, err := s.Users().UserByName(t.Context(), "bob")
+		wantCode(t, "UserByName after delete", err, tollgate.ENotFound)
+		if keys, err := s.APIKeys().APIKeys(t.Context(), bob.ID); err != nil || len(keys) != 0 {
+			t.Errorf("APIKeys of the deleted user = %v, %v; want none", keys, err)
+		}
+		_, err = s.RefreshTokens().RefreshToken(t.Context(), refreshHash("r-bob"))
+		wantCode(t, "RefreshToken of the deleted user", err, tollgate.ENotFound)
+		// The other user keeps everything.
+		if keys, err := s.APIKeys().APIKeys(t.Context(), amy.ID); err != nil || len(keys) != 1 {
+			t.Errorf("APIKeys of another user = %v, %v; want one", keys, err)
+		}
+		if _, err := s.RefreshTokens().RefreshToken(t.Context(), refreshHash("r-amy")); err != nil {
+			t.Errorf("RefreshToken of another user: %v", err)
+		}
+		wantCode(t, "DeleteUser again", s.Users().DeleteUser(t.Context(), bob.ID), tollgate.ENotFound)
+		// The name can be used again.
+		MustUser(t, s, "acme", "bob", "user")
+	})
 }
 
 func testUserUpdate(open func(t *testing.T) tollgate.Store) func(t *testing.T) {

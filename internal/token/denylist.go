@@ -3,6 +3,7 @@ package token
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +23,9 @@ type Denylist struct {
 	tokens     map[tokenID]time.Time // → the token's expiry
 	validAfter map[string]time.Time  // user id → tokens issued before are invalid
 	disabled   map[string]struct{}
+	// deleted holds (iss, user id) of the UserJTI entries of tokens, so a
+	// check looks it up without building the entry's jti.
+	deleted map[tokenID]struct{}
 }
 
 // tokenID keys a revoked token. It is (iss, jti), never a hash of the
@@ -40,6 +44,7 @@ func NewDenylist(now func() time.Time) *Denylist {
 		tokens:     map[tokenID]time.Time{},
 		validAfter: map[string]time.Time{},
 		disabled:   map[string]struct{}{},
+		deleted:    map[tokenID]struct{}{},
 	}
 }
 
@@ -72,12 +77,21 @@ func (d *Denylist) Load(ctx context.Context, revs tollgate.RevocationStore, user
 // claim). Generated jtis have no colon, so it names no single token.
 func SessionJTI(sid string) string { return "sid:" + sid }
 
+// UserJTI is the denylist entry, under tollgate's own issuer, that revokes
+// every token of a deleted user: its row, with its marks, is gone.
+func UserJTI(userID string) string { return userPrefix + userID }
+
+const userPrefix = "user:"
+
 // RevokeToken denies the token (iss, jti) until exp.
 func (d *Denylist) RevokeToken(iss, jti string, exp time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if old, ok := d.tokens[tokenID{iss, jti}]; !ok || exp.After(old) {
 		d.tokens[tokenID{iss, jti}] = exp
+	}
+	if uid, ok := strings.CutPrefix(jti, userPrefix); ok {
+		d.deleted[tokenID{iss, uid}] = struct{}{}
 	}
 }
 
@@ -86,6 +100,9 @@ func (d *Denylist) UnrevokeToken(iss, jti string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.tokens, tokenID{iss, jti})
+	if uid, ok := strings.CutPrefix(jti, userPrefix); ok {
+		delete(d.deleted, tokenID{iss, uid})
+	}
 }
 
 // RevokeUserTokens invalidates every token of user issued before t. iat
@@ -146,6 +163,11 @@ func (d *Denylist) Check(p *tollgate.Principal) error {
 			return errRevoked
 		}
 	}
+	if len(d.deleted) > 0 {
+		if _, ok := d.deleted[tokenID{p.Issuer, p.UserID}]; ok {
+			return errRevoked
+		}
+	}
 	if _, ok := d.disabled[p.UserID]; ok {
 		return errUserBlocked
 	}
@@ -165,6 +187,9 @@ func (d *Denylist) Prune() int {
 	for id, exp := range d.tokens {
 		if exp.Before(cutoff) {
 			delete(d.tokens, id)
+			if uid, ok := strings.CutPrefix(id.jti, userPrefix); ok {
+				delete(d.deleted, tokenID{id.iss, uid})
+			}
 			n++
 		}
 	}

@@ -213,3 +213,32 @@ func TestSessionRevocation(t *testing.T) {
 		}
 	}
 }
+
+// TestDeletedUserEntry: the denylist entry of a deleted user refuses every
+// token of that user under tollgate's issuer, and only those, until it is
+// pruned after its expiry.
+func TestDeletedUserEntry(t *testing.T) {
+	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	d := token.NewDenylist(clock)
+	d.RevokeToken(testIssuer, token.UserJTI("usr_gone"), now.Add(time.Hour))
+	gone := &tollgate.Principal{Issuer: testIssuer, UserID: "usr_gone", JTI: "j1", IssuedAt: now}
+	if err := d.Check(gone); err == nil {
+		t.Fatal("a token of the deleted user is accepted")
+	}
+	for _, p := range []*tollgate.Principal{
+		{Issuer: testIssuer, UserID: "usr_other", JTI: "j2", IssuedAt: now},
+		{Issuer: "https://idp.example.test", UserID: "usr_gone", JTI: "j3", IssuedAt: now, External: true},
+	} {
+		if err := d.Check(p); err != nil {
+			t.Errorf("%+v refused: %v", p, err)
+		}
+	}
+	now = now.Add(2 * time.Hour)
+	if n := d.Prune(); n != 1 {
+		t.Fatalf("Prune dropped %d entries, want 1", n)
+	}
+	if err := d.Check(gone); err != nil {
+		t.Fatalf("after the entry expired and was pruned: %v", err)
+	}
+}

@@ -63,4 +63,7 @@ type UserStore interface {
 	Users(ctx context.Context, tenantID string) ([]*User, error)
 	// UpdateUser applies upd and returns the new user. ENotFound if absent.
 	UpdateUser(ctx context.Context, id string, upd UserUpdate) (*User, error)
+	// DeleteUser removes a user with its API keys and refresh tokens; its
+	// usage records stay. ENotFound if absent.
+	DeleteUser(ctx context.Context, id string) error
 }
