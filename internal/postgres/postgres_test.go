@@ -116,3 +116,11 @@ func dropSchema(tb testing.TB, url, schema string) {
 		tb.Errorf("drop schema %s: %v", schema, err)
 	}
 }
+
+func TestAuditStore(t *testing.T) {
+	testURL(t)
+	storetest.Audit(t, func(t *testing.T) (tollgate.Store, tollgate.AuditStore) {
+		db := MustOpen(t)
+		return db, db.Audit()
+	})
+}

@@ -30,3 +30,10 @@ func MustOpen(tb testing.TB) *sqlite.DB {
 	}
 	return db
 }
+
+func TestAuditStore(t *testing.T) {
+	storetest.Audit(t, func(t *testing.T) (tollgate.Store, tollgate.AuditStore) {
+		db := MustOpen(t)
+		return db, db.Audit()
+	})
+}
