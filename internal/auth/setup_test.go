@@ -26,21 +26,22 @@ import (
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
-// clock is an injectable clock, so back-off and expiry need no sleep.
+// clock is the real time plus an offset that Advance moves forward, so
+// tests skip waits (back-off, caches) without sleeping.
 type clock struct {
-	mu  sync.Mutex
-	now time.Time
+	mu     sync.Mutex
+	offset time.Duration
 }
 
 func (c *clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.now
+	return time.Now().Add(c.offset)
 }
 
 func (c *clock) Advance(d time.Duration) {
 	c.mu.Lock()
-	c.now = c.now.Add(d)
+	c.offset += d
 	c.mu.Unlock()
 }
 
@@ -102,7 +103,7 @@ func setup(t *testing.T) *gateway {
 	if err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	g := &gateway{t: t, db: db, path: path, cfg: cfg, clock: &clock{now: time.Now()}, logs: &syncBuffer{}}
+	g := &gateway{t: t, db: db, path: path, cfg: cfg, clock: &clock{}, logs: &syncBuffer{}}
 	log := slog.New(slog.NewJSONHandler(g.logs, nil))
 	access, err := token.NewKeyManager(ctx, db.SigningKeys(), token.KeyOptions{Purpose: token.PurposeAccess, Logger: log})
 	if err != nil {
