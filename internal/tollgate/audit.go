@@ -99,7 +99,7 @@ type AuditQuery struct {
 }
 
 // Validate checks q and fills its defaults. EInvalid for a limit outside
-// 0–1000, an action with characters no action has, To before From, or a
+// 0–1000, an action with characters no action has, To not after From, or a
 // cursor that is not one a store returned.
 func (q *AuditQuery) Validate() error {
 	switch {
@@ -107,8 +107,8 @@ func (q *AuditQuery) Validate() error {
 		return Errorf(EInvalid, "limit must be between 1 and %d", auditMaxLimit)
 	case strings.Trim(q.Action, auditActionPattern) != "" || strings.Contains(strings.TrimSuffix(q.Action, "*"), "*"):
 		return Errorf(EInvalid, "action %q: want an action such as login or user.create, or a prefix such as user.*", q.Action)
-	case !q.From.IsZero() && !q.To.IsZero() && q.To.Before(q.From):
-		return Errorf(EInvalid, "to is before from")
+	case !q.From.IsZero() && !q.To.IsZero() && !q.To.After(q.From):
+		return Errorf(EInvalid, "to must be after from")
 	case strings.Trim(q.Cursor, "0123456789") != "" || len(q.Cursor) > 19:
 		return Errorf(EInvalid, "cursor %q is not one this API returned", q.Cursor)
 	}
