@@ -1,8 +1,10 @@
 package main
 
 import (
+	"database/sql"
 	"encoding/json"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -75,6 +77,67 @@ func TestAudit(t *testing.T) {
 			if out, err := g.cli(args...); err == nil {
 				t.Errorf("tollgate %v succeeded:\n%s", args, out)
 			}
+		}
+	})
+}
+
+// TestAuditOfCommands: what an operator changes with the command line is
+// in the audit trail too, made in one transaction with its event.
+func TestAuditOfCommands(t *testing.T) {
+	g := setup(t, "")
+	g.mustCLI("user", "add", "carl", "--password", "carl-password", "--tenant", "acme")
+	g.mustCLI("user", "disable", "carl")
+	key := strings.TrimSpace(g.mustCLI("key", "create", "--user", "admin", "--name", "ci"))
+	keyID := strings.Split(key, "_")[1]
+	g.mustCLI("key", "revoke", keyID)
+	g.mustCLI("ban", "add", "203.0.113.9", "--reason", "scan")
+	g.mustCLI("ban", "lift", "203.0.113.9")
+	g.mustCLI("budget", "set", "--user", "carl", "--amount", "2.00")
+
+	var page struct {
+		Events []struct {
+			Actor     string
+			ActorName string `json:"actor_name"`
+			Action    string
+			Target    string
+			Outcome   string
+		} `json:"events"`
+	}
+	if err := json.Unmarshal([]byte(g.mustCLI("audit", "--actor", "cli", "--format", "json")), &page); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range page.Events {
+		got = append(got, e.Action+":"+e.Outcome)
+		if e.Actor != "cli" || !strings.HasPrefix(e.ActorName, "cli") {
+			t.Errorf("event of a command: actor %q %q", e.Actor, e.ActorName)
+		}
+	}
+	want := "admin.change:ok admin.change:requested ban.lift:ok ban.add:ok key.revoke:ok key.create:ok user.disable:ok user.create:ok tenant.create:ok"
+	if strings.Join(got, " ") != want {
+		t.Errorf("audit of commands = %v, want %s", got, want)
+	}
+	if page.Events[4].Target != keyID || page.Events[3].Target != "203.0.113.9" {
+		t.Errorf("targets %+v", page.Events)
+	}
+
+	t.Run("a command's change needs its audit event", func(t *testing.T) {
+		db, err := sql.Open("sqlite", filepath.Join(filepath.Dir(g.Config), "data", "tollgate.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.Exec(`DROP TABLE audit_events`); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := g.cli("user", "add", "dora", "--password", "dora-password", "--tenant", "acme"); err == nil {
+			t.Fatalf("user add without an audit trail succeeded:\n%s", out)
+		}
+		if out, err := g.cli("budget", "set", "--user", "carl", "--amount", "9.00"); err == nil {
+			t.Fatalf("budget set without an audit trail succeeded:\n%s", out)
+		}
+		if out := g.mustCLI("user", "list"); strings.Contains(out, "dora") {
+			t.Fatalf("dora was created without her audit event:\n%s", out)
 		}
 	})
 }

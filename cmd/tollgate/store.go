@@ -86,7 +86,7 @@ func withStore(ctx context.Context, cfgPath string, fn func(*config.Config, *eng
 		return err
 	}
 	defer e.Close()
-	return fn(cfg, e)
+	return fn(cfg, auditCLI(e))
 }
 
 func runMigrate(ctx context.Context, args []string, env Env) error {

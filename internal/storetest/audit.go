@@ -152,6 +152,7 @@ func Audit(t *testing.T, open func(t *testing.T) (tollgate.Store, tollgate.Audit
 				return err
 			}
 			id = u.ID
+			e.Target = u.ID // stored after the change
 			// The transaction sees its own writes, also through methods
 			// that open a transaction of their own elsewhere.
 			_, err := tx.Users().UpdateUser(t.Context(), u.ID, tollgate.UserUpdate{Disabled: ptr(true)})
@@ -174,7 +175,7 @@ func Audit(t *testing.T, open func(t *testing.T) (tollgate.Store, tollgate.Audit
 			t.Error("revocation made in Audited is not stored")
 		}
 		got := mustEvents(t, a, tollgate.AuditQuery{})
-		if len(got) != 1 || got[0].Action != tollgate.AuditUserDisable || e.ID == "" {
+		if len(got) != 1 || got[0].Action != tollgate.AuditUserDisable || got[0].Target != id || e.ID == "" {
 			t.Errorf("events after Audited: %v", got)
 		}
 	})

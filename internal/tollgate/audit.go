@@ -144,7 +144,9 @@ type AuditStore interface {
 	// in that transaction: the change and its audit event persist
 	// together, or neither does. An error of change rolls back and is
 	// returned as it is; EInvalid when e does not validate (change does
-	// not run). change must not use stores outside tx.
+	// not run). e is stored after change returns, so change may fill in
+	// what it learns (the ID of what it created). change must not use
+	// stores outside tx.
 	Audited(ctx context.Context, e *AuditEvent, change func(tx AuditTx) error) error
 	// AuditEvents returns the events q selects, newest first, at most
 	// q.Limit of them, and the cursor of the next page ("" after the
