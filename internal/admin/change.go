@@ -35,6 +35,7 @@ func (a *API) change(r *http.Request, ev *tollgate.AuditEvent, fn func(tx tollga
 		a.appendBestEffort(ctx, &failed)
 		return err
 	}
+	auth.LogAudit(ctx, a.opts.Logger, ev)
 	if commit != nil {
 		commit(ctx)
 	}
@@ -62,6 +63,7 @@ func (a *API) who(r *http.Request, ev *tollgate.AuditEvent) {
 
 // appendBestEffort stores ev, logging (not returning) a failure.
 func (a *API) appendBestEffort(ctx context.Context, ev *tollgate.AuditEvent) {
+	auth.LogAudit(ctx, a.opts.Logger, ev)
 	if err := a.opts.Audit.AppendAudit(context.WithoutCancel(ctx), ev); err != nil {
 		a.opts.Logger.ErrorContext(ctx, "audit event not stored", "action", ev.Action, "actor", ev.Actor,
 			"target", ev.Target, "outcome", ev.Outcome, "err", err)
@@ -76,6 +78,7 @@ func (a *API) recordedFirst(h httpx.HandlerFunc) httpx.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		ev := &tollgate.AuditEvent{Action: tollgate.AuditAdminChange, Target: r.URL.Path, Detail: r.Method + " " + r.URL.Path, Outcome: "requested"}
 		a.who(r, ev)
+		auth.LogAudit(r.Context(), a.opts.Logger, ev)
 		if err := a.opts.Audit.AppendAudit(r.Context(), ev); err != nil {
 			a.opts.Logger.ErrorContext(r.Context(), "audit event not stored; change refused", "action", ev.Action, "target", ev.Target, "err", err)
 			return tollgate.Errorf(tollgate.EUnavailable, "the audit trail cannot be written; the change was not made, try again")

@@ -3,6 +3,7 @@ package auth
 import (
 	"cmp"
 	"context"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -26,6 +27,7 @@ func (s *Service) record(r *http.Request, e *tollgate.AuditEvent, err error) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), auditTimeout)
 	defer cancel()
+	LogAudit(ctx, s.opts.Logger, e)
 	if aerr := s.opts.Audit.AppendAudit(ctx, e); aerr != nil {
 		s.opts.Logger.ErrorContext(ctx, "audit event not stored", "action", e.Action, "outcome", e.Outcome,
 			"actor", e.Actor, "ip", e.IP, "err", aerr)
@@ -47,4 +49,11 @@ func outcomeOf(err error) string {
 		return e.Code
 	}
 	return cmp.Or(tollgate.ErrorCode(err), tollgate.AuditOutcomeOK)
+}
+
+// LogAudit writes e as an "audit" log line, so that logins and changes
+// can be followed in the logs too.
+func LogAudit(ctx context.Context, log *slog.Logger, e *tollgate.AuditEvent) {
+	log.InfoContext(ctx, "audit", "action", e.Action, "outcome", e.Outcome, "actor", e.Actor, "actor_name", e.ActorName,
+		"target", e.Target, "reason", e.Reason, "ip", e.IP)
 }

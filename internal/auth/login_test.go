@@ -72,6 +72,14 @@ func TestLogin(t *testing.T) {
 			t.Fatalf("audit event %+v", ev)
 		}
 	})
+	t.Run("failed logins are in the logs too", func(t *testing.T) {
+		logs := g.logs.String()
+		for _, want := range []string{`"msg":"audit"`, `"action":"login"`, `"actor_name":"bob"`, `"reason":"wrong password"`, `"ip":"127.0.0.1"`} {
+			if !strings.Contains(logs, want) {
+				t.Errorf("logs lack %s:\n%s", want, logs)
+			}
+		}
+	})
 	t.Run("no password in the audit trail or the logs", func(t *testing.T) {
 		all := g.audit(tollgate.AuditQuery{Limit: 1000})
 		if len(all) < 5 {
