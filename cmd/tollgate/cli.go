@@ -62,6 +62,7 @@ var synopses = []struct{ name, line string }{
 	{"ban list", "tollgate ban list"},
 	{"ban add", "tollgate ban add IP|CIDR [--for 15m] [--reason R]   (default: protection.ban_duration)"},
 	{"ban lift", "tollgate ban lift IP|CIDR"},
+	{"audit", "tollgate audit [--from D] [--to D] [--actor USER] [--action A] [--limit N] [--cursor C] [--format table|json]"},
 	{"version", "tollgate version"},
 }
 
@@ -136,6 +137,8 @@ func run(ctx context.Context, args []string, env Env) error {
 		return runBudget(ctx, rest, env)
 	case "ban":
 		return runBan(ctx, rest, env)
+	case "audit":
+		return runAudit(ctx, rest, env)
 	case "version", "--version":
 		fs, _ := newFlags("version", env)
 		if err := noPositional(fs, rest); err != nil {

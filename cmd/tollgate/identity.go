@@ -81,7 +81,7 @@ func keyManagers(ctx context.Context, cfg *config.Config, store tollgate.Store, 
 // budgetFunc reports the caller's budget state for /v1/me.
 type budgetFunc = func(context.Context, *tollgate.Principal) (any, error)
 
-func newIdentity(ctx context.Context, cfg *config.Config, store tollgate.Store, prot *protection, budget budgetFunc, env Env, log *slog.Logger) (*identity, error) {
+func newIdentity(ctx context.Context, cfg *config.Config, store *engines, prot *protection, budget budgetFunc, env Env, log *slog.Logger) (*identity, error) {
 	pass, err := passphrase(cfg, env)
 	if err != nil {
 		return nil, err
@@ -135,7 +135,7 @@ func newIdentity(ctx context.Context, cfg *config.Config, store tollgate.Store, 
 	id.auth, err = auth.New(auth.Options{
 		Config: cfg, Store: store, Issuer: id.issuer, Verifier: id.verifier, Refresher: id.refresher,
 		AccessKeys: id.access, InternalKeys: id.internal, Logger: log,
-		Guard: prot.guard, Publish: prot.bus.Publish, ClientIP: prot.clientIP, Budget: budget,
+		Guard: prot.guard, Publish: prot.bus.Publish, ClientIP: prot.clientIP, Budget: budget, Audit: store.Audit,
 	})
 	if err != nil {
 		id.Stop()

@@ -47,7 +47,7 @@ func (g *gateway) newProtection(ctx context.Context) (*protection, error) {
 	} else {
 		p.bus = limit.NewMemoryBus()
 	}
-	p.bans = limit.NewBans(cfg, limit.BanOptions{Store: g.store.Bans, Bus: p.bus, Rates: rates, Logger: g.log})
+	p.bans = limit.NewBans(cfg, limit.BanOptions{Store: g.store.Bans, Bus: p.bus, Rates: rates, Audit: g.store.Audit, Logger: g.log})
 	if err := p.bans.Start(ctx); err != nil {
 		return nil, fmt.Errorf("start bans: %w", err)
 	}

@@ -137,14 +137,13 @@ func newGateway(ctx context.Context, cfg *config.Config, opts gatewayOptions) (_
 
 // adminAPI is the admin API with the handlers of metering and protection.
 func (g *gateway) adminAPI() *admin.API {
-	a := admin.New(admin.Options{Config: g.cfg, Store: g.store, Auth: g.identity.auth, Logger: g.log})
+	a := admin.New(admin.Options{Config: g.cfg, Store: g.store, Audit: g.store.Audit, Auth: g.identity.auth,
+		Bans: g.prot.bans, ClientIP: g.prot.clientIP, Logger: g.log})
 	a.Mount("GET /usage", g.meter.AdminUsageHandler())
 	a.Mount("GET /budgets", g.meter.ListBudgetsHandler())
 	a.Mount("PUT /budgets/{scope}/{id}", g.meter.PutBudgetHandler())
 	a.Mount("DELETE /budgets/{scope}/{id}", g.meter.DeleteBudgetHandler())
-	for pattern, h := range g.prot.bans.Handlers() {
-		a.Mount(strings.Replace(pattern, admin.Prefix, "", 1), h)
-	}
+	a.Mount("GET /bans", g.prot.bans.ListHandler) // changes to bans are the admin API's own, audited
 	return a
 }
 

@@ -30,6 +30,7 @@ type engines struct {
 	tollgate.Store
 	Ledger ledger
 	Bans   tollgate.BanStore
+	Audit  tollgate.AuditStore
 	// Cluster is true when the store is shared by replicas (PostgreSQL).
 	Cluster bool
 }
@@ -54,7 +55,7 @@ func openStore(ctx context.Context, cfg *config.Config, notice io.Writer) (*engi
 			pg.Close()
 			return nil, fmt.Errorf("migrate store: %w", err)
 		}
-		return &engines{Store: pg, Ledger: pg.Ledger(), Bans: pg.Bans(), Cluster: true}, nil
+		return &engines{Store: pg, Ledger: pg.Ledger(), Bans: pg.Bans(), Audit: pg.Audit(), Cluster: true}, nil
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data_dir: %w", err)
@@ -71,7 +72,7 @@ func openStore(ctx context.Context, cfg *config.Config, notice io.Writer) (*engi
 		lite.Close()
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
-	return &engines{Store: lite, Ledger: lite.Ledger(), Bans: lite.Bans()}, nil
+	return &engines{Store: lite, Ledger: lite.Ledger(), Bans: lite.Bans(), Audit: lite.Audit()}, nil
 }
 
 // loadConfig loads the config file named by --config (or TOLLGATE_CONFIG).
@@ -91,7 +92,7 @@ func withStore(ctx context.Context, env Env, cfgPath string, fn func(*config.Con
 		return err
 	}
 	defer e.Close()
-	return fn(cfg, e)
+	return fn(cfg, auditCLI(e))
 }
 
 func runMigrate(ctx context.Context, args []string, env Env) error {

@@ -1,6 +1,9 @@
 // Package admin serves the admin API under /admin/v1/ (role admin): users,
-// tenants, API keys, plans and revocation. Other features (usage, bans)
-// mount their own handlers through Mount.
+// tenants, API keys, plans, revocation, bans and the audit trail. Other
+// features (usage, budgets) mount their own handlers through Mount.
+//
+// Every change made here is stored with its audit event in one
+// transaction: a change whose event cannot be written is not made.
 package admin
 
 import (
@@ -9,6 +12,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"time"
@@ -22,11 +26,20 @@ import (
 // Prefix of every admin path.
 const Prefix = "/admin/v1"
 
-// Options configure the admin API. Config, Store and Auth are required.
+// Options configure the admin API. Config, Store, Audit and Auth are
+// required.
 type Options struct {
 	Config *config.Config
 	Store  tollgate.Store
-	Auth   *auth.Service
+	// Audit keeps the audit trail, on the same database as Store.
+	Audit tollgate.AuditStore
+	Auth  *auth.Service
+	// Bans, when set, serves POST /bans and DELETE /bans/{ip...} (the
+	// caller mounts GET /bans).
+	Bans Bans
+	// ClientIP returns the caller's address for the audit trail. Defaults
+	// to the peer address.
+	ClientIP func(*http.Request) string
 	// Hasher hashes passwords of users created here. Defaults to
 	// auth.NewHasher(1).
 	Hasher *auth.Hasher
@@ -47,47 +60,51 @@ func New(opts Options) *API {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.ClientIP == nil {
+		opts.ClientIP = peerIP
+	}
 	a := &API{opts: opts, mux: http.NewServeMux()}
-	a.Mount("GET /users", a.listUsers)
-	a.Mount("POST /users", a.createUser)
-	a.Mount("GET /users/{id}", a.getUser)
-	a.Mount("PATCH /users/{id}", a.updateUser)
-	a.Mount("POST /users/{id}/disable", a.setDisabled(true))
-	a.Mount("POST /users/{id}/enable", a.setDisabled(false))
-	a.Mount("POST /users/{id}/revoke", a.revokeUser)
-	a.Mount("GET /users/{id}/keys", a.listKeys)
-	a.Mount("POST /users/{id}/keys", a.createKey)
-	a.Mount("DELETE /keys/{id}", a.revokeKey)
-	a.Mount("GET /tenants", a.listTenants)
-	a.Mount("POST /tenants", a.createTenant)
-	a.Mount("GET /plans", a.listPlans)
-	a.Mount("POST /revocations", a.revokeToken)
+	a.handle("GET /users", a.listUsers)
+	a.handle("POST /users", a.createUser)
+	a.handle("GET /users/{id}", a.getUser)
+	a.handle("PATCH /users/{id}", a.updateUser)
+	a.handle("POST /users/{id}/disable", a.setDisabled(true))
+	a.handle("POST /users/{id}/enable", a.setDisabled(false))
+	a.handle("POST /users/{id}/revoke", a.revokeUser)
+	a.handle("GET /users/{id}/keys", a.listKeys)
+	a.handle("POST /users/{id}/keys", a.createKey)
+	a.handle("DELETE /keys/{id}", a.revokeKey)
+	a.handle("GET /tenants", a.listTenants)
+	a.handle("POST /tenants", a.createTenant)
+	a.handle("GET /plans", a.listPlans)
+	a.handle("POST /revocations", a.revokeToken)
+	a.handle("GET /audit", a.listAudit)
+	if opts.Bans != nil {
+		a.handle("POST /bans", a.addBan)
+		a.handle("DELETE /bans/{ip...}", a.liftBan)
+	}
 	return a
 }
 
-// Mount adds a handler at "METHOD /path" below Prefix.
+// Mount adds a handler of another feature at "METHOD /path" below Prefix.
+// A change (any method but GET) is audited before it runs: it is refused
+// when its audit event cannot be stored.
 func (a *API) Mount(pattern string, h httpx.HandlerFunc) {
+	if method, _, _ := cutPattern(pattern); method != http.MethodGet {
+		h = a.recordedFirst(h)
+	}
+	a.handle(pattern, h)
+}
+
+func (a *API) handle(pattern string, h httpx.HandlerFunc) {
 	method, path, _ := cutPattern(pattern)
-	a.mux.Handle(method+" "+Prefix+path, httpx.Handle(a.opts.Logger, a.audited(h)))
+	a.mux.Handle(method+" "+Prefix+path, httpx.Handle(a.opts.Logger, h))
 }
 
 // Register mounts the admin API on mux behind authentication and the
 // admin role.
 func (a *API) Register(mux httpx.Mux) {
-	mux.Handle(Prefix+"/", a.opts.Auth.RequireRole("admin", a.mux))
-}
-
-// audited logs every change an admin makes (never a body or a secret).
-func (a *API) audited(h httpx.HandlerFunc) httpx.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		err := h(w, r)
-		if r.Method != http.MethodGet {
-			p := auth.PrincipalFrom(r.Context())
-			a.opts.Logger.InfoContext(r.Context(), "audit", "actor", p.UserID, "method", r.Method, "path", r.URL.Path,
-				"outcome", cmp.Or(tollgate.ErrorCode(err), "ok"))
-		}
-		return err
-	}
+	mux.Handle(Prefix+"/", a.requireAdmin(a.mux))
 }
 
 func cutPattern(p string) (method, path string, ok bool) {
@@ -141,7 +158,12 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request) error {
 	if req.ExpiresAt.IsZero() {
 		req.ExpiresAt = a.opts.Now().Add(24 * time.Hour)
 	}
-	if err := a.opts.Auth.RevokeToken(r.Context(), cmp.Or(req.Issuer, a.opts.Config.PublicURL), req.JTI, req.ExpiresAt); err != nil {
+	iss := cmp.Or(req.Issuer, a.opts.Config.PublicURL)
+	ev := &tollgate.AuditEvent{Action: tollgate.AuditRevoke, Target: "jti " + req.JTI, Detail: "issuer " + iss}
+	err := a.change(r, ev, func(tx tollgate.AuditTx) (commitFunc, error) {
+		return a.opts.Auth.RevokeTokenIn(r.Context(), tx, iss, req.JTI, req.ExpiresAt)
+	})
+	if err != nil {
 		return err
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"revoked": req.JTI})
@@ -151,4 +173,12 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request) error {
 // userOr404 loads a user by id.
 func (a *API) userOr404(ctx context.Context, id string) (*tollgate.User, error) {
 	return a.opts.Store.Users().User(ctx, id)
+}
+
+func peerIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }

@@ -40,6 +40,19 @@ func (a *API) view(u *tollgate.User) userView {
 // when missing, and stores the user with an argon2id password hash. The
 // CLI and the admin API both create users through it.
 func CreateUser(ctx context.Context, cfg *config.Config, store tollgate.Store, h *auth.Hasher, name, password, tenant, role, plan string) (*tollgate.User, error) {
+	u, err := NewUser(ctx, cfg, h, name, password, tenant, role, plan)
+	if err != nil {
+		return nil, err
+	}
+	if err := StoreUser(ctx, store, u); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// NewUser checks a new user against the config and hashes its password;
+// StoreUser stores it.
+func NewUser(ctx context.Context, cfg *config.Config, h *auth.Hasher, name, password, tenant, role, plan string) (*tollgate.User, error) {
 	switch {
 	case name == "" || len(name) > 128 || strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
 		return nil, tollgate.Errorf(tollgate.EInvalid, "name must be 1-128 printable characters")
@@ -54,22 +67,35 @@ func CreateUser(ctx context.Context, cfg *config.Config, store tollgate.Store, h
 	if _, ok := cfg.Plans[cfg.PlanName(plan)]; !ok {
 		return nil, tollgate.Errorf(tollgate.EInvalid, "unknown plan %q; configured plans: %s", plan, strings.Join(sortedKeys(cfg.Plans), ", "))
 	}
-	if _, err := store.Tenants().Tenant(ctx, tenant); tollgate.ErrorCode(err) == tollgate.ENotFound {
-		if err := store.Tenants().CreateTenant(ctx, &tollgate.Tenant{ID: tenant, Name: tenant}); err != nil && tollgate.ErrorCode(err) != tollgate.EConflict {
-			return nil, fmt.Errorf("create tenant: %w", err)
-		}
-	} else if err != nil {
-		return nil, fmt.Errorf("find tenant: %w", err)
-	}
 	hash, err := h.Hash(ctx, password)
 	if err != nil {
 		return nil, err
 	}
-	u := &tollgate.User{Name: name, TenantID: tenant, Role: role, Plan: plan, PasswordHash: hash}
-	if err := store.Users().CreateUser(ctx, u); err != nil {
-		return nil, fmt.Errorf("create user: %w", err)
+	return &tollgate.User{Name: name, TenantID: tenant, Role: role, Plan: plan, PasswordHash: hash}, nil
+}
+
+// userStores are the stores StoreUser writes: the gateway's store or an
+// audited transaction.
+type userStores interface {
+	Tenants() tollgate.TenantStore
+	Users() tollgate.UserStore
+}
+
+// StoreUser stores u, creating its tenant when missing.
+func StoreUser(ctx context.Context, st userStores, u *tollgate.User) error {
+	if t, err := st.Tenants().Tenant(ctx, u.TenantID); tollgate.ErrorCode(err) == tollgate.ENotFound {
+		if err := st.Tenants().CreateTenant(ctx, &tollgate.Tenant{ID: u.TenantID, Name: u.TenantID}); err != nil && tollgate.ErrorCode(err) != tollgate.EConflict {
+			return fmt.Errorf("create tenant: %w", err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("find tenant: %w", err)
+	} else {
+		u.TenantID = t.ID
 	}
-	return u, nil
+	if err := st.Users().CreateUser(ctx, u); err != nil {
+		return fmt.Errorf("create user: %w", err)
+	}
+	return nil
 }
 
 func (a *API) listUsers(w http.ResponseWriter, r *http.Request) error {
@@ -99,7 +125,17 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) error {
 	if req.Role == "" {
 		req.Role = "user"
 	}
-	u, err := CreateUser(r.Context(), a.opts.Config, a.opts.Store, a.opts.Hasher, req.Name, req.Password, req.Tenant, req.Role, req.Plan)
+	ev := &tollgate.AuditEvent{Action: tollgate.AuditUserCreate, Detail: fmt.Sprintf("name=%s tenant=%s role=%s plan=%s", req.Name, req.Tenant, req.Role, a.opts.Config.PlanName(req.Plan))}
+	u, err := NewUser(r.Context(), a.opts.Config, a.opts.Hasher, req.Name, req.Password, req.Tenant, req.Role, req.Plan)
+	if err == nil {
+		err = a.change(r, ev, func(tx tollgate.AuditTx) (commitFunc, error) {
+			err := StoreUser(r.Context(), tx, u)
+			ev.Target = u.ID
+			return nil, err
+		})
+	} else {
+		a.refused(r, ev, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -118,43 +154,38 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request) error {
 
 // updateUser changes role, plan or password: {"role","plan","password"}.
 func (a *API) updateUser(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		Role     *string `json:"role"`
-		Plan     *string `json:"plan"`
-		Password *string `json:"password"`
-	}
-	if err := decode(r, &req); err != nil {
+	id := r.PathValue("id")
+	ev := &tollgate.AuditEvent{Action: tollgate.AuditUserUpdate, Target: id}
+	req, upd, err := a.userUpdate(r)
+	if err != nil {
+		a.refused(r, ev, err)
 		return err
 	}
-	cfg := a.opts.Config
-	upd := tollgate.UserUpdate{Role: req.Role, Plan: req.Plan}
+	var changed []string
 	if req.Role != nil {
-		if _, ok := cfg.Roles[*req.Role]; !ok {
-			return tollgate.Errorf(tollgate.EInvalid, "unknown role %q", *req.Role)
-		}
+		changed = append(changed, "role="+*req.Role)
 	}
 	if req.Plan != nil {
-		if _, ok := cfg.Plans[cfg.PlanName(*req.Plan)]; !ok {
-			return tollgate.Errorf(tollgate.EInvalid, "unknown plan %q", *req.Plan)
-		}
+		changed = append(changed, "plan="+*req.Plan)
 	}
 	if req.Password != nil {
-		if len(*req.Password) < 8 {
-			return tollgate.Errorf(tollgate.EInvalid, "password must have at least 8 characters")
-		}
-		hash, err := a.opts.Hasher.Hash(r.Context(), *req.Password)
-		if err != nil {
-			return err
-		}
-		upd.PasswordHash = &hash
+		changed = append(changed, "password changed")
 	}
-	u, err := a.opts.Store.Users().UpdateUser(r.Context(), r.PathValue("id"), upd)
+	ev.Detail = strings.Join(changed, " ")
+	var u *tollgate.User
+	err = a.change(r, ev, func(tx tollgate.AuditTx) (commitFunc, error) {
+		var err error
+		if u, err = tx.Users().UpdateUser(r.Context(), id, upd); err != nil || len(changed) == 0 {
+			return nil, err
+		}
+		// Tokens carry role, plan and scopes: make the user log in again.
+		return a.opts.Auth.RevokeUserIn(r.Context(), tx, u.ID)
+	})
 	if err != nil {
 		return err
 	}
-	if req.Role != nil || req.Plan != nil || req.Password != nil {
-		// Tokens carry role, plan and scopes: make the user log in again.
-		if err := a.opts.Auth.RevokeUser(r.Context(), u.ID); err != nil {
+	if len(changed) > 0 {
+		if u, err = a.opts.Store.Users().User(r.Context(), id); err != nil {
 			return err
 		}
 	}
@@ -162,16 +193,63 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// userUpdate reads and checks the body of PATCH /users/{id}, hashing a new
+// password.
+func (a *API) userUpdate(r *http.Request) (req userPatch, upd tollgate.UserUpdate, err error) {
+	if err := decode(r, &req); err != nil {
+		return req, upd, err
+	}
+	cfg := a.opts.Config
+	upd = tollgate.UserUpdate{Role: req.Role, Plan: req.Plan}
+	if req.Role != nil {
+		if _, ok := cfg.Roles[*req.Role]; !ok {
+			return req, upd, tollgate.Errorf(tollgate.EInvalid, "unknown role %q; configured roles: %s", *req.Role, strings.Join(sortedKeys(cfg.Roles), ", "))
+		}
+	}
+	if req.Plan != nil {
+		if _, ok := cfg.Plans[cfg.PlanName(*req.Plan)]; !ok {
+			return req, upd, tollgate.Errorf(tollgate.EInvalid, "unknown plan %q; configured plans: %s", *req.Plan, strings.Join(sortedKeys(cfg.Plans), ", "))
+		}
+	}
+	if req.Password != nil {
+		if len(*req.Password) < 8 {
+			return req, upd, tollgate.Errorf(tollgate.EInvalid, "password must have at least 8 characters")
+		}
+		hash, err := a.opts.Hasher.Hash(r.Context(), *req.Password)
+		if err != nil {
+			return req, upd, err
+		}
+		upd.PasswordHash = &hash
+	}
+	return req, upd, nil
+}
+
+// userPatch is the body of PATCH /users/{id}; absent fields stay.
+type userPatch struct {
+	Role     *string `json:"role"`
+	Plan     *string `json:"plan"`
+	Password *string `json:"password"`
+}
+
 func (a *API) setDisabled(disabled bool) httpx.HandlerFunc {
+	action := tollgate.AuditUserEnable
+	if disabled {
+		action = tollgate.AuditUserDisable
+	}
 	return func(w http.ResponseWriter, r *http.Request) error {
-		u, err := a.userOr404(r.Context(), r.PathValue("id"))
+		id := r.PathValue("id")
+		var u *tollgate.User
+		err := a.change(r, &tollgate.AuditEvent{Action: action, Target: id}, func(tx tollgate.AuditTx) (commitFunc, error) {
+			commit, err := a.opts.Auth.SetDisabledIn(r.Context(), tx, id, disabled)
+			if err != nil {
+				return nil, err
+			}
+			u, err = tx.Users().User(r.Context(), id)
+			return commit, err
+		})
 		if err != nil {
 			return err
 		}
-		if err := a.opts.Auth.SetDisabled(r.Context(), u.ID, disabled); err != nil {
-			return err
-		}
-		u.Disabled = disabled
 		httpx.WriteJSON(w, http.StatusOK, a.view(u))
 		return nil
 	}
@@ -179,14 +257,14 @@ func (a *API) setDisabled(disabled bool) httpx.HandlerFunc {
 
 // revokeUser invalidates every token and refresh token of a user.
 func (a *API) revokeUser(w http.ResponseWriter, r *http.Request) error {
-	u, err := a.userOr404(r.Context(), r.PathValue("id"))
+	id := r.PathValue("id")
+	err := a.change(r, &tollgate.AuditEvent{Action: tollgate.AuditUserRevoke, Target: id}, func(tx tollgate.AuditTx) (commitFunc, error) {
+		return a.opts.Auth.RevokeUserIn(r.Context(), tx, id)
+	})
 	if err != nil {
 		return err
 	}
-	if err := a.opts.Auth.RevokeUser(r.Context(), u.ID); err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"revoked_user": u.ID})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"revoked_user": id})
 	return nil
 }
 
@@ -237,12 +315,15 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	u, err := a.userOr404(r.Context(), r.PathValue("id"))
+	raw, key := token.NewAPIKey(r.PathValue("id"), req.Name, a.opts.Now())
+	ev := &tollgate.AuditEvent{Action: tollgate.AuditKeyCreate, Target: key.ID, Detail: "user " + key.UserID + " name " + key.Name}
+	err := a.change(r, ev, func(tx tollgate.AuditTx) (commitFunc, error) {
+		if _, err := tx.Users().User(r.Context(), key.UserID); err != nil {
+			return nil, err
+		}
+		return nil, tx.APIKeys().CreateAPIKey(r.Context(), key)
+	})
 	if err != nil {
-		return err
-	}
-	raw, key := token.NewAPIKey(u.ID, req.Name, a.opts.Now())
-	if err := a.opts.Store.APIKeys().CreateAPIKey(r.Context(), key); err != nil {
 		return err
 	}
 	v := viewKey(key)
@@ -252,7 +333,11 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) revokeKey(w http.ResponseWriter, r *http.Request) error {
-	if err := a.opts.Store.APIKeys().RevokeAPIKey(r.Context(), r.PathValue("id")); err != nil {
+	ev := &tollgate.AuditEvent{Action: tollgate.AuditKeyRevoke, Target: r.PathValue("id")}
+	err := a.change(r, ev, func(tx tollgate.AuditTx) (commitFunc, error) {
+		return nil, tx.APIKeys().RevokeAPIKey(r.Context(), r.PathValue("id"))
+	})
+	if err != nil {
 		return err
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"revoked": r.PathValue("id")})
@@ -280,7 +365,13 @@ func (a *API) createTenant(w http.ResponseWriter, r *http.Request) error {
 		req.Name = req.ID
 	}
 	t := &tollgate.Tenant{ID: req.ID, Name: req.Name}
-	if err := a.opts.Store.Tenants().CreateTenant(r.Context(), t); err != nil {
+	ev := &tollgate.AuditEvent{Action: tollgate.AuditTenantCreate, Target: req.ID, Detail: "name " + req.Name}
+	err := a.change(r, ev, func(tx tollgate.AuditTx) (commitFunc, error) {
+		err := tx.Tenants().CreateTenant(r.Context(), t)
+		ev.Target = t.ID
+		return nil, err
+	})
+	if err != nil {
 		return err
 	}
 	httpx.WriteJSON(w, http.StatusCreated, t)

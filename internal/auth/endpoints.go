@@ -26,8 +26,27 @@ type tokenResponse struct {
 	Scope        string `json:"scope,omitempty"`
 }
 
-// login answers POST /auth/login {"username","password"}.
+// login answers POST /auth/login {"username","password"}. Every attempt
+// is audited with its outcome, the reason of a failure and the client IP
+// (never the password).
 func (s *Service) login(w http.ResponseWriter, r *http.Request) error {
+	ev := &tollgate.AuditEvent{Action: tollgate.AuditLogin}
+	user, err := s.loginUser(r, ev)
+	if err == nil {
+		var resp *tokenResponse
+		if resp, err = s.issue(r, user, true, ""); err == nil {
+			s.record(r, ev, nil)
+			httpx.WriteJSON(w, http.StatusOK, resp)
+			return nil
+		}
+	}
+	s.record(r, ev, err)
+	return err
+}
+
+// loginUser checks a login request and returns its user, filling in ev
+// who tried and why it failed.
+func (s *Service) loginUser(r *http.Request, ev *tollgate.AuditEvent) (*tollgate.User, error) {
 	var req struct {
 		Username string `json:"username"`
 		Password string `json:"password"`
@@ -35,42 +54,48 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) error {
 	dec := json.NewDecoder(io.LimitReader(r.Body, maxFormBytes))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return tollgate.Errorf(tollgate.EInvalid, `want a JSON body {"username":"…","password":"…"}`)
+		ev.Reason = "malformed request body"
+		return nil, tollgate.Errorf(tollgate.EInvalid, `want a JSON body {"username":"…","password":"…"}`)
+	}
+	if utf8.ValidString(req.Username) {
+		ev.ActorName = req.Username
 	}
 	if req.Username == "" || req.Password == "" || !utf8.ValidString(req.Username) || len(req.Username) > 256 || len(req.Password) > 1024 {
-		return tollgate.Errorf(tollgate.EInvalid, "username and password are required")
+		ev.Reason = "username or password missing or too long"
+		return nil, tollgate.Errorf(tollgate.EInvalid, "username and password are required")
 	}
 	ctx, ip := r.Context(), s.opts.ClientIP(r)
 	if g := s.opts.Guard; g != nil {
 		if err := g.Check(ctx, req.Username, ip); err != nil {
-			return err
+			ev.Reason = "backing off after failed logins of this account or address"
+			return nil, err
 		}
 	}
-	user, err := s.checkPassword(r, req.Username, req.Password)
+	user, reason, err := s.checkPassword(r, req.Username, req.Password)
+	if user != nil {
+		ev.Actor = user.ID
+	}
 	if err != nil {
+		ev.Reason = reason
 		if g := s.opts.Guard; g != nil && tollgate.ErrorCode(err) == tollgate.EUnauthorized {
 			if err := g.Failed(ctx, req.Username, ip); err != nil {
 				s.opts.Logger.WarnContext(ctx, "record failed login", "err", err)
 			}
 		}
-		return err
+		return nil, err
 	}
 	if g := s.opts.Guard; g != nil {
 		if err := g.Succeeded(ctx, req.Username, ip); err != nil {
 			s.opts.Logger.WarnContext(ctx, "record login", "err", err)
 		}
 	}
-	resp, err := s.issue(r, user, true, "")
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, resp)
-	return nil
+	return user, nil
 }
 
 // checkPassword answers the same way, in the same time, for an unknown
-// user, a wrong password and a disabled account.
-func (s *Service) checkPassword(r *http.Request, name, password string) (*tollgate.User, error) {
+// user, a wrong password and a disabled account; reason tells them apart
+// for the audit trail, and the user is returned when the name is known.
+func (s *Service) checkPassword(r *http.Request, name, password string) (_ *tollgate.User, reason string, _ error) {
 	user, err := s.opts.Store.Users().UserByName(r.Context(), name)
 	hash := ""
 	switch tollgate.ErrorCode(err) {
@@ -78,16 +103,24 @@ func (s *Service) checkPassword(r *http.Request, name, password string) (*tollga
 		hash = user.PasswordHash
 	case tollgate.ENotFound:
 	default:
-		return nil, err
+		return nil, "store: " + err.Error(), err
 	}
 	ok, err := s.opts.Hasher.Verify(r.Context(), hash, password)
 	if err != nil {
-		return nil, err
+		return user, "password check: " + tollgate.ErrorMessage(err), err
 	}
-	if !ok || user.Disabled {
-		return nil, tollgate.Errorf(tollgate.EUnauthorized, "invalid username or password")
+	invalid := tollgate.Errorf(tollgate.EUnauthorized, "invalid username or password")
+	switch {
+	case user == nil:
+		return nil, "unknown user", invalid
+	case hash == "":
+		return user, "the user has no password", invalid
+	case !ok:
+		return user, "wrong password", invalid
+	case user.Disabled:
+		return user, "user disabled", invalid
 	}
-	return user, nil
+	return user, "", nil
 }
 
 // issue signs an access token for user. With withRefresh it starts a new
@@ -141,12 +174,15 @@ func (s *Service) oauthToken(w http.ResponseWriter, r *http.Request) error {
 		user         *tollgate.User
 		refresh, sid string
 		err          error
+		ev           = &tollgate.AuditEvent{}
 	)
 	switch r.PostForm.Get("grant_type") {
 	case "refresh_token":
-		user, refresh, sid, err = s.rotate(r)
+		ev.Action = tollgate.AuditRefresh
+		user, refresh, sid, err = s.rotate(r, ev)
 	case "client_credentials":
-		user, err = s.clientCredentials(r)
+		ev.Action = tollgate.AuditClientCredentials
+		user, err = s.clientCredentials(r, ev)
 	case "":
 		writeOAuthError(w, oauthError{status: 400, Code: "invalid_request", Description: "grant_type is required"})
 		return nil
@@ -155,17 +191,20 @@ func (s *Service) oauthToken(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	if err != nil {
-		if e, ok := err.(oauthError); ok {
-			writeOAuthError(w, e)
-			return nil
-		}
-		if tollgate.ErrorCode(err) == tollgate.EInternal {
+		e, ok := err.(oauthError)
+		if !ok && tollgate.ErrorCode(err) == tollgate.EInternal {
+			s.record(r, ev, err)
 			return err
 		}
-		writeOAuthError(w, oauthError{status: 400, Code: "invalid_grant", Description: tollgate.ErrorMessage(err)})
+		if !ok {
+			e = oauthError{status: 400, Code: "invalid_grant", Description: tollgate.ErrorMessage(err)}
+		}
+		s.record(r, ev, e)
+		writeOAuthError(w, e)
 		return nil
 	}
 	resp, err := s.issue(r, user, false, sid)
+	s.record(r, ev, err)
 	if err != nil {
 		return err
 	}
@@ -179,13 +218,17 @@ func (e oauthError) Error() string { return e.Code + ": " + e.Description }
 // rotate exchanges a refresh token for a new one of the same family and
 // returns the family. A replayed token revokes the family (the refresher
 // does that) and every access token issued with it.
-func (s *Service) rotate(r *http.Request) (user *tollgate.User, next, family string, err error) {
+func (s *Service) rotate(r *http.Request, ev *tollgate.AuditEvent) (user *tollgate.User, next, family string, err error) {
 	raw := r.PostForm.Get("refresh_token")
 	if raw == "" {
 		return nil, "", "", oauthError{status: 400, Code: "invalid_request", Description: "refresh_token is required"}
 	}
 	next, rt, err := s.opts.Refresher.Rotate(r.Context(), raw)
+	if rt != nil {
+		ev.Actor, ev.Target = rt.UserID, rt.FamilyID
+	}
 	if errors.Is(err, tollgate.ErrRefreshReused) && rt != nil {
+		ev.Reason = "a rotated refresh token was replayed; its family and its access tokens are revoked"
 		if rerr := s.revokeSession(r.Context(), rt.FamilyID); rerr != nil {
 			return nil, "", "", errors.Join(err, rerr)
 		}
@@ -201,7 +244,7 @@ func (s *Service) rotate(r *http.Request) (user *tollgate.User, next, family str
 
 // clientCredentials authenticates with an API key as client_id/secret,
 // in the form or in HTTP Basic (RFC 6749 §2.3.1).
-func (s *Service) clientCredentials(r *http.Request) (*tollgate.User, error) {
+func (s *Service) clientCredentials(r *http.Request, ev *tollgate.AuditEvent) (*tollgate.User, error) {
 	id, secret, ok := r.BasicAuth()
 	if !ok {
 		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
@@ -210,11 +253,20 @@ func (s *Service) clientCredentials(r *http.Request) (*tollgate.User, error) {
 		return nil, oauthError{status: 401, Code: "invalid_client", Description: "client_secret (an API key) is required"}
 	}
 	keyID, _, _ := token.ParseAPIKey(secret)
+	ev.Target = keyID
 	user, err := s.keys.check(r.Context(), secret)
-	if err != nil || (id != "" && id != keyID) {
-		return nil, oauthError{status: 401, Code: "invalid_client", Description: "invalid client credentials"}
+	if user != nil {
+		ev.Actor, ev.ActorName = user.ID, user.Name
 	}
-	return user, nil
+	switch {
+	case err != nil:
+		ev.Reason = "API key: " + tollgate.ErrorMessage(err)
+	case id != "" && id != keyID:
+		ev.Reason = "client_id is not the API key's ID"
+	default:
+		return user, nil
+	}
+	return nil, oauthError{status: 401, Code: "invalid_client", Description: "invalid client credentials"}
 }
 
 // activeUser loads a user that may still get tokens.

@@ -25,14 +25,20 @@ func (s *Service) revoke(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	var err error
+	ev := &tollgate.AuditEvent{Action: tollgate.AuditRevoke}
 	if token.IsRefreshToken(raw) {
 		var family string
 		if family, err = s.opts.Refresher.Revoke(r.Context(), raw); err == nil && family != "" {
+			ev.Target = "family " + family
 			err = s.revokeSession(r.Context(), family)
 		}
 	} else {
-		err = s.revokeAccess(r.Context(), raw)
+		err = s.revokeAccess(r.Context(), raw, ev)
 	}
+	if ev.Target == "" && err == nil {
+		ev.Reason = "unknown, invalid or expired token: nothing to revoke"
+	}
+	s.record(r, ev, err)
 	if err != nil && tollgate.ErrorCode(err) == tollgate.EInternal {
 		return err
 	}
@@ -44,25 +50,53 @@ func (s *Service) revoke(w http.ResponseWriter, r *http.Request) error {
 // revokeAccess denies an access token until its expiry, here at once, in
 // the store for restarts and new replicas, and on every other replica
 // through Publish.
-func (s *Service) revokeAccess(ctx context.Context, raw string) error {
+func (s *Service) revokeAccess(ctx context.Context, raw string, ev *tollgate.AuditEvent) error {
 	p, err := s.opts.Verifier.Verify(ctx, raw)
 	if err != nil {
 		return nil // invalid, expired or already revoked: nothing to do
 	}
+	ev.Actor, ev.Target = p.UserID, "jti "+p.JTI
 	return s.RevokeToken(ctx, p.Issuer, p.JTI, p.Expires)
 }
 
+// Stores are the stores a revocation writes: the gateway's store, or the
+// transaction of an audited change (tollgate.AuditTx).
+type Stores interface {
+	Users() tollgate.UserStore
+	RefreshTokens() tollgate.RefreshTokenStore
+	Revocations() tollgate.RevocationStore
+}
+
+// Commit is what a stored revocation still has to do once its
+// transaction commits: apply it here and on every other replica.
+type Commit func(ctx context.Context)
+
 // RevokeToken denies one access token by (issuer, jti) until exp.
 func (s *Service) RevokeToken(ctx context.Context, iss, jti string, exp time.Time) error {
-	if jti == "" {
-		return tollgate.Errorf(tollgate.EInvalid, "the token has no jti")
+	if jti != "" {
+		s.opts.Verifier.Denylist().RevokeToken(iss, jti, exp) // here at once
 	}
-	s.opts.Verifier.Denylist().RevokeToken(iss, jti, exp)
-	if err := s.opts.Store.Revocations().Revoke(ctx, &tollgate.Revocation{Issuer: iss, JTI: jti, ExpiresAt: exp, CreatedAt: s.opts.Now()}); err != nil {
+	commit, err := s.RevokeTokenIn(ctx, s.opts.Store, iss, jti, exp)
+	if err != nil {
 		return err
 	}
-	s.publish(ctx, tollgate.Event{Kind: tollgate.EventRevokeToken, Issuer: iss, JTI: jti, Until: exp})
+	commit(ctx)
 	return nil
+}
+
+// RevokeTokenIn stores the denial of (issuer, jti) until exp in st; the
+// returned Commit applies it once st's transaction commits.
+func (s *Service) RevokeTokenIn(ctx context.Context, st Stores, iss, jti string, exp time.Time) (Commit, error) {
+	if jti == "" {
+		return nil, tollgate.Errorf(tollgate.EInvalid, "the token has no jti")
+	}
+	if err := st.Revocations().Revoke(ctx, &tollgate.Revocation{Issuer: iss, JTI: jti, ExpiresAt: exp, CreatedAt: s.opts.Now()}); err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) {
+		s.opts.Verifier.Denylist().RevokeToken(iss, jti, exp)
+		s.publish(ctx, tollgate.Event{Kind: tollgate.EventRevokeToken, Issuer: iss, JTI: jti, Until: exp})
+	}, nil
 }
 
 // revokeSession denies every access token issued with a refresh-token
@@ -75,35 +109,65 @@ func (s *Service) revokeSession(ctx context.Context, family string) error {
 // RevokeUser invalidates every token of a user issued until now and all of
 // the user's refresh-token families.
 func (s *Service) RevokeUser(ctx context.Context, userID string) error {
+	commit, err := s.RevokeUserIn(ctx, s.opts.Store, userID)
+	if err != nil {
+		return err
+	}
+	commit(ctx)
+	return nil
+}
+
+// RevokeUserIn is RevokeUser with the change stored in st; the returned
+// Commit applies it once st's transaction commits.
+func (s *Service) RevokeUserIn(ctx context.Context, st Stores, userID string) (Commit, error) {
 	// Tokens carry iat in whole seconds; a mark a second ahead also
 	// covers tokens issued within the current second.
 	now := s.opts.Now().Truncate(time.Second).Add(time.Second)
-	if _, err := s.opts.Store.Users().UpdateUser(ctx, userID, tollgate.UserUpdate{TokensValidAfter: &now}); err != nil {
-		return err
+	if _, err := st.Users().UpdateUser(ctx, userID, tollgate.UserUpdate{TokensValidAfter: &now}); err != nil {
+		return nil, err
 	}
-	if err := s.opts.Store.RefreshTokens().RevokeUserRefreshTokens(ctx, userID); err != nil {
-		return err
+	if err := st.RefreshTokens().RevokeUserRefreshTokens(ctx, userID); err != nil {
+		return nil, err
 	}
-	s.opts.Verifier.Denylist().RevokeUserTokens(userID, now)
-	s.publish(ctx, tollgate.Event{Kind: tollgate.EventRevokeUser, UserID: userID, At: now})
-	return nil
+	return func(ctx context.Context) {
+		s.opts.Verifier.Denylist().RevokeUserTokens(userID, now)
+		s.publish(ctx, tollgate.Event{Kind: tollgate.EventRevokeUser, UserID: userID, At: now})
+	}, nil
 }
 
 // SetDisabled disables or enables a user; disabling also revokes every
 // token the user holds.
 func (s *Service) SetDisabled(ctx context.Context, userID string, disabled bool) error {
-	if _, err := s.opts.Store.Users().UpdateUser(ctx, userID, tollgate.UserUpdate{Disabled: &disabled}); err != nil {
+	commit, err := s.SetDisabledIn(ctx, s.opts.Store, userID, disabled)
+	if err != nil {
 		return err
 	}
+	commit(ctx)
+	return nil
+}
+
+// SetDisabledIn is SetDisabled with the change stored in st; the returned
+// Commit applies it once st's transaction commits.
+func (s *Service) SetDisabledIn(ctx context.Context, st Stores, userID string, disabled bool) (Commit, error) {
+	if _, err := st.Users().UpdateUser(ctx, userID, tollgate.UserUpdate{Disabled: &disabled}); err != nil {
+		return nil, err
+	}
 	dl := s.opts.Verifier.Denylist()
-	if disabled {
+	if !disabled {
+		return func(ctx context.Context) {
+			dl.EnableUser(userID)
+			s.publish(ctx, tollgate.Event{Kind: tollgate.EventEnableUser, UserID: userID})
+		}, nil
+	}
+	revoke, err := s.RevokeUserIn(ctx, st, userID)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) {
 		dl.DisableUser(userID)
 		s.publish(ctx, tollgate.Event{Kind: tollgate.EventDisableUser, UserID: userID})
-		return s.RevokeUser(ctx, userID)
-	}
-	dl.EnableUser(userID)
-	s.publish(ctx, tollgate.Event{Kind: tollgate.EventEnableUser, UserID: userID})
-	return nil
+		revoke(ctx)
+	}, nil
 }
 
 // Apply applies a revocation event received from the bus (from any

@@ -47,6 +47,9 @@ type Options struct {
 	Publish func(context.Context, tollgate.Event) error
 	// ClientIP returns the caller's address. Defaults to the peer address.
 	ClientIP func(*http.Request) string
+	// Audit, when set, records logins, token requests and revocations
+	// (best-effort: a failure to record is logged, not answered).
+	Audit tollgate.AuditStore
 	// Budget, when set, adds the caller's budget state to /v1/me.
 	Budget func(ctx context.Context, p *tollgate.Principal) (any, error)
 	Logger *slog.Logger

@@ -12,7 +12,6 @@ import (
 	"net/textproto"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -224,13 +223,12 @@ func TestTimeouts(t *testing.T) {
 // TestShutdown: Shutdown closes idle connections, refuses new ones, and
 // lets an active request finish with "Connection: close".
 func TestShutdown(t *testing.T) {
-	release := make(chan struct{})
-	var served atomic.Int32
+	release, inSlow := make(chan struct{}), make(chan struct{})
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
+			close(inSlow)
 			<-release
 		}
-		served.Add(1)
 		_, _ = io.WriteString(w, "done")
 	})
 	srv := edge.New(edge.Options{Handler: h})
@@ -244,10 +242,11 @@ func TestShutdown(t *testing.T) {
 	idle.read("GET")
 	active := dial(t, addr)
 	active.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
-	for served.Load() < 1 {
-		time.Sleep(time.Millisecond)
+	select {
+	case <-inSlow: // the slow request is in its handler
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slow request never reached its handler")
 	}
-	time.Sleep(20 * time.Millisecond) // the slow request is in its handler
 
 	shut := make(chan error, 1)
 	go func() { shut <- srv.Shutdown(ctxTimeout(t, 10*time.Second)) }()

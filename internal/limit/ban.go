@@ -28,8 +28,11 @@ type BanOptions struct {
 	// in case an event was lost or another process (the command line on
 	// one node) changed the store. Defaults to 5s.
 	ResyncInterval time.Duration
-	Now            func() time.Time // Defaults to time.Now.
-	Logger         *slog.Logger     // Defaults to slog.Default().
+	// Audit, when set, records the bans made after invalid tokens
+	// (best-effort). Bans an admin makes are audited by the admin API.
+	Audit  tollgate.AuditStore
+	Now    func() time.Time // Defaults to time.Now.
+	Logger *slog.Logger     // Defaults to slog.Default().
 }
 
 // Bans refuses banned IPs from an in-memory set, so a check costs no store
@@ -204,40 +207,73 @@ func (b *Bans) InvalidToken(ctx context.Context, ip string) bool {
 		return false
 	}
 	b.opts.Logger.Warn("banned an address after invalid tokens", "ip", target, "for", b.duration)
+	if b.opts.Audit != nil {
+		e := &tollgate.AuditEvent{Action: tollgate.AuditBanAdd, Target: target, Outcome: tollgate.AuditOutcomeOK,
+			Reason: "too many invalid tokens", IP: ip, Detail: "for " + b.duration.String()}
+		if err := b.opts.Audit.AppendAudit(context.WithoutCancel(ctx), e); err != nil {
+			b.opts.Logger.Error("audit event not stored", "action", e.Action, "ip", target, "err", err)
+		}
+	}
 	return true
 }
 
 // Ban bans ip (an address or a CIDR prefix) for d on every replica.
 func (b *Bans) Ban(ctx context.Context, ip string, d time.Duration, reason string) (*tollgate.Ban, error) {
-	p, err := parseTarget(ip)
+	ban, commit, err := b.BanIn(ctx, b.opts.Store, ip, d, reason, true)
 	if err != nil {
 		return nil, err
 	}
+	commit(ctx)
+	return ban, nil
+}
+
+// BanIn stores a ban of ip for d in st (the transaction of an audited
+// change, or the ban store); the returned function applies it here and on
+// every replica once st's transaction commits. With early, the ban applies
+// here at once, also when the store cannot be reached.
+func (b *Bans) BanIn(ctx context.Context, st tollgate.BanStore, ip string, d time.Duration, reason string, early bool) (*tollgate.Ban, func(context.Context), error) {
+	p, err := parseTarget(ip)
+	if err != nil {
+		return nil, nil, err
+	}
 	if d <= 0 {
-		return nil, tollgate.Errorf(tollgate.EInvalid, "ban duration must be positive")
+		return nil, nil, tollgate.Errorf(tollgate.EInvalid, "ban duration must be positive")
 	}
 	now := b.opts.Now()
 	ban := &tollgate.Ban{IP: targetString(p), Reason: reason, Until: now.Add(d), CreatedAt: now}
 	e := tollgate.Event{Kind: tollgate.EventBan, IP: ban.IP, Reason: reason, Until: ban.Until, At: now}
-	b.apply(e) // here at once, also when the store cannot be reached
-	if err := b.opts.Store.PutBan(ctx, ban); err != nil {
-		return nil, fmt.Errorf("store ban: %w", err)
+	if early {
+		b.apply(e)
 	}
-	b.publish(ctx, e)
-	return ban, nil
+	if err := st.PutBan(ctx, ban); err != nil {
+		return nil, nil, fmt.Errorf("store ban: %w", err)
+	}
+	return ban, func(ctx context.Context) { b.publish(ctx, e) }, nil
 }
 
 // Lift removes the ban of ip on every replica. ENotFound if there is none.
 func (b *Bans) Lift(ctx context.Context, ip string) error {
-	p, err := parseTarget(ip)
+	commit, err := b.LiftIn(ctx, b.opts.Store, ip)
 	if err != nil {
 		return err
 	}
-	if err := b.opts.Store.DeleteBan(ctx, targetString(p)); err != nil {
-		return fmt.Errorf("lift ban: %w", err)
-	}
-	b.publish(ctx, tollgate.Event{Kind: tollgate.EventUnban, IP: targetString(p)})
+	commit(ctx)
 	return nil
+}
+
+// LiftIn removes the ban of ip from st; the returned function lifts it
+// here and on every replica once st's transaction commits. ENotFound if
+// there is none.
+func (b *Bans) LiftIn(ctx context.Context, st tollgate.BanStore, ip string) (func(context.Context), error) {
+	p, err := parseTarget(ip)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.DeleteBan(ctx, targetString(p)); err != nil {
+		return nil, fmt.Errorf("lift ban: %w", err)
+	}
+	e := tollgate.Event{Kind: tollgate.EventUnban, IP: targetString(p)}
+	return func(ctx context.Context) { b.publish(ctx, e) }, nil
 }
 
 // publish applies e here at once, then tells the other replicas; when the

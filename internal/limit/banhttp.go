@@ -1,7 +1,9 @@
 package limit
 
 import (
+	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -62,36 +64,54 @@ func (b *Bans) ListHandler(w http.ResponseWriter, r *http.Request) error {
 
 // AddHandler serves POST /admin/v1/bans.
 func (b *Bans) AddHandler(w http.ResponseWriter, r *http.Request) error {
+	ban, commit, err := b.AddChange(r, b.opts.Store)
+	if err != nil {
+		return err
+	}
+	commit(r.Context())
+	httpx.WriteJSON(w, http.StatusCreated, banJSON(ban))
+	return nil
+}
+
+// AddChange reads the body of POST /admin/v1/bans and stores the ban in st
+// (the transaction of an audited change); the returned function applies
+// it on every replica once st's transaction commits.
+func (b *Bans) AddChange(r *http.Request, st tollgate.BanStore) (*tollgate.Ban, func(context.Context), error) {
 	var req BanRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
+	dec := json.NewDecoder(io.LimitReader(r.Body, 4096))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return tollgate.Errorf(tollgate.EInvalid, "want a JSON body {\"ip\",\"duration\",\"reason\"}")
+		return nil, nil, tollgate.Errorf(tollgate.EInvalid, "want a JSON body {\"ip\",\"duration\",\"reason\"}")
 	}
 	d := b.duration
 	if req.Duration != "" {
 		var err error
 		if d, err = time.ParseDuration(req.Duration); err != nil || d <= 0 {
-			return tollgate.Errorf(tollgate.EInvalid, "duration %q: want a positive duration such as 15m", req.Duration)
+			return nil, nil, tollgate.Errorf(tollgate.EInvalid, "duration %q: want a positive duration such as 15m", req.Duration)
 		}
 	}
-	ban, err := b.Ban(r.Context(), strings.TrimSpace(req.IP), d, req.Reason)
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusCreated, banJSON(ban))
-	return nil
+	return b.BanIn(r.Context(), st, strings.TrimSpace(req.IP), d, req.Reason, false)
 }
 
 // LiftHandler serves DELETE /admin/v1/bans/{ip...}.
 func (b *Bans) LiftHandler(w http.ResponseWriter, r *http.Request) error {
+	_, commit, err := b.LiftChange(r, b.opts.Store)
+	if err != nil {
+		return err
+	}
+	commit(r.Context())
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// LiftChange removes the ban that DELETE /admin/v1/bans/{ip...} names from
+// st; the returned function lifts it on every replica once st's
+// transaction commits.
+func (b *Bans) LiftChange(r *http.Request, st tollgate.BanStore) (string, func(context.Context), error) {
 	ip := r.PathValue("ip")
 	if ip == "" {
 		ip = r.URL.Query().Get("ip")
 	}
-	if err := b.Lift(r.Context(), ip); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	commit, err := b.LiftIn(r.Context(), st, ip)
+	return ip, commit, err
 }

@@ -3,7 +3,9 @@ package limit_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -135,7 +137,7 @@ func TestBusResyncsAfterReconnect(t *testing.T) {
 		t.Fatalf("reloads at start: %d, want 1", reloads.Load())
 	}
 	srv.stop()
-	time.Sleep(300 * time.Millisecond) // let the subscriber notice
+	srv.awaitReconnect(t) // the subscriber has noticed the outage
 	srv.start(t)
 	eventually(t, 5*time.Second, "full reload after the bus reconnects", func() bool { return reloads.Load() >= 2 })
 
@@ -163,4 +165,22 @@ func TestLoginGuardWithoutRedis(t *testing.T) {
 	if err := g.Check(ctx, "ivy", "198.51.100.3"); retryAfter(err) <= 0 {
 		t.Fatalf("after 4 failures with Redis down: %v, want a 429 from the local count", err)
 	}
+}
+
+// awaitReconnect stands in for the stopped Redis on its port until a
+// client connects, which is how a subscriber shows it noticed the outage
+// and is trying to reconnect; the connection is closed at once.
+func (p *privateRedis) awaitReconnect(t *testing.T) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p.port))
+	if err != nil {
+		t.Fatalf("listen on the stopped Redis's port: %v", err)
+	}
+	defer ln.Close()
+	_ = ln.(*net.TCPListener).SetDeadline(time.Now().Add(10 * time.Second))
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatalf("no client tried to reconnect to the stopped Redis: %v", err)
+	}
+	_ = c.Close()
 }

@@ -3,6 +3,7 @@ package limit_test
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,10 +12,42 @@ import (
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
-func leaseLimiter(t *testing.T, db *redis.DB, ttl time.Duration) *limit.Limiter {
+// renewals is Redis's slot store, counting the renewals that succeeded.
+type renewals struct {
+	tollgate.ConcurrencyStore
+	n    atomic.Int32
+	done chan struct{} // signalled after each one
+}
+
+func (r *renewals) Renew(ctx context.Context, leases map[string][]string, ttl time.Duration) error {
+	err := r.ConcurrencyStore.Renew(ctx, leases, ttl)
+	if err == nil {
+		r.n.Add(1)
+		select {
+		case r.done <- struct{}{}:
+		default:
+		}
+	}
+	return err
+}
+
+// await returns once n renewals have succeeded after from.
+func (r *renewals) await(t *testing.T, from int32, n int32) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for r.n.Load()-from < n {
+		select {
+		case <-r.done:
+		case <-timeout:
+			t.Fatalf("%d lease renewals in 10 s, want %d", r.n.Load()-from, n)
+		}
+	}
+}
+
+func leaseLimiter(t *testing.T, db *redis.DB, ttl time.Duration, slots tollgate.ConcurrencyStore) *limit.Limiter {
 	t.Helper()
 	lim, err := limit.New(MustConfig(t, planYAML), limit.Options{
-		Rates: db.Rates(), Slots: db.Slots(), Ping: db.Ping, LeaseTTL: ttl, Timeout: 2 * time.Second,
+		Rates: db.Rates(), Slots: slots, Ping: db.Ping, LeaseTTL: ttl, Timeout: 2 * time.Second,
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
@@ -34,13 +67,14 @@ func TestConcurrencyLeases(t *testing.T) {
 	ctx := context.Background()
 	const ttl = 600 * time.Millisecond
 
-	crashed := leaseLimiter(t, da, ttl) // never started, never releases: as if killed
+	crashed := leaseLimiter(t, da, ttl, da.Slots()) // never started, never releases: as if killed
 	for range 2 {
 		if _, err := admitCall(ctx, crashed, "fay"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	live := leaseLimiter(t, db, ttl)
+	renewed := &renewals{ConcurrencyStore: db.Slots(), done: make(chan struct{}, 1)}
+	live := leaseLimiter(t, db, ttl, renewed)
 	if err := live.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -54,11 +88,12 @@ func TestConcurrencyLeases(t *testing.T) {
 	})
 
 	// fay now holds one slot on the live replica (the call above); take
-	// the second and hold both for several lease lifetimes.
+	// the second and hold both for several lease lifetimes: renewals run
+	// every ttl/3, so nine of them span at least three lifetimes.
 	if _, err := admitCall(ctx, live, "fay"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * ttl)
+	renewed.await(t, renewed.n.Load(), 9)
 	if _, err := admitCall(ctx, crashed, "fay"); tollgate.ErrorCode(err) != tollgate.ERateLimited {
 		t.Fatalf("slots of long calls on a live replica lapsed: %v, want 429", err)
 	}

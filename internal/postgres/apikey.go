@@ -26,7 +26,7 @@ func (s *APIKeyStore) CreateAPIKey(ctx context.Context, k *tollgate.APIKey) erro
 	if k.CreatedAt.IsZero() {
 		k.CreatedAt = s.db.stamp()
 	}
-	_, err := s.db.pool.Exec(ctx,
+	_, err := s.db.conn().Exec(ctx,
 		`INSERT INTO api_keys (`+apiKeyColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 		k.ID, k.UserID, k.Name, nonNil(k.Hash), toTime(k.CreatedAt), toTime(k.LastUsedAt), k.Revoked)
 	switch {
@@ -42,7 +42,7 @@ func (s *APIKeyStore) CreateAPIKey(ctx context.Context, k *tollgate.APIKey) erro
 
 // APIKey returns a key by ID, revoked ones included.
 func (s *APIKeyStore) APIKey(ctx context.Context, id string) (*tollgate.APIKey, error) {
-	rows, _ := s.db.pool.Query(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE id = $1`, id)
+	rows, _ := s.db.conn().Query(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE id = $1`, id)
 	k, err := pgx.CollectExactlyOneRow(rows, scanAPIKey)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, tollgate.Errorf(tollgate.ENotFound, "API key %q not found", id)
@@ -55,7 +55,7 @@ func (s *APIKeyStore) APIKey(ctx context.Context, id string) (*tollgate.APIKey, 
 
 // APIKeys lists a user's keys, newest first.
 func (s *APIKeyStore) APIKeys(ctx context.Context, userID string) ([]*tollgate.APIKey, error) {
-	rows, _ := s.db.pool.Query(ctx,
+	rows, _ := s.db.conn().Query(ctx,
 		`SELECT `+apiKeyColumns+` FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, seq DESC`, userID)
 	out, err := pgx.CollectRows(rows, scanAPIKey)
 	if err != nil {
@@ -66,7 +66,7 @@ func (s *APIKeyStore) APIKeys(ctx context.Context, userID string) ([]*tollgate.A
 
 // RevokeAPIKey marks a key revoked; revoking twice is not an error.
 func (s *APIKeyStore) RevokeAPIKey(ctx context.Context, id string) error {
-	tag, err := s.db.pool.Exec(ctx, `UPDATE api_keys SET revoked = true WHERE id = $1`, id)
+	tag, err := s.db.conn().Exec(ctx, `UPDATE api_keys SET revoked = true WHERE id = $1`, id)
 	if err != nil {
 		return fmt.Errorf("revoke api key: %w", err)
 	}
@@ -79,7 +79,7 @@ func (s *APIKeyStore) TouchAPIKey(ctx context.Context, id string, t time.Time) e
 	if t.IsZero() {
 		t = s.db.now()
 	}
-	tag, err := s.db.pool.Exec(ctx,
+	tag, err := s.db.conn().Exec(ctx,
 		`UPDATE api_keys SET last_used_at = GREATEST(last_used_at, $1) WHERE id = $2`, toTime(t), id)
 	if err != nil {
 		return fmt.Errorf("touch api key: %w", err)

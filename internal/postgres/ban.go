@@ -23,7 +23,7 @@ func (s *BanStore) PutBan(ctx context.Context, b *tollgate.Ban) error {
 	if b.CreatedAt.IsZero() {
 		b.CreatedAt = s.db.stamp()
 	}
-	_, err := s.db.pool.Exec(ctx,
+	_, err := s.db.conn().Exec(ctx,
 		`INSERT INTO bans (ip, reason, until, created_at) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (ip) DO UPDATE SET reason = excluded.reason, until = excluded.until, created_at = excluded.created_at`,
 		b.IP, b.Reason, b.Until.UTC().Truncate(time.Microsecond), b.CreatedAt.UTC().Truncate(time.Microsecond))
@@ -35,7 +35,7 @@ func (s *BanStore) PutBan(ctx context.Context, b *tollgate.Ban) error {
 
 // DeleteBan lifts the ban of ip. ENotFound if there is none.
 func (s *BanStore) DeleteBan(ctx context.Context, ip string) error {
-	tag, err := s.db.pool.Exec(ctx, `DELETE FROM bans WHERE ip = $1`, ip)
+	tag, err := s.db.conn().Exec(ctx, `DELETE FROM bans WHERE ip = $1`, ip)
 	if err != nil {
 		return fmt.Errorf("delete ban: %w", err)
 	}
@@ -47,7 +47,7 @@ func (s *BanStore) DeleteBan(ctx context.Context, ip string) error {
 
 // Bans lists the bans that end after now, ordered by IP.
 func (s *BanStore) Bans(ctx context.Context, now time.Time) ([]*tollgate.Ban, error) {
-	rows, _ := s.db.pool.Query(ctx,
+	rows, _ := s.db.conn().Query(ctx,
 		`SELECT ip, reason, until, created_at FROM bans WHERE until > $1 ORDER BY ip COLLATE "C"`, now)
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*tollgate.Ban, error) {
 		var b tollgate.Ban
@@ -63,7 +63,7 @@ func (s *BanStore) Bans(ctx context.Context, now time.Time) ([]*tollgate.Ban, er
 
 // DeleteExpiredBans removes bans that ended before t and returns how many.
 func (s *BanStore) DeleteExpiredBans(ctx context.Context, t time.Time) (int, error) {
-	tag, err := s.db.pool.Exec(ctx, `DELETE FROM bans WHERE until <= $1`, t)
+	tag, err := s.db.conn().Exec(ctx, `DELETE FROM bans WHERE until <= $1`, t)
 	if err != nil {
 		return 0, fmt.Errorf("delete expired bans: %w", err)
 	}

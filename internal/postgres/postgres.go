@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tollgate/tollgate/internal/tollgate"
@@ -50,6 +51,9 @@ type DB struct {
 	pool   *pgxpool.Pool
 	schema string
 	now    func() time.Time
+	// tx, when set, is the transaction of AuditStore.Audited: every
+	// statement of this DB's stores runs in it.
+	tx pgx.Tx
 
 	tenants     *TenantStore
 	users       *UserStore
@@ -160,6 +164,14 @@ func (db *DB) Close() error {
 // error (e.g. revoking a refresh family on reuse) wraps the error in
 // commitErr; withTx then commits and returns the wrapped error.
 func (db *DB) withTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	if db.tx != nil {
+		// Already in the transaction of an audited change: it commits.
+		err := fn(db.tx)
+		if ce, ok := errors.AsType[*commitErr](err); ok {
+			return ce.err
+		}
+		return err
+	}
 	tx, err := db.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -184,3 +196,19 @@ type commitErr struct{ err error }
 
 func (e *commitErr) Error() string { return e.err.Error() }
 func (e *commitErr) Unwrap() error { return e.err }
+
+// conn runs statements: a pool, or a transaction.
+type conn interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// conn is where the identity stores run their statements: the pool, or
+// the audited transaction.
+func (db *DB) conn() conn {
+	if db.tx != nil {
+		return db.tx
+	}
+	return db.pool
+}

@@ -116,3 +116,24 @@ func dropSchema(tb testing.TB, url, schema string) {
 		tb.Errorf("drop schema %s: %v", schema, err)
 	}
 }
+
+func TestAuditStore(t *testing.T) {
+	testURL(t)
+	storetest.Audit(t, func(t *testing.T) (tollgate.Store, tollgate.AuditStore) {
+		db := MustOpen(t)
+		return db, db.Audit()
+	})
+}
+
+// BenchmarkAppendAudit measures what a login's audit event costs the
+// cluster store.
+func BenchmarkAppendAudit(b *testing.B) {
+	testURL(b)
+	a := MustOpen(b).Audit()
+	for b.Loop() {
+		e := &tollgate.AuditEvent{Actor: "usr_x", ActorName: "alice", Action: tollgate.AuditLogin, Outcome: "ok", IP: "192.0.2.1"}
+		if err := a.AppendAudit(b.Context(), e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

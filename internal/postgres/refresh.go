@@ -120,7 +120,7 @@ func checkRefresh(tok *tollgate.RefreshToken, now time.Time) error {
 
 // RefreshToken returns a token by hash without consuming it.
 func (s *RefreshTokenStore) RefreshToken(ctx context.Context, hash []byte) (*tollgate.RefreshToken, error) {
-	rows, _ := s.db.pool.Query(ctx, refreshSelect+` WHERE t.hash = $1`, nonNil(hash))
+	rows, _ := s.db.conn().Query(ctx, refreshSelect+` WHERE t.hash = $1`, nonNil(hash))
 	tok, err := pgx.CollectExactlyOneRow(rows, scanRefresh)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, tollgate.Errorf(tollgate.ENotFound, "refresh token not found")
@@ -133,7 +133,7 @@ func (s *RefreshTokenStore) RefreshToken(ctx context.Context, hash []byte) (*tol
 
 // RevokeRefreshFamily revokes every token of a family, present and future.
 func (s *RefreshTokenStore) RevokeRefreshFamily(ctx context.Context, familyID string) error {
-	tag, err := s.db.pool.Exec(ctx, `UPDATE refresh_families SET revoked = true WHERE id = $1`, familyID)
+	tag, err := s.db.conn().Exec(ctx, `UPDATE refresh_families SET revoked = true WHERE id = $1`, familyID)
 	if err != nil {
 		return fmt.Errorf("revoke refresh family: %w", err)
 	}
@@ -142,7 +142,7 @@ func (s *RefreshTokenStore) RevokeRefreshFamily(ctx context.Context, familyID st
 
 // RevokeUserRefreshTokens revokes every family of a user.
 func (s *RefreshTokenStore) RevokeUserRefreshTokens(ctx context.Context, userID string) error {
-	_, err := s.db.pool.Exec(ctx, `UPDATE refresh_families SET revoked = true WHERE user_id = $1`, userID)
+	_, err := s.db.conn().Exec(ctx, `UPDATE refresh_families SET revoked = true WHERE user_id = $1`, userID)
 	if err != nil {
 		return fmt.Errorf("revoke user refresh tokens: %w", err)
 	}

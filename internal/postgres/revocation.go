@@ -21,7 +21,7 @@ func (s *RevocationStore) Revoke(ctx context.Context, r *tollgate.Revocation) er
 	if r.CreatedAt.IsZero() {
 		r.CreatedAt = s.db.stamp()
 	}
-	_, err := s.db.pool.Exec(ctx,
+	_, err := s.db.conn().Exec(ctx,
 		`INSERT INTO revocations (issuer, jti, expires_at, created_at) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (issuer, jti) DO UPDATE SET expires_at = GREATEST(revocations.expires_at, excluded.expires_at)`,
 		r.Issuer, r.JTI, r.ExpiresAt.UTC().Truncate(time.Microsecond), toTime(r.CreatedAt))
@@ -34,7 +34,7 @@ func (s *RevocationStore) Revoke(ctx context.Context, r *tollgate.Revocation) er
 // Revoked reports whether (issuer, jti) is on the denylist.
 func (s *RevocationStore) Revoked(ctx context.Context, issuer, jti string) (bool, error) {
 	var found bool
-	err := s.db.pool.QueryRow(ctx,
+	err := s.db.conn().QueryRow(ctx,
 		`SELECT EXISTS (SELECT 1 FROM revocations WHERE issuer = $1 AND jti = $2)`, issuer, jti).Scan(&found)
 	if err != nil {
 		return false, fmt.Errorf("check revocation: %w", err)
@@ -44,7 +44,7 @@ func (s *RevocationStore) Revoked(ctx context.Context, issuer, jti string) (bool
 
 // Revocations lists the entries that expire after t, soonest expiry first.
 func (s *RevocationStore) Revocations(ctx context.Context, after time.Time) ([]*tollgate.Revocation, error) {
-	rows, _ := s.db.pool.Query(ctx,
+	rows, _ := s.db.conn().Query(ctx,
 		`SELECT issuer, jti, expires_at, created_at FROM revocations WHERE expires_at > $1
 		ORDER BY expires_at, issuer COLLATE "C", jti COLLATE "C"`, after)
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*tollgate.Revocation, error) {
@@ -62,7 +62,7 @@ func (s *RevocationStore) Revocations(ctx context.Context, after time.Time) ([]*
 
 // DeleteExpiredRevocations removes entries that expired before t.
 func (s *RevocationStore) DeleteExpiredRevocations(ctx context.Context, t time.Time) (int, error) {
-	tag, err := s.db.pool.Exec(ctx, `DELETE FROM revocations WHERE expires_at < $1`, t)
+	tag, err := s.db.conn().Exec(ctx, `DELETE FROM revocations WHERE expires_at < $1`, t)
 	if err != nil {
 		return 0, fmt.Errorf("delete expired revocations: %w", err)
 	}

@@ -27,7 +27,7 @@ func (s *TenantStore) CreateTenant(ctx context.Context, t *tollgate.Tenant) erro
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = s.db.stamp()
 	}
-	_, err := s.db.pool.Exec(ctx, `INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)`,
+	_, err := s.db.conn().Exec(ctx, `INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)`,
 		t.ID, t.Name, toTime(t.CreatedAt))
 	switch {
 	case isUnique(err):
@@ -40,7 +40,7 @@ func (s *TenantStore) CreateTenant(ctx context.Context, t *tollgate.Tenant) erro
 
 // Tenant returns a tenant by ID or, failing that, by name.
 func (s *TenantStore) Tenant(ctx context.Context, idOrName string) (*tollgate.Tenant, error) {
-	rows, _ := s.db.pool.Query(ctx,
+	rows, _ := s.db.conn().Query(ctx,
 		`SELECT id, name, created_at FROM tenants WHERE id = $1 OR name = $1
 		 ORDER BY id = $1 DESC LIMIT 1`, idOrName)
 	t, err := pgx.CollectExactlyOneRow(rows, scanTenant)
@@ -55,7 +55,7 @@ func (s *TenantStore) Tenant(ctx context.Context, idOrName string) (*tollgate.Te
 
 // Tenants lists all tenants ordered by name.
 func (s *TenantStore) Tenants(ctx context.Context) ([]*tollgate.Tenant, error) {
-	rows, _ := s.db.pool.Query(ctx, `SELECT id, name, created_at FROM tenants ORDER BY name COLLATE "C"`)
+	rows, _ := s.db.conn().Query(ctx, `SELECT id, name, created_at FROM tenants ORDER BY name COLLATE "C"`)
 	out, err := pgx.CollectRows(rows, scanTenant)
 	if err != nil {
 		return nil, fmt.Errorf("list tenants: %w", err)

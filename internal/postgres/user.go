@@ -38,7 +38,7 @@ func (s *UserStore) CreateUser(ctx context.Context, u *tollgate.User) error {
 	if u.UpdatedAt.IsZero() {
 		u.UpdatedAt = u.CreatedAt
 	}
-	_, err := s.db.pool.Exec(ctx,
+	_, err := s.db.conn().Exec(ctx,
 		`INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 		u.ID, u.Name, u.TenantID, u.Role, u.Plan, u.PasswordHash, u.Disabled,
 		toTime(u.TokensValidAfter), toTime(u.CreatedAt), toTime(u.UpdatedAt))
@@ -55,12 +55,12 @@ func (s *UserStore) CreateUser(ctx context.Context, u *tollgate.User) error {
 
 // User returns a user by ID.
 func (s *UserStore) User(ctx context.Context, id string) (*tollgate.User, error) {
-	return s.get(ctx, s.db.pool, `WHERE id = $1`, id)
+	return s.get(ctx, s.db.conn(), `WHERE id = $1`, id)
 }
 
 // UserByName returns a user by login name.
 func (s *UserStore) UserByName(ctx context.Context, name string) (*tollgate.User, error) {
-	return s.get(ctx, s.db.pool, `WHERE name = $1`, name)
+	return s.get(ctx, s.db.conn(), `WHERE name = $1`, name)
 }
 
 // querier is a pool, connection or transaction.
@@ -82,7 +82,7 @@ func (s *UserStore) get(ctx context.Context, q querier, where, value string) (*t
 
 // Users lists users ordered by name; tenantID "" lists all tenants.
 func (s *UserStore) Users(ctx context.Context, tenantID string) ([]*tollgate.User, error) {
-	rows, _ := s.db.pool.Query(ctx,
+	rows, _ := s.db.conn().Query(ctx,
 		`SELECT `+userColumns+` FROM users WHERE $1 = '' OR tenant_id = $1 ORDER BY name COLLATE "C"`, tenantID)
 	out, err := pgx.CollectRows(rows, scanUser)
 	if err != nil {

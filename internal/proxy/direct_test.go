@@ -3,12 +3,14 @@ package proxy_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -277,11 +279,43 @@ routes:
 	if got := readAll(t, do(t, "GET", g.URL+"/v1/quick", "tok-alice", nil).Body); got != "quick" {
 		t.Fatalf("quick: %q", got)
 	}
-	time.Sleep(700 * time.Millisecond) // past the first request's deadline, and long enough to be checked before reuse
+	// The connection went back to the pool, with the deadline of its
+	// exchange (begun earlier), before this answer ended. Once the network
+	// poller has passed end + the pool's peek age (500 ms, more than the
+	// route timeout), a deadline left on the connection has fired and the
+	// pool checks the connection before reusing it: a stale deadline would
+	// fail that check and cost a new connection.
+	waitPollerPast(t, time.Now().Add(500*time.Millisecond))
 	if got := readAll(t, do(t, "GET", g.URL+"/v1/quick", "tok-alice", nil).Body); got != "quick" {
 		t.Fatalf("quick after the deadline: %q", got)
 	}
 	if n := countConns() - before; n != 1 {
-		t.Fatalf("two quick requests used %d new upstream connections, want 1 (kept alive)", n)
+		t.Fatalf("two quick requests used %d new upstream connections, want 1 (kept alive, with no deadline left on it)", n)
+	}
+}
+
+// waitPollerPast returns once the network poller has passed deadline: a
+// read with that deadline on an idle loopback connection has timed out,
+// as a connection deadline set for an earlier instant has too.
+func waitPollerPast(t *testing.T, deadline time.Time) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	peer, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	_ = c.SetReadDeadline(deadline)
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read on an idle connection: %v, want the deadline", err)
 	}
 }

@@ -25,7 +25,7 @@ func (s *APIKeyStore) CreateAPIKey(ctx context.Context, k *tollgate.APIKey) erro
 	if k.CreatedAt.IsZero() {
 		k.CreatedAt = s.db.stamp()
 	}
-	_, err := s.db.write.ExecContext(ctx,
+	_, err := s.db.writer().ExecContext(ctx,
 		`INSERT INTO api_keys (`+apiKeyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		k.ID, k.UserID, k.Name, nonNil(k.Hash), toTime(k.CreatedAt), toTime(k.LastUsedAt), k.Revoked)
 	switch {
@@ -41,7 +41,7 @@ func (s *APIKeyStore) CreateAPIKey(ctx context.Context, k *tollgate.APIKey) erro
 
 // APIKey returns a key by ID, revoked ones included.
 func (s *APIKeyStore) APIKey(ctx context.Context, id string) (*tollgate.APIKey, error) {
-	row := s.db.read.QueryRowContext(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE id = ?`, id)
+	row := s.db.reader().QueryRowContext(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE id = ?`, id)
 	k, err := scanAPIKey(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, tollgate.Errorf(tollgate.ENotFound, "API key %q not found", id)
@@ -54,7 +54,7 @@ func (s *APIKeyStore) APIKey(ctx context.Context, id string) (*tollgate.APIKey, 
 
 // APIKeys lists a user's keys, newest first.
 func (s *APIKeyStore) APIKeys(ctx context.Context, userID string) ([]*tollgate.APIKey, error) {
-	rows, err := s.db.read.QueryContext(ctx,
+	rows, err := s.db.reader().QueryContext(ctx,
 		`SELECT `+apiKeyColumns+` FROM api_keys WHERE user_id = ? ORDER BY created_at DESC, rowid DESC`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("list api keys: %w", err)
@@ -76,7 +76,7 @@ func (s *APIKeyStore) APIKeys(ctx context.Context, userID string) ([]*tollgate.A
 
 // RevokeAPIKey marks a key revoked; revoking twice is not an error.
 func (s *APIKeyStore) RevokeAPIKey(ctx context.Context, id string) error {
-	res, err := s.db.write.ExecContext(ctx, `UPDATE api_keys SET revoked = 1 WHERE id = ?`, id)
+	res, err := s.db.writer().ExecContext(ctx, `UPDATE api_keys SET revoked = 1 WHERE id = ?`, id)
 	if err != nil {
 		return fmt.Errorf("revoke api key: %w", err)
 	}
@@ -89,7 +89,7 @@ func (s *APIKeyStore) TouchAPIKey(ctx context.Context, id string, t time.Time) e
 	if t.IsZero() {
 		t = s.db.now()
 	}
-	res, err := s.db.write.ExecContext(ctx,
+	res, err := s.db.writer().ExecContext(ctx,
 		`UPDATE api_keys SET last_used_at = max(coalesce(last_used_at, ?1), ?1) WHERE id = ?2`,
 		t.UnixMicro(), id)
 	if err != nil {

@@ -22,7 +22,7 @@ func (s *BanStore) PutBan(ctx context.Context, b *tollgate.Ban) error {
 	if b.CreatedAt.IsZero() {
 		b.CreatedAt = s.db.stamp()
 	}
-	_, err := s.db.write.ExecContext(ctx,
+	_, err := s.db.writer().ExecContext(ctx,
 		`INSERT INTO bans (ip, reason, until, created_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (ip) DO UPDATE SET reason = excluded.reason, until = excluded.until, created_at = excluded.created_at`,
 		b.IP, b.Reason, b.Until.UnixMicro(), b.CreatedAt.UnixMicro())
@@ -34,7 +34,7 @@ func (s *BanStore) PutBan(ctx context.Context, b *tollgate.Ban) error {
 
 // DeleteBan lifts the ban of ip. ENotFound if there is none.
 func (s *BanStore) DeleteBan(ctx context.Context, ip string) error {
-	res, err := s.db.write.ExecContext(ctx, `DELETE FROM bans WHERE ip = ?`, ip)
+	res, err := s.db.writer().ExecContext(ctx, `DELETE FROM bans WHERE ip = ?`, ip)
 	if err != nil {
 		return fmt.Errorf("delete ban: %w", err)
 	}
@@ -46,7 +46,7 @@ func (s *BanStore) DeleteBan(ctx context.Context, ip string) error {
 
 // Bans lists the bans that end after now, ordered by IP.
 func (s *BanStore) Bans(ctx context.Context, now time.Time) ([]*tollgate.Ban, error) {
-	rows, err := s.db.read.QueryContext(ctx,
+	rows, err := s.db.reader().QueryContext(ctx,
 		`SELECT ip, reason, until, created_at FROM bans WHERE until > ? ORDER BY ip`, now.UnixMicro())
 	if err != nil {
 		return nil, fmt.Errorf("list bans: %w", err)
@@ -70,7 +70,7 @@ func (s *BanStore) Bans(ctx context.Context, now time.Time) ([]*tollgate.Ban, er
 
 // DeleteExpiredBans removes bans that ended before t and returns how many.
 func (s *BanStore) DeleteExpiredBans(ctx context.Context, t time.Time) (int, error) {
-	res, err := s.db.write.ExecContext(ctx, `DELETE FROM bans WHERE until <= ?`, t.UnixMicro())
+	res, err := s.db.writer().ExecContext(ctx, `DELETE FROM bans WHERE until <= ?`, t.UnixMicro())
 	if err != nil {
 		return 0, fmt.Errorf("delete expired bans: %w", err)
 	}

@@ -117,7 +117,7 @@ func checkRefresh(tok *tollgate.RefreshToken, now time.Time) error {
 
 // RefreshToken returns a token by hash without consuming it.
 func (s *RefreshTokenStore) RefreshToken(ctx context.Context, hash []byte) (*tollgate.RefreshToken, error) {
-	tok, err := scanRefresh(s.db.read.QueryRowContext(ctx, refreshSelect+` WHERE t.hash = ?`, nonNil(hash)))
+	tok, err := scanRefresh(s.db.reader().QueryRowContext(ctx, refreshSelect+` WHERE t.hash = ?`, nonNil(hash)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, tollgate.Errorf(tollgate.ENotFound, "refresh token not found")
 	}
@@ -129,7 +129,7 @@ func (s *RefreshTokenStore) RefreshToken(ctx context.Context, hash []byte) (*tol
 
 // RevokeRefreshFamily revokes every token of a family, present and future.
 func (s *RefreshTokenStore) RevokeRefreshFamily(ctx context.Context, familyID string) error {
-	res, err := s.db.write.ExecContext(ctx, `UPDATE refresh_families SET revoked = 1 WHERE id = ?`, familyID)
+	res, err := s.db.writer().ExecContext(ctx, `UPDATE refresh_families SET revoked = 1 WHERE id = ?`, familyID)
 	if err != nil {
 		return fmt.Errorf("revoke refresh family: %w", err)
 	}
@@ -138,7 +138,7 @@ func (s *RefreshTokenStore) RevokeRefreshFamily(ctx context.Context, familyID st
 
 // RevokeUserRefreshTokens revokes every family of a user.
 func (s *RefreshTokenStore) RevokeUserRefreshTokens(ctx context.Context, userID string) error {
-	_, err := s.db.write.ExecContext(ctx, `UPDATE refresh_families SET revoked = 1 WHERE user_id = ?`, userID)
+	_, err := s.db.writer().ExecContext(ctx, `UPDATE refresh_families SET revoked = 1 WHERE user_id = ?`, userID)
 	if err != nil {
 		return fmt.Errorf("revoke user refresh tokens: %w", err)
 	}

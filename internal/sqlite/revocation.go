@@ -20,7 +20,7 @@ func (s *RevocationStore) Revoke(ctx context.Context, r *tollgate.Revocation) er
 	if r.CreatedAt.IsZero() {
 		r.CreatedAt = s.db.stamp()
 	}
-	_, err := s.db.write.ExecContext(ctx,
+	_, err := s.db.writer().ExecContext(ctx,
 		`INSERT INTO revocations (issuer, jti, expires_at, created_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (issuer, jti) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)`,
 		r.Issuer, r.JTI, r.ExpiresAt.UnixMicro(), toTime(r.CreatedAt))
@@ -33,7 +33,7 @@ func (s *RevocationStore) Revoke(ctx context.Context, r *tollgate.Revocation) er
 // Revoked reports whether (issuer, jti) is on the denylist.
 func (s *RevocationStore) Revoked(ctx context.Context, issuer, jti string) (bool, error) {
 	var found bool
-	err := s.db.read.QueryRowContext(ctx,
+	err := s.db.reader().QueryRowContext(ctx,
 		`SELECT EXISTS (SELECT 1 FROM revocations WHERE issuer = ? AND jti = ?)`, issuer, jti).Scan(&found)
 	if err != nil {
 		return false, fmt.Errorf("check revocation: %w", err)
@@ -43,7 +43,7 @@ func (s *RevocationStore) Revoked(ctx context.Context, issuer, jti string) (bool
 
 // Revocations lists the entries that expire after t, soonest expiry first.
 func (s *RevocationStore) Revocations(ctx context.Context, after time.Time) ([]*tollgate.Revocation, error) {
-	rows, err := s.db.read.QueryContext(ctx,
+	rows, err := s.db.reader().QueryContext(ctx,
 		`SELECT issuer, jti, expires_at, created_at FROM revocations WHERE expires_at > ?
 		ORDER BY expires_at, issuer, jti`, after.UnixMicro())
 	if err != nil {
@@ -68,7 +68,7 @@ func (s *RevocationStore) Revocations(ctx context.Context, after time.Time) ([]*
 
 // DeleteExpiredRevocations removes entries that expired before t.
 func (s *RevocationStore) DeleteExpiredRevocations(ctx context.Context, t time.Time) (int, error) {
-	res, err := s.db.write.ExecContext(ctx, `DELETE FROM revocations WHERE expires_at < ?`, t.UnixMicro())
+	res, err := s.db.writer().ExecContext(ctx, `DELETE FROM revocations WHERE expires_at < ?`, t.UnixMicro())
 	if err != nil {
 		return 0, fmt.Errorf("delete expired revocations: %w", err)
 	}

@@ -74,6 +74,9 @@ type DB struct {
 	write *sql.DB // one connection; BEGIN IMMEDIATE
 	ckpt  *checkpointer
 	now   func() time.Time
+	// tx, when set, is the transaction of AuditStore.Audited: every
+	// statement of this DB's stores runs in it.
+	tx *sql.Tx
 
 	tenants     *TenantStore
 	users       *UserStore
@@ -213,6 +216,14 @@ func (db *DB) Close() error {
 // An fn that must both change rows and return an error (e.g. revoking a
 // refresh family on reuse) returns the error via commitErr instead.
 func (db *DB) withTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if db.tx != nil {
+		// Already in the transaction of an audited change: it commits.
+		err := fn(db.tx)
+		if ce, ok := errors.AsType[*commitErr](err); ok {
+			return ce.err
+		}
+		return err
+	}
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -237,3 +248,28 @@ type commitErr struct{ err error }
 
 func (e *commitErr) Error() string { return e.err.Error() }
 func (e *commitErr) Unwrap() error { return e.err }
+
+// conn runs statements: a pool, or a transaction.
+type conn interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// writer is where the identity stores write: the write pool, or the
+// audited transaction.
+func (db *DB) writer() conn {
+	if db.tx != nil {
+		return db.tx
+	}
+	return db.write
+}
+
+// reader is where the identity stores read: the read pool, or the
+// audited transaction (which sees its own writes).
+func (db *DB) reader() conn {
+	if db.tx != nil {
+		return db.tx
+	}
+	return db.read
+}

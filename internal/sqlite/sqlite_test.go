@@ -30,3 +30,22 @@ func MustOpen(tb testing.TB) *sqlite.DB {
 	}
 	return db
 }
+
+func TestAuditStore(t *testing.T) {
+	storetest.Audit(t, func(t *testing.T) (tollgate.Store, tollgate.AuditStore) {
+		db := MustOpen(t)
+		return db, db.Audit()
+	})
+}
+
+// BenchmarkAppendAudit measures what a login's audit event costs the
+// single-node store.
+func BenchmarkAppendAudit(b *testing.B) {
+	a := MustOpen(b).Audit()
+	for b.Loop() {
+		e := &tollgate.AuditEvent{Actor: "usr_x", ActorName: "alice", Action: tollgate.AuditLogin, Outcome: "ok", IP: "192.0.2.1"}
+		if err := a.AppendAudit(b.Context(), e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -25,7 +25,7 @@ func (s *TenantStore) CreateTenant(ctx context.Context, t *tollgate.Tenant) erro
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = s.db.stamp()
 	}
-	_, err := s.db.write.ExecContext(ctx,
+	_, err := s.db.writer().ExecContext(ctx,
 		`INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)`,
 		t.ID, t.Name, toTime(t.CreatedAt))
 	switch {
@@ -39,7 +39,7 @@ func (s *TenantStore) CreateTenant(ctx context.Context, t *tollgate.Tenant) erro
 
 // Tenant returns a tenant by ID or, failing that, by name.
 func (s *TenantStore) Tenant(ctx context.Context, idOrName string) (*tollgate.Tenant, error) {
-	row := s.db.read.QueryRowContext(ctx,
+	row := s.db.reader().QueryRowContext(ctx,
 		`SELECT id, name, created_at FROM tenants WHERE id = ?1 OR name = ?1
 		 ORDER BY id = ?1 DESC LIMIT 1`, idOrName)
 	t, err := scanTenant(row)
@@ -54,7 +54,7 @@ func (s *TenantStore) Tenant(ctx context.Context, idOrName string) (*tollgate.Te
 
 // Tenants lists all tenants ordered by name.
 func (s *TenantStore) Tenants(ctx context.Context) ([]*tollgate.Tenant, error) {
-	rows, err := s.db.read.QueryContext(ctx, `SELECT id, name, created_at FROM tenants ORDER BY name`)
+	rows, err := s.db.reader().QueryContext(ctx, `SELECT id, name, created_at FROM tenants ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list tenants: %w", err)
 	}

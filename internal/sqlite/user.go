@@ -38,7 +38,7 @@ func (s *UserStore) CreateUser(ctx context.Context, u *tollgate.User) error {
 	if u.UpdatedAt.IsZero() {
 		u.UpdatedAt = u.CreatedAt
 	}
-	_, err := s.db.write.ExecContext(ctx,
+	_, err := s.db.writer().ExecContext(ctx,
 		`INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		u.ID, u.Name, u.TenantID, u.Role, u.Plan, u.PasswordHash, u.Disabled,
 		toTime(u.TokensValidAfter), toTime(u.CreatedAt), toTime(u.UpdatedAt))
@@ -55,12 +55,12 @@ func (s *UserStore) CreateUser(ctx context.Context, u *tollgate.User) error {
 
 // User returns a user by ID.
 func (s *UserStore) User(ctx context.Context, id string) (*tollgate.User, error) {
-	return s.get(ctx, s.db.read, "id", id)
+	return s.get(ctx, s.db.reader(), "id", id)
 }
 
 // UserByName returns a user by login name.
 func (s *UserStore) UserByName(ctx context.Context, name string) (*tollgate.User, error) {
-	return s.get(ctx, s.db.read, "name", name)
+	return s.get(ctx, s.db.reader(), "name", name)
 }
 
 type querier interface {
@@ -81,7 +81,7 @@ func (s *UserStore) get(ctx context.Context, q querier, column, value string) (*
 
 // Users lists users ordered by name; tenantID "" lists all tenants.
 func (s *UserStore) Users(ctx context.Context, tenantID string) ([]*tollgate.User, error) {
-	rows, err := s.db.read.QueryContext(ctx,
+	rows, err := s.db.reader().QueryContext(ctx,
 		`SELECT `+userColumns+` FROM users WHERE ?1 = '' OR tenant_id = ?1 ORDER BY name`, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -230,38 +231,49 @@ func TestExternalFetchHoldsNoLock(t *testing.T) {
 	}
 }
 
+// TestExternalBackgroundRefresh runs in a synctest bubble: the
+// background refresh waits on the bubble's clock, so the test checks when
+// it fetches without waiting in real time. The IdP serves over real TCP
+// from outside the bubble; connections are not kept alive, so nothing in
+// the bubble waits on the network between fetches.
 func TestExternalBackgroundRefresh(t *testing.T) {
 	k := mustECKey(t)
 	d := newIDP(t)
 	d.keys = []jose.JSONWebKey{{Key: &k.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}
 	d.cc = "max-age=0"
-	v, err := token.NewVerifier(token.VerifierOptions{
-		Trusted: []token.TrustedIssuer{{Issuer: extIssuer, JWKSURL: d.url(), Audience: "tollgate", Algorithms: []string{"ES256"}}},
-		JWKS:    token.JWKSOptions{MinRefresh: 1500 * time.Millisecond, MaxRefresh: 2 * time.Second},
+	synctest.Test(t, func(t *testing.T) {
+		v, err := token.NewVerifier(token.VerifierOptions{
+			Trusted: []token.TrustedIssuer{{Issuer: extIssuer, JWKSURL: d.url(), Audience: "tollgate", Algorithms: []string{"ES256"}}},
+			JWKS: token.JWKSOptions{MinRefresh: 1500 * time.Millisecond, MaxRefresh: 2 * time.Second,
+				HTTPClient: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		defer v.Stop()
+		synctest.Wait() // the first fetch is done; the refresh waits on its timer
+		tok := signWith(t, jwt.SigningMethodES256, k, map[string]any{"alg": "ES256", "kid": "k1"}, keycloakClaims(time.Now()))
+		if _, err := v.Verify(context.Background(), tok); err != nil {
+			t.Fatal(err)
+		}
+		if n := d.hits.Load(); n != 1 {
+			t.Fatalf("%d fetches before first refresh, want 1", n)
+		}
+		// max-age=0 is raised to MinRefresh (1.5 s); refresh happens at 3/4 of it.
+		time.Sleep(1100 * time.Millisecond)
+		synctest.Wait()
+		if n := d.hits.Load(); n != 1 {
+			t.Fatalf("%d fetches 1.1 s after the first, want 1 (max-age=0 is raised to MinRefresh)", n)
+		}
+		time.Sleep(400 * time.Millisecond)
+		synctest.Wait()
+		if n := d.hits.Load(); n != 2 {
+			t.Fatalf("%d fetches 1.5 s after the first, want 2 (one background refresh)", n)
+		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := v.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer v.Stop()
-	tok := signWith(t, jwt.SigningMethodES256, k, map[string]any{"alg": "ES256", "kid": "k1"}, keycloakClaims(time.Now()))
-	deadline := time.Now().Add(5 * time.Second)
-	for d.hits.Load() < 1 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if _, err := v.Verify(context.Background(), tok); err != nil {
-		t.Fatal(err)
-	}
-	if n := d.hits.Load(); n != 1 {
-		t.Fatalf("%d fetches before first refresh, want 1", n)
-	}
-	// max-age=0 is raised to MinRefresh (1.5 s); refresh happens at 3/4 of it.
-	time.Sleep(1500 * time.Millisecond)
-	if n := d.hits.Load(); n != 2 {
-		t.Fatalf("%d fetches after 1.5 s, want 2 (one background refresh, bounded by MinRefresh)", n)
-	}
 }
 
 // TestExternalThumbprintHeader: Microsoft Entra puts x5t in the header; it
