@@ -304,3 +304,21 @@ routes:
 		t.Fatalf("config check of a mis-indented key: %v\n%s", r.err, r.shown())
 	}
 }
+
+// TestNewPostgresStoreIsAnnounced: a command pointed at a PostgreSQL
+// schema with no tollgate tables says it created the store there, and
+// only the first time.
+func TestNewPostgresStoreIsAnnounced(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "tollgate.yaml")
+	if err := os.WriteFile(cfg, []byte(clusterYAML(t, "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(nil, "", "user", "add", "bob", "--password", "bob-password", "--config", cfg)
+	if r.err != nil || !strings.Contains(r.stderr, "no store in PostgreSQL schema") || !strings.Contains(r.stderr, "created a new, empty one") {
+		t.Fatalf("first command on a new schema: %v\nstderr: %s", r.err, r.stderr)
+	}
+	if r := runCLI(nil, "", "user", "list", "--config", cfg); r.err != nil || strings.Contains(r.stderr, "no store") || !strings.Contains(r.stdout, "bob") {
+		t.Fatalf("second command: %v\nstdout %s\nstderr %s", r.err, r.stdout, r.stderr)
+	}
+}

@@ -36,8 +36,9 @@ type engines struct {
 }
 
 // openStore opens the configured store (SQLite in data_dir, or PostgreSQL)
-// and migrates it. A SQLite store that did not exist is created, and
-// notice is told so with its path: a command run without the server's
+// and migrates it. A store that did not exist (a SQLite file, or a
+// PostgreSQL schema without tollgate's tables) is created, and notice is
+// told so with its path: a command run without the server's
 // --config would otherwise work on a store the server never sees.
 func openStore(ctx context.Context, cfg *config.Config, notice io.Writer) (*engines, error) {
 	if strings.HasPrefix(cfg.Store, "postgres") {
@@ -50,6 +51,9 @@ func openStore(ctx context.Context, cfg *config.Config, notice io.Writer) (*engi
 		pg, err := postgres.Open(ctx, cfg.Store, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("open postgres store: %w", err)
+		}
+		if empty, err := pg.Empty(ctx); err == nil && empty && notice != nil {
+			fmt.Fprintf(notice, "tollgate: no store in PostgreSQL schema %q at %s: created a new, empty one\n", pg.Schema(), redactURL(cfg.Store))
 		}
 		if err := pg.Migrate(ctx); err != nil {
 			pg.Close()
@@ -120,4 +124,13 @@ func absPath(path string) string {
 		return path
 	}
 	return abs
+}
+
+// redactURL is a store URL without its password, for messages.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "the configured URL"
+	}
+	return u.Redacted()
 }

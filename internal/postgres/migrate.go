@@ -50,3 +50,16 @@ func (db *DB) Migrate(ctx context.Context) (err error) {
 	}
 	return nil
 }
+
+// Empty reports whether the schema holds no tollgate tables yet: a store
+// that Migrate would create from nothing.
+func (db *DB) Empty(ctx context.Context) (bool, error) {
+	var exists bool
+	err := db.pool.QueryRow(ctx,
+		`SELECT EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = 'users')`,
+		db.schema).Scan(&exists)
+	if err != nil {
+		return false, fmt.Errorf("look up tables: %w", err)
+	}
+	return !exists, nil
+}
