@@ -160,8 +160,12 @@ func (g *gateway) ready(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// Serve listens and serves until ctx ends, then drains: new requests get
-// 503, in-flight ones and streams get server.drain_timeout to finish.
+// Serve listens and serves until ctx ends, then drains: the listener
+// closes (new connections are refused), idle connections close, a request
+// still arriving on an open connection gets 503 with Connection: close,
+// and in-flight ones and streams get server.drain_timeout to finish. Then
+// the connections left are closed; Close settles their calls as
+// cancelled.
 func (g *gateway) Serve(ctx context.Context) error {
 	s := g.cfg.Server
 	ln := g.opts.Listener
@@ -192,7 +196,13 @@ func (g *gateway) Serve(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), s.DrainTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	err := srv.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		g.log.Warn("drain timeout passed; closing the connections left")
+		_ = srv.Close()
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil

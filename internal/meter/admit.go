@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"net/http"
 
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
@@ -52,6 +53,12 @@ func (m *Meter) Admit(ctx context.Context, c *tollgate.Call) (func(context.Conte
 		return nil, err
 	}
 	s := &settlement{m: m, rec: rec, rm: rm, table: table, req: req, budgets: bs, principal: c.Principal}
+	if !m.live.add(s) {
+		// Stop began while the record was written: the call is not
+		// forwarded.
+		s.settle(ctx, &tollgate.Outcome{Status: http.StatusServiceUnavailable, Result: tollgate.ResultRejected})
+		return nil, tollgate.Errorf(tollgate.EUnavailable, "the gateway is shutting down")
+	}
 	return s.release, nil
 }
 
@@ -104,8 +111,19 @@ type settlement struct {
 	principal *tollgate.Principal
 }
 
-// release settles the call: called exactly once by the data plane.
+// release settles the call: called exactly once by the data plane. It
+// does nothing when Stop already settled the call, cut off by a drain.
 func (s *settlement) release(ctx context.Context, out *tollgate.Outcome) {
+	if !s.m.live.take(s) {
+		return
+	}
+	defer s.m.live.busy.Done()
+	s.settle(ctx, out)
+}
+
+// settle prices the outcome, settles the budgets and queues the settled
+// record.
+func (s *settlement) settle(ctx context.Context, out *tollgate.Outcome) {
 	ctx = context.WithoutCancel(ctx)
 	if out == nil {
 		out = &tollgate.Outcome{Result: tollgate.ResultUnknown}

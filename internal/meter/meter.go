@@ -63,6 +63,7 @@ type Meter struct {
 	hooks    *webhooks
 	override *overrideCache
 	maxAge   time.Duration // reconcile cutoff in cluster mode
+	live     live          // calls admitted and not yet released
 
 	stopOnce sync.Once
 	cancel   context.CancelFunc
@@ -186,12 +187,14 @@ func (m *Meter) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop commits every queued record, then stops the webhook sender (alerts
-// not yet delivered are dropped; they were logged). Stop the HTTP server
-// first: a call released after Stop keeps its open record, reconciled at
-// the next start.
+// Stop settles the calls still running as cancelled (a drain cut them
+// off; their later release does nothing), commits every queued record,
+// then stops the webhook sender (alerts not yet delivered are dropped;
+// they were logged). Stop the HTTP server first, so that only calls the
+// drain timeout cut off are still running.
 func (m *Meter) Stop() {
 	m.stopOnce.Do(func() {
+		m.settleCutOff()
 		m.writer.stopAndFlush()
 		if m.cancel != nil {
 			m.cancel()
