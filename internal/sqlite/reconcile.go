@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -45,17 +44,7 @@ func (l *Ledger) Reconcile(ctx context.Context, startedBefore, at time.Time, cha
 		}
 	}
 	l.omu.Unlock()
-	slices.SortFunc(out, func(a, b *tollgate.UsageRecord) int {
-		return cmp.Or(a.Start.Compare(b.Start), strings.Compare(a.RequestID, b.RequestID))
-	})
-	end := at.UTC().Truncate(time.Microsecond)
-	for _, r := range out {
-		r.Outcome, r.End, r.Cost = tollgate.ResultUnknown, end, 0
-		r.LatencyMS = max(0, end.Sub(r.Start).Milliseconds())
-		if chargeReserved {
-			r.Cost = r.Reserved
-		}
-	}
+	markUnknown(out, at, chargeReserved)
 	if len(out) == 0 {
 		for _, path := range consumed {
 			if err := removeFile(path); err != nil {
