@@ -41,7 +41,7 @@ func (m *Meter) Admit(ctx context.Context, c *tollgate.Call) (func(context.Conte
 		return nil, err
 	}
 	rec := &tollgate.UsageRecord{RequestID: c.RequestID, NewID: c.NewID, Start: c.Start.UTC(), Route: c.Route, Model: c.Model,
-		BytesIn: c.BytesIn, Reserved: reserved, Units: req}
+		BytesIn: c.BytesIn, Reserved: reserved, Units: req, Replica: m.replica}
 	if p := c.Principal; p != nil {
 		rec.UserID, rec.TenantID = p.UserID, p.TenantID
 	}
