@@ -62,6 +62,12 @@ type gatewayOptions struct {
 	Logger *slog.Logger
 	// Listener, when set, is served instead of listening on cfg.Listen.
 	Listener net.Listener
+	// MeterClock is the usage ledger's clock (record times, leases).
+	// Defaults to time.Now.
+	MeterClock func() time.Time
+	// Heartbeat is how often the meter renews its lease in cluster mode.
+	// Defaults to a third of metering.lease_ttl.
+	Heartbeat time.Duration
 }
 
 // gateway is one running tollgate: store, identity, protection, metering,

@@ -61,6 +61,12 @@ func setup(t *testing.T, extraYAML string) *testGateway {
 // setupWith is setup, with the demo backends and routes when demo is set.
 func setupWith(t *testing.T, extraYAML string, demo bool) *testGateway {
 	t.Helper()
+	return setupWithOptions(t, extraYAML, gatewayOptions{Demo: demo})
+}
+
+// setupWithOptions is setup with o's Demo, MeterClock and Heartbeat.
+func setupWithOptions(t *testing.T, extraYAML string, o gatewayOptions) *testGateway {
+	t.Helper()
 	dir := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -88,7 +94,8 @@ func setupWith(t *testing.T, extraYAML string, demo bool) *testGateway {
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	env := Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: g.stderr, Getenv: g.getenv}
-	gw, err := newGateway(ctx, cfg, gatewayOptions{Demo: demo, Env: env, Logger: slog.New(slog.NewJSONHandler(g.stderr, nil)), Listener: ln})
+	gw, err := newGateway(ctx, cfg, gatewayOptions{Demo: o.Demo, Env: env, Logger: slog.New(slog.NewJSONHandler(g.stderr, nil)),
+		Listener: ln, MeterClock: o.MeterClock, Heartbeat: o.Heartbeat})
 	if err != nil {
 		t.Fatalf("start gateway: %v", err)
 	}

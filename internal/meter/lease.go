@@ -1,6 +1,7 @@
 package meter
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -30,9 +31,9 @@ func (m *Meter) Heartbeat(ctx context.Context) error {
 	return nil
 }
 
-// runHeartbeat calls Heartbeat every third of the lease until ctx ends.
+// runHeartbeat calls Heartbeat every HeartbeatInterval until ctx ends.
 func (m *Meter) runHeartbeat(ctx context.Context) {
-	t := time.NewTicker(m.leaseTTL / 3)
+	t := time.NewTicker(cmp.Or(m.opts.HeartbeatInterval, m.leaseTTL/3))
 	defer t.Stop()
 	for {
 		select {

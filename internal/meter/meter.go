@@ -41,6 +41,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Clock. Defaults to time.Now.
 	Clock func() time.Time
+	// HeartbeatInterval is how often the lease is renewed in cluster
+	// mode. Defaults to a third of metering.lease_ttl.
+	HeartbeatInterval time.Duration
 	// HTTPClient posts budget webhooks. Defaults to a client with a 10s
 	// timeout.
 	HTTPClient *http.Client
