@@ -137,3 +137,59 @@ func TestChunkedUploadBytesIn(t *testing.T) {
 		}
 	}
 }
+
+// TestInFlightOnOneNode holds a call at the upstream: the admin usage
+// report and `tollgate usage` (another process's view of the store) show
+// it in flight with its reservation, and as settled once it ends.
+func TestInFlightOnOneNode(t *testing.T) {
+	arrived := make(chan struct{}, 1)
+	hold := make(chan struct{})
+	up := newUpstreamFunc(t, func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-hold
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	})
+	g := setup(t, `routes:
+  - name: slow
+    path: /slow
+    upstreams: [`+up.URL+`]
+    price: {per_request: "0.25"}
+`)
+	tok := g.login("admin", adminPassword).AccessToken
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		req, _ := http.NewRequest("POST", g.URL+"/slow", strings.NewReader(`{}`))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-arrived
+	type total struct {
+		Requests int64
+		InFlight int64 `json:"in_flight"`
+		Reserved string
+	}
+	var api, cli struct{ Total total }
+	_, body := g.do("GET", "/admin/v1/usage", tok, "")
+	if err := json.Unmarshal(body, &api); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(g.mustCLI("usage", "--format", "json")), &cli); err != nil {
+		t.Fatal(err)
+	}
+	want := total{Requests: 0, InFlight: 1, Reserved: "0.250000"}
+	if api.Total != want || cli.Total != want {
+		t.Fatalf("while the call runs: admin API %+v, tollgate usage %+v; want %+v", api.Total, cli.Total, want)
+	}
+	close(hold)
+	<-done
+	if !eventually(3*time.Second, func() bool {
+		cli.Total = total{}
+		_ = json.Unmarshal([]byte(g.mustCLI("usage", "--format", "json")), &cli)
+		return cli.Total == total{Requests: 1, InFlight: 0, Reserved: "0.000000"}
+	}) {
+		t.Fatalf("after the call: tollgate usage %+v; want it settled", cli.Total)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"strings"
 	"sync"
@@ -227,7 +228,61 @@ func (l *Ledger) Usage(ctx context.Context, q tollgate.UsageQuery) ([]tollgate.U
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("usage report: %w", err)
 	}
-	return l.addInFlight(out, q), nil
+	open, err := l.openRecords(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("usage report: %w", err)
+	}
+	return addInFlight(out, q, open), nil
+}
+
+// openRecords returns the open records of this process (from memory) and
+// those in the journal segments of other processes that have no row: the
+// calls of a server running beside this one (the CLI), or left by one that
+// stopped, until it is reconciled. The caller holds mu.
+func (l *Ledger) openRecords(ctx context.Context) ([]*tollgate.UsageRecord, error) {
+	var out []*tollgate.UsageRecord
+	seen := map[string]bool{}
+	l.omu.Lock()
+	for id, o := range l.open {
+		out, seen[id] = append(out, o.rec), true
+	}
+	l.omu.Unlock()
+	files, err := l.jl.foreign()
+	if err != nil {
+		return nil, err
+	}
+	var others []*tollgate.UsageRecord
+	for _, path := range files {
+		recs, err := readSegment(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // consumed meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range recs {
+			if !seen[r.RequestID] {
+				others, seen[r.RequestID] = append(others, r), true
+			}
+		}
+	}
+	if len(others) == 0 {
+		return out, nil
+	}
+	ids := make([]string, len(others))
+	for i, r := range others {
+		ids[i] = r.RequestID
+	}
+	have, err := l.haveRows(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range others {
+		if !have[r.RequestID] {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 // reportColumns are sumColumns over settled rows, then the count and
@@ -238,10 +293,10 @@ const reportColumns = `COALESCE(SUM(settled), 0), COALESCE(SUM(CASE WHEN settled
 	COALESCE(SUM(CASE WHEN settled = 1 THEN gpu_millis END), 0), COALESCE(SUM(CASE WHEN settled = 1 THEN cost END), 0),
 	COALESCE(SUM(1 - settled), 0), COALESCE(SUM(CASE WHEN settled = 0 THEN reserved END), 0)`
 
-// addInFlight counts the open records in memory that q selects into the
-// rows of their groups, adding rows for groups that have none, in the
-// order of the query. The caller holds mu.
-func (l *Ledger) addInFlight(out []tollgate.UsageRow, q tollgate.UsageQuery) []tollgate.UsageRow {
+// addInFlight counts the open records that q selects into the rows of
+// their groups, adding rows for groups that have none, in the order of the
+// query.
+func addInFlight(out []tollgate.UsageRow, q tollgate.UsageQuery, open []*tollgate.UsageRecord) []tollgate.UsageRow {
 	type key struct{ k, user, route, model string }
 	keyOf := func(r *tollgate.UsageRecord) key {
 		switch q.GroupBy {
@@ -265,9 +320,7 @@ func (l *Ledger) addInFlight(out []tollgate.UsageRow, q tollgate.UsageQuery) []t
 		index[key{r.Key, r.UserID, r.Route, r.Model}] = i
 	}
 	added := false
-	l.omu.Lock()
-	for _, o := range l.open {
-		r := o.rec
+	for _, r := range open {
 		if !q.From.IsZero() && r.Start.Before(q.From) || !q.To.IsZero() && !r.Start.Before(q.To) ||
 			q.UserID != "" && r.UserID != q.UserID || q.TenantID != "" && r.TenantID != q.TenantID ||
 			q.Route != "" && r.Route != q.Route {
@@ -283,7 +336,6 @@ func (l *Ledger) addInFlight(out []tollgate.UsageRow, q tollgate.UsageQuery) []t
 		out[i].InFlight++
 		out[i].Reserved += r.Reserved
 	}
-	l.omu.Unlock()
 	if added {
 		slices.SortStableFunc(out, func(a, b tollgate.UsageRow) int {
 			return cmp.Or(strings.Compare(a.Key, b.Key), strings.Compare(a.UserID, b.UserID),
