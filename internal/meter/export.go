@@ -131,7 +131,7 @@ func WriteUsage(ctx context.Context, l tollgate.Ledger, p UsageParams, w io.Writ
 	if key == "" {
 		key = "group"
 	}
-	header := []string{key, "requests", "input_tokens", "output_tokens", "images", "megapixels", "audio_seconds", "gpu_seconds", "cost", "in_flight", "reserved"}
+	header := []string{key, "requests", "input_tokens", "output_tokens", "images", "megapixels", "audio_seconds", "gpu_seconds", "in_flight", "reserved", "cost"}
 	rows := [][]string{header}
 	for _, r := range append(rep.Rows, rep.Total) {
 		k := "TOTAL"
@@ -141,7 +141,7 @@ func WriteUsage(ctx context.Context, l tollgate.Ledger, p UsageParams, w io.Writ
 			}
 		}
 		rows = append(rows, []string{k, itoa(r.Requests), itoa(r.InputTokens), itoa(r.OutputTokens), itoa(r.Images),
-			ftoa(r.Megapixels), ftoa(r.AudioSeconds), ftoa(r.GPUSeconds), r.Cost, itoa(r.InFlight), r.Reserved})
+			ftoa(r.Megapixels), ftoa(r.AudioSeconds), ftoa(r.GPUSeconds), itoa(r.InFlight), r.Reserved, r.Cost})
 	}
 	switch p.Format {
 	case "", "table":
