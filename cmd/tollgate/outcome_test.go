@@ -193,3 +193,32 @@ func TestInFlightOnOneNode(t *testing.T) {
 		t.Fatalf("after the call: tollgate usage %+v; want it settled", cli.Total)
 	}
 }
+
+// TestUpstreamErrorTokensCount: an OpenAI upstream that refuses a chat
+// call with 400 but reports the prompt tokens it read has the call
+// charged those tokens, not the per-request price.
+func TestUpstreamErrorTokensCount(t *testing.T) {
+	up := newUpstreamFunc(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"error":{"message":"context too long"},"usage":{"prompt_tokens":10,"completion_tokens":0}}`))
+	})
+	g := setup(t, `routes:
+  - name: chat
+    path: /v1/chat/completions
+    type: openai
+    upstreams: [`+up.URL+`]
+    price: {per_request: "0.01", per_1k_input_tokens: "2"}
+`)
+	tok := g.login("admin", adminPassword).AccessToken
+	resp, body := g.do("POST", "/v1/chat/completions", tok, `{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`)
+	if resp.StatusCode != 400 {
+		t.Fatalf("chat: %d %s", resp.StatusCode, body)
+	}
+	rec := g.exported(resp.Header.Get("X-Request-ID"))
+	if rec.Outcome != "upstream_error" || rec.InputTokens != 10 || rec.Cost != "0.020000" {
+		t.Fatalf("recorded outcome %s, %d input tokens, cost %s; want upstream_error, 10, 0.020000 (the tokens only)",
+			rec.Outcome, rec.InputTokens, rec.Cost)
+	}
+}
