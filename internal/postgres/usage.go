@@ -128,7 +128,7 @@ func (l *Ledger) nextSeq(ctx context.Context, tx pgx.Tx) (int64, error) {
 
 // Reconcile settles open records started before startedBefore as unknown.
 func (l *Ledger) Reconcile(ctx context.Context, startedBefore, at time.Time, chargeReserved bool) ([]*tollgate.UsageRecord, error) {
-	return l.reconcileWhere(ctx, at, chargeReserved, `started_at < $1`, startedBefore.UTC())
+	return l.reconcileWhere(ctx, at, chargeReserved, `replica = '' AND started_at < $1`, startedBefore.UTC())
 }
 
 // ReconcileExpired settles, as unknown, the open records of replicas that

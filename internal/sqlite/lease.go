@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"time"
@@ -49,15 +48,25 @@ func (l *Ledger) ReconcileExpired(ctx context.Context, at time.Time, chargeReser
 	if err != nil {
 		return nil, err
 	}
-	rows, err := l.openRows(ctx, math.MaxInt64)
+	rows, err := l.db.read.QueryContext(ctx, `SELECT `+usageColumns+` FROM usage_records
+		WHERE settled = 0 AND replica <> ''`)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reconcile usage: %w", err)
 	}
 	var out []*tollgate.UsageRecord
-	for _, r := range rows {
-		if r.Replica != "" && !live[r.Replica] {
+	for rows.Next() {
+		r, err := scanUsage(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("reconcile usage: %w", err)
+		}
+		if !live[r.Replica] {
 			out = append(out, r)
 		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reconcile usage: %w", err)
 	}
 	var released []*openRecord
 	l.omu.Lock()

@@ -13,8 +13,9 @@ import (
 
 // Reconcile settles, as unknown, the open records started before
 // startedBefore: those in the journal segments of stopped processes that
-// have no row, those open in this process, and rows left open by an
-// earlier version of the ledger. Segments of stopped processes are removed
+// have no row (whatever replica they name: a stopped process holds no
+// lease), those open in this process and rows left open by an earlier
+// version of the ledger that name no replica. Segments of stopped processes are removed
 // once each of their records has a row.
 func (l *Ledger) Reconcile(ctx context.Context, startedBefore, at time.Time, chargeReserved bool) ([]*tollgate.UsageRecord, error) {
 	l.settleMu.Lock()
@@ -37,7 +38,7 @@ func (l *Ledger) Reconcile(ctx context.Context, startedBefore, at time.Time, cha
 	var released []*openRecord
 	l.omu.Lock()
 	for _, o := range l.open {
-		if o.rec.Start.UnixMicro() < cutoff {
+		if o.rec.Start.UnixMicro() < cutoff && o.rec.Replica == "" {
 			r := *o.rec
 			out = append(out, &r)
 			released = append(released, o)
@@ -63,7 +64,7 @@ func (l *Ledger) Reconcile(ctx context.Context, startedBefore, at time.Time, cha
 // open in the table, started before cutoff.
 func (l *Ledger) openRows(ctx context.Context, cutoff int64) ([]*tollgate.UsageRecord, error) {
 	rows, err := l.db.read.QueryContext(ctx, `SELECT `+usageColumns+` FROM usage_records
-		WHERE settled = 0 AND started_at < ?`, cutoff)
+		WHERE settled = 0 AND started_at < ? AND replica = ''`, cutoff)
 	if err != nil {
 		return nil, fmt.Errorf("reconcile usage: %w", err)
 	}

@@ -115,7 +115,12 @@ func testReconcile(t *testing.T, l LedgerStore) {
 	b := openRecord("b", "u1", "t1", 2*time.Minute, 300)
 	c := openRecord("c", "u2", "t1", 10*time.Minute, 900) // still in flight
 	d := openRecord("d", "u1", "t1", 0, 50)
-	mustWrite(t, l, []*tollgate.UsageRecord{a, b, c, d}, []*tollgate.UsageRecord{settle(d, 40, tollgate.Units{})})
+	e := openRecord("e", "u1", "t1", time.Minute, 10) // a replica's: reconciled when its lease expires
+	e.Replica = "r1"
+	if err := l.RenewLease(t.Context(), "r1", day0.Add(48*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, l, []*tollgate.UsageRecord{a, b, c, d, e}, []*tollgate.UsageRecord{settle(d, 40, tollgate.Units{})})
 
 	at := day0.Add(time.Hour)
 	got, err := l.Reconcile(t.Context(), day0.Add(5*time.Minute), at, true)
@@ -139,6 +144,9 @@ func testReconcile(t *testing.T, l LedgerStore) {
 	wantTime(t, "a.End", rec.End, at)
 	if rec, _ := l.Record(t.Context(), "c"); rec.Settled {
 		t.Errorf("c started after the cutoff but was reconciled")
+	}
+	if rec, _ := l.Record(t.Context(), "e"); rec.Settled {
+		t.Errorf("e names a replica with a lease but was reconciled")
 	}
 	if rec, _ := l.Record(t.Context(), "d"); rec.Cost != 40 || rec.Outcome != tollgate.ResultOK {
 		t.Errorf("settled d changed: %+v", rec)

@@ -111,9 +111,10 @@ type Ledger interface {
 	// assigned to newly settled records.
 	Write(ctx context.Context, open, settled []*UsageRecord) error
 	// Reconcile settles every open record whose Start is before
-	// startedBefore, as left by a process that died: Outcome ResultUnknown,
-	// End at, and Cost its Reserved when chargeReserved, else zero. It
-	// returns the records it settled.
+	// startedBefore and that names no Replica (those are
+	// ReconcileExpired's), as left by a process that died: Outcome
+	// ResultUnknown, End at, and Cost its Reserved when chargeReserved,
+	// else zero. It returns the records it settled.
 	Reconcile(ctx context.Context, startedBefore, at time.Time, chargeReserved bool) ([]*UsageRecord, error)
 	// Committed returns what budgets of scope/id have committed for calls
 	// started at or after since: the Cost of settled records plus the
