@@ -167,8 +167,16 @@ func (l *Ledger) EndLease(ctx context.Context, replica string) error {
 }
 
 // reconcileWhere settles the open records matching cond (over arg $1) as
-// unknown, in one transaction.
+// unknown, in one transaction. It looks first without the sequence lock,
+// so a heartbeat that finds nothing to do does not hold up settlements.
 func (l *Ledger) reconcileWhere(ctx context.Context, at time.Time, chargeReserved bool, cond string, arg any) ([]*tollgate.UsageRecord, error) {
+	var found bool
+	if err := l.db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM usage_records WHERE NOT settled AND `+cond+`)`, arg).Scan(&found); err != nil {
+		return nil, fmt.Errorf("reconcile usage: %w", err)
+	}
+	if !found {
+		return nil, nil
+	}
 	var out []*tollgate.UsageRecord
 	err := l.db.withTx(ctx, func(tx pgx.Tx) error {
 		out = nil
