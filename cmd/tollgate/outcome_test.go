@@ -222,3 +222,21 @@ func TestUpstreamErrorTokensCount(t *testing.T) {
 			rec.Outcome, rec.InputTokens, rec.Cost)
 	}
 }
+
+// TestDemoColorizeRefusalIsFree sends the demo image endpoint something
+// that is not a picture: it answers 400, and the call is recorded as the
+// upstream's error at no charge.
+func TestDemoColorizeRefusalIsFree(t *testing.T) {
+	g := setupWith(t, "", true)
+	tok := g.login("admin", adminPassword).AccessToken
+	req, _ := http.NewRequest("POST", g.URL+"/demo/colorize", strings.NewReader("not an image"))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "image/png")
+	resp, body := send(t, req)
+	if resp.StatusCode != 400 {
+		t.Fatalf("demo colorize: %d %s", resp.StatusCode, body)
+	}
+	if rec := g.exported(resp.Header.Get("X-Request-ID")); rec.Outcome != "upstream_error" || rec.Cost != "0.000000" || rec.Status != 400 {
+		t.Fatalf("recorded outcome %s, status %d, cost %s; want upstream_error, 400, 0.000000", rec.Outcome, rec.Status, rec.Cost)
+	}
+}
