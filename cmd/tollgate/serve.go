@@ -167,8 +167,9 @@ func (g *gateway) ready(w http.ResponseWriter, r *http.Request) error {
 }
 
 // Serve listens and serves until ctx ends, then drains: the listener
-// closes (new connections are refused), idle connections close, a request
-// still arriving on an open connection gets 503 with Connection: close,
+// closes (new connections are refused), idle connections close, a call
+// to a route still arriving on an open connection gets 503 with
+// Connection: close,
 // and in-flight ones and streams get server.drain_timeout to finish. Then
 // the connections left are closed; Close settles their calls as
 // cancelled.
