@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"log/slog"
@@ -24,13 +25,15 @@ type closeSignal struct {
 }
 
 func (l *closeSignal) Close() error {
+	err := l.Listener.Close()
 	l.once.Do(func() { close(l.closed) })
-	return l.Listener.Close()
+	return err
 }
 
 // TestDrainSettlesCutOffCalls stops a gateway while a call is in flight on
 // an upstream that never answers: new connections are refused as soon as
-// the drain begins, and when drain_timeout has passed the call is
+// the drain begins, a call arriving on an open connection gets 503 with
+// Connection: close, and when drain_timeout has passed the call is
 // settled before exit, as cancelled and charged the route's price for a
 // cancelled call, not left open for the next start to charge.
 func TestDrainSettlesCutOffCalls(t *testing.T) {
@@ -82,6 +85,17 @@ routes:
 		gw.Close()
 		served <- err
 	}()
+	// A client that has begun a request on an open connection (before the
+	// login and the slow call, so the server has long read its first
+	// bytes when the drain begins: the connection is not idle).
+	late, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	if _, err := io.WriteString(late, "POST /slow HTTP/1.1\r\n"); err != nil {
+		t.Fatal(err)
+	}
 	tok := g.login("admin", adminPassword).AccessToken
 
 	answered := make(chan error, 1)
@@ -101,6 +115,17 @@ routes:
 	if c, err := net.Dial("tcp", addr); err == nil {
 		c.Close()
 		t.Error("a new connection was accepted during the drain")
+	}
+	if _, err := io.WriteString(late, "Host: x\r\nContent-Length: 2\r\n\r\n{}"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(late), nil)
+	if err != nil {
+		t.Fatalf("the call begun before the drain got no answer: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !resp.Close {
+		t.Errorf("a call arriving during the drain got %d (Connection: close %v), want 503 with Connection: close", resp.StatusCode, resp.Close)
 	}
 	if err := <-served; err != nil {
 		t.Fatalf("serve: %v", err)
