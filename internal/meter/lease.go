@@ -14,7 +14,9 @@ import (
 // the store for longer than metering.lease_ttl), releasing what they held
 // in the shared budget counters. In cluster mode Start runs it at once
 // and then every third of the lease. Replicas' clocks must agree to well
-// within the lease.
+// within the lease. A replica cut off from the store for longer than the
+// lease is taken for dead: the others settle its open records as unknown,
+// and its own later settlements of them leave the ledger unchanged.
 func (m *Meter) Heartbeat(ctx context.Context) error {
 	if m.replica == "" {
 		return nil // one node: reconciled at start
