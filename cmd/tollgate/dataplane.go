@@ -15,8 +15,9 @@ import (
 // budget counters in Redis in cluster mode.
 func (g *gateway) newMeter(ctx context.Context) (*meter.Meter, error) {
 	opts := meter.Options{
-		Ledger: g.store.Ledger, Budgets: g.store.Ledger, Cluster: g.store.Cluster, Logger: g.log,
-		Principal: func(r *http.Request) *tollgate.Principal { return auth.PrincipalFrom(r.Context()) },
+		Ledger: g.store.Ledger, Budgets: g.store.Ledger, Cluster: g.store.Cluster, Logger: g.log, Clock: g.opts.MeterClock,
+		HeartbeatInterval: g.opts.Heartbeat,
+		Principal:         func(r *http.Request) *tollgate.Principal { return auth.PrincipalFrom(r.Context()) },
 	}
 	if g.prot.redis != nil {
 		opts.Counters = g.prot.redis.BudgetCounters()

@@ -50,14 +50,14 @@ func loginStatus(g *testGateway, user, password string) int {
 // loudly, and user passwd sets the password the README uses.
 func TestQuickstartAdminPassword(t *testing.T) {
 	dir := t.TempDir()
-	first := setupIn(t, dir, "", true, map[string]string{}) // the README's first run: no variable
+	first := setupIn(t, dir, "", gatewayOptions{Demo: true}, map[string]string{}) // the README's first run: no variable
 	if !strings.Contains(first.stderr.String(), `created user "admin" with password: `) {
 		t.Fatalf("first start did not print the admin password:\n%s", first.stderr)
 	}
 	first.stop()
 
 	env := map[string]string{"TOLLGATE_ADMIN_PASSWORD": "change-me-now"}
-	g := setupIn(t, dir, "", true, env)
+	g := setupIn(t, dir, "", gatewayOptions{Demo: true}, env)
 	if out := g.stderr.String(); !strings.Contains(out, "WARNING: TOLLGATE_ADMIN_PASSWORD is ignored") || !strings.Contains(out, "tollgate user passwd admin") {
 		t.Fatalf("restart with TOLLGATE_ADMIN_PASSWORD and an existing admin: no warning\n%s", out)
 	}
@@ -108,7 +108,7 @@ func TestAdminCreatedWhenNoneHasTheRole(t *testing.T) {
 	if r := runCLI(nil, "", "user", "add", "bob", "--password", "bob-password", "--config", cfg); r.err != nil {
 		t.Fatalf("user add: %v\n%s", r.err, r.shown())
 	}
-	g := setupIn(t, dir, "", false, map[string]string{"TOLLGATE_ADMIN_PASSWORD": "change-me-now"})
+	g := setupIn(t, dir, "", gatewayOptions{}, map[string]string{"TOLLGATE_ADMIN_PASSWORD": "change-me-now"})
 	if code := loginStatus(g, "admin", "change-me-now"); code != 200 {
 		t.Fatalf("admin login on a store that had only bob: %d\n%s", code, g.stderr)
 	}

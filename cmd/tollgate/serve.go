@@ -62,6 +62,12 @@ type gatewayOptions struct {
 	Logger *slog.Logger
 	// Listener, when set, is served instead of listening on cfg.Listen.
 	Listener net.Listener
+	// MeterClock is the usage ledger's clock (record times, leases).
+	// Defaults to time.Now.
+	MeterClock func() time.Time
+	// Heartbeat is how often the meter renews its lease in cluster mode.
+	// Defaults to a third of metering.lease_ttl.
+	Heartbeat time.Duration
 }
 
 // gateway is one running tollgate: store, identity, protection, metering,
@@ -159,8 +165,13 @@ func (g *gateway) ready(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// Serve listens and serves until ctx ends, then drains: new requests get
-// 503, in-flight ones and streams get server.drain_timeout to finish.
+// Serve listens and serves until ctx ends, then drains: the listener
+// closes (new connections are refused), idle connections close, a call
+// to a route still arriving on an open connection gets 503 with
+// Connection: close,
+// and in-flight ones and streams get server.drain_timeout to finish. Then
+// the connections left are closed; Close settles their calls as
+// cancelled.
 func (g *gateway) Serve(ctx context.Context) error {
 	s := g.cfg.Server
 	ln := g.opts.Listener
@@ -191,7 +202,13 @@ func (g *gateway) Serve(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), s.DrainTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	err := srv.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		g.log.Warn("drain timeout passed; closing the connections left")
+		_ = srv.Close()
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil

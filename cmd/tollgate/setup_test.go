@@ -61,12 +61,19 @@ func setup(t *testing.T, extraYAML string) *testGateway {
 // setupWith is setup, with the demo backends and routes when demo is set.
 func setupWith(t *testing.T, extraYAML string, demo bool) *testGateway {
 	t.Helper()
-	return setupIn(t, t.TempDir(), extraYAML, demo, map[string]string{"TOLLGATE_ADMIN_PASSWORD": adminPassword})
+	return setupIn(t, t.TempDir(), extraYAML, gatewayOptions{Demo: demo}, map[string]string{"TOLLGATE_ADMIN_PASSWORD": adminPassword})
+}
+
+// setupWithOptions is setup with o's Demo, MeterClock and Heartbeat.
+func setupWithOptions(t *testing.T, extraYAML string, o gatewayOptions) *testGateway {
+	t.Helper()
+	return setupIn(t, t.TempDir(), extraYAML, o, map[string]string{"TOLLGATE_ADMIN_PASSWORD": adminPassword})
 }
 
 // setupIn starts a gateway whose config and data live in dir (kept from
-// an earlier start in the same dir) with the environment env.
-func setupIn(t *testing.T, dir, extraYAML string, demo bool, env map[string]string) *testGateway {
+// an earlier start in the same dir) with the environment env and o's Demo,
+// MeterClock and Heartbeat.
+func setupIn(t *testing.T, dir, extraYAML string, o gatewayOptions, env map[string]string) *testGateway {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -94,7 +101,8 @@ func setupIn(t *testing.T, dir, extraYAML string, demo bool, env map[string]stri
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	penv := Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: g.stderr, Getenv: g.getenv}
-	gw, err := newGateway(ctx, cfg, gatewayOptions{Demo: demo, Env: penv, Logger: slog.New(slog.NewJSONHandler(g.stderr, nil)), Listener: ln})
+	gw, err := newGateway(ctx, cfg, gatewayOptions{Demo: o.Demo, Env: penv, Logger: slog.New(slog.NewJSONHandler(g.stderr, nil)),
+		Listener: ln, MeterClock: o.MeterClock, Heartbeat: o.Heartbeat})
 	if err != nil {
 		t.Fatalf("start gateway: %v", err)
 	}

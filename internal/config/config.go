@@ -216,6 +216,10 @@ type Metering struct {
 	FlushInterval time.Duration `yaml:"flush_interval"`
 	// MaxBatch records per group commit. Defaults to 512.
 	MaxBatch int `yaml:"max_batch"`
+	// LeaseTTL is how long a replica's lease lasts in cluster mode; it is
+	// renewed every third of it, and when it expires another replica
+	// reconciles the records it left open. Defaults to 15s.
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
 }
 
 // Webhook receives budget alerts.

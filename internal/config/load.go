@@ -251,6 +251,7 @@ func (c *Config) SetDefaults() {
 	m.UnknownCharge = cmp.Or(m.UnknownCharge, "reserved")
 	m.FlushInterval = cmp.Or(m.FlushInterval, 20*time.Millisecond)
 	m.MaxBatch = cmp.Or(m.MaxBatch, 512)
+	m.LeaseTTL = cmp.Or(m.LeaseTTL, 15*time.Second)
 }
 
 // Scopes returns the scopes of a role and plan together, deduplicated.

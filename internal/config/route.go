@@ -60,6 +60,11 @@ type Route struct {
 	// MaxCost is the most a call may cost, reserved against budgets before
 	// forwarding when it cannot be derived from the request.
 	MaxCost string `yaml:"max_cost"`
+	// ChargeFailures charges a call the upstream answered with a 4xx or
+	// 5xx status its full price. Otherwise such a call (outcome
+	// upstream_error) is charged only the tokens and GPU time the upstream
+	// reported, never the per-request or media price. Defaults to false.
+	ChargeFailures bool `yaml:"charge_failures"`
 	// RateLimit per user on this route ("N/s", "N/m", "N/h").
 	RateLimit string `yaml:"rate_limit"`
 	// GPUSecondsHeader names an upstream response header reporting GPU time.

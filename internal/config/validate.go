@@ -99,6 +99,9 @@ func (c *Config) Validate() error {
 	if !slices.Contains([]string{"reserved", "none"}, c.Metering.UnknownCharge) {
 		p.add("metering.unknown_charge", "want reserved or none")
 	}
+	if c.Metering.LeaseTTL < time.Second {
+		p.add("metering.lease_ttl", "want at least 1s")
+	}
 	for i, w := range c.Webhooks {
 		checkURL(&p, fmt.Sprintf("webhooks[%d].url", i), w.URL)
 	}

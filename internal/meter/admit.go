@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"net/http"
 
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
@@ -40,7 +41,7 @@ func (m *Meter) Admit(ctx context.Context, c *tollgate.Call) (func(context.Conte
 		return nil, err
 	}
 	rec := &tollgate.UsageRecord{RequestID: c.RequestID, NewID: c.NewID, Start: c.Start.UTC(), Route: c.Route, Model: c.Model,
-		BytesIn: c.BytesIn, Reserved: reserved, Units: req}
+		BytesIn: c.BytesIn, Reserved: reserved, Units: req, Replica: m.replica}
 	if p := c.Principal; p != nil {
 		rec.UserID, rec.TenantID = p.UserID, p.TenantID
 	}
@@ -52,6 +53,12 @@ func (m *Meter) Admit(ctx context.Context, c *tollgate.Call) (func(context.Conte
 		return nil, err
 	}
 	s := &settlement{m: m, rec: rec, rm: rm, table: table, req: req, budgets: bs, principal: c.Principal}
+	if !m.live.add(s) {
+		// Stop began while the record was written: the call is not
+		// forwarded.
+		s.settle(ctx, &tollgate.Outcome{Status: http.StatusServiceUnavailable, Result: tollgate.ResultRejected})
+		return nil, tollgate.Errorf(tollgate.EUnavailable, "the gateway is shutting down")
+	}
 	return s.release, nil
 }
 
@@ -104,14 +111,34 @@ type settlement struct {
 	principal *tollgate.Principal
 }
 
-// release settles the call: called exactly once by the data plane.
+// release settles the call: called exactly once by the data plane. It
+// does nothing when Stop already settled the call, cut off by a drain.
 func (s *settlement) release(ctx context.Context, out *tollgate.Outcome) {
+	if !s.m.live.take(s) {
+		return
+	}
+	defer s.m.live.busy.Done()
+	s.settle(ctx, out)
+}
+
+// settle prices the outcome, settles the budgets and queues the settled
+// record.
+func (s *settlement) settle(ctx context.Context, out *tollgate.Outcome) {
 	ctx = context.WithoutCancel(ctx)
 	if out == nil {
 		out = &tollgate.Outcome{Result: tollgate.ResultUnknown}
 	}
 	m, r := s.m, *s.rec
 	r.End, r.Outcome, r.Status, r.BytesOut = out.End.UTC(), out.Result, out.Status, out.BytesOut
+	// An error status the upstream answered with is its failure, whoever
+	// classified the outcome.
+	answeredError := out.UpstreamStatus >= 400 || (out.Result == tollgate.ResultOK && out.Status >= 400)
+	if answeredError && r.Outcome == tollgate.ResultOK {
+		r.Outcome = tollgate.ResultUpstreamError
+	}
+	if out.BytesIn > r.BytesIn {
+		r.BytesIn = out.BytesIn // a streamed upload of unknown length, counted as read
+	}
 	if r.End.IsZero() {
 		r.End = m.now().UTC()
 	}
@@ -124,7 +151,7 @@ func (s *settlement) release(ctx context.Context, out *tollgate.Outcome) {
 		r.Units.AudioMillis = s.req.AudioMillis
 	}
 	r.Units.Megapixels = float64(r.Units.MegapixelMillis) / 1000
-	r.Cost = s.price(ctx, &r)
+	r.Cost = s.price(ctx, &r, answeredError && s.rm.cfg.ChargeFailures)
 	if len(s.budgets) > 0 && r.Cost > r.Reserved {
 		m.log.Warn("call cost more than its reservation; charged the reservation so the budget holds",
 			"request_id", r.RequestID, "cost", r.Cost.String(), "reserved", r.Reserved.String())
@@ -145,13 +172,21 @@ func (s *settlement) release(ctx context.Context, out *tollgate.Outcome) {
 }
 
 // price charges a call that reached the upstream (ok, or cancelled by the
-// client mid-response); a rejected call or an upstream failure costs
-// nothing.
-func (s *settlement) price(ctx context.Context, r *tollgate.UsageRecord) tollgate.Money {
-	if r.Outcome != tollgate.ResultOK && r.Outcome != tollgate.ResultCancelled {
+// client mid-response) its full price. An upstream failure is charged only
+// what the upstream reported it consumed (tokens, GPU time), not the
+// per-request or media price, unless chargeFull (the route charges
+// failures the upstream answered). A rejected call costs nothing.
+func (s *settlement) price(ctx context.Context, r *tollgate.UsageRecord, chargeFull bool) tollgate.Money {
+	q := quantitiesOf(1, r.Units)
+	switch r.Outcome {
+	case tollgate.ResultOK, tollgate.ResultCancelled:
+	case tollgate.ResultUpstreamError:
+		if !chargeFull {
+			q[dimRequests], q[dimImages], q[dimMegapixels], q[dimAudio] = 0, 0, 0, 0
+		}
+	default:
 		return 0
 	}
-	q := quantitiesOf(1, r.Units)
 	var before, free quantities
 	if s.principal != nil {
 		free = freeQuantities(s.m.plan(s.principal).FreeUnits)

@@ -35,7 +35,10 @@
 // Metering fails closed: when the ledger cannot take the open record, or
 // the budget counters (Redis) cannot be reached, the call is refused (500
 // or 503) rather than forwarded unrecorded or over budget. Settlements
-// that fail are retried with backoff; what is still unsettled at the next
-// start is reconciled as outcome unknown, charged per
-// metering.unknown_charge.
+// that fail are retried with backoff. Calls still running at Stop (a
+// drain that ran out of time) are settled as cancelled. A record left
+// open by a process that died is reconciled as outcome unknown, charged
+// per metering.unknown_charge: on one node at the next start; in a
+// cluster by another replica's heartbeat once the dead replica's lease
+// has expired. Until then usage reports count it in flight.
 package meter

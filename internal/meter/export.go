@@ -137,7 +137,7 @@ func WriteUsage(ctx context.Context, l tollgate.Ledger, p UsageParams, w io.Writ
 		key = "group"
 	}
 	named := p.Names != nil && (p.Format == "" || p.Format == "table") && (key == tollgate.GroupUser || key == tollgate.GroupTenant)
-	header := []string{key, "requests", "input_tokens", "output_tokens", "images", "megapixels", "audio_seconds", "gpu_seconds", "cost"}
+	header := []string{key, "requests", "input_tokens", "output_tokens", "images", "megapixels", "audio_seconds", "gpu_seconds", "in_flight", "reserved", "cost"}
 	if named {
 		header = slices.Insert(header, 1, "name")
 	}
@@ -158,7 +158,7 @@ func WriteUsage(ctx context.Context, l tollgate.Ledger, p UsageParams, w io.Writ
 			cells = append(cells, name)
 		}
 		rows = append(rows, append(cells, itoa(r.Requests), itoa(r.InputTokens), itoa(r.OutputTokens), itoa(r.Images),
-			ftoa(r.Megapixels), ftoa(r.AudioSeconds), ftoa(r.GPUSeconds), r.Cost))
+			ftoa(r.Megapixels), ftoa(r.AudioSeconds), ftoa(r.GPUSeconds), itoa(r.InFlight), r.Reserved, r.Cost))
 	}
 	switch p.Format {
 	case "", "table":

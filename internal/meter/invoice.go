@@ -72,6 +72,9 @@ func BuildInvoice(ctx context.Context, l tollgate.Ledger, p InvoiceParams) (*Inv
 	}
 	var total tollgate.Money
 	for _, r := range rows {
+		if r.Requests == 0 {
+			continue // only calls still in flight: not billed yet
+		}
 		inv.Lines = append(inv.Lines, InvoiceLine{UserID: r.UserID, Route: r.Route, Model: r.Model, Requests: r.Requests,
 			InputTokens: r.Units.InputTokens, OutputTokens: r.Units.OutputTokens, Images: r.Units.Images,
 			Megapixels: float64(r.Units.MegapixelMillis) / 1000, AudioSeconds: float64(r.Units.AudioMillis) / 1000,

@@ -44,8 +44,8 @@ func TestReconcileAtStart(t *testing.T) {
 				}
 				ids = append(ids, c.RequestID)
 			}
-			m.Stop()
-
+			// The process dies: m is never stopped (a Stop would settle
+			// its calls as cancelled), and a new one starts.
 			m2 := mustMeter(t, cfg, meter.Options{Ledger: l, Budgets: l})
 			for _, id := range ids {
 				r, err := l.Record(context.Background(), id)

@@ -3,6 +3,7 @@ package meter
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,10 +26,13 @@ type Options struct {
 	// Counters hold live budget counters: Redis in cluster mode. Defaults
 	// to in-process counters (single node).
 	Counters tollgate.BudgetCounters
-	// Cluster is true when other replicas share the ledger: at start only
-	// records older than the longest route timeout are reconciled (younger
-	// ones may belong to a live replica), and that repeats every minute.
-	// Defaults to false.
+	// Cluster is true when other replicas share the ledger. The meter then
+	// holds a lease in the ledger, renewed every third of
+	// metering.lease_ttl, and reconciles the open records of replicas whose
+	// lease expired, at start and at each renewal; records written before
+	// leases are reconciled once older than the longest route timeout,
+	// every minute. Defaults to false: one node reconciles every open
+	// record at start.
 	Cluster bool
 	// Principal returns the verified caller of a request to the usage
 	// handlers (nil when there is none). Required for the handlers.
@@ -37,6 +41,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Clock. Defaults to time.Now.
 	Clock func() time.Time
+	// HeartbeatInterval is how often the lease is renewed in cluster
+	// mode. Defaults to a third of metering.lease_ttl.
+	HeartbeatInterval time.Duration
 	// HTTPClient posts budget webhooks. Defaults to a client with a 10s
 	// timeout.
 	HTTPClient *http.Client
@@ -63,6 +70,9 @@ type Meter struct {
 	hooks    *webhooks
 	override *overrideCache
 	maxAge   time.Duration // reconcile cutoff in cluster mode
+	live     live          // calls admitted and not yet released
+	replica  string        // lease id in cluster mode; "" on one node
+	leaseTTL time.Duration
 
 	stopOnce sync.Once
 	cancel   context.CancelFunc
@@ -118,6 +128,10 @@ func New(cfg *config.Config, o Options) (*Meter, error) {
 	m.writer = newWriter(o.Ledger, m.log, cfg.Metering.MaxBatch, cfg.Metering.FlushInterval)
 	m.hooks = newWebhooks(cfg.Webhooks, o.HTTPClient, m.log, o.WebhookBackoff)
 	m.override = newOverrideCache(o.Budgets, m.now)
+	if o.Cluster {
+		m.replica = rand.Text()
+	}
+	m.leaseTTL = cmp.Or(cfg.Metering.LeaseTTL, 15*time.Second)
 	return m, nil
 }
 
@@ -156,10 +170,15 @@ func mapValues[K comparable, V any](m map[K]V) []V {
 }
 
 // Start reconciles records left open by a process that died (charged as
-// metering.unknown_charge says) and starts the group-commit writer and the
-// webhook sender. Budget counters are loaded from the ledger as they are
+// metering.unknown_charge says): in cluster mode after taking this
+// replica's lease, those of replicas whose lease expired. It starts the
+// group-commit writer, the webhook sender and, in cluster mode, the
+// heartbeat. Budget counters are loaded from the ledger as they are
 // first used.
 func (m *Meter) Start(ctx context.Context) error {
+	if err := m.Heartbeat(ctx); err != nil {
+		return err
+	}
 	if err := m.reconcile(ctx); err != nil {
 		return err
 	}
@@ -168,6 +187,7 @@ func (m *Meter) Start(ctx context.Context) error {
 	m.writer.start()
 	m.bg.Go(func() { m.hooks.run(bgCtx) })
 	if m.opts.Cluster {
+		m.bg.Go(func() { m.runHeartbeat(bgCtx) })
 		m.bg.Go(func() {
 			t := time.NewTicker(time.Minute)
 			defer t.Stop()
@@ -186,17 +206,20 @@ func (m *Meter) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop commits every queued record, then stops the webhook sender (alerts
-// not yet delivered are dropped; they were logged). Stop the HTTP server
-// first: a call released after Stop keeps its open record, reconciled at
-// the next start.
+// Stop settles the calls still running as cancelled (a drain cut them
+// off; their later release does nothing), commits every queued record,
+// then stops the webhook sender (alerts not yet delivered are dropped;
+// they were logged). Stop the HTTP server first, so that only calls the
+// drain timeout cut off are still running.
 func (m *Meter) Stop() {
 	m.stopOnce.Do(func() {
+		m.settleCutOff()
 		m.writer.stopAndFlush()
 		if m.cancel != nil {
 			m.cancel()
 		}
 		m.bg.Wait()
+		m.endLease()
 	})
 }
 
@@ -215,16 +238,6 @@ func (m *Meter) reconcile(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reconcile usage: %w", err)
 	}
-	for _, r := range recs {
-		if delta := r.Cost - r.Reserved; delta != 0 {
-			if _, err := m.counters.Adjust(ctx, allCounterKeys(r), delta); err != nil {
-				m.log.Warn("usage ledger: could not release a reconciled reservation", "request_id", r.RequestID, "err", err)
-			}
-		}
-	}
-	if len(recs) > 0 {
-		m.log.Warn("usage ledger: reconciled records left open by a stopped process",
-			"records", len(recs), "outcome", tollgate.ResultUnknown, "charged", charge)
-	}
+	m.releaseReconciled(ctx, recs, "reconciled records left open by a stopped process")
 	return nil
 }

@@ -34,6 +34,11 @@ type ReportRow struct {
 	AudioSeconds float64 `json:"audio_seconds"`
 	GPUSeconds   float64 `json:"gpu_seconds"`
 	Cost         string  `json:"cost"`
+	// InFlight counts calls whose records are still open: running, or
+	// left by a replica that died, until they are reconciled. Reserved is
+	// what they hold against budgets. Neither is in the sums above.
+	InFlight int64  `json:"in_flight"`
+	Reserved string `json:"reserved"`
 }
 
 // Report reads q from the ledger as a UsageReport.
@@ -70,7 +75,7 @@ func reportRow(r tollgate.UsageRow) ReportRow {
 	return ReportRow{Requests: r.Requests, InputTokens: r.Units.InputTokens, OutputTokens: r.Units.OutputTokens,
 		Images: r.Units.Images, Megapixels: float64(r.Units.MegapixelMillis) / 1000,
 		AudioSeconds: float64(r.Units.AudioMillis) / 1000, GPUSeconds: float64(r.Units.GPUMillis) / 1000,
-		Cost: r.Cost.String()}
+		Cost: r.Cost.String(), InFlight: r.InFlight, Reserved: r.Reserved.String()}
 }
 
 func addRows(a, b tollgate.UsageRow) tollgate.UsageRow {
@@ -82,6 +87,8 @@ func addRows(a, b tollgate.UsageRow) tollgate.UsageRow {
 	a.Units.AudioMillis += b.Units.AudioMillis
 	a.Units.GPUMillis += b.Units.GPUMillis
 	a.Cost += b.Cost
+	a.InFlight += b.InFlight
+	a.Reserved += b.Reserved
 	return a
 }
 

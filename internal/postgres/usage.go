@@ -34,9 +34,9 @@ func (db *DB) Ledger() *Ledger {
 
 const usageColumns = `request_id, started_at, ended_at, tenant_id, user_id, route, model, outcome,
 	status, bytes_in, bytes_out, latency_ms, input_tokens, output_tokens, images,
-	megapixel_millis, audio_millis, gpu_millis, cost, reserved, settled, seq`
+	megapixel_millis, audio_millis, gpu_millis, cost, reserved, settled, seq, replica`
 
-const usageValues = `$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22`
+const usageValues = `$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23`
 
 func usageArgs(r *tollgate.UsageRecord) []any {
 	var seq *int64
@@ -45,7 +45,7 @@ func usageArgs(r *tollgate.UsageRecord) []any {
 	}
 	return []any{r.RequestID, r.Start.UTC(), toTime(r.End), r.TenantID, r.UserID, r.Route, r.Model, r.Outcome,
 		r.Status, r.BytesIn, r.BytesOut, r.LatencyMS, r.Units.InputTokens, r.Units.OutputTokens, r.Units.Images,
-		r.Units.MegapixelMillis, r.Units.AudioMillis, r.Units.GPUMillis, int64(r.Cost), int64(r.Reserved), r.Settled, seq}
+		r.Units.MegapixelMillis, r.Units.AudioMillis, r.Units.GPUMillis, int64(r.Cost), int64(r.Reserved), r.Settled, seq, r.Replica}
 }
 
 func scanUsage(row pgx.Row) (*tollgate.UsageRecord, error) {
@@ -55,7 +55,7 @@ func scanUsage(row pgx.Row) (*tollgate.UsageRecord, error) {
 	var cost, reserved int64
 	err := row.Scan(&r.RequestID, &r.Start, &end, &r.TenantID, &r.UserID, &r.Route, &r.Model, &r.Outcome,
 		&r.Status, &r.BytesIn, &r.BytesOut, &r.LatencyMS, &r.Units.InputTokens, &r.Units.OutputTokens, &r.Units.Images,
-		&r.Units.MegapixelMillis, &r.Units.AudioMillis, &r.Units.GPUMillis, &cost, &reserved, &r.Settled, &seq)
+		&r.Units.MegapixelMillis, &r.Units.AudioMillis, &r.Units.GPUMillis, &cost, &reserved, &r.Settled, &seq, &r.Replica)
 	if err != nil {
 		return nil, err
 	}
@@ -128,6 +128,55 @@ func (l *Ledger) nextSeq(ctx context.Context, tx pgx.Tx) (int64, error) {
 
 // Reconcile settles open records started before startedBefore as unknown.
 func (l *Ledger) Reconcile(ctx context.Context, startedBefore, at time.Time, chargeReserved bool) ([]*tollgate.UsageRecord, error) {
+	return l.reconcileWhere(ctx, at, chargeReserved, `replica = '' AND started_at < $1`, startedBefore.UTC())
+}
+
+// ReconcileExpired settles, as unknown, the open records of replicas that
+// hold no lease valid after at, and removes the expired leases.
+func (l *Ledger) ReconcileExpired(ctx context.Context, at time.Time, chargeReserved bool) ([]*tollgate.UsageRecord, error) {
+	out, err := l.reconcileWhere(ctx, at, chargeReserved, `replica <> '' AND replica NOT IN
+		(SELECT replica FROM replica_leases WHERE expires_at > $1)`, at.UTC())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := l.db.pool.Exec(ctx, `DELETE FROM replica_leases WHERE expires_at <= $1`, at.UTC()); err != nil {
+		return nil, fmt.Errorf("remove expired leases: %w", err)
+	}
+	return out, nil
+}
+
+// RenewLease creates or extends a replica's lease.
+func (l *Ledger) RenewLease(ctx context.Context, replica string, expires time.Time) error {
+	if replica == "" {
+		return tollgate.Errorf(tollgate.EInvalid, "a lease needs a replica id")
+	}
+	_, err := l.db.pool.Exec(ctx, `INSERT INTO replica_leases (replica, expires_at) VALUES ($1, $2)
+		ON CONFLICT (replica) DO UPDATE SET expires_at = excluded.expires_at`, replica, expires.UTC())
+	if err != nil {
+		return fmt.Errorf("renew lease: %w", err)
+	}
+	return nil
+}
+
+// EndLease removes a replica's lease.
+func (l *Ledger) EndLease(ctx context.Context, replica string) error {
+	if _, err := l.db.pool.Exec(ctx, `DELETE FROM replica_leases WHERE replica = $1`, replica); err != nil {
+		return fmt.Errorf("end lease: %w", err)
+	}
+	return nil
+}
+
+// reconcileWhere settles the open records matching cond (over arg $1) as
+// unknown, in one transaction. It looks first without the sequence lock,
+// so a heartbeat that finds nothing to do does not hold up settlements.
+func (l *Ledger) reconcileWhere(ctx context.Context, at time.Time, chargeReserved bool, cond string, arg any) ([]*tollgate.UsageRecord, error) {
+	var found bool
+	if err := l.db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM usage_records WHERE NOT settled AND `+cond+`)`, arg).Scan(&found); err != nil {
+		return nil, fmt.Errorf("reconcile usage: %w", err)
+	}
+	if !found {
+		return nil, nil
+	}
 	var out []*tollgate.UsageRecord
 	err := l.db.withTx(ctx, func(tx pgx.Tx) error {
 		out = nil
@@ -136,7 +185,7 @@ func (l *Ledger) Reconcile(ctx context.Context, startedBefore, at time.Time, cha
 			return err
 		}
 		rows, _ := tx.Query(ctx, `SELECT `+usageColumns+` FROM usage_records
-			WHERE NOT settled AND started_at < $1 ORDER BY started_at, request_id FOR UPDATE`, startedBefore.UTC())
+			WHERE NOT settled AND `+cond+` ORDER BY started_at, request_id FOR UPDATE`, arg)
 		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*tollgate.UsageRecord, error) { return scanUsage(row) })
 		if err != nil {
 			return fmt.Errorf("reconcile usage: %w", err)
@@ -193,6 +242,15 @@ const sumColumns = `COUNT(*), COALESCE(SUM(input_tokens), 0)::bigint, COALESCE(S
 	COALESCE(SUM(images), 0)::bigint, COALESCE(SUM(megapixel_millis), 0)::bigint, COALESCE(SUM(audio_millis), 0)::bigint,
 	COALESCE(SUM(gpu_millis), 0)::bigint, COALESCE(SUM(cost), 0)::bigint`
 
+// reportColumns are sumColumns over settled records, then the count and
+// reservations of open ones.
+const reportColumns = `COUNT(*) FILTER (WHERE settled),
+	COALESCE(SUM(input_tokens) FILTER (WHERE settled), 0)::bigint, COALESCE(SUM(output_tokens) FILTER (WHERE settled), 0)::bigint,
+	COALESCE(SUM(images) FILTER (WHERE settled), 0)::bigint, COALESCE(SUM(megapixel_millis) FILTER (WHERE settled), 0)::bigint,
+	COALESCE(SUM(audio_millis) FILTER (WHERE settled), 0)::bigint, COALESCE(SUM(gpu_millis) FILTER (WHERE settled), 0)::bigint,
+	COALESCE(SUM(cost) FILTER (WHERE settled), 0)::bigint,
+	COUNT(*) FILTER (WHERE NOT settled), COALESCE(SUM(reserved) FILTER (WHERE NOT settled), 0)::bigint`
+
 func sumDest(r *tollgate.UsageRow, cost *int64) []any {
 	return []any{&r.Requests, &r.Units.InputTokens, &r.Units.OutputTokens, &r.Units.Images,
 		&r.Units.MegapixelMillis, &r.Units.AudioMillis, &r.Units.GPUMillis, cost}
@@ -229,7 +287,7 @@ func (l *Ledger) Usage(ctx context.Context, q tollgate.UsageQuery) ([]tollgate.U
 	default:
 		return nil, tollgate.Errorf(tollgate.EInvalid, "unknown grouping %q", q.GroupBy)
 	}
-	where, args := `settled`, []any{}
+	where, args := `true`, []any{}
 	add := func(cond string, v any) {
 		args = append(args, v)
 		where += fmt.Sprintf(` AND %s $%d`, cond, len(args))
@@ -249,7 +307,7 @@ func (l *Ledger) Usage(ctx context.Context, q tollgate.UsageQuery) ([]tollgate.U
 	if q.Route != "" {
 		add(`route =`, q.Route)
 	}
-	rows, err := l.db.pool.Query(ctx, `SELECT `+keys+`, `+sumColumns+` FROM usage_records WHERE `+where+group, args...)
+	rows, err := l.db.pool.Query(ctx, `SELECT `+keys+`, `+reportColumns+` FROM usage_records WHERE `+where+group, args...)
 	if err != nil {
 		return nil, fmt.Errorf("usage report: %w", err)
 	}
@@ -258,13 +316,14 @@ func (l *Ledger) Usage(ctx context.Context, q tollgate.UsageQuery) ([]tollgate.U
 	for rows.Next() {
 		var r tollgate.UsageRow
 		var k1, k2, k3 string
-		var cost int64
-		if err := rows.Scan(append([]any{&k1, &k2, &k3}, sumDest(&r, &cost)...)...); err != nil {
+		var cost, reserved int64
+		if err := rows.Scan(append([]any{&k1, &k2, &k3}, append(sumDest(&r, &cost), &r.InFlight, &reserved)...)...); err != nil {
 			return nil, fmt.Errorf("usage report: %w", err)
 		}
-		if q.GroupBy == "" && r.Requests == 0 {
+		if q.GroupBy == "" && r.Requests == 0 && r.InFlight == 0 {
 			continue
 		}
+		r.Reserved = tollgate.Money(reserved)
 		if q.GroupBy == tollgate.GroupLine {
 			r.UserID, r.Route, r.Model = k1, k2, k3
 		} else {

@@ -52,9 +52,13 @@
 //
 //   - Status: the status sent to the client, 499 when the client went away
 //     before any response;
-//   - Result: ok (the upstream answered below 500), upstream_error (502,
-//     504, an upstream 5xx or a stream that broke), cancelled (the client
-//     went away before the response ended), rejected;
+//   - Result: ok (the upstream answered below 400), upstream_error (502,
+//     504, an upstream 4xx or 5xx or a stream that broke), cancelled (the
+//     client went away before the response ended), rejected (also a
+//     streamed body that ran over max_body);
+//   - UpstreamStatus: the upstream's status when it answered, else 0;
+//   - BytesIn: the request body's length, counted as it was read for a
+//     streamed body of unknown length;
 //   - BytesOut, End, UpstreamMS (time to the upstream's response headers);
 //   - Units: InputTokens/OutputTokens from the OpenAI usage object of plain
 //     responses and of streams, GPUMillis from route.gpu_seconds_header.

@@ -112,12 +112,15 @@ func (x *exchange) finish() {
 		Status:     x.status,
 		Result:     x.result(),
 		BytesOut:   x.bytesOut,
+		BytesIn:    x.bytesIn,
 		End:        end,
 		UpstreamMS: x.upstreamDur.Milliseconds(),
 		Units:      x.units,
 	}
 	if out.Status == 0 {
 		out.Status = 499 // client closed the request before a response
+	} else if x.up != nil && !x.upstreamErr && !x.tooLarge {
+		out.UpstreamStatus = x.status
 	}
 	if len(x.releases) > 0 {
 		ctx := context.WithoutCancel(x.clientCt)
@@ -138,13 +141,13 @@ func (x *exchange) finish() {
 
 func (x *exchange) result() string {
 	switch {
-	case x.rejected || x.refused:
+	case x.rejected || x.refused || x.tooLarge:
 		return tollgate.ResultRejected
 	case x.clientCt.Err() != nil && (!x.completed || x.status == 0):
 		return tollgate.ResultCancelled
 	case x.upstreamErr || !x.completed:
 		return tollgate.ResultUpstreamError
-	case x.status >= 500:
+	case x.status >= 400:
 		return tollgate.ResultUpstreamError
 	}
 	return tollgate.ResultOK

@@ -82,7 +82,7 @@ func (p *Proxy) onResponse(x *exchange, res *http.Response, rt *route, pl *pool,
 			}
 		}
 	}
-	if x.usage != nil && res.StatusCode < 300 {
+	if x.usage != nil && res.StatusCode >= 200 { // an error answer's usage counts too
 		x.usage.wrap(res, x)
 	}
 	return nil

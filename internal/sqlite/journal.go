@@ -244,6 +244,7 @@ type entry struct {
 	GPU       int64  `json:"gpu,omitempty"`
 	Cost      int64  `json:"cost,omitempty"`
 	Reserved  int64  `json:"reserved,omitempty"`
+	Replica   string `json:"replica,omitempty"`
 }
 
 func (e *entry) record() *tollgate.UsageRecord {
@@ -252,7 +253,7 @@ func (e *entry) record() *tollgate.UsageRecord {
 		BytesIn: e.BytesIn, BytesOut: e.BytesOut, LatencyMS: e.LatencyMS,
 		Units: tollgate.Units{InputTokens: e.InTok, OutputTokens: e.OutTok, Images: e.Images,
 			MegapixelMillis: e.MPMillis, AudioMillis: e.Audio, GPUMillis: e.GPU},
-		Cost: tollgate.Money(e.Cost), Reserved: tollgate.Money(e.Reserved)}
+		Cost: tollgate.Money(e.Cost), Reserved: tollgate.Money(e.Reserved), Replica: e.Replica}
 	if e.End != 0 {
 		r.End = time.UnixMicro(e.End).UTC()
 	}
@@ -272,7 +273,7 @@ func toEntry(r *tollgate.UsageRecord) entry {
 		Route: r.Route, Model: r.Model, Outcome: r.Outcome, Status: r.Status, BytesIn: r.BytesIn,
 		BytesOut: r.BytesOut, LatencyMS: r.LatencyMS, InTok: r.Units.InputTokens, OutTok: r.Units.OutputTokens,
 		Images: r.Units.Images, MPMillis: r.Units.MegapixelMillis, Audio: r.Units.AudioMillis,
-		GPU: r.Units.GPUMillis, Cost: int64(r.Cost), Reserved: int64(r.Reserved)}
+		GPU: r.Units.GPUMillis, Cost: int64(r.Cost), Reserved: int64(r.Reserved), Replica: r.Replica}
 	if !r.End.IsZero() {
 		e.End = r.End.UnixMicro()
 	}
@@ -290,7 +291,7 @@ func appendEntry(b []byte, r *tollgate.UsageRecord) []byte {
 	for _, f := range [...]struct {
 		key string
 		v   string
-	}{{"tenant", e.TenantID}, {"user", e.UserID}, {"route", e.Route}, {"model", e.Model}, {"outcome", e.Outcome}} {
+	}{{"tenant", e.TenantID}, {"user", e.UserID}, {"route", e.Route}, {"model", e.Model}, {"outcome", e.Outcome}, {"replica", e.Replica}} {
 		if f.v != "" {
 			b = append(b, `,"`...)
 			b = append(b, f.key...)

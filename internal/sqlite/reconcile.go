@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -14,8 +13,9 @@ import (
 
 // Reconcile settles, as unknown, the open records started before
 // startedBefore: those in the journal segments of stopped processes that
-// have no row, those open in this process, and rows left open by an
-// earlier version of the ledger. Segments of stopped processes are removed
+// have no row (whatever replica they name: a stopped process holds no
+// lease), those open in this process and rows left open by an earlier
+// version of the ledger that name no replica. Segments of stopped processes are removed
 // once each of their records has a row.
 func (l *Ledger) Reconcile(ctx context.Context, startedBefore, at time.Time, chargeReserved bool) ([]*tollgate.UsageRecord, error) {
 	l.settleMu.Lock()
@@ -38,24 +38,14 @@ func (l *Ledger) Reconcile(ctx context.Context, startedBefore, at time.Time, cha
 	var released []*openRecord
 	l.omu.Lock()
 	for _, o := range l.open {
-		if o.rec.Start.UnixMicro() < cutoff {
+		if o.rec.Start.UnixMicro() < cutoff && o.rec.Replica == "" {
 			r := *o.rec
 			out = append(out, &r)
 			released = append(released, o)
 		}
 	}
 	l.omu.Unlock()
-	slices.SortFunc(out, func(a, b *tollgate.UsageRecord) int {
-		return cmp.Or(a.Start.Compare(b.Start), strings.Compare(a.RequestID, b.RequestID))
-	})
-	end := at.UTC().Truncate(time.Microsecond)
-	for _, r := range out {
-		r.Outcome, r.End, r.Cost = tollgate.ResultUnknown, end, 0
-		r.LatencyMS = max(0, end.Sub(r.Start).Milliseconds())
-		if chargeReserved {
-			r.Cost = r.Reserved
-		}
-	}
+	markUnknown(out, at, chargeReserved)
 	if len(out) == 0 {
 		for _, path := range consumed {
 			if err := removeFile(path); err != nil {
@@ -74,7 +64,7 @@ func (l *Ledger) Reconcile(ctx context.Context, startedBefore, at time.Time, cha
 // open in the table, started before cutoff.
 func (l *Ledger) openRows(ctx context.Context, cutoff int64) ([]*tollgate.UsageRecord, error) {
 	rows, err := l.db.read.QueryContext(ctx, `SELECT `+usageColumns+` FROM usage_records
-		WHERE settled = 0 AND started_at < ?`, cutoff)
+		WHERE settled = 0 AND started_at < ? AND replica = ''`, cutoff)
 	if err != nil {
 		return nil, fmt.Errorf("reconcile usage: %w", err)
 	}

@@ -102,6 +102,7 @@ func (l *Ledger) settle(ctx context.Context, settled []*tollgate.UsageRecord, ba
 // keepOpened copies to a settlement what the open record fixed.
 func keepOpened(s, open *tollgate.UsageRecord) {
 	s.Start, s.TenantID, s.UserID, s.Route, s.Model, s.Reserved = open.Start, open.TenantID, open.UserID, open.Route, open.Model, open.Reserved
+	s.Replica = open.Replica
 }
 
 // commitRows inserts settled rows (numbering them in order) in one

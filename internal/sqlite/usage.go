@@ -1,10 +1,14 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -70,13 +74,13 @@ func newLedger(db *DB, segSize int64) *Ledger {
 
 const usageColumns = `request_id, started_at, ended_at, tenant_id, user_id, route, model, outcome,
 	status, bytes_in, bytes_out, latency_ms, input_tokens, output_tokens, images,
-	megapixel_millis, audio_millis, gpu_millis, cost, reserved, settled, seq`
+	megapixel_millis, audio_millis, gpu_millis, cost, reserved, settled, seq, replica`
 
 // settledValues are the placeholders of one settled row of usageColumns:
 // settledArgs values, settled is 1.
-const settledValues = `?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?`
+const settledValues = `?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?`
 
-const settledArgs = 21
+const settledArgs = 22
 
 // appendSettledArgs appends the values of r, settled and numbered, for
 // settledValues. They are of the driver's own types (int64, not int), so
@@ -84,7 +88,7 @@ const settledArgs = 21
 func appendSettledArgs(args []any, r *tollgate.UsageRecord) []any {
 	return append(args, r.RequestID, r.Start.UnixMicro(), toTime(r.End), r.TenantID, r.UserID, r.Route, r.Model, r.Outcome,
 		int64(r.Status), r.BytesIn, r.BytesOut, r.LatencyMS, r.Units.InputTokens, r.Units.OutputTokens, r.Units.Images,
-		r.Units.MegapixelMillis, r.Units.AudioMillis, r.Units.GPUMillis, int64(r.Cost), int64(r.Reserved), r.Seq)
+		r.Units.MegapixelMillis, r.Units.AudioMillis, r.Units.GPUMillis, int64(r.Cost), int64(r.Reserved), r.Seq, r.Replica)
 }
 
 func scanUsage(s scanner) (*tollgate.UsageRecord, error) {
@@ -94,7 +98,7 @@ func scanUsage(s scanner) (*tollgate.UsageRecord, error) {
 	var cost, reserved int64
 	err := s.Scan(&r.RequestID, &start, &end, &r.TenantID, &r.UserID, &r.Route, &r.Model, &r.Outcome,
 		&r.Status, &r.BytesIn, &r.BytesOut, &r.LatencyMS, &r.Units.InputTokens, &r.Units.OutputTokens, &r.Units.Images,
-		&r.Units.MegapixelMillis, &r.Units.AudioMillis, &r.Units.GPUMillis, &cost, &reserved, &r.Settled, &seq)
+		&r.Units.MegapixelMillis, &r.Units.AudioMillis, &r.Units.GPUMillis, &cost, &reserved, &r.Settled, &seq, &r.Replica)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +172,8 @@ func (l *Ledger) UnitTotals(ctx context.Context, userID string, since time.Time)
 	return row, nil
 }
 
-// Usage groups settled records.
+// Usage groups records: settled ones and rows left open in the table from
+// usage_records, and the open records of this process from memory.
 func (l *Ledger) Usage(ctx context.Context, q tollgate.UsageQuery) ([]tollgate.UsageRow, error) {
 	var key, order string
 	switch q.GroupBy {
@@ -186,7 +191,7 @@ func (l *Ledger) Usage(ctx context.Context, q tollgate.UsageQuery) ([]tollgate.U
 	default:
 		return nil, tollgate.Errorf(tollgate.EInvalid, "unknown grouping %q", q.GroupBy)
 	}
-	where, args := `settled = 1`, []any{}
+	where, args := `1 = 1`, []any{}
 	if !q.From.IsZero() {
 		where, args = where+` AND started_at >= ?`, append(args, q.From.UnixMicro())
 	}
@@ -198,7 +203,9 @@ func (l *Ledger) Usage(ctx context.Context, q tollgate.UsageQuery) ([]tollgate.U
 			where, args = where+` AND `+col+` = ?`, append(args, v)
 		}
 	}
-	rows, err := l.db.read.QueryContext(ctx, `SELECT `+key+`, `+sumColumns+` FROM usage_records WHERE `+where+order, args...)
+	l.mu.RLock() // a record is counted open or settled, never both or neither
+	defer l.mu.RUnlock()
+	rows, err := l.db.read.QueryContext(ctx, `SELECT `+key+`, `+reportColumns+` FROM usage_records WHERE `+where+order, args...)
 	if err != nil {
 		return nil, fmt.Errorf("usage report: %w", err)
 	}
@@ -206,14 +213,14 @@ func (l *Ledger) Usage(ctx context.Context, q tollgate.UsageQuery) ([]tollgate.U
 	var out []tollgate.UsageRow
 	for rows.Next() {
 		var r tollgate.UsageRow
-		var cost int64
-		if err := rows.Scan(append([]any{&r.Key}, sumDest(&r, &cost)...)...); err != nil {
+		var cost, reserved int64
+		if err := rows.Scan(append([]any{&r.Key}, append(sumDest(&r, &cost), &r.InFlight, &reserved)...)...); err != nil {
 			return nil, fmt.Errorf("usage report: %w", err)
 		}
-		if q.GroupBy == "" && r.Requests == 0 {
+		if q.GroupBy == "" && r.Requests == 0 && r.InFlight == 0 {
 			continue
 		}
-		r.Cost = tollgate.Money(cost)
+		r.Cost, r.Reserved = tollgate.Money(cost), tollgate.Money(reserved)
 		r.Units.Megapixels = float64(r.Units.MegapixelMillis) / 1000
 		finishRow(&r, q.GroupBy)
 		out = append(out, r)
@@ -221,7 +228,121 @@ func (l *Ledger) Usage(ctx context.Context, q tollgate.UsageQuery) ([]tollgate.U
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("usage report: %w", err)
 	}
+	open, err := l.openRecords(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("usage report: %w", err)
+	}
+	return addInFlight(out, q, open), nil
+}
+
+// openRecords returns the open records of this process (from memory) and
+// those in the journal segments of other processes that have no row: the
+// calls of a server running beside this one (the CLI), or left by one that
+// stopped, until it is reconciled. The caller holds mu.
+func (l *Ledger) openRecords(ctx context.Context) ([]*tollgate.UsageRecord, error) {
+	var out []*tollgate.UsageRecord
+	seen := map[string]bool{}
+	l.omu.Lock()
+	for id, o := range l.open {
+		out, seen[id] = append(out, o.rec), true
+	}
+	l.omu.Unlock()
+	files, err := l.jl.foreign()
+	if err != nil {
+		return nil, err
+	}
+	var others []*tollgate.UsageRecord
+	for _, path := range files {
+		recs, err := readSegment(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // consumed meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range recs {
+			if !seen[r.RequestID] {
+				others, seen[r.RequestID] = append(others, r), true
+			}
+		}
+	}
+	if len(others) == 0 {
+		return out, nil
+	}
+	ids := make([]string, len(others))
+	for i, r := range others {
+		ids[i] = r.RequestID
+	}
+	have, err := l.haveRows(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range others {
+		if !have[r.RequestID] {
+			out = append(out, r)
+		}
+	}
 	return out, nil
+}
+
+// reportColumns are sumColumns over settled rows, then the count and
+// reservations of open ones.
+const reportColumns = `COALESCE(SUM(settled), 0), COALESCE(SUM(CASE WHEN settled = 1 THEN input_tokens END), 0),
+	COALESCE(SUM(CASE WHEN settled = 1 THEN output_tokens END), 0), COALESCE(SUM(CASE WHEN settled = 1 THEN images END), 0),
+	COALESCE(SUM(CASE WHEN settled = 1 THEN megapixel_millis END), 0), COALESCE(SUM(CASE WHEN settled = 1 THEN audio_millis END), 0),
+	COALESCE(SUM(CASE WHEN settled = 1 THEN gpu_millis END), 0), COALESCE(SUM(CASE WHEN settled = 1 THEN cost END), 0),
+	COALESCE(SUM(1 - settled), 0), COALESCE(SUM(CASE WHEN settled = 0 THEN reserved END), 0)`
+
+// addInFlight counts the open records that q selects into the rows of
+// their groups, adding rows for groups that have none, in the order of the
+// query.
+func addInFlight(out []tollgate.UsageRow, q tollgate.UsageQuery, open []*tollgate.UsageRecord) []tollgate.UsageRow {
+	type key struct{ k, user, route, model string }
+	keyOf := func(r *tollgate.UsageRecord) key {
+		switch q.GroupBy {
+		case tollgate.GroupDay:
+			return key{k: r.Start.UTC().Format(time.DateOnly)}
+		case tollgate.GroupUser:
+			return key{k: r.UserID}
+		case tollgate.GroupTenant:
+			return key{k: r.TenantID}
+		case tollgate.GroupRoute:
+			return key{k: r.Route}
+		case tollgate.GroupModel:
+			return key{k: r.Model}
+		case tollgate.GroupLine:
+			return key{user: r.UserID, route: r.Route, model: r.Model}
+		}
+		return key{}
+	}
+	index := make(map[key]int, len(out))
+	for i, r := range out {
+		index[key{r.Key, r.UserID, r.Route, r.Model}] = i
+	}
+	added := false
+	for _, r := range open {
+		if !q.From.IsZero() && r.Start.Before(q.From) || !q.To.IsZero() && !r.Start.Before(q.To) ||
+			q.UserID != "" && r.UserID != q.UserID || q.TenantID != "" && r.TenantID != q.TenantID ||
+			q.Route != "" && r.Route != q.Route {
+			continue
+		}
+		k := keyOf(r)
+		i, ok := index[k]
+		if !ok {
+			i, added = len(out), true
+			index[k] = i
+			out = append(out, tollgate.UsageRow{Key: k.k, UserID: k.user, Route: k.route, Model: k.model})
+		}
+		out[i].InFlight++
+		out[i].Reserved += r.Reserved
+	}
+	if added {
+		slices.SortStableFunc(out, func(a, b tollgate.UsageRow) int {
+			return cmp.Or(strings.Compare(a.Key, b.Key), strings.Compare(a.UserID, b.UserID),
+				strings.Compare(a.Route, b.Route), strings.Compare(a.Model, b.Model))
+		})
+	}
+	return out
 }
 
 // finishRow turns the raw group key into the documented one.

@@ -23,6 +23,7 @@ func RunLedger(t *testing.T, open func(t *testing.T) LedgerStore) {
 	t.Run("OpenThenSettle", func(t *testing.T) { testOpenThenSettle(t, open(t)) })
 	t.Run("OpenConflict", func(t *testing.T) { testOpenConflict(t, open(t)) })
 	t.Run("Reconcile", func(t *testing.T) { testReconcile(t, open(t)) })
+	t.Run("Leases", func(t *testing.T) { testLeases(t, open(t)) })
 	t.Run("Committed", func(t *testing.T) { testCommitted(t, open(t)) })
 	t.Run("Usage", func(t *testing.T) { testUsage(t, open(t)) })
 	t.Run("Export", func(t *testing.T) { testExport(t, open(t)) })
@@ -114,7 +115,12 @@ func testReconcile(t *testing.T, l LedgerStore) {
 	b := openRecord("b", "u1", "t1", 2*time.Minute, 300)
 	c := openRecord("c", "u2", "t1", 10*time.Minute, 900) // still in flight
 	d := openRecord("d", "u1", "t1", 0, 50)
-	mustWrite(t, l, []*tollgate.UsageRecord{a, b, c, d}, []*tollgate.UsageRecord{settle(d, 40, tollgate.Units{})})
+	e := openRecord("e", "u1", "t1", time.Minute, 10) // a replica's: reconciled when its lease expires
+	e.Replica = "r1"
+	if err := l.RenewLease(t.Context(), "r1", day0.Add(48*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, l, []*tollgate.UsageRecord{a, b, c, d, e}, []*tollgate.UsageRecord{settle(d, 40, tollgate.Units{})})
 
 	at := day0.Add(time.Hour)
 	got, err := l.Reconcile(t.Context(), day0.Add(5*time.Minute), at, true)
@@ -138,6 +144,9 @@ func testReconcile(t *testing.T, l LedgerStore) {
 	wantTime(t, "a.End", rec.End, at)
 	if rec, _ := l.Record(t.Context(), "c"); rec.Settled {
 		t.Errorf("c started after the cutoff but was reconciled")
+	}
+	if rec, _ := l.Record(t.Context(), "e"); rec.Settled {
+		t.Errorf("e names a replica with a lease but was reconciled")
 	}
 	if rec, _ := l.Record(t.Context(), "d"); rec.Cost != 40 || rec.Outcome != tollgate.ResultOK {
 		t.Errorf("settled d changed: %+v", rec)
@@ -220,27 +229,33 @@ func testUsage(t *testing.T, l LedgerStore) {
 	open = append(open, openRecord("inflight", "u1", "t1", time.Hour, 99999))
 	mustWrite(t, l, open, settled)
 
+	// The open record "inflight" (u1, t1, chat, m1, day 1, 99999
+	// reserved) is in flight in its groups, in none of the sums.
 	type row struct {
 		key      string
 		requests int64
 		cost     tollgate.Money
+		inFlight int64
+		reserved tollgate.Money
 	}
 	for _, tt := range []struct {
 		name string
 		q    tollgate.UsageQuery
 		want []row
 	}{
-		{"total", tollgate.UsageQuery{}, []row{{"", 5, 51110}}},
+		{"total", tollgate.UsageQuery{}, []row{{"", 5, 51110, 1, 99999}}},
 		{"by day", tollgate.UsageQuery{GroupBy: tollgate.GroupDay},
-			[]row{{"2026-11-03", 2, 1100}, {"2026-11-04", 2, 50007}, {"2026-11-05", 1, 3}}},
-		{"by user", tollgate.UsageQuery{GroupBy: tollgate.GroupUser}, []row{{"u1", 3, 1103}, {"u2", 1, 50000}, {"u3", 1, 7}}},
-		{"by tenant", tollgate.UsageQuery{GroupBy: tollgate.GroupTenant}, []row{{"t1", 4, 51103}, {"t2", 1, 7}}},
-		{"by route", tollgate.UsageQuery{GroupBy: tollgate.GroupRoute}, []row{{"chat", 4, 1110}, {"img", 1, 50000}}},
-		{"by model", tollgate.UsageQuery{GroupBy: tollgate.GroupModel}, []row{{"", 1, 50000}, {"big", 1, 1000}, {"small", 3, 110}}},
-		{"one user by model", tollgate.UsageQuery{GroupBy: tollgate.GroupModel, UserID: "u1"}, []row{{"big", 1, 1000}, {"small", 2, 103}}},
-		{"one tenant one route", tollgate.UsageQuery{TenantID: "t1", Route: "chat"}, []row{{"", 3, 1103}}},
+			[]row{{"2026-11-03", 2, 1100, 1, 99999}, {"2026-11-04", 2, 50007, 0, 0}, {"2026-11-05", 1, 3, 0, 0}}},
+		{"by user", tollgate.UsageQuery{GroupBy: tollgate.GroupUser}, []row{{"u1", 3, 1103, 1, 99999}, {"u2", 1, 50000, 0, 0}, {"u3", 1, 7, 0, 0}}},
+		{"by tenant", tollgate.UsageQuery{GroupBy: tollgate.GroupTenant}, []row{{"t1", 4, 51103, 1, 99999}, {"t2", 1, 7, 0, 0}}},
+		{"by route", tollgate.UsageQuery{GroupBy: tollgate.GroupRoute}, []row{{"chat", 4, 1110, 1, 99999}, {"img", 1, 50000, 0, 0}}},
+		{"by model", tollgate.UsageQuery{GroupBy: tollgate.GroupModel},
+			[]row{{"", 1, 50000, 0, 0}, {"big", 1, 1000, 0, 0}, {"m1", 0, 0, 1, 99999}, {"small", 3, 110, 0, 0}}},
+		{"one user by model", tollgate.UsageQuery{GroupBy: tollgate.GroupModel, UserID: "u1"},
+			[]row{{"big", 1, 1000, 0, 0}, {"m1", 0, 0, 1, 99999}, {"small", 2, 103, 0, 0}}},
+		{"one tenant one route", tollgate.UsageQuery{TenantID: "t1", Route: "chat"}, []row{{"", 3, 1103, 1, 99999}}},
 		{"window", tollgate.UsageQuery{From: day0.Add(2 * time.Hour), To: day0.Add(49 * time.Hour), GroupBy: tollgate.GroupUser},
-			[]row{{"u1", 1, 1000}, {"u2", 1, 50000}, {"u3", 1, 7}}},
+			[]row{{"u1", 1, 1000, 0, 0}, {"u2", 1, 50000, 0, 0}, {"u3", 1, 7, 0, 0}}},
 		{"empty", tollgate.UsageQuery{UserID: "nobody"}, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -250,7 +265,7 @@ func testUsage(t *testing.T, l LedgerStore) {
 			}
 			var rows []row
 			for _, r := range got {
-				rows = append(rows, row{r.Key, r.Requests, r.Cost})
+				rows = append(rows, row{r.Key, r.Requests, r.Cost, r.InFlight, r.Reserved})
 			}
 			if !slices.Equal(rows, tt.want) {
 				t.Errorf("rows = %v, want %v", rows, tt.want)
@@ -263,9 +278,9 @@ func testUsage(t *testing.T, l LedgerStore) {
 	}
 	var got []string
 	for _, r := range lines {
-		got = append(got, fmt.Sprintf("%s/%s/%s:%d:%s:%d", r.UserID, r.Route, r.Model, r.Requests, r.Cost, r.Units.OutputTokens))
+		got = append(got, fmt.Sprintf("%s/%s/%s:%d:%s:%d:%d", r.UserID, r.Route, r.Model, r.Requests, r.Cost, r.Units.OutputTokens, r.InFlight))
 	}
-	want := []string{"u1/chat/big:1:0.001000:40", "u1/chat/small:2:0.000103:24", "u2/img/:1:0.050000:0"}
+	want := []string{"u1/chat/big:1:0.001000:40:0", "u1/chat/m1:0:0.000000:0:1", "u1/chat/small:2:0.000103:24:0", "u2/img/:1:0.050000:0:0"}
 	if !slices.Equal(got, want) {
 		t.Errorf("lines = %v, want %v", got, want)
 	}

@@ -38,9 +38,15 @@ type Call struct {
 
 // Outcome of a call, handed to the release function of every Admission.
 type Outcome struct {
-	Status     int    // HTTP status sent to the client
-	Result     string // ok, upstream_error, rejected, cancelled, unknown
-	BytesOut   int64
+	Status int // HTTP status sent to the client
+	// UpstreamStatus is the status the upstream answered with; 0 when no
+	// upstream answered (unreachable, timed out, not forwarded).
+	UpstreamStatus int
+	Result         string // ok, upstream_error, rejected, cancelled, unknown
+	BytesOut       int64
+	// BytesIn is the request body's length as read by the end of the call:
+	// for a streamed body of unknown length, what was read of it.
+	BytesIn    int64
 	End        time.Time
 	UpstreamMS int64
 	Units      Units

@@ -20,6 +20,10 @@ type UsageRecord struct {
 	UserID   string    // "" on public routes
 	Route    string
 	Model    string
+	// Replica is the lease id of the process that opened the record, so
+	// that another replica reconciles it when that lease expires; "" on
+	// records written before replicas held leases.
+	Replica string
 	// Outcome is one of the Result* constants; "" while open.
 	Outcome   string
 	Status    int
@@ -54,7 +58,7 @@ const (
 	PeriodTotal = "total"
 )
 
-// UsageQuery selects settled records for reports and invoices. Records are
+// UsageQuery selects records for reports and invoices. Records are
 // selected by Start in [From, To); a zero bound is open.
 type UsageQuery struct {
 	From     time.Time
@@ -84,9 +88,15 @@ type UsageRow struct {
 	UserID   string // set for GroupLine
 	Route    string // set for GroupLine
 	Model    string // set for GroupLine
-	Requests int64
-	Units    Units // Megapixels is derived from MegapixelMillis
-	Cost     Money
+	Requests int64  // settled records
+	Units    Units  // of settled records; Megapixels is derived from MegapixelMillis
+	Cost     Money  // of settled records
+	// InFlight counts the group's open records (calls running, or left
+	// open by a replica that died and not yet reconciled), and Reserved
+	// is what they hold against budgets. They are in none of the sums
+	// above.
+	InFlight int64
+	Reserved Money
 }
 
 // Ledger stores usage records. It is the truth that live budget counters are
@@ -101,9 +111,10 @@ type Ledger interface {
 	// assigned to newly settled records.
 	Write(ctx context.Context, open, settled []*UsageRecord) error
 	// Reconcile settles every open record whose Start is before
-	// startedBefore, as left by a process that died: Outcome ResultUnknown,
-	// End at, and Cost its Reserved when chargeReserved, else zero. It
-	// returns the records it settled.
+	// startedBefore and that names no Replica (those are
+	// ReconcileExpired's), as left by a process that died: Outcome
+	// ResultUnknown, End at, and Cost its Reserved when chargeReserved,
+	// else zero. It returns the records it settled.
 	Reconcile(ctx context.Context, startedBefore, at time.Time, chargeReserved bool) ([]*UsageRecord, error)
 	// Committed returns what budgets of scope/id have committed for calls
 	// started at or after since: the Cost of settled records plus the
@@ -113,9 +124,22 @@ type Ledger interface {
 	// records (settled with outcome ok or cancelled) started at or after
 	// since, for graduated tiers and free units.
 	UnitTotals(ctx context.Context, userID string, since time.Time) (UsageRow, error)
-	// Usage groups settled records as q says, ordered by Key (GroupLine:
-	// by user, route, model). EInvalid for an unknown grouping.
+	// Usage groups records as q says, ordered by Key (GroupLine: by user,
+	// route, model): settled ones in the sums, open ones as InFlight. A
+	// store of one process sees its own open records and those left in
+	// the table. EInvalid for an unknown grouping.
 	Usage(ctx context.Context, q UsageQuery) ([]UsageRow, error)
+	// RenewLease creates or extends the lease of replica until expires.
+	// While it holds, no other replica reconciles the records it opened.
+	RenewLease(ctx context.Context, replica string, expires time.Time) error
+	// EndLease removes the lease of replica (a clean stop); records it
+	// left open become reconcilable at once.
+	EndLease(ctx context.Context, replica string) error
+	// ReconcileExpired settles, as Reconcile does (ResultUnknown, End at,
+	// Cost per chargeReserved), every open record whose Replica is set and
+	// holds no lease valid after at, removes the leases expired by at, and
+	// returns the records it settled.
+	ReconcileExpired(ctx context.Context, at time.Time, chargeReserved bool) ([]*UsageRecord, error)
 	// Export returns up to limit settled records with Seq greater than
 	// after, ordered by Seq, so an export resumes from the last Seq seen.
 	Export(ctx context.Context, after int64, limit int) ([]*UsageRecord, error)
