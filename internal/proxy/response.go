@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -90,6 +92,98 @@ func parseResponse(fields *h1.Parser, br *bufio.Reader, req *http.Request) *http
 		res.Body = &lengthBody{br: br, left: res.ContentLength}
 	}
 	return res
+}
+
+// headBuffer is the size of an upstream connection's read buffer: a
+// response head must fit in it to be checked, and a larger one closes its
+// connection after the answer.
+const headBuffer = 8 << 10
+
+// errMalformedHead is a response head whose framing two parsers could
+// read differently: a bare LF or CR, a NUL, obsolete line folding, or
+// Content-Length with Transfer-Encoding or more than once.
+var errMalformedHead = errors.New("malformed response head")
+
+// checkHead looks at the response head at the start of br without
+// consuming it. A head that could be framed in more than one way is an
+// error: the answer is refused and its connection closed. keep is false
+// when the connection must not be used again after this answer: a 204,
+// 304 or 1xx announcing a body (whose bytes may follow it; a 304's length
+// may also be the entity's, and closing costs such an answer one new
+// connection), or a head too large to check.
+func checkHead(br *bufio.Reader) (keep bool, err error) {
+	var head []byte
+	for n := max(br.Buffered(), 1); ; n = br.Buffered() + 1 {
+		if n > br.Size() {
+			return false, nil
+		}
+		if _, err := br.Peek(n); err != nil {
+			return false, err
+		}
+		buf, _ := br.Peek(br.Buffered())
+		if end := blankLine(buf); end > 0 {
+			head = buf[:end]
+			break
+		}
+	}
+	code, lengths, codings, zeroLength := 0, 0, 0, true
+	for i, line := 0, head; len(line) > 0; i++ {
+		eol := bytes.IndexByte(line, '\n')
+		field := line[:eol]
+		line = line[eol+1:]
+		if len(field) == 0 || field[len(field)-1] != '\r' {
+			return false, errMalformedHead // bare LF
+		}
+		field = field[:len(field)-1]
+		if bytes.IndexByte(field, '\r') >= 0 || bytes.IndexByte(field, 0) >= 0 {
+			return false, errMalformedHead
+		}
+		switch {
+		case i == 0:
+			if len(field) >= 12 && bytes.HasPrefix(field, []byte("HTTP/1.")) {
+				for _, c := range field[9:12] {
+					code = code*10 + int(c-'0')
+				}
+			}
+		case len(field) == 0: // the blank line
+		case field[0] == ' ' || field[0] == '\t':
+			return false, errMalformedHead // obsolete line folding
+		default:
+			name, value, _ := bytes.Cut(field, []byte(":"))
+			switch {
+			case bytes.EqualFold(name, []byte("Content-Length")):
+				lengths++
+				zeroLength = string(bytes.Trim(value, " \t")) == "0"
+			case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+				codings++
+			}
+		}
+	}
+	if lengths > 1 || lengths > 0 && codings > 0 {
+		return false, errMalformedHead
+	}
+	bodyless := code < 200 || code == http.StatusNoContent || code == http.StatusNotModified
+	if bodyless && (codings > 0 || lengths > 0 && !zeroLength) {
+		return false, nil
+	}
+	return true, nil
+}
+
+// blankLine returns the length of the head in buf through its blank line
+// (CRLF or a bare LF), or 0 when buf holds no blank line yet.
+func blankLine(buf []byte) int {
+	for i := 0; i < len(buf); {
+		j := bytes.IndexByte(buf[i:], '\n')
+		if j < 0 {
+			return 0
+		}
+		line := buf[i : i+j]
+		i += j + 1
+		if len(line) == 0 || len(line) == 1 && line[0] == '\r' {
+			return i
+		}
+	}
+	return 0
 }
 
 // lengthBody reads a body of known length from the connection.

@@ -24,13 +24,9 @@ import (
 // (413, 401) before it has read a large upload.
 const maxDirectBody = 64 << 10
 
-// peekAfter: a connection idle this long is checked for the upstream's
-// FIN before it is used again (one non-blocking peek). Upstreams close
-// idle connections after a keep-alive timeout of a second or more (gunicorn
-// 2 s, uvicorn 5 s); one used again sooner is not worth the system call,
-// and a request on a connection that died meanwhile is retried when that
-// is safe.
-const peekAfter = 500 * time.Millisecond
+// max1xx is the most interim (1xx) answers read before the final one, as
+// in http.Transport.
+const max1xx = 5
 
 // transport carries requests to plain-HTTP upstreams on the caller's own
 // goroutine: it writes the request on a pooled keep-alive connection and
@@ -160,6 +156,11 @@ func retryable(req *http.Request, pc *upConn, err error) bool {
 // errUpstreamClosed is a connection that ended before its response began.
 var errUpstreamClosed = errors.New("upstream closed the connection before answering")
 
+var (
+	errUnrequestedSwitch = errors.New("upstream switched protocols unasked")
+	errTooMany1xx        = errors.New("upstream sent too many interim answers")
+)
+
 // CloseIdleConnections closes every idle upstream connection.
 func (t *transport) CloseIdleConnections() {
 	t.mu.Lock()
@@ -188,8 +189,11 @@ func (t *transport) get(ctx context.Context, addr string, deadline time.Time) (p
 		list[len(list)-1] = nil
 		t.idle[addr] = list[:len(list)-1]
 		t.mu.Unlock()
-		idle := now.Sub(pc.idleSince)
-		if idle < t.idleTimeout && (idle < peekAfter || alive(pc.conn)) {
+		// Every reuse is preceded by a look at the socket: a byte that
+		// arrived while the connection sat idle belongs to no request
+		// (an unsolicited answer, the rest of a misframed one, or the
+		// upstream's FIN), so the connection is closed, not used.
+		if now.Sub(pc.idleSince) < t.idleTimeout && alive(pc.conn) {
 			return pc, true, nil
 		}
 		_ = pc.conn.Close()
@@ -204,7 +208,7 @@ func (t *transport) get(ctx context.Context, addr string, deadline time.Time) (p
 		return nil, false, fmt.Errorf("dial %s: %w", addr, err)
 	}
 	pc = &upConn{t: t, addr: addr, conn: conn}
-	pc.br = bufio.NewReaderSize(conn, 4<<10)
+	pc.br = bufio.NewReaderSize(conn, headBuffer)
 	pc.bw = bufio.NewWriterSize(pc, 4<<10)
 	return pc, false, nil
 }
@@ -303,7 +307,8 @@ func (pc *upConn) roundTrip(req *http.Request, x *exchange) (*http.Response, err
 		return fail(err)
 	}
 	var res *http.Response
-	for {
+	keep := false
+	for interim := 0; ; interim++ {
 		if _, err := pc.br.Peek(1); err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
 				err = errUpstreamClosed
@@ -311,17 +316,27 @@ func (pc *upConn) roundTrip(req *http.Request, x *exchange) (*http.Response, err
 			return fail(err)
 		}
 		pc.readAny = true
-		r := parseResponse(pc.t.fields, pc.br, req)
 		var err error
-		if r == nil {
-			r, err = http.ReadResponse(pc.br, req)
-		}
-		if err != nil {
+		if keep, err = checkHead(pc.br); err != nil {
 			return fail(err)
 		}
-		if r.StatusCode >= 200 || r.StatusCode == http.StatusSwitchingProtocols {
+		r := parseResponse(pc.t.fields, pc.br, req)
+		if r == nil {
+			if r, err = http.ReadResponse(pc.br, req); err != nil {
+				return fail(err)
+			}
+		}
+		if r.StatusCode == http.StatusSwitchingProtocols {
+			// The direct path never asks for an upgrade: the upstream
+			// now speaks something else on this connection.
+			return fail(errUnrequestedSwitch)
+		}
+		if r.StatusCode >= 200 {
 			res = r
 			break
+		}
+		if interim == max1xx {
+			return fail(errTooMany1xx)
 		}
 		// An interim answer (103 Early Hints) goes to the client trace,
 		// through which ReverseProxy passes it on, as http.Transport does.
@@ -333,7 +348,7 @@ func (pc *upConn) roundTrip(req *http.Request, x *exchange) (*http.Response, err
 			x.interim(r.StatusCode, r.Header)
 		}
 	}
-	b := &upBody{pc: pc, res: res, stop: stop, keep: !res.Close && !req.Close}
+	b := &upBody{pc: pc, res: res, stop: stop, keep: keep && !res.Close && !req.Close}
 	if res.Body == http.NoBody || res.Body == nil {
 		b.finish(true)
 		res.Body = http.NoBody
@@ -382,7 +397,8 @@ func (b *upBody) Close() error {
 }
 
 // finish ends the exchange: the connection goes back to the pool when the
-// response ended cleanly and nothing cancelled it, else it is closed.
+// response ended cleanly, nothing cancelled it and no byte follows the
+// answer; else it is closed.
 func (b *upBody) finish(ok bool) {
 	b.done = true
 	stopped := b.stop()
