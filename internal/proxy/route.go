@@ -30,6 +30,7 @@ type route struct {
 	timeout       time.Duration
 	stripPrefix   bool
 	internalToken bool
+	allowGetBody  bool // GET and HEAD requests may carry a body
 	gpuHeader     string
 	// measure: the route prices images, megapixels or audio, so its
 	// bodies are read for the meter to measure, not streamed through.
@@ -53,6 +54,16 @@ type headerValue struct {
 
 func (rt *route) allowsMethod(m string) bool {
 	return len(rt.methods) == 0 || slices.Contains(rt.methods, m)
+}
+
+// refusesBody reports a GET or HEAD request with a body on a route that
+// does not allow one: an upstream that ignores such a body would read it
+// as a request of its own.
+func (rt *route) refusesBody(r *http.Request) bool {
+	if rt.allowGetBody || r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	return r.ContentLength != 0 || len(r.TransferEncoding) > 0
 }
 
 // permits reports whether p may call the route: all scopes, one of the
@@ -132,7 +143,7 @@ func (p *Proxy) compileRoute(rc *config.Route) (*route, error) {
 		name: rc.Name, path: rc.Path, prefix: strings.HasSuffix(rc.Path, "/"),
 		methods: rc.Methods, public: rc.Public, scopes: rc.Scopes, roles: rc.Roles,
 		openai: rc.Type == config.RouteOpenAI, maxBody: maxBody, timeout: rc.Timeout,
-		stripPrefix: rc.StripPrefix, internalToken: rc.InternalToken,
+		stripPrefix: rc.StripPrefix, internalToken: rc.InternalToken, allowGetBody: rc.AllowGetBody,
 		gpuHeader: rc.GPUSecondsHeader, health: rc.HealthCheck, measure: mediaPriced(rc.Price),
 		metrics: p.metrics.forRoute(rc.Name),
 	}

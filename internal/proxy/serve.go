@@ -62,6 +62,10 @@ func (p *Proxy) serve(x *exchange, r *http.Request) {
 		writeMethodNotAllowed(x, rt.methods)
 		return
 	}
+	if rt.refusesBody(r) {
+		p.refuse(x, r, tollgate.Errorf(tollgate.EInvalid, "a %s request must not carry a body on this route", r.Method))
+		return
+	}
 	if !rt.public {
 		pr, err := p.opts.Auth.Authenticate(r.Context(), r)
 		if err != nil {
