@@ -44,8 +44,9 @@ type framingRow struct {
 	// answer writes the upstream's answer to the trigger on ec. It
 	// returns false when the upstream then closes the connection.
 	answer func(e *emulator, ec *emuConn, req *http.Request) bool
-	// delay: a correct answer, then poison once the connection has been
-	// idle (no request from the gateway) this long.
+	// delay: a correct answer, then poison once the round of calls has
+	// ended and the connection has been idle (no request from the
+	// gateway) this long.
 	delay time.Duration
 	// want checks the trigger caller's answer; "" when it is fine.
 	want func(impl string, a answer) string
@@ -240,12 +241,14 @@ type emulator struct {
 	hidden  int // hidden requests the upstream ran
 	conns   map[*emuConn]connState
 	changed chan struct{} // closed and replaced on every change
+	quiet   chan struct{} // closed when the current round of calls ended
 }
 
 type emuConn struct {
-	c  net.Conn
-	br *bufio.Reader
-	bw *bufio.Writer
+	c     net.Conn
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	quiet chan struct{} // of the round a delayed answer is armed in
 }
 
 func newEmulator(t *testing.T, row *framingRow) *emulator {
@@ -254,7 +257,8 @@ func newEmulator(t *testing.T, row *framingRow) *emulator {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &emulator{row: row, addr: ln.Addr().String(), conns: map[*emuConn]connState{}, changed: make(chan struct{})}
+	e := &emulator{row: row, addr: ln.Addr().String(), conns: map[*emuConn]connState{},
+		changed: make(chan struct{}), quiet: make(chan struct{})}
 	var wg sync.WaitGroup
 	t.Cleanup(func() { ln.Close(); wg.Wait() })
 	var open sync.Map
@@ -345,7 +349,8 @@ func (e *emulator) serve(ec *emuConn) {
 			e.poisoned(ec)
 		case strings.HasPrefix(req.URL.Path, "/echo/") || e.row.answer == nil:
 			if e.row.delay > 0 && !strings.HasPrefix(req.URL.Path, "/echo/") {
-				e.change(func() { e.armed++ })
+				// Armed before the answer leaves, in the round it answers.
+				e.change(func() { e.armed++; ec.quiet = e.quiet })
 			}
 			echo(ec.bw, req)
 		default:
@@ -365,12 +370,26 @@ func (e *emulator) serve(ec *emuConn) {
 	}
 }
 
-// unsolicitedWhenIdle writes poison once the connection has been idle
-// for the row's delay; when the gateway sends a request first it gives
-// up, since no client could tell the poison from that request's answer.
+// unsolicitedWhenIdle writes poison once the gateway has gone quiet (the
+// round of calls ended) and the connection has then been idle for the
+// row's delay. When the gateway sends a request first it gives up: no
+// client could tell the poison from that request's answer. Waiting for the
+// quiet lets a client that looks at its idle connections from a goroutine
+// of its own (net/http) do so before the next round takes them.
 func (e *emulator) unsolicitedWhenIdle(ec *emuConn) bool {
-	_ = ec.c.SetReadDeadline(time.Now().Add(e.row.delay))
+	quiet := ec.quiet
+	stop := make(chan struct{})
+	var timer sync.WaitGroup
+	timer.Go(func() {
+		select {
+		case <-quiet:
+			_ = ec.c.SetReadDeadline(time.Now().Add(e.row.delay))
+		case <-stop:
+		}
+	})
 	_, err := ec.br.Peek(1)
+	close(stop)
+	timer.Wait()
 	_ = ec.c.SetReadDeadline(time.Time{})
 	idle := errors.Is(err, os.ErrDeadlineExceeded)
 	if idle {
@@ -385,6 +404,15 @@ func (e *emulator) unsolicitedWhenIdle(ec *emuConn) bool {
 		return false
 	}
 	return true
+}
+
+// hush tells the delayed answers that the gateway is quiet, and starts a
+// new round.
+func (e *emulator) hush() {
+	e.change(func() {
+		close(e.quiet)
+		e.quiet = make(chan struct{})
+	})
 }
 
 // echo answers with the request's method and path and every identity
@@ -423,7 +451,7 @@ type framingImpl struct {
 func framingImpls() []framingImpl {
 	return []framingImpl{
 		{name: "tollgate", opts: func() proxy.Options { return proxy.Options{} }},
-		{name: "net/http", settle: true, poolsFirst: true, opts: func() proxy.Options {
+		{name: "net-http", settle: true, poolsFirst: true, opts: func() proxy.Options {
 			return proxy.Options{Transport: viaTransport{&http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}}
 		}},
 	}
@@ -543,6 +571,7 @@ routes:
 		close(stop)
 		anon.Wait()
 		if row.delay > 0 {
+			e.hush()
 			e.wait(t, "the delayed answers were written or given up", func() bool { return e.armed == 0 })
 		}
 		if impl.settle && row.delay > 0 {

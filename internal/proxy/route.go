@@ -155,14 +155,14 @@ func (p *Proxy) compileRoute(rc *config.Route) (*route, error) {
 	}
 	sort.Slice(rt.upHeaders, func(i, j int) bool { return rt.upHeaders[i].name < rt.upHeaders[j].name })
 	if len(rc.Upstreams) > 0 {
-		if rt.pool, err = p.newPool(rt, rc.Upstreams); err != nil {
+		if rt.pool, err = p.newPool(rc.Upstreams); err != nil {
 			return nil, fmt.Errorf("upstreams: %w", err)
 		}
 	}
 	if len(rc.Models) > 0 {
 		rt.models = map[string]*pool{}
 		for m, urls := range rc.Models {
-			if rt.models[m], err = p.newPool(rt, urls); err != nil {
+			if rt.models[m], err = p.newPool(urls); err != nil {
 				return nil, fmt.Errorf("models.%s: %w", m, err)
 			}
 			rt.modelNames = append(rt.modelNames, m)
@@ -172,7 +172,7 @@ func (p *Proxy) compileRoute(rc *config.Route) (*route, error) {
 	if len(rc.Tenants) > 0 {
 		rt.tenants = map[string]*pool{}
 		for tn, urls := range rc.Tenants {
-			if rt.tenants[tn], err = p.newPool(rt, urls); err != nil {
+			if rt.tenants[tn], err = p.newPool(urls); err != nil {
 				return nil, fmt.Errorf("tenants.%s: %w", tn, err)
 			}
 		}
@@ -183,16 +183,14 @@ func (p *Proxy) compileRoute(rc *config.Route) (*route, error) {
 	return rt, nil
 }
 
-func (p *Proxy) newPool(rt *route, urls []string) (*pool, error) {
+func (p *Proxy) newPool(urls []string) (*pool, error) {
 	pl := &pool{threshold: int32(p.opts.FailureThreshold), cooldown: p.opts.Cooldown}
 	for j, s := range urls {
 		u, err := url.Parse(s)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, fmt.Errorf("[%d]: %q is not an http(s) URL", j, s)
 		}
-		up := &upstream{url: u}
-		up.rp = p.reverseProxy(rt, pl, up)
-		pl.ups = append(pl.ups, up)
+		pl.ups = append(pl.ups, &backend{url: u})
 	}
 	if len(pl.ups) == 0 {
 		return nil, fmt.Errorf("no upstreams")

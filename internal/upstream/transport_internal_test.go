@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"bytes"
@@ -42,9 +42,9 @@ func newConnUpstream(t *testing.T, h http.HandlerFunc) *connUpstream {
 	return u
 }
 
-func setupTransport(t *testing.T) *transport {
+func setupTransport(t *testing.T) *Transport {
 	t.Helper()
-	tr := newTransport()
+	tr := New()
 	t.Cleanup(tr.CloseIdleConnections)
 	return tr
 }
@@ -292,11 +292,11 @@ func TestTransportFallbackAndInterimResponses(t *testing.T) {
 	if len(hints) != 1 || hints[0] != "103 </style.css>; rel=preload" {
 		t.Fatalf("interim answers seen by the client trace: %q, want the 103 with its Link", hints)
 	}
-	// Bodies above maxDirectBody and of unknown length take http.Transport.
-	big := bytes.Repeat([]byte("x"), 3*maxDirectBody)
+	// Bodies above MaxDirectBody and of unknown length take http.Transport.
+	big := bytes.Repeat([]byte("x"), 3*MaxDirectBody)
 	for _, body := range []io.Reader{bytes.NewReader(big), io.MultiReader(bytes.NewReader(big))} {
 		req := newReq(t, "POST", up.URL+"/big", body)
-		if direct(req) {
+		if Direct(req) {
 			t.Fatalf("a body of %d bytes takes the direct path", req.ContentLength)
 		}
 		if _, got := mustDo(t, tr, req); got != strconv.Itoa(len(big)) {
