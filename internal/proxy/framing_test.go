@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -473,12 +474,10 @@ func TestFramingIsolation(t *testing.T) {
 	}
 }
 
-// framingUsers are the three callers, each with a token of its own.
-var framingUsers = [...]string{"alice", "bob", "carol"}
-
 const framingRequestsPerRow = 2100
 
 func runFramingRow(t *testing.T, impl framingImpl, row *framingRow) {
+	framingUsers := []string{"alice", "bob", "carol"} // each with a token of its own
 	e := newEmulator(t, row)
 	g := setup(t, fmt.Sprintf(`
 server: {access_log: false}
@@ -659,7 +658,7 @@ func fireTrigger(client *http.Client, base string, row *framingRow, n int64) ans
 	if row.body != "" {
 		body = strings.NewReader(row.body)
 	}
-	req, err := http.NewRequest(cmpOr(row.method, "GET"), fmt.Sprintf("%s%s-%d", base, row.path, n), body)
+	req, err := http.NewRequest(cmp.Or(row.method, "GET"), fmt.Sprintf("%s%s-%d", base, row.path, n), body)
 	if err != nil {
 		return answer{err: err}
 	}
@@ -697,11 +696,4 @@ func rawTrigger(addr, raw string) answer {
 			return all
 		}
 	}
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
