@@ -3,12 +3,10 @@ package proxy_test
 import (
 	"bufio"
 	"cmp"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -217,218 +215,6 @@ func neverEnds(e *emulator, ec *emuConn, _ *http.Request) bool {
 	return false
 }
 
-// connState is what became of a connection that carried a misbehaving
-// answer.
-type connState int
-
-const (
-	connOpen   connState = iota
-	connClosed           // the gateway closed it
-	connReused           // the gateway sent another request on it
-)
-
-// emulator is the raw-socket upstream of one row. Users' requests
-// (/echo/...) are answered with their method, path and the identity
-// headers the upstream saw; the trigger is answered by the row. Like
-// Python's http.server it ignores GET bodies, and like most servers it
-// flushes its answers when no pipelined request is waiting.
-type emulator struct {
-	row  *framingRow
-	addr string
-
-	mu      sync.Mutex
-	fired   int // misbehaving answers written
-	armed   int // delayed unsolicited answers not yet written or given up
-	hidden  int // hidden requests the upstream ran
-	conns   map[*emuConn]connState
-	changed chan struct{} // closed and replaced on every change
-	quiet   chan struct{} // closed when the current round of calls ended
-}
-
-type emuConn struct {
-	c     net.Conn
-	br    *bufio.Reader
-	bw    *bufio.Writer
-	quiet chan struct{} // of the round a delayed answer is armed in
-}
-
-func newEmulator(t *testing.T, row *framingRow) *emulator {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &emulator{row: row, addr: ln.Addr().String(), conns: map[*emuConn]connState{},
-		changed: make(chan struct{}), quiet: make(chan struct{})}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	var open sync.Map
-	t.Cleanup(func() { open.Range(func(c, _ any) bool { c.(net.Conn).Close(); return true }) })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			open.Store(c, true)
-			wg.Go(func() {
-				defer open.Delete(c)
-				defer c.Close()
-				e.serve(&emuConn{c: c, br: bufio.NewReader(c), bw: bufio.NewWriter(c)})
-			})
-		}
-	})
-	return e
-}
-
-// change runs f under the lock and wakes waiters.
-func (e *emulator) change(f func()) {
-	e.mu.Lock()
-	f()
-	close(e.changed)
-	e.changed = make(chan struct{})
-	e.mu.Unlock()
-}
-
-func (e *emulator) fire() { e.change(func() { e.fired++ }) }
-
-func (e *emulator) poisoned(ec *emuConn) { e.change(func() { e.conns[ec] = connOpen }) }
-
-func (e *emulator) ended(ec *emuConn) {
-	e.change(func() {
-		if s, ok := e.conns[ec]; ok && s == connOpen {
-			e.conns[ec] = connClosed
-		}
-	})
-}
-
-func (e *emulator) reused(ec *emuConn) {
-	e.change(func() {
-		if _, ok := e.conns[ec]; ok {
-			e.conns[ec] = connReused
-		}
-	})
-}
-
-// wait blocks until cond (called under the lock) holds.
-func (e *emulator) wait(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	limit := time.After(30 * time.Second)
-	for {
-		e.mu.Lock()
-		ok, ch := cond(), e.changed
-		e.mu.Unlock()
-		if ok {
-			return
-		}
-		select {
-		case <-ch:
-		case <-limit:
-			t.Fatalf("gave up waiting: %s", what)
-		}
-	}
-}
-
-func (e *emulator) serve(ec *emuConn) {
-	for {
-		req, err := http.ReadRequest(ec.br)
-		if err != nil {
-			e.ended(ec)
-			return
-		}
-		e.reused(ec)
-		if req.Method != http.MethodGet {
-			_, _ = io.Copy(io.Discard, req.Body)
-		}
-		keep := true
-		switch {
-		case req.URL.Path == "/echo/hidden":
-			// The upstream misread a body as this request: its answer
-			// is one the gateway did not ask for.
-			echo(ec.bw, req)
-			e.change(func() { e.hidden++ })
-			e.poisoned(ec)
-		case strings.HasPrefix(req.URL.Path, "/echo/") || e.row.answer == nil:
-			if e.row.delay > 0 && !strings.HasPrefix(req.URL.Path, "/echo/") {
-				// Armed before the answer leaves, in the round it answers.
-				e.change(func() { e.armed++; ec.quiet = e.quiet })
-			}
-			echo(ec.bw, req)
-		default:
-			keep = e.row.answer(e, ec, req)
-		}
-		if ec.br.Buffered() == 0 || !keep {
-			if ec.bw.Flush() != nil || !keep {
-				e.ended(ec)
-				return
-			}
-		}
-		if e.row.delay > 0 && !strings.HasPrefix(req.URL.Path, "/echo/") {
-			if !e.unsolicitedWhenIdle(ec) {
-				return
-			}
-		}
-	}
-}
-
-// unsolicitedWhenIdle writes poison once the gateway has gone quiet (the
-// round of calls ended) and the connection has then been idle for the
-// row's delay. When the gateway sends a request first it gives up: no
-// client could tell the poison from that request's answer. Waiting for the
-// quiet lets a client that looks at its idle connections from a goroutine
-// of its own (net/http) do so before the next round takes them.
-func (e *emulator) unsolicitedWhenIdle(ec *emuConn) bool {
-	quiet := ec.quiet
-	stop := make(chan struct{})
-	var timer sync.WaitGroup
-	timer.Go(func() {
-		select {
-		case <-quiet:
-			_ = ec.c.SetReadDeadline(time.Now().Add(e.row.delay))
-		case <-stop:
-		}
-	})
-	_, err := ec.br.Peek(1)
-	close(stop)
-	timer.Wait()
-	_ = ec.c.SetReadDeadline(time.Time{})
-	idle := errors.Is(err, os.ErrDeadlineExceeded)
-	if idle {
-		ec.bw.WriteString(poison)
-		err = ec.bw.Flush()
-		e.poisoned(ec)
-		e.fire()
-	}
-	e.change(func() { e.armed-- })
-	if err != nil {
-		e.ended(ec)
-		return false
-	}
-	return true
-}
-
-// hush tells the delayed answers that the gateway is quiet, and starts a
-// new round.
-func (e *emulator) hush() {
-	e.change(func() {
-		close(e.quiet)
-		e.quiet = make(chan struct{})
-	})
-}
-
-// echo answers with the request's method and path and every identity
-// header the upstream received, whatever its spelling.
-func echo(w *bufio.Writer, req *http.Request) {
-	var ids []string
-	for k, vv := range req.Header {
-		if strings.EqualFold(strings.ReplaceAll(k, "_", "-"), "X-User-Id") {
-			ids = append(ids, vv...)
-		}
-	}
-	body := fmt.Sprintf("%s %s user=%s", req.Method, req.URL.Path, strings.Join(ids, ","))
-	fmt.Fprintf(w, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
-}
-
 // framingImpl is one way of forwarding: tollgate's own transport, or
 // net/http's.
 type framingImpl struct {
@@ -476,8 +262,26 @@ func TestFramingIsolation(t *testing.T) {
 
 const framingRequestsPerRow = 2100
 
+// framingRun is one row through one implementation: the emulator, the
+// gateway in front of it, and what the callers saw.
+type framingRun struct {
+	impl   framingImpl
+	row    *framingRow
+	e      *emulator
+	g      *gateway
+	client *http.Client
+	users  []string // each with a token of its own
+	seq    atomic.Int64
+
+	mu       sync.Mutex
+	sent     int      // user requests
+	wrong    int      // user answers not to the user's own request
+	examples []string // of wrong answers
+	triggers int
+	badTrig  []string // trigger answers that were not as the row wants
+}
+
 func runFramingRow(t *testing.T, impl framingImpl, row *framingRow) {
-	framingUsers := []string{"alice", "bob", "carol"} // each with a token of its own
 	e := newEmulator(t, row)
 	g := setup(t, fmt.Sprintf(`
 server: {access_log: false}
@@ -489,7 +293,8 @@ routes:
 `, e.addr), impl.opts())
 	clientTransport := &http.Transport{MaxIdleConnsPerHost: 16, DisableCompression: true}
 	t.Cleanup(clientTransport.CloseIdleConnections)
-	client := &http.Client{Transport: clientTransport}
+	r := &framingRun{impl: impl, row: row, e: e, g: g, client: &http.Client{Transport: clientTransport},
+		users: []string{"alice", "bob", "carol"}}
 
 	rounds := 1
 	switch {
@@ -502,90 +307,112 @@ routes:
 	if row.raw != "" {
 		perRow /= 3 // the request-side rows are the edge server's; here they only pass through
 	}
-	perUser := perRow / len(framingUsers) / rounds
-	var (
-		mu        sync.Mutex
-		sent      int
-		wrong     int
-		examples  []string
-		triggers  int
-		badTrig   []string
-		seq       atomic.Int64
-		triggerOf = func() answer { return fireTrigger(client, g.URL, row, seq.Add(1)) }
-	)
-	checkTrigger := func(a answer) {
-		mu.Lock()
-		defer mu.Unlock()
-		triggers++
-		problem := row.want(impl.name, a)
-		for _, u := range framingUsers {
-			if strings.Contains(a.body, "user="+u) {
-				problem = "the trigger caller got " + u + "'s answer"
-			}
-		}
-		if strings.Contains(a.body, "user=admin") {
-			problem = "the trigger caller got the hidden request's answer"
-		}
-		if problem != "" && len(badTrig) < 5 {
-			badTrig = append(badTrig, fmt.Sprintf("%s: %s", problem, a))
-		}
-	}
 	for round := range rounds {
-		var users sync.WaitGroup
-		for _, u := range framingUsers {
-			users.Go(func() {
-				for i := range perUser {
-					path := fmt.Sprintf("/echo/%s-%d-%d", u, round, i)
-					got := userCall(client, g.URL, u, path)
-					mu.Lock()
-					sent++
-					if want := "GET " + path + " user=" + u; got.status != 200 || got.err != nil || got.body != want {
-						wrong++
-						if len(examples) < 5 {
-							examples = append(examples, fmt.Sprintf("%s asked %s, got %s", u, path, got))
-						}
-					}
-					mu.Unlock()
-				}
-			})
-		}
-		stop := make(chan struct{})
-		var anon sync.WaitGroup
-		anon.Go(func() {
-			for {
-				select {
-				case <-stop:
-					if round < rounds-1 {
-						// One more after the users' round, so a
-						// delayed answer finds its connection idle.
-						checkTrigger(triggerOf())
-					}
-					return
-				default:
-					checkTrigger(triggerOf())
-				}
-			}
-		})
-		users.Wait()
-		close(stop)
-		anon.Wait()
-		if row.delay > 0 {
-			e.hush()
-			e.wait(t, "the delayed answers were written or given up", func() bool { return e.armed == 0 })
-		}
-		if impl.settle && row.delay > 0 {
-			e.wait(t, "the gateway closed every connection that carried an unsolicited answer", func() bool {
-				for _, st := range e.conns {
-					if st == connOpen {
-						return false
-					}
-				}
-				return true
-			})
-		}
+		r.round(round, perRow/len(r.users)/rounds, round < rounds-1)
+		r.settle(t)
 	}
 	waitIdle(t, g)
+	if r.sent < perRow-len(r.users)*rounds {
+		t.Errorf("only %d user requests", r.sent)
+	}
+	r.verdict(t)
+}
 
+// round runs perUser calls of every user while the anonymous caller fires
+// triggers; with more, one trigger follows the users' calls, so that a
+// delayed answer finds its connection idle.
+func (r *framingRun) round(round, perUser int, more bool) {
+	var users sync.WaitGroup
+	for _, u := range r.users {
+		users.Go(func() {
+			for i := range perUser {
+				r.userCall(u, fmt.Sprintf("/echo/%s-%d-%d", u, round, i))
+			}
+		})
+	}
+	stop := make(chan struct{})
+	var anon sync.WaitGroup
+	anon.Go(func() {
+		for {
+			select {
+			case <-stop:
+				if more {
+					r.trigger()
+				}
+				return
+			default:
+				r.trigger()
+			}
+		}
+	})
+	users.Wait()
+	close(stop)
+	anon.Wait()
+}
+
+// userCall is one user's call; its answer must be to this very request.
+func (r *framingRun) userCall(user, path string) {
+	got := userCall(r.client, r.g.URL, user, path)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sent++
+	if want := "GET " + path + " user=" + user; got.status != 200 || got.err != nil || got.body != want {
+		r.wrong++
+		if len(r.examples) < 5 {
+			r.examples = append(r.examples, fmt.Sprintf("%s asked %s, got %s", user, path, got))
+		}
+	}
+}
+
+// trigger fires the row's trigger as the anonymous caller and checks its
+// answer: as the row wants, and never a user's or the hidden request's.
+func (r *framingRun) trigger() {
+	a := fireTrigger(r.client, r.g.URL, r.row, r.seq.Add(1))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.triggers++
+	problem := r.row.want(r.impl.name, a)
+	for _, u := range r.users {
+		if strings.Contains(a.body, "user="+u) {
+			problem = "the trigger caller got " + u + "'s answer"
+		}
+	}
+	if strings.Contains(a.body, "user=admin") {
+		problem = "the trigger caller got the hidden request's answer"
+	}
+	if problem != "" && len(r.badTrig) < 5 {
+		r.badTrig = append(r.badTrig, fmt.Sprintf("%s: %s", problem, a))
+	}
+}
+
+// settle ends a round of a delayed row: the delayed answers are written
+// while the gateway is quiet, and, for an implementation that watches
+// idle connections on a goroutine of its own, the connections they came
+// on are closed before the next round.
+func (r *framingRun) settle(t *testing.T) {
+	if r.row.delay == 0 {
+		return
+	}
+	e := r.e
+	e.hush()
+	e.wait(t, "the delayed answers were written or given up", func() bool { return e.armed == 0 })
+	if r.impl.settle {
+		e.wait(t, "the gateway closed every connection that carried an unsolicited answer", func() bool {
+			for _, st := range e.conns {
+				if st == connOpen {
+					return false
+				}
+			}
+			return true
+		})
+	}
+}
+
+// verdict fails the row on any answer a caller should not have had, on a
+// connection used again after it misbehaved, and on a trigger that never
+// fired.
+func (r *framingRun) verdict(t *testing.T) {
+	e, row := r.e, r.row
 	e.mu.Lock()
 	fired, hidden, reused := e.fired, e.hidden, 0
 	for _, s := range e.conns {
@@ -594,19 +421,16 @@ routes:
 		}
 	}
 	e.mu.Unlock()
-	t.Logf("%d user requests, %d triggers, %d misbehaving answers, %d hidden requests run", sent, triggers, fired, hidden)
-	if sent < perRow-len(framingUsers)*rounds {
-		t.Errorf("only %d user requests", sent)
-	}
+	t.Logf("%d user requests, %d triggers, %d misbehaving answers, %d hidden requests run", r.sent, r.triggers, fired, hidden)
 	report := t.Errorf
-	if impl.poolsFirst && row.behind {
+	if r.impl.poolsFirst && row.behind {
 		report = t.Logf
 	}
-	if wrong > 0 {
-		report("%d of %d user answers were not the user's own, e.g.\n%s", wrong, sent, strings.Join(examples, "\n"))
+	if r.wrong > 0 {
+		report("%d of %d user answers were not the user's own, e.g.\n%s", r.wrong, r.sent, strings.Join(r.examples, "\n"))
 	}
-	if len(badTrig) > 0 {
-		report("the trigger caller's answers:\n%s", strings.Join(badTrig, "\n"))
+	if len(r.badTrig) > 0 {
+		report("the trigger caller's answers:\n%s", strings.Join(r.badTrig, "\n"))
 	}
 	if reused > 0 {
 		report("%d connections were used again after a misbehaving answer", reused)
