@@ -253,6 +253,7 @@ func TestFramingIsolation(t *testing.T) {
 	}
 	for _, impl := range framingImpls() {
 		t.Run(impl.name, func(t *testing.T) {
+			t.Parallel()
 			for _, row := range framingRows() {
 				t.Run(row.name, func(t *testing.T) { runFramingRow(t, impl, &row) })
 			}
