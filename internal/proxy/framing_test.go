@@ -178,7 +178,10 @@ func framingRows() []framingRow {
 // wantNoHidden: a request hidden behind the trigger is refused on its own
 // (no token) and never answered as the hidden request.
 func wantNoHidden(_ string, a answer) string {
-	if strings.Contains(a.body, "/echo/hidden") {
+	switch {
+	case a.status == 0:
+		return "the gateway did not answer"
+	case strings.Contains(a.body, "/echo/hidden"):
 		return "the hidden request was answered"
 	}
 	return ""
@@ -279,6 +282,7 @@ type framingRun struct {
 	wrong    int      // user answers not to the user's own request
 	examples []string // of wrong answers
 	triggers int
+	first    answer   // the first trigger's, for the log
 	badTrig  []string // trigger answers that were not as the row wants
 }
 
@@ -372,6 +376,9 @@ func (r *framingRun) trigger() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.triggers++
+	if r.triggers == 1 {
+		r.first = a
+	}
 	problem := r.row.want(r.impl.name, a)
 	for _, u := range r.users {
 		if strings.Contains(a.body, "user="+u) {
@@ -422,7 +429,8 @@ func (r *framingRun) verdict(t *testing.T) {
 		}
 	}
 	e.mu.Unlock()
-	t.Logf("%d user requests, %d triggers, %d misbehaving answers, %d hidden requests run", r.sent, r.triggers, fired, hidden)
+	t.Logf("%d user requests, %d triggers, %d misbehaving answers, %d hidden requests run; the first trigger got %s",
+		r.sent, r.triggers, fired, hidden, r.first)
 	report := t.Errorf
 	if r.impl.poolsFirst && row.behind {
 		report = t.Logf
