@@ -64,6 +64,7 @@ func TestCheckHead(t *testing.T) {
 		{"204 with zero length", "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n", true, false},
 		{"304 keeps the length of the entity", "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n", false, false},
 		{"204 with a length", "HTTP/1.1 204 No Content\r\nContent-Length: 8\r\n\r\n", false, false},
+		{"103 with a length", "HTTP/1.1 103 Early Hints\r\nContent-Length: 5\r\n\r\n", false, false},
 		{"204 chunked", "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n", false, false},
 		{"CL and TE", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", false, true},
 		{"two lengths", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\n", false, true},

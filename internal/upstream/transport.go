@@ -327,7 +327,7 @@ func (pc *upConn) roundTrip(req *http.Request, o Options) (*http.Response, error
 		return fail(err)
 	}
 	var res *http.Response
-	keep := false
+	keep := true // no head so far announced bytes that may follow it
 	for interim := 0; ; interim++ {
 		if _, err := pc.br.Peek(1); err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
@@ -336,10 +336,11 @@ func (pc *upConn) roundTrip(req *http.Request, o Options) (*http.Response, error
 			return fail(err)
 		}
 		pc.readAny = true
-		var err error
-		if keep, err = checkHead(pc.br); err != nil {
+		ok, err := checkHead(pc.br)
+		if err != nil {
 			return fail(err)
 		}
+		keep = keep && ok
 		r := parseResponse(pc.t.fields, pc.br, req)
 		if r == nil {
 			if r, err = http.ReadResponse(pc.br, req); err != nil {
