@@ -53,6 +53,8 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"duplicate route", "routes: [{name: a, path: /a, upstreams: [http://x]}, {name: a, path: /b, upstreams: [http://x]}]\n", "routes[1].name"},
 		{"shadowing route", "routes: [{name: a, path: /oauth/token, upstreams: [http://x]}]\n", "routes[0].path"},
 		{"bad max_body", "routes: [{name: a, path: /a, upstreams: [http://x], max_body: lots}]\n", "routes[0].max_body"},
+		{"allow_get_body without GET", "routes: [{name: a, path: /a, upstreams: [http://x], methods: [POST], allow_get_body: true}]\n", "routes[0].allow_get_body"},
+		{"allow_get_body not a bool", "routes: [{name: a, path: /a, upstreams: [http://x], allow_get_body: sometimes}]\n", "routes[0].allow_get_body: want true or false"},
 		{"bad price", "routes: [{name: a, path: /a, upstreams: [http://x], price: {per_request: \"1e-3\"}}]\n", "routes[0].price.per_request"},
 		{"bad issuer", "trusted_issuers: [{issuer: idp, jwks_url: http://idp/jwks, audience: a}]\n", "trusted_issuers[0].issuer"},
 		{"symmetric issuer alg", "trusted_issuers: [{issuer: http://idp, jwks_url: http://idp/jwks, audience: a, algorithms: [HS256]}]\n", "trusted_issuers[0].algorithms[0]"},

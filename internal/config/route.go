@@ -36,6 +36,11 @@ type Route struct {
 	// StripPrefix removes the route's path prefix before forwarding.
 	// Defaults to false.
 	StripPrefix bool `yaml:"strip_prefix"`
+	// AllowGetBody forwards GET and HEAD requests that carry a body
+	// (Content-Length above 0, or chunked). Without it they are refused
+	// with 400: an upstream that ignores such a body would read it as a
+	// request of its own. Defaults to false.
+	AllowGetBody bool `yaml:"allow_get_body"`
 	// Timeout for the whole upstream exchange; streams are bounded by it
 	// too. Defaults to 300s.
 	Timeout time.Duration `yaml:"timeout"`

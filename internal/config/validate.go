@@ -156,6 +156,9 @@ func (c *Config) validateRoutes(p *problems) {
 				p.add(fmt.Sprintf("%s.methods[%d]", key, j), "want an upper-case HTTP method, got %q", m)
 			}
 		}
+		if r.AllowGetBody && len(r.Methods) > 0 && !slices.Contains(r.Methods, "GET") && !slices.Contains(r.Methods, "HEAD") {
+			p.add(key+".allow_get_body", "has no effect: the route allows neither GET nor HEAD")
+		}
 		if len(r.Upstreams) == 0 && len(r.Models) == 0 && len(r.Tenants) == 0 && !r.Demo {
 			p.add(key+".upstreams", "required (or models / tenants)")
 		}

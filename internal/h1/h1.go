@@ -1,5 +1,5 @@
 // Package h1 holds the HTTP/1.1 wire parsing shared by tollgate's server
-// (internal/edge) and its upstream transport (internal/proxy): finding the
+// (internal/edge) and its upstream transport (internal/upstream): finding the
 // end of a head, and reading its field lines into an http.Header the way
 // net/textproto does, with one allocation for the whole head's text.
 // Either caller takes a head only of the plain kind these functions

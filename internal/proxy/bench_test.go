@@ -28,14 +28,21 @@ func BenchmarkProxy(b *testing.B) {
 	for _, bc := range []struct {
 		name      string
 		accessLog bool
-	}{{"handler", false}, {"handler+accesslog", true}} {
+		transport http.RoundTripper // nil: tollgate's own
+	}{
+		{"handler", false, nil},
+		{"handler+accesslog", true, nil},
+		// The same gateway on net/http's transport: upstream calls go
+		// through httputil.ReverseProxy and http.Transport.
+		{"handler-http.Transport", false, &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}},
+	} {
 		b.Run(bc.name, func(b *testing.B) {
 			cfg := fmt.Sprintf(`
 server: {access_log: %v}
 routes:
   - {name: api, path: /api/, upstreams: [%s], scopes: [infer:text]}
 `, bc.accessLog, up.URL)
-			g := setup(b, cfg, proxy.Options{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+			g := setup(b, cfg, proxy.Options{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Transport: bc.transport})
 			b.ReportAllocs()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {

@@ -279,13 +279,12 @@ routes:
 	if got := readAll(t, do(t, "GET", g.URL+"/v1/quick", "tok-alice", nil).Body); got != "quick" {
 		t.Fatalf("quick: %q", got)
 	}
-	// The connection went back to the pool, with the deadline of its
-	// exchange (begun earlier), before this answer ended. Once the network
-	// poller has passed end + the pool's peek age (500 ms, more than the
-	// route timeout), a deadline left on the connection has fired and the
-	// pool checks the connection before reusing it: a stale deadline would
-	// fail that check and cost a new connection.
-	waitPollerPast(t, time.Now().Add(500*time.Millisecond))
+	// The connection went back to the pool with the deadline of its
+	// exchange (the route timeout, 300 ms from its start) still ahead.
+	// Once the network poller has passed that instant, a deadline left on
+	// the connection has fired, and the check before reuse would find the
+	// connection broken and dial a new one.
+	waitPollerPast(t, time.Now().Add(300*time.Millisecond))
 	if got := readAll(t, do(t, "GET", g.URL+"/v1/quick", "tok-alice", nil).Body); got != "quick" {
 		t.Fatalf("quick after the deadline: %q", got)
 	}

@@ -12,7 +12,9 @@
 //     sent upstream and on every response.
 //  2. Draining gateways answer 503; paths with "." or ".." segments 400
 //     (so "/public/../private" cannot ride a public prefix); unknown paths
-//     404; methods the route does not allow 405.
+//     404; methods the route does not allow 405; a GET or HEAD with a body
+//     400 unless the route has allow_get_body (an upstream that ignores
+//     such a body would read it as a request of its own).
 //  3. Non-public routes authenticate through Options.Auth (401 with
 //     WWW-Authenticate on failure), then need every route scope and one of
 //     the route roles (403 insufficient_scope).
@@ -27,7 +29,10 @@
 //  7. Identity headers are set from the principal; Authorization and
 //     headers.strip_cookies are never forwarded; route.upstream_headers
 //     (with ${VAR} read from the environment at New) are set last.
-//  8. Admissions run, then the request is forwarded.
+//  8. Admissions run, then the request is forwarded: on http routes to
+//     plain-HTTP upstreams by the direct exchange over internal/upstream's
+//     transport, otherwise by httputil.ReverseProxy; both send the request
+//     outgoing builds.
 //
 // # Admission contract
 //
@@ -52,10 +57,11 @@
 //
 //   - Status: the status sent to the client, 499 when the client went away
 //     before any response;
-//   - Result: ok (the upstream answered below 400), upstream_error (502,
-//     504, an upstream 4xx or 5xx or a stream that broke), cancelled (the
-//     client went away before the response ended), rejected (also a
-//     streamed body that ran over max_body);
+//   - Result, recorded where it is decided: ok (the upstream answered
+//     below 400), upstream_error (502, 504, an upstream 4xx or 5xx or a
+//     stream that broke), cancelled (the client went away before the
+//     response ended), rejected (refused by the gateway: an admission, or
+//     a streamed body over the route's limit);
 //   - UpstreamStatus: the upstream's status when it answered, else 0;
 //   - BytesIn: the request body's length, counted as it was read for a
 //     streamed body of unknown length;

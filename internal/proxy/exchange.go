@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
@@ -8,9 +9,6 @@ import (
 
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
-
-// exchangeKey finds the exchange in a forwarded request's context.
-type exchangeKey struct{}
 
 // exchange is the state of one request. It is also the ResponseWriter the
 // request is served through, so it sees the status and bytes sent.
@@ -26,22 +24,20 @@ type exchange struct {
 	units         tollgate.Units
 	releases      []func(context.Context, *tollgate.Outcome)
 
-	up          *upstream
-	direct      bool      // forwarded by the direct exchange, not ReverseProxy
-	deadline    time.Time // the direct exchange's route timeout, as a connection deadline
+	up          *backend
 	fwdStart    time.Time
 	upstreamDur time.Duration
 
-	status      int
-	bytesOut    int64
-	bytesIn     int64
-	refused     bool // answered by the gateway before forwarding
-	rejected    bool // an admission refused
-	upstreamErr bool // the upstream failed or timed out
-	tooLarge    bool // a streamed body ran over the route's limit
-	completed   bool // the handler returned normally
-	usage       *usageMode
-	out         tollgate.Outcome // filled by finish
+	status         int
+	upstreamStatus int // the upstream's answer, 0 when none came
+	bytesOut       int64
+	bytesIn        int64
+	tooLarge       bool // a streamed body ran over the route's limit
+	// result is the outcome's Result, recorded where it is decided: by a
+	// refusal, the upstream's answer or failure, or a broken stream.
+	result string
+	usage  *usageMode
+	out    tollgate.Outcome // filled by finish
 }
 
 func (x *exchange) Header() http.Header { return x.w.Header() }
@@ -68,7 +64,27 @@ func (x *exchange) Write(b []byte) (int, error) {
 	}
 	n, err := x.w.Write(b)
 	x.bytesOut += int64(n)
+	if err != nil {
+		x.clientGone()
+	}
 	return n, err
+}
+
+// clientGone records that the client went away before the answer ended.
+func (x *exchange) clientGone() {
+	if x.result == tollgate.ResultOK {
+		x.result = tollgate.ResultCancelled
+	}
+}
+
+// streamBroke records an answer cut short: by the client going away, or
+// by the upstream.
+func (x *exchange) streamBroke() {
+	if x.clientCt.Err() != nil {
+		x.result = tollgate.ResultCancelled
+	} else {
+		x.result = tollgate.ResultUpstreamError
+	}
 }
 
 // interim passes an upstream's 1xx answer to the client with its header,
@@ -88,10 +104,16 @@ func (x *exchange) FlushError() error {
 	if x.status == 0 {
 		x.WriteHeader(http.StatusOK)
 	}
+	var err error
 	if f, ok := x.w.(interface{ FlushError() error }); ok {
-		return f.FlushError()
+		err = f.FlushError()
+	} else {
+		err = http.NewResponseController(x.w).Flush()
 	}
-	return http.NewResponseController(x.w).Flush()
+	if err != nil {
+		x.clientGone()
+	}
+	return err
 }
 
 // Unwrap lets http.ResponseController reach Hijack (websockets) and
@@ -109,8 +131,10 @@ func (x *exchange) finish() {
 	}
 	out := &x.out
 	*out = tollgate.Outcome{
-		Status:     x.status,
-		Result:     x.result(),
+		Status: x.status,
+		// No outcome was recorded when the request ended by a panic of
+		// its own: it counts as failed, not as served.
+		Result:     cmp.Or(x.result, tollgate.ResultUpstreamError),
 		BytesOut:   x.bytesOut,
 		BytesIn:    x.bytesIn,
 		End:        end,
@@ -119,8 +143,8 @@ func (x *exchange) finish() {
 	}
 	if out.Status == 0 {
 		out.Status = 499 // client closed the request before a response
-	} else if x.up != nil && !x.upstreamErr && !x.tooLarge {
-		out.UpstreamStatus = x.status
+	} else if out.Result != tollgate.ResultRejected {
+		out.UpstreamStatus = x.upstreamStatus
 	}
 	if len(x.releases) > 0 {
 		ctx := context.WithoutCancel(x.clientCt)
@@ -137,20 +161,6 @@ func (x *exchange) finish() {
 	if p.accessLog && p.log.Enabled(x.clientCt, slog.LevelInfo) {
 		x.logAccess(name, out)
 	}
-}
-
-func (x *exchange) result() string {
-	switch {
-	case x.rejected || x.refused || x.tooLarge:
-		return tollgate.ResultRejected
-	case x.clientCt.Err() != nil && (!x.completed || x.status == 0):
-		return tollgate.ResultCancelled
-	case x.upstreamErr || !x.completed:
-		return tollgate.ResultUpstreamError
-	case x.status >= 400:
-		return tollgate.ResultUpstreamError
-	}
-	return tollgate.ResultOK
 }
 
 func (x *exchange) logAccess(route string, out *tollgate.Outcome) {

@@ -1,82 +1,97 @@
 package proxy
 
 import (
-	"errors"
+	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
-	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/tollgate/tollgate/internal/httpx"
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
-// reverseProxy builds the proxy of one upstream of a route's pool.
-func (p *Proxy) reverseProxy(rt *route, pl *pool, up *upstream) *httputil.ReverseProxy {
-	target := up.url
+// forward sends the request to an upstream of pl and copies the response.
+// The route timeout bounds the exchange: as the upstream connection's
+// deadline on the direct exchange, as a context deadline otherwise.
+func (p *Proxy) forward(x *exchange, r *http.Request, pl *pool) {
+	x.fwdStart = p.now()
+	x.up = pl.pick(x.fwdStart)
+	if p.directOK(r, x.rt, x.up) {
+		p.forwardDirect(x, r, pl, time.Now().Add(x.rt.timeout))
+		return
+	}
+	ctx := r.Context()
+	if !isUpgrade(r) {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, x.rt.timeout)
+		defer cancel()
+	}
+	p.reverseProxy(x, pl).ServeHTTP(x, r.WithContext(ctx))
+}
+
+// reverseProxy builds the ReverseProxy that forwards x: OpenAI routes,
+// upgrades, HTTPS upstreams and the bodies the direct exchange does not
+// send.
+func (p *Proxy) reverseProxy(x *exchange, pl *pool) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(target)
-			if rt.stripPrefix && rt.prefix {
-				rest := strings.TrimPrefix(pr.In.URL.Path, strings.TrimSuffix(rt.path, "/"))
-				pr.Out.URL.Path = strings.TrimSuffix(target.Path, "/") + rest
-				pr.Out.URL.RawPath = ""
-			}
-			// Rewrite runs after hop-by-hop headers were removed, so a
-			// client's "Connection: X-User-ID" cannot remove what is set here.
-			h := pr.Out.Header
-			setXForwarded(h, pr.In, p.fromTrustedProxy(pr.In))
-			delete(h, "Authorization")
-			stripCookies(h, p.hdr.cookies)
-			if x, ok := pr.In.Context().Value(exchangeKey{}).(*exchange); ok {
-				x.reqIDValue = p.hdr.set(h, x.call.Principal, x.call.RequestID)
-				if x.internalToken != "" {
-					h[p.hdr.internalToken] = []string{x.internalToken}
-				}
-			}
-			for _, hv := range rt.upHeaders {
-				h[hv.name] = hv.value
-			}
-		},
+		Rewrite:   func(pr *httputil.ProxyRequest) { pr.Out = p.outgoing(pr.Out.Context(), x, pr.In) },
 		Transport: p.transport,
 		// Streams are flushed event by event. On http routes ReverseProxy
 		// already does so for event streams and bodies of unknown length,
 		// and a known-length body is not flushed write by write.
-		FlushInterval: flushInterval(rt),
+		FlushInterval: flushInterval(x.rt),
 		BufferPool:    p.buffers,
 		ModifyResponse: func(res *http.Response) error {
-			x, _ := res.Request.Context().Value(exchangeKey{}).(*exchange)
-			return p.onResponse(x, res, rt, pl, up)
-		},
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			x, ok := w.(*exchange)
-			if !ok {
-				httpx.WriteError(w, r, p.log, tollgate.Errorf(tollgate.EUpstream, "the upstream failed"))
-				return
+			p.onResponse(x, res, pl)
+			if res.StatusCode != http.StatusSwitchingProtocols && res.Body != nil && res.Body != http.NoBody {
+				res.Body = &watchedBody{ReadCloser: res.Body, x: x}
 			}
-			p.upstreamFailed(x, r, pl, up, err)
+			return nil
+		},
+		ErrorHandler: func(_ http.ResponseWriter, r *http.Request, err error) {
+			p.upstreamFailed(x, r, pl, err, false)
 		},
 	}
 }
 
-// onResponse sees an upstream's response before it is copied: the pool
-// learns the upstream's health, the exchange its upstream latency and GPU
-// time, and OpenAI usage is read from the body as it passes.
-func (p *Proxy) onResponse(x *exchange, res *http.Response, rt *route, pl *pool, up *upstream) error {
-	if res.StatusCode >= 500 {
-		pl.failure(up, p.now())
-	} else {
-		pl.success(up)
+// watchedBody records an upstream body that broke while ReverseProxy
+// copied it.
+type watchedBody struct {
+	io.ReadCloser
+	x *exchange
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		b.x.streamBroke()
 	}
-	if x == nil {
-		return nil
+	return n, err
+}
+
+// onResponse sees an upstream's response before it is copied: the
+// outcome is decided by its status (ok below 400), the pool learns the upstream's
+// health, the exchange its upstream latency and GPU time, and OpenAI
+// usage is read from the body as it passes.
+func (p *Proxy) onResponse(x *exchange, res *http.Response, pl *pool) {
+	x.upstreamStatus = res.StatusCode
+	switch {
+	case res.StatusCode >= 500:
+		x.result = tollgate.ResultUpstreamError
+		pl.failure(x.up, p.now())
+	case res.StatusCode >= 400:
+		x.result = tollgate.ResultUpstreamError // refused by the upstream, which is healthy
+		pl.success(x.up)
+	default:
+		x.result = tollgate.ResultOK
+		pl.success(x.up)
 	}
 	x.upstreamDur = p.now().Sub(x.fwdStart)
-	if rt.gpuHeader != "" {
-		if v := res.Header.Get(rt.gpuHeader); v != "" {
+	if gh := x.rt.gpuHeader; gh != "" {
+		if v := res.Header.Get(gh); v != "" {
 			if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
 				x.units.GPUMillis = int64(s * 1000)
 			}
@@ -85,29 +100,32 @@ func (p *Proxy) onResponse(x *exchange, res *http.Response, rt *route, pl *pool,
 	if x.usage != nil && res.StatusCode >= 200 { // an error answer's usage counts too
 		x.usage.wrap(res, x)
 	}
-	return nil
 }
 
-// upstreamFailed renders a failed exchange: 413 when the streamed body ran
-// over the limit, nothing when the client went away, 504 when the route
-// timeout passed, else 502. Connection failures count against the
-// upstream's health; timeouts do not, since long generations are normal.
-func (p *Proxy) upstreamFailed(x *exchange, r *http.Request, pl *pool, up *upstream, err error) {
+// upstreamFailed renders and records a failed exchange: 413 when the
+// streamed body ran over the limit, nothing when the client went away,
+// 504 when the route timeout passed (timedOut on the direct exchange,
+// whose timeout is a connection deadline), else 502. Connection failures
+// count against the upstream's health; timeouts do not, since long
+// generations are normal.
+func (p *Proxy) upstreamFailed(x *exchange, r *http.Request, pl *pool, err error, timedOut bool) {
 	switch {
 	case x.tooLarge:
+		x.result = tollgate.ResultRejected
 		httpx.WriteError(x, r, p.log, tooLarge(x.rt.maxBody))
 	case x.clientCt.Err() != nil:
 		// The client is gone; there is nobody to answer.
-	case r.Context().Err() != nil || x.direct && errors.Is(err, os.ErrDeadlineExceeded):
-		x.upstreamErr = true
+		x.result = tollgate.ResultCancelled
+	case r.Context().Err() != nil || timedOut:
+		x.result = tollgate.ResultUpstreamError
 		x.rt.metrics.upstreamErrors.Inc()
 		httpx.WriteError(x, r, p.log, tollgate.Errorf(tollgate.ETimeout, "the upstream did not answer within %s", x.rt.timeout))
 	default:
-		x.upstreamErr = true
+		x.result = tollgate.ResultUpstreamError
 		x.rt.metrics.upstreamErrors.Inc()
-		pl.failure(up, p.now())
+		pl.failure(x.up, p.now())
 		p.log.LogAttrs(r.Context(), slog.LevelWarn, "upstream failed", slog.String("route", x.rt.name),
-			slog.String("upstream", up.url.Host), slog.String("request_id", x.call.RequestID), slog.String("err", err.Error()))
+			slog.String("upstream", x.up.url.Host), slog.String("request_id", x.call.RequestID), slog.String("err", err.Error()))
 		httpx.WriteError(x, r, p.log, tollgate.Errorf(tollgate.EUpstream, "the upstream could not be reached"))
 	}
 }
@@ -117,25 +135,4 @@ func flushInterval(rt *route) time.Duration {
 		return -1
 	}
 	return 0
-}
-
-// setXForwarded sets X-Forwarded-For, -Host and -Proto as
-// ProxyRequest.SetXForwarded does, with one allocation, and keeps the
-// incoming X-Forwarded-For chain only from a trusted proxy.
-func setXForwarded(h http.Header, in *http.Request, trusted bool) {
-	vals := make([]string, 3)
-	vals[0] = remoteHost(in)
-	if trusted {
-		if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 {
-			vals[0] = strings.Join(prior, ", ") + ", " + vals[0]
-		}
-	}
-	vals[1] = in.Host
-	vals[2] = "http"
-	if in.TLS != nil {
-		vals[2] = "https"
-	}
-	h["X-Forwarded-For"] = vals[0:1:1]
-	h["X-Forwarded-Host"] = vals[1:2:2]
-	h["X-Forwarded-Proto"] = vals[2:3:3]
 }

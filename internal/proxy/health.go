@@ -25,7 +25,7 @@ func (p *Proxy) Start(ctx context.Context) error {
 		if rt.health == nil {
 			continue
 		}
-		var ups []*upstream
+		var ups []*backend
 		for _, pl := range rt.pools() {
 			ups = append(ups, pl.ups...)
 		}
@@ -57,7 +57,7 @@ func (p *Proxy) Stop() {
 	}
 }
 
-func checkLoop(ctx context.Context, client *http.Client, ups []*upstream, path string, interval time.Duration) {
+func checkLoop(ctx context.Context, client *http.Client, ups []*backend, path string, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -75,7 +75,7 @@ func checkLoop(ctx context.Context, client *http.Client, ups []*upstream, path s
 }
 
 // probe reports whether the upstream answered the health check with 2xx.
-func probe(ctx context.Context, client *http.Client, u *upstream, path string, interval time.Duration) bool {
+func probe(ctx context.Context, client *http.Client, u *backend, path string, interval time.Duration) bool {
 	ctx, cancel := context.WithTimeout(ctx, min(interval, 5*time.Second))
 	defer cancel()
 	target := strings.TrimSuffix(u.url.String(), "/") + path

@@ -2,17 +2,15 @@ package proxy
 
 import (
 	"math"
-	"net/http/httputil"
 	"net/url"
 	"sync/atomic"
 	"time"
 )
 
-// upstream is one base URL of a pool, with its own reverse proxy and the
-// counters the balancer and health checks read.
-type upstream struct {
+// backend is one base URL of a pool, with the counters the balancer and
+// health checks read.
+type backend struct {
 	url *url.URL
-	rp  *httputil.ReverseProxy
 
 	inflight atomic.Int64
 	// fails counts consecutive failures (connect errors, 5xx); at the
@@ -23,14 +21,14 @@ type upstream struct {
 	activeDown atomic.Bool
 }
 
-func (u *upstream) available(now int64) bool {
+func (u *backend) available(now int64) bool {
 	return !u.activeDown.Load() && u.downUntil.Load() <= now
 }
 
 // pool balances requests over upstreams by least outstanding requests,
 // ties broken round-robin, skipping upstreams marked down.
 type pool struct {
-	ups       []*upstream
+	ups       []*backend
 	rr        atomic.Uint64
 	threshold int32
 	cooldown  time.Duration
@@ -39,8 +37,8 @@ type pool struct {
 // pick returns the upstream to use and counts the request on it; the
 // caller must call done on it. When every upstream is down, the least
 // loaded one is still tried rather than failing without trying.
-func (p *pool) pick(now time.Time) *upstream {
-	var u *upstream
+func (p *pool) pick(now time.Time) *backend {
+	var u *backend
 	if len(p.ups) == 1 {
 		u = p.ups[0]
 	} else {
@@ -54,10 +52,10 @@ func (p *pool) pick(now time.Time) *upstream {
 	return u
 }
 
-func (p *pool) least(now int64, healthyOnly bool) *upstream {
+func (p *pool) least(now int64, healthyOnly bool) *backend {
 	n := len(p.ups)
 	start := int(p.rr.Add(1) % uint64(n))
-	var best *upstream
+	var best *backend
 	bestLoad := int64(math.MaxInt64)
 	for i := range n {
 		u := p.ups[(start+i)%n]
@@ -72,11 +70,11 @@ func (p *pool) least(now int64, healthyOnly bool) *upstream {
 }
 
 // done ends a request counted by pick.
-func (u *upstream) done() { u.inflight.Add(-1) }
+func (u *backend) done() { u.inflight.Add(-1) }
 
 // failure records a failed exchange; at the threshold the upstream is
 // skipped for the cool-down.
-func (p *pool) failure(u *upstream, now time.Time) {
+func (p *pool) failure(u *backend, now time.Time) {
 	if u.fails.Add(1) >= p.threshold {
 		u.fails.Store(0)
 		u.downUntil.Store(now.Add(p.cooldown).UnixNano())
@@ -84,7 +82,7 @@ func (p *pool) failure(u *upstream, now time.Time) {
 }
 
 // success resets the failure count.
-func (p *pool) success(u *upstream) {
+func (p *pool) success(u *backend) {
 	if u.fails.Load() != 0 {
 		u.fails.Store(0)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/httpx"
 	"github.com/tollgate/tollgate/internal/tollgate"
+	"github.com/tollgate/tollgate/internal/upstream"
 )
 
 // Options are the collaborators of a Proxy.
@@ -67,7 +68,7 @@ type Proxy struct {
 	ids       *idSource
 	metrics   *metrics
 	transport http.RoundTripper
-	own       *transport // the built-in transport, when it is the one in use: the direct exchange rides on it
+	own       *upstream.Transport // the built-in transport, when it is the one in use: the direct exchange rides on it
 	buffers   *bufferPool
 	routes    *table
 	unmatched *routeMetrics // requests that matched no route
@@ -100,7 +101,7 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		p.clientIP = remoteHost
 	}
 	if p.transport == nil {
-		p.own = newTransport()
+		p.own = upstream.New()
 		p.transport = p.own
 	}
 	for i, s := range cfg.Server.TrustedProxies {
@@ -172,7 +173,7 @@ func writeMethodNotAllowed(w http.ResponseWriter, allow []string) {
 
 // refuse renders err for a request refused before forwarding.
 func (p *Proxy) refuse(x *exchange, r *http.Request, err error) {
-	x.refused = true
+	x.result = tollgate.ResultRejected
 	var mnf errModelNotFound
 	if errors.As(err, &mnf) {
 		writeModelNotFound(x, mnf.model)

@@ -30,6 +30,7 @@ type route struct {
 	timeout       time.Duration
 	stripPrefix   bool
 	internalToken bool
+	allowGetBody  bool // GET and HEAD requests may carry a body
 	gpuHeader     string
 	// measure: the route prices images, megapixels or audio, so its
 	// bodies are read for the meter to measure, not streamed through.
@@ -53,6 +54,16 @@ type headerValue struct {
 
 func (rt *route) allowsMethod(m string) bool {
 	return len(rt.methods) == 0 || slices.Contains(rt.methods, m)
+}
+
+// refusesBody reports a GET or HEAD request with a body on a route that
+// does not allow one: an upstream that ignores such a body would read it
+// as a request of its own.
+func (rt *route) refusesBody(r *http.Request) bool {
+	if rt.allowGetBody || r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	return r.ContentLength != 0 || len(r.TransferEncoding) > 0
 }
 
 // permits reports whether p may call the route: all scopes, one of the
@@ -132,7 +143,7 @@ func (p *Proxy) compileRoute(rc *config.Route) (*route, error) {
 		name: rc.Name, path: rc.Path, prefix: strings.HasSuffix(rc.Path, "/"),
 		methods: rc.Methods, public: rc.Public, scopes: rc.Scopes, roles: rc.Roles,
 		openai: rc.Type == config.RouteOpenAI, maxBody: maxBody, timeout: rc.Timeout,
-		stripPrefix: rc.StripPrefix, internalToken: rc.InternalToken,
+		stripPrefix: rc.StripPrefix, internalToken: rc.InternalToken, allowGetBody: rc.AllowGetBody,
 		gpuHeader: rc.GPUSecondsHeader, health: rc.HealthCheck, measure: mediaPriced(rc.Price),
 		metrics: p.metrics.forRoute(rc.Name),
 	}
@@ -144,14 +155,14 @@ func (p *Proxy) compileRoute(rc *config.Route) (*route, error) {
 	}
 	sort.Slice(rt.upHeaders, func(i, j int) bool { return rt.upHeaders[i].name < rt.upHeaders[j].name })
 	if len(rc.Upstreams) > 0 {
-		if rt.pool, err = p.newPool(rt, rc.Upstreams); err != nil {
+		if rt.pool, err = p.newPool(rc.Upstreams); err != nil {
 			return nil, fmt.Errorf("upstreams: %w", err)
 		}
 	}
 	if len(rc.Models) > 0 {
 		rt.models = map[string]*pool{}
 		for m, urls := range rc.Models {
-			if rt.models[m], err = p.newPool(rt, urls); err != nil {
+			if rt.models[m], err = p.newPool(urls); err != nil {
 				return nil, fmt.Errorf("models.%s: %w", m, err)
 			}
 			rt.modelNames = append(rt.modelNames, m)
@@ -161,7 +172,7 @@ func (p *Proxy) compileRoute(rc *config.Route) (*route, error) {
 	if len(rc.Tenants) > 0 {
 		rt.tenants = map[string]*pool{}
 		for tn, urls := range rc.Tenants {
-			if rt.tenants[tn], err = p.newPool(rt, urls); err != nil {
+			if rt.tenants[tn], err = p.newPool(urls); err != nil {
 				return nil, fmt.Errorf("tenants.%s: %w", tn, err)
 			}
 		}
@@ -172,16 +183,14 @@ func (p *Proxy) compileRoute(rc *config.Route) (*route, error) {
 	return rt, nil
 }
 
-func (p *Proxy) newPool(rt *route, urls []string) (*pool, error) {
+func (p *Proxy) newPool(urls []string) (*pool, error) {
 	pl := &pool{threshold: int32(p.opts.FailureThreshold), cooldown: p.opts.Cooldown}
 	for j, s := range urls {
 		u, err := url.Parse(s)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, fmt.Errorf("[%d]: %q is not an http(s) URL", j, s)
 		}
-		up := &upstream{url: u}
-		up.rp = p.reverseProxy(rt, pl, up)
-		pl.ups = append(pl.ups, up)
+		pl.ups = append(pl.ups, &backend{url: u})
 	}
 	if len(pl.ups) == 0 {
 		return nil, fmt.Errorf("no upstreams")

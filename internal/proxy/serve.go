@@ -1,11 +1,9 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/tollgate/tollgate/internal/policy"
 	"github.com/tollgate/tollgate/internal/tollgate"
@@ -35,7 +33,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.metrics.inFlight.Inc()
 	defer x.finish()
 	p.serve(x, r)
-	x.completed = true
 }
 
 // serve routes, authenticates and authorizes, then hands to serveRoute.
@@ -58,8 +55,12 @@ func (p *Proxy) serve(x *exchange, r *http.Request) {
 	x.rt = rt
 	x.call.Route = rt.name
 	if !rt.allowsMethod(r.Method) {
-		x.refused = true
+		x.result = tollgate.ResultRejected
 		writeMethodNotAllowed(x, rt.methods)
+		return
+	}
+	if rt.refusesBody(r) {
+		p.refuse(x, r, tollgate.Errorf(tollgate.EInvalid, "a %s request must not carry a body on this route", r.Method))
 		return
 	}
 	if !rt.public {
@@ -95,6 +96,7 @@ func (p *Proxy) serveRoute(x *exchange, r *http.Request, rt *route) error {
 		kind = openaiKindOf(r)
 		if kind == kindModels {
 			if p.serveModels(x, r, rt) {
+				x.result = tollgate.ResultOK
 				return nil
 			}
 		}
@@ -159,35 +161,14 @@ func (p *Proxy) serveRoute(x *exchange, r *http.Request, rt *route) error {
 	for _, a := range p.opts.Admissions {
 		rel, err := a.Admit(r.Context(), &x.call)
 		if err != nil {
-			x.rejected = true
-			return err
+			return err // rendered and recorded by refuse
 		}
 		if rel != nil {
 			x.releases = append(x.releases, rel)
 		}
 	}
-	p.forward(x, r, rt, pl)
+	p.forward(x, r, pl)
 	return nil
-}
-
-// forward sends the request to an upstream of pl and copies the response.
-// The route timeout bounds the exchange: as the upstream connection's
-// deadline on the direct exchange, as a context deadline otherwise.
-func (p *Proxy) forward(x *exchange, r *http.Request, rt *route, pl *pool) {
-	x.fwdStart = p.now()
-	x.up = pl.pick(x.fwdStart)
-	if p.directOK(r, rt, x.up) {
-		x.direct, x.deadline = true, time.Now().Add(rt.timeout)
-		p.forwardDirect(x, r, rt, pl)
-		return
-	}
-	ctx := context.WithValue(r.Context(), exchangeKey{}, x)
-	if !isUpgrade(r) {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, rt.timeout)
-		defer cancel()
-	}
-	x.up.rp.ServeHTTP(x, r.WithContext(ctx))
 }
 
 // refusal used by the 413 paths.

@@ -1,4 +1,14 @@
-package proxy
+// Package upstream carries requests to plain-HTTP upstreams on the
+// caller's own goroutine, over pooled keep-alive connections, and hands
+// every other request to net/http's http.Transport. It knows requests and
+// responses only: the caller passes the exchange's deadline and a
+// receiver of interim answers as Options.
+//
+// A connection is used again only when nothing can be left of one answer
+// to be read as another's: it is checked for unsolicited bytes before
+// every reuse and at the end of every answer, and closed after anything
+// that could be framed two ways.
+package upstream
 
 import (
 	"bufio"
@@ -18,21 +28,17 @@ import (
 	"github.com/tollgate/tollgate/internal/h1"
 )
 
-// maxDirectBody is the largest request body the direct path sends. Bigger
+// MaxDirectBody is the largest request body the direct path sends. Bigger
 // bodies, and bodies of unknown length, go through http.Transport, which
 // reads the response while it writes the request: an upstream may answer
 // (413, 401) before it has read a large upload.
-const maxDirectBody = 64 << 10
+const MaxDirectBody = 64 << 10
 
-// peekAfter: a connection idle this long is checked for the upstream's
-// FIN before it is used again (one non-blocking peek). Upstreams close
-// idle connections after a keep-alive timeout of a second or more (gunicorn
-// 2 s, uvicorn 5 s); one used again sooner is not worth the system call,
-// and a request on a connection that died meanwhile is retried when that
-// is safe.
-const peekAfter = 500 * time.Millisecond
+// max1xx is the most interim (1xx) answers read before the final one, as
+// in http.Transport.
+const max1xx = 5
 
-// transport carries requests to plain-HTTP upstreams on the caller's own
+// Transport carries requests to plain-HTTP upstreams on the caller's own
 // goroutine: it writes the request on a pooled keep-alive connection and
 // reads the response from it, with no goroutine hand-offs. http.Transport
 // runs a read and a write goroutine per connection and passes every
@@ -40,7 +46,7 @@ const peekAfter = 500 * time.Millisecond
 // small machine those hand-offs cost more CPU than the rest of the proxy.
 // Requests the direct path does not take (HTTPS, upgrades, Expect:
 // 100-continue, large or unknown-length bodies) go to fallback.
-type transport struct {
+type Transport struct {
 	fallback    *http.Transport
 	dial        func(ctx context.Context, network, addr string) (net.Conn, error)
 	maxIdle     int           // idle connections kept per upstream
@@ -53,9 +59,11 @@ type transport struct {
 	lastSweep time.Time
 }
 
-func newTransport() *transport {
+// New returns a transport keeping up to 256 idle connections per
+// upstream, each for at most 90 s.
+func New() *Transport {
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	return &transport{
+	return &Transport{
 		fallback: &http.Transport{
 			DialContext:           d.DialContext,
 			MaxIdleConns:          4096,
@@ -75,47 +83,54 @@ func newTransport() *transport {
 	}
 }
 
-// direct reports whether req can take the direct path.
-func direct(req *http.Request) bool {
-	if req.URL.Scheme != "http" || req.URL.Host == "" || !plainExchange(req) {
+// Options are what one exchange asks of the transport beyond its request.
+type Options struct {
+	// Deadline bounds the exchange on the direct path, the response body
+	// included, as the connection's deadline. Zero: only the request's
+	// context bounds it.
+	Deadline time.Time
+	// Interim receives the 1xx answers (103 Early Hints) before the final
+	// one, when the request's context carries no client trace. Nil drops
+	// them.
+	Interim func(code int, h http.Header)
+}
+
+// Direct reports whether req is carried by the transport itself; every
+// other request goes to http.Transport.
+func Direct(req *http.Request) bool {
+	if req.URL.Scheme != "http" || req.URL.Host == "" || !Plain(req) {
 		return false
 	}
 	return req.Body == nil || req.Body == http.NoBody ||
-		(req.ContentLength > 0 && req.ContentLength <= maxDirectBody)
+		(req.ContentLength > 0 && req.ContentLength <= MaxDirectBody)
 }
 
-// plainExchange reports whether req is an exchange the direct path can
-// carry as one request and one answer: not CONNECT, no upgrade, no
-// 100-continue, no trailers or transfer coding.
-func plainExchange(req *http.Request) bool {
+// Plain reports whether req is an exchange the direct path can carry as
+// one request and one answer: not CONNECT, no upgrade, no 100-continue,
+// no trailers or transfer coding.
+func Plain(req *http.Request) bool {
 	h := req.Header
 	return req.Method != http.MethodConnect && len(h["Upgrade"]) == 0 && len(h["Expect"]) == 0 &&
 		len(req.Trailer) == 0 && len(req.TransferEncoding) == 0
 }
 
 // RoundTrip implements http.RoundTripper.
-func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	return t.roundTrip(req, nil)
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.Do(req, Options{})
 }
 
-// roundTrip carries req. x is the direct exchange that sends it, or nil
-// (ReverseProxy): its route timeout becomes the connection's deadline and
-// interim answers go to it.
-func (t *transport) roundTrip(req *http.Request, x *exchange) (*http.Response, error) {
-	if !direct(req) {
+// Do carries req as RoundTrip does, with the exchange's options.
+func (t *Transport) Do(req *http.Request, o Options) (*http.Response, error) {
+	if !Direct(req) {
 		return t.fallback.RoundTrip(req)
 	}
 	addr := net.JoinHostPort(req.URL.Hostname(), cmp.Or(req.URL.Port(), "80"))
-	var deadline time.Time
-	if x != nil {
-		deadline = x.deadline
-	}
 	for attempt := 0; ; attempt++ {
-		pc, reused, err := t.get(req.Context(), addr, deadline)
+		pc, reused, err := t.get(req.Context(), addr, o.Deadline)
 		if err != nil {
 			return nil, err
 		}
-		res, err := pc.roundTrip(req, x)
+		res, err := pc.roundTrip(req, o)
 		if err == nil {
 			return res, nil
 		}
@@ -160,8 +175,13 @@ func retryable(req *http.Request, pc *upConn, err error) bool {
 // errUpstreamClosed is a connection that ended before its response began.
 var errUpstreamClosed = errors.New("upstream closed the connection before answering")
 
+var (
+	errUnrequestedSwitch = errors.New("upstream switched protocols unasked")
+	errTooMany1xx        = errors.New("upstream sent too many interim answers")
+)
+
 // CloseIdleConnections closes every idle upstream connection.
-func (t *transport) CloseIdleConnections() {
+func (t *Transport) CloseIdleConnections() {
 	t.mu.Lock()
 	idle := t.idle
 	t.idle = map[string][]*upConn{}
@@ -175,7 +195,7 @@ func (t *transport) CloseIdleConnections() {
 }
 
 // get returns a live idle connection to addr, or dials one.
-func (t *transport) get(ctx context.Context, addr string, deadline time.Time) (pc *upConn, reused bool, err error) {
+func (t *Transport) get(ctx context.Context, addr string, deadline time.Time) (pc *upConn, reused bool, err error) {
 	now := t.now()
 	for {
 		t.mu.Lock()
@@ -188,8 +208,11 @@ func (t *transport) get(ctx context.Context, addr string, deadline time.Time) (p
 		list[len(list)-1] = nil
 		t.idle[addr] = list[:len(list)-1]
 		t.mu.Unlock()
-		idle := now.Sub(pc.idleSince)
-		if idle < t.idleTimeout && (idle < peekAfter || alive(pc.conn)) {
+		// Every reuse is preceded by a look at the socket: a byte that
+		// arrived while the connection sat idle belongs to no request
+		// (an unsolicited answer, the rest of a misframed one, or the
+		// upstream's FIN), so the connection is closed, not used.
+		if now.Sub(pc.idleSince) < t.idleTimeout && pc.peek.quietNow() {
 			return pc, true, nil
 		}
 		_ = pc.conn.Close()
@@ -203,14 +226,14 @@ func (t *transport) get(ctx context.Context, addr string, deadline time.Time) (p
 	if err != nil {
 		return nil, false, fmt.Errorf("dial %s: %w", addr, err)
 	}
-	pc = &upConn{t: t, addr: addr, conn: conn}
-	pc.br = bufio.NewReaderSize(conn, 4<<10)
+	pc = &upConn{t: t, addr: addr, conn: conn, peek: newPeeker(conn)}
+	pc.br = bufio.NewReaderSize(conn, headBuffer)
 	pc.bw = bufio.NewWriterSize(pc, 4<<10)
 	return pc, false, nil
 }
 
 // put returns pc to the idle pool, or closes it when the pool is full.
-func (t *transport) put(pc *upConn) {
+func (t *Transport) put(pc *upConn) {
 	now := t.now()
 	pc.idleSince = now
 	var stale []*upConn
@@ -235,7 +258,7 @@ func (t *transport) put(pc *upConn) {
 
 // sweepLocked takes the connections idle longer than idleTimeout out of
 // the pool (the oldest are first in each list) and returns them.
-func (t *transport) sweepLocked(now time.Time) []*upConn {
+func (t *Transport) sweepLocked(now time.Time) []*upConn {
 	var stale []*upConn
 	for addr, list := range t.idle {
 		n := 0
@@ -258,9 +281,10 @@ func (t *transport) sweepLocked(now time.Time) []*upConn {
 
 // upConn is one keep-alive connection to an upstream.
 type upConn struct {
-	t         *transport
+	t         *Transport
 	addr      string
 	conn      net.Conn
+	peek      *peeker
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	idleSince time.Time
@@ -276,14 +300,14 @@ func (pc *upConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// roundTrip writes req and reads the head of its response, by the route
-// timeout of the direct exchange x when there is one. The response body
-// returns the connection to the pool when it is read to the end.
-func (pc *upConn) roundTrip(req *http.Request, x *exchange) (*http.Response, error) {
+// roundTrip writes req and reads the head of its response, by o's
+// deadline when there is one. The response body returns the connection to
+// the pool when it is read to the end.
+func (pc *upConn) roundTrip(req *http.Request, o Options) (*http.Response, error) {
 	ctx := req.Context()
 	pc.written, pc.readAny = 0, false
-	if x != nil && !x.deadline.IsZero() {
-		_ = pc.conn.SetDeadline(x.deadline)
+	if !o.Deadline.IsZero() {
+		_ = pc.conn.SetDeadline(o.Deadline)
 		pc.deadline = true
 	}
 	// A deadline in the past fails a blocked read or write at once.
@@ -303,7 +327,8 @@ func (pc *upConn) roundTrip(req *http.Request, x *exchange) (*http.Response, err
 		return fail(err)
 	}
 	var res *http.Response
-	for {
+	keep := true // no head so far announced bytes that may follow it
+	for interim := 0; ; interim++ {
 		if _, err := pc.br.Peek(1); err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
 				err = errUpstreamClosed
@@ -311,17 +336,28 @@ func (pc *upConn) roundTrip(req *http.Request, x *exchange) (*http.Response, err
 			return fail(err)
 		}
 		pc.readAny = true
-		r := parseResponse(pc.t.fields, pc.br, req)
-		var err error
-		if r == nil {
-			r, err = http.ReadResponse(pc.br, req)
-		}
+		ok, err := checkHead(pc.br)
 		if err != nil {
 			return fail(err)
 		}
-		if r.StatusCode >= 200 || r.StatusCode == http.StatusSwitchingProtocols {
+		keep = keep && ok
+		r := parseResponse(pc.t.fields, pc.br, req)
+		if r == nil {
+			if r, err = http.ReadResponse(pc.br, req); err != nil {
+				return fail(err)
+			}
+		}
+		if r.StatusCode == http.StatusSwitchingProtocols {
+			// The direct path never asks for an upgrade: the upstream
+			// now speaks something else on this connection.
+			return fail(errUnrequestedSwitch)
+		}
+		if r.StatusCode >= 200 {
 			res = r
 			break
+		}
+		if interim == max1xx {
+			return fail(errTooMany1xx)
 		}
 		// An interim answer (103 Early Hints) goes to the client trace,
 		// through which ReverseProxy passes it on, as http.Transport does.
@@ -329,11 +365,11 @@ func (pc *upConn) roundTrip(req *http.Request, x *exchange) (*http.Response, err
 			if err := trace.Got1xxResponse(r.StatusCode, textproto.MIMEHeader(r.Header)); err != nil {
 				return fail(err)
 			}
-		} else if x != nil {
-			x.interim(r.StatusCode, r.Header)
+		} else if o.Interim != nil {
+			o.Interim(r.StatusCode, r.Header)
 		}
 	}
-	b := &upBody{pc: pc, res: res, stop: stop, keep: !res.Close && !req.Close}
+	b := &upBody{pc: pc, res: res, stop: stop, keep: keep && !res.Close && !req.Close}
 	if res.Body == http.NoBody || res.Body == nil {
 		b.finish(true)
 		res.Body = http.NoBody
@@ -382,7 +418,8 @@ func (b *upBody) Close() error {
 }
 
 // finish ends the exchange: the connection goes back to the pool when the
-// response ended cleanly and nothing cancelled it, else it is closed.
+// response ended cleanly, nothing cancelled it and no byte follows the
+// answer; else it is closed.
 func (b *upBody) finish(ok bool) {
 	b.done = true
 	stopped := b.stop()

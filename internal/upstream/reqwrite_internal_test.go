@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"bufio"
@@ -53,7 +53,7 @@ func TestWriteRequestMatchesRequestWrite(t *testing.T) {
 				t.Fatal(err)
 			}
 			req := mk()
-			if !direct(req) {
+			if !Direct(req) {
 				t.Fatal("the direct path does not take this request")
 			}
 			bw := bufio.NewWriter(&got)

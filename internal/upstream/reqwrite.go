@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"bufio"
@@ -56,7 +56,7 @@ func writeRequest(w *bufio.Writer, req *http.Request) (err error) {
 	case req.Method == http.MethodPost || req.Method == http.MethodPut || req.Method == http.MethodPatch:
 		w.WriteString("Content-Length: 0\r\n")
 	}
-	if req.Close && !anyToken(req.Header["Connection"], "close") {
+	if req.Close && !hasToken(req.Header["Connection"], "close") {
 		w.WriteString("Connection: close\r\n")
 	}
 	for k, vs := range req.Header {
@@ -80,4 +80,15 @@ func writeRequest(w *bufio.Writer, req *http.Request) (err error) {
 		return fmt.Errorf("write request body: %d of its %d bytes", n, req.ContentLength)
 	}
 	return nil
+}
+
+// hasToken reports whether one of the comma-separated values vs holds
+// token, compared case-insensitively.
+func hasToken(vs []string, token string) bool {
+	for _, v := range vs {
+		if h1.HasToken(v, token) {
+			return true
+		}
+	}
+	return false
 }

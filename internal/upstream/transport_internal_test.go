@@ -1,6 +1,7 @@
-package proxy
+package upstream
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"net/http/httputil"
 	"net/textproto"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,9 +44,9 @@ func newConnUpstream(t *testing.T, h http.HandlerFunc) *connUpstream {
 	return u
 }
 
-func setupTransport(t *testing.T) *transport {
+func setupTransport(t *testing.T) *Transport {
 	t.Helper()
-	tr := newTransport()
+	tr := New()
 	t.Cleanup(tr.CloseIdleConnections)
 	return tr
 }
@@ -121,14 +123,11 @@ func TestTransportUpstreamClosedIdleConnection(t *testing.T) {
 		w.Write(b)
 	})
 	tr := setupTransport(t)
-	now := time.Now()
-	tr.now = func() time.Time { return now }
 	for i, method := range []string{"GET", "POST", "GET", "POST"} {
 		// The upstream drops every idle connection (its keep-alive
 		// timeout); the next request must not fail for it.
 		up.CloseClientConnections()
 		time.Sleep(10 * time.Millisecond)
-		now = now.Add(peekAfter)
 		body := "req " + strconv.Itoa(i)
 		_, got := mustDo(t, tr, newReq(t, method, up.URL, strings.NewReader(body)))
 		if got != body {
@@ -295,11 +294,11 @@ func TestTransportFallbackAndInterimResponses(t *testing.T) {
 	if len(hints) != 1 || hints[0] != "103 </style.css>; rel=preload" {
 		t.Fatalf("interim answers seen by the client trace: %q, want the 103 with its Link", hints)
 	}
-	// Bodies above maxDirectBody and of unknown length take http.Transport.
-	big := bytes.Repeat([]byte("x"), 3*maxDirectBody)
+	// Bodies above MaxDirectBody and of unknown length take http.Transport.
+	big := bytes.Repeat([]byte("x"), 3*MaxDirectBody)
 	for _, body := range []io.Reader{bytes.NewReader(big), io.MultiReader(bytes.NewReader(big))} {
 		req := newReq(t, "POST", up.URL+"/big", body)
-		if direct(req) {
+		if Direct(req) {
 			t.Fatalf("a body of %d bytes takes the direct path", req.ContentLength)
 		}
 		if _, got := mustDo(t, tr, req); got != strconv.Itoa(len(big)) {
@@ -395,5 +394,111 @@ func TestTransportEarlyHintsReachTheClient(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != 200 || string(body) != "done" || len(codes) != 1 || codes[0] != 103 {
 		t.Fatalf("status %d body %q, interim %v; want 200 \"done\" after one 103", res.StatusCode, body, codes)
+	}
+}
+
+// rawServer answers each request on a connection with answers[path], and
+// counts the connections it accepted.
+func rawServer(t *testing.T, answers map[string]string) (url string, conns *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	conns = new(atomic.Int64)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					if _, err := io.WriteString(c, answers[req.URL.Path]); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String(), conns
+}
+
+// TestTransportClosesMisframedConnections: after an answer that leaves
+// bytes behind or could be framed two ways, the next request gets its own
+// answer on a new connection; heads that could be framed two ways and an
+// unasked 101 are errors.
+func TestTransportClosesMisframedConnections(t *testing.T) {
+	const next = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext"
+	const poison = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nPOISONED"
+	cases := []struct {
+		name, method, answer string
+		fails                bool
+	}{
+		{"bytes behind the answer", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + poison, false},
+		{"204 with a length", "GET", "HTTP/1.1 204 No Content\r\nContent-Length: 41\r\n\r\n" + poison, false},
+		{"204 chunked", "GET", "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n" + poison, false},
+		{"body on a HEAD answer", "HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 41\r\n\r\n" + poison, false},
+		{"unasked 101", "GET", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n" + poison, true},
+		{"CL and TE", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 46\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + poison, true},
+		{"bare LF", "GET", "HTTP/1.1 200 OK\nContent-Length: 2\n\nok" + poison, true},
+		{"too many 1xx", "GET", strings.Repeat("HTTP/1.1 103 Early Hints\r\n\r\n", max1xx+1) + poison, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			url, conns := rawServer(t, map[string]string{"/bad": c.answer, "/next": next})
+			tr := setupTransport(t)
+			res, err := tr.RoundTrip(newReq(t, c.method, url+"/bad", nil))
+			if c.fails != (err != nil) {
+				t.Fatalf("err %v, want an error: %v", err, c.fails)
+			}
+			if err == nil {
+				_, _ = io.ReadAll(res.Body)
+				res.Body.Close()
+			}
+			if _, got := mustDo(t, tr, newReq(t, "GET", url+"/next", nil)); got != "next" {
+				t.Fatalf("the next request got %q", got)
+			}
+			if n := conns.Load(); n != 2 {
+				t.Fatalf("%d connections, want 2: the first was used again", n)
+			}
+		})
+	}
+}
+
+// TestTransportOptions: Do bounds the exchange by Options.Deadline and
+// hands interim answers to Options.Interim.
+func TestTransportOptions(t *testing.T) {
+	url, _ := rawServer(t, map[string]string{
+		"/hints": "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+		"/slow":  "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nfirst",
+	})
+	tr := setupTransport(t)
+	var got []string
+	res, err := tr.Do(newReq(t, "GET", url+"/hints", nil), Options{Interim: func(code int, h http.Header) {
+		got = append(got, fmt.Sprint(code, " ", h.Get("Link")))
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if len(got) != 1 || got[0] != "103 </a.css>; rel=preload" {
+		t.Fatalf("interim answers %q", got)
+	}
+	res, err = tr.Do(newReq(t, "GET", url+"/slow", nil), Options{Deadline: time.Now().Add(100 * time.Millisecond)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if b, err := io.ReadAll(res.Body); !errors.Is(err, os.ErrDeadlineExceeded) || string(b) != "first" {
+		t.Fatalf("a body that stops: read %q, %v; want the deadline", b, err)
 	}
 }
