@@ -73,6 +73,23 @@ func (f *failover) check(ctx context.Context) {
 	f.log.Info("redis reachable again; limits are exact across replicas")
 }
 
+// probe pings the shared stores: a failure while on them switches to the
+// fallback, an answer while on the fallback switches back.
+func (f *failover) probe(ctx context.Context) {
+	if f.remoteRates == nil {
+		return
+	}
+	if f.down.Load() {
+		f.check(ctx)
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	if err := f.ping(pctx); err != nil && ctx.Err() == nil {
+		f.fail(err)
+	}
+}
+
 func (f *failover) refused() error {
 	return &tollgate.Error{Code: tollgate.EUnavailable, Message: "limits are unavailable; try again shortly", RetryAfter: 1}
 }

@@ -182,7 +182,11 @@ func (m *Meter) reserve(ctx context.Context, bs []budget, amount tollgate.Money)
 func (m *Meter) loadCounter(ctx context.Context, b budget) error {
 	v, err := m.ledger.Committed(ctx, b.scope, b.id, b.start)
 	if err != nil {
-		return fmt.Errorf("load budget %s: %w", b.key, err)
+		err = fmt.Errorf("load budget %s: %w", b.key, err)
+		if tollgate.ErrorCode(err) == tollgate.EInternal {
+			return tollgate.Unavailable(err, 1, "budgets cannot be checked right now; try again shortly")
+		}
+		return err
 	}
 	var expires time.Time
 	if !b.end.IsZero() {

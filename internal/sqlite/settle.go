@@ -110,11 +110,11 @@ func keepOpened(s, open *tollgate.UsageRecord) {
 func (l *Ledger) commitRows(ctx context.Context, rows []*tollgate.UsageRecord, released []*openRecord, removed []string) error {
 	tx, err := l.db.write.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return storeErr(fmt.Errorf("begin: %w", err))
 	}
 	if err := l.insertSettled(ctx, tx, rows); err != nil {
 		_ = tx.Rollback()
-		return err
+		return storeErr(err)
 	}
 	l.mu.Lock()
 	err = tx.Commit()
@@ -127,7 +127,7 @@ func (l *Ledger) commitRows(ctx context.Context, rows []*tollgate.UsageRecord, r
 	}
 	l.mu.Unlock()
 	if err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return storeErr(fmt.Errorf("commit: %w", err))
 	}
 	for _, o := range released {
 		l.jl.release(o.seg, 1)

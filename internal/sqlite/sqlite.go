@@ -215,16 +215,16 @@ func (db *DB) Close() error {
 func (db *DB) withTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return storeErr(fmt.Errorf("begin: %w", err))
 	}
 	err = fn(tx)
 	var ce *commitErr
 	if err != nil && !errors.As(err, &ce) {
 		_ = tx.Rollback()
-		return err
+		return storeErr(err)
 	}
 	if cerr := tx.Commit(); cerr != nil {
-		return fmt.Errorf("commit: %w", cerr)
+		return storeErr(fmt.Errorf("commit: %w", cerr))
 	}
 	if ce != nil {
 		return ce.err
