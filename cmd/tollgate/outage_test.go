@@ -2,10 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -146,4 +148,54 @@ func redirect(t *testing.T, rawURL, addr string) (target, proxied string) {
 	return target, u.String()
 }
 
-var _ = time.Second
+const meteredRoute = `routes:
+  - name: ocr
+    path: /ocr/
+    upstreams: [%s]
+    price: {per_request: "0.01"}
+`
+
+// TestPostgresOutageAnswers503: with PostgreSQL unreachable, callers get
+// 503 service_unavailable with a Retry-After (not 500), /readyz is 503,
+// and both recover when it answers again.
+func TestPostgresOutageAnswers503(t *testing.T) {
+	pg := os.Getenv("TOLLGATE_TEST_POSTGRES")
+	if pg == "" {
+		t.Skip("TOLLGATE_TEST_POSTGRES not set; skipping the PostgreSQL outage test")
+	}
+	target, _ := redirect(t, pg, "")
+	p := newTCPProxy(t, target)
+	_, proxied := redirect(t, pg, p.addr)
+	t.Setenv("TOLLGATE_TEST_POSTGRES", proxied) // clusterYAML reads it
+	up := newUpstream(t)
+	g := setup(t, clusterYAML(t, fmt.Sprintf(meteredRoute, up.URL)))
+	g.mustCLI("user", "add", "alice", "--password", "alice-password", "--tenant", "acme", "--role", "user")
+	tok := g.login("alice", "alice-password").AccessToken
+	if resp, body := g.do("POST", "/ocr/page", tok, `{}`); resp.StatusCode != 200 {
+		t.Fatalf("a call with PostgreSQL up: %d %s", resp.StatusCode, body)
+	}
+
+	p.cut()
+	hits := up.hits.Load()
+	for range 5 {
+		resp, body := g.do("POST", "/ocr/page", tok, `{}`)
+		unavailable(t, "a metered call with PostgreSQL down", resp, body)
+	}
+	if n := up.hits.Load() - hits; n != 0 {
+		t.Errorf("%d calls reached the upstream unrecorded", n)
+	}
+	resp, body := g.do("POST", "/auth/login", "", `{"username":"alice","password":"alice-password"}`)
+	unavailable(t, "a login with PostgreSQL down", resp, body)
+	if code, r := g.readyz(); code != 503 || r.Store != "unreachable" {
+		t.Fatalf("/readyz with PostgreSQL down: %d %+v; want 503, store unreachable", code, r)
+	}
+
+	p.restore()
+	if !eventually(10*time.Second, func() bool { code, _ := g.readyz(); return code == 200 }) {
+		_, r := g.readyz()
+		t.Fatalf("/readyz after PostgreSQL returned: %+v", r)
+	}
+	if resp, body := g.do("POST", "/ocr/page", tok, `{}`); resp.StatusCode != 200 {
+		t.Fatalf("a call after PostgreSQL returned: %d %s", resp.StatusCode, body)
+	}
+}

@@ -25,8 +25,11 @@ func (p pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.Command
 }
 
 func (p pool) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	rows, err := p.Pool.Query(ctx, sql, args...)
-	return rows, storeErr(err)
+	r, err := p.Pool.Query(ctx, sql, args...)
+	if r == nil {
+		return nil, storeErr(err)
+	}
+	return rows{r}, storeErr(err)
 }
 
 func (p pool) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
@@ -37,6 +40,12 @@ func (p pool) Begin(ctx context.Context) (pgx.Tx, error) {
 	tx, err := p.Pool.Begin(ctx)
 	return tx, storeErr(err)
 }
+
+// rows classifies the error of a query read row by row (pgx reports a
+// failed query there too).
+type rows struct{ pgx.Rows }
+
+func (r rows) Err() error { return storeErr(r.Rows.Err()) }
 
 type row struct{ pgx.Row }
 
