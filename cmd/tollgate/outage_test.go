@@ -199,3 +199,51 @@ func TestPostgresOutageAnswers503(t *testing.T) {
 		t.Fatalf("a call after PostgreSQL returned: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestRedisOutageReadyz: /readyz reports where limits and budgets are
+// decided as they are now, not as the last call found them: when Redis
+// becomes unreachable it says so at once (limits on the local fallback,
+// budgets refusing, 503) and metered calls get 503 with a Retry-After;
+// when Redis returns, both modes go back to redis.
+func TestRedisOutageReadyz(t *testing.T) {
+	rd := os.Getenv("TOLLGATE_TEST_REDIS")
+	if rd == "" || os.Getenv("TOLLGATE_TEST_POSTGRES") == "" {
+		t.Skip("TOLLGATE_TEST_POSTGRES and TOLLGATE_TEST_REDIS not set; skipping the Redis outage test")
+	}
+	target, _ := redirect(t, rd, "")
+	p := newTCPProxy(t, target)
+	_, proxied := redirect(t, rd, p.addr)
+	t.Setenv("TOLLGATE_TEST_REDIS", proxied) // clusterYAML reads it
+	up := newUpstream(t)
+	g := setup(t, clusterYAML(t, `plans:
+  metered: {rate_limit: 1000/s, budget: {amount: "5", period: month}}
+`+fmt.Sprintf(meteredRoute, up.URL)))
+	g.mustCLI("user", "add", "alice", "--password", "alice-password", "--tenant", "acme", "--role", "user", "--plan", "metered")
+	tok := g.login("alice", "alice-password").AccessToken
+	if resp, body := g.do("POST", "/ocr/page", tok, `{}`); resp.StatusCode != 200 {
+		t.Fatalf("a call with Redis up: %d %s", resp.StatusCode, body)
+	}
+	if code, r := g.readyz(); code != 200 || r.Limits.Mode != "redis" || r.Budgets.Mode != "redis" {
+		t.Fatalf("/readyz with Redis up: %d %+v; want 200, limits and budgets on redis", code, r)
+	}
+
+	p.cut()
+	// No call in between: /readyz finds the outage itself.
+	if code, r := g.readyz(); code != 503 || r.Limits.Mode != "fallback" || r.Budgets.Mode != "refusing" {
+		t.Fatalf("/readyz with Redis down: %d %+v; want 503, limits on the fallback, budgets refusing", code, r)
+	}
+	resp, body := g.do("POST", "/ocr/page", tok, `{}`)
+	unavailable(t, "a call under a budget with Redis down", resp, body)
+
+	p.restore()
+	if !eventually(10*time.Second, func() bool {
+		code, r := g.readyz()
+		return code == 200 && r.Limits.Mode == "redis" && r.Budgets.Mode == "redis"
+	}) {
+		code, r := g.readyz()
+		t.Fatalf("/readyz after Redis returned: %d %+v", code, r)
+	}
+	if resp, body := g.do("POST", "/ocr/page", tok, `{}`); resp.StatusCode != 200 {
+		t.Fatalf("a call after Redis returned: %d %s", resp.StatusCode, body)
+	}
+}

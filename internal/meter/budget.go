@@ -158,7 +158,7 @@ func (m *Meter) reserve(ctx context.Context, bs []budget, amount tollgate.Money)
 		missing, refused, err := m.counters.Reserve(ctx, cs, amount)
 		if err != nil {
 			m.log.Error("budget counters unavailable; refusing metered calls", "err", err)
-			return tollgate.Errorf(tollgate.EUnavailable, "budgets cannot be checked right now; try again shortly")
+			return tollgate.Unavailable(nil, 1, "budgets cannot be checked right now; try again shortly")
 		}
 		if refused >= 0 {
 			b := bs[refused]
@@ -174,7 +174,7 @@ func (m *Meter) reserve(ctx context.Context, bs []budget, amount tollgate.Money)
 			}
 		}
 	}
-	return tollgate.Errorf(tollgate.EUnavailable, "budgets cannot be checked right now; try again shortly")
+	return tollgate.Unavailable(nil, 1, "budgets cannot be checked right now; try again shortly")
 }
 
 // loadCounter rebuilds a counter from the ledger: settled costs plus open
