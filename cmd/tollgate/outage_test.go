@@ -128,7 +128,9 @@ func (g *testGateway) readyz() (int, readyz) {
 // is down: 503 service_unavailable with a Retry-After.
 func unavailable(t *testing.T, what string, resp *http.Response, body []byte) {
 	t.Helper()
-	var e struct{ Error struct{ Code, Message string } }
+	var e struct {
+		Error struct{ Code, Message string }
+	}
 	_ = json.Unmarshal(body, &e)
 	if resp.StatusCode != http.StatusServiceUnavailable || e.Error.Code != "service_unavailable" || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("%s: %d %s (Retry-After %q); want 503 service_unavailable with Retry-After",

@@ -2,8 +2,8 @@ package sqlite_test
 
 import (
 	"bytes"
-	"errors"
 	"cmp"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
