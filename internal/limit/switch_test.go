@@ -65,3 +65,21 @@ func TestSwitchGrantsNoFreshBurst(t *testing.T) {
 		})
 	}
 }
+
+// TestProbeFindsAnOutageWithoutTraffic: Probe (what /readyz reports)
+// finds Redis gone and back by itself, with no call to notice it.
+func TestProbeFindsAnOutageWithoutTraffic(t *testing.T) {
+	srv := startPrivateRedis(t)
+	r := setup(t, MustConfig(t, planYAML), MustRedis(t, srv.url), nil)
+	if st := r.lim.Probe(t.Context()); st.Mode != limit.ModeRemote {
+		t.Fatalf("Probe with Redis up = %+v, want redis", st)
+	}
+	srv.stop()
+	if st := r.lim.Probe(t.Context()); st.Mode != limit.ModeFallback || st.Error == "" {
+		t.Fatalf("Probe with Redis down = %+v, want fallback with the error", st)
+	}
+	srv.start(t)
+	if st := r.lim.Probe(t.Context()); st.Mode != limit.ModeRemote {
+		t.Fatalf("Probe with Redis back = %+v, want redis", st)
+	}
+}
