@@ -158,8 +158,9 @@ const meteredRoute = `routes:
 `
 
 // TestPostgresOutageAnswers503: with PostgreSQL unreachable, callers get
-// 503 service_unavailable with a Retry-After (not 500), /readyz is 503,
-// and both recover when it answers again.
+// 503 service_unavailable with a Retry-After (not 500) and /readyz is 503;
+// a call that was running when the database went away is settled once it
+// is back, with no call needed to trigger it, and then both recover.
 func TestPostgresOutageAnswers503(t *testing.T) {
 	pg := os.Getenv("TOLLGATE_TEST_POSTGRES")
 	if pg == "" {
@@ -169,15 +170,37 @@ func TestPostgresOutageAnswers503(t *testing.T) {
 	p := newTCPProxy(t, target)
 	_, proxied := redirect(t, pg, p.addr)
 	t.Setenv("TOLLGATE_TEST_POSTGRES", proxied) // clusterYAML reads it
-	up := newUpstream(t)
+	hold, held := make(chan struct{}), make(chan struct{}, 1)
+	up := newUpstreamFunc(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("hold") {
+			held <- struct{}{}
+			<-hold
+		}
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	})
 	g := setup(t, clusterYAML(t, fmt.Sprintf(meteredRoute, up.URL)))
 	g.mustCLI("user", "add", "alice", "--password", "alice-password", "--tenant", "acme", "--role", "user")
 	tok := g.login("alice", "alice-password").AccessToken
-	if resp, body := g.do("POST", "/ocr/page", tok, `{}`); resp.StatusCode != 200 {
-		t.Fatalf("a call with PostgreSQL up: %d %s", resp.StatusCode, body)
-	}
+	admin := g.login("admin", adminPassword).AccessToken
+	running := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", g.URL+"/ocr/page?hold", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			running <- 0
+			return
+		}
+		resp.Body.Close()
+		running <- resp.StatusCode
+	}()
+	<-held // admitted and recorded open; it settles after the cut
 
 	p.cut()
+	close(hold)
+	if code := <-running; code != 200 {
+		t.Fatalf("the call running when PostgreSQL went away answered %d, want 200", code)
+	}
 	hits := up.hits.Load()
 	for range 5 {
 		resp, body := g.do("POST", "/ocr/page", tok, `{}`)
@@ -191,11 +214,23 @@ func TestPostgresOutageAnswers503(t *testing.T) {
 	if code, r := g.readyz(); code != 503 || r.Store != "unreachable" {
 		t.Fatalf("/readyz with PostgreSQL down: %d %+v; want 503, store unreachable", code, r)
 	}
+	// The running call's settlement fails meanwhile, and /readyz says so.
+	if !eventually(5*time.Second, func() bool { _, r := g.readyz(); return !r.Ledger.Writable }) {
+		_, r := g.readyz()
+		t.Fatalf("/readyz while a settlement cannot be written: %+v; want the ledger not writable", r)
+	}
 
 	p.restore()
+	// No call comes: the settlement is retried by itself, and only then
+	// is the replica ready again.
 	if !eventually(10*time.Second, func() bool { code, _ := g.readyz(); return code == 200 }) {
 		_, r := g.readyz()
 		t.Fatalf("/readyz after PostgreSQL returned: %+v", r)
+	}
+	var rep struct{ Total struct{ Requests int64 } }
+	_, body = g.do("GET", "/admin/v1/usage", admin, "")
+	if err := json.Unmarshal(body, &rep); err != nil || rep.Total.Requests != 1 {
+		t.Fatalf("usage after PostgreSQL returned: %s; want the call that ran through the outage settled\n%s", body, g.stderr.String())
 	}
 	if resp, body := g.do("POST", "/ocr/page", tok, `{}`); resp.StatusCode != 200 {
 		t.Fatalf("a call after PostgreSQL returned: %d %s", resp.StatusCode, body)

@@ -173,7 +173,19 @@ func (w *writer) runSettles() {
 	var pending []*tollgate.UsageRecord
 	backoff := time.Duration(0)
 	for {
-		first, ok := <-w.settles
+		var first *tollgate.UsageRecord
+		ok := true
+		if len(pending) == 0 {
+			first, ok = <-w.settles
+		} else {
+			// Retry what failed now (the back-off was slept below), with
+			// or without new company: a replica out of traffic while its
+			// store was down must still settle once the store is back.
+			select {
+			case first, ok = <-w.settles:
+			default:
+			}
+		}
 		if !ok {
 			if len(pending) > 0 {
 				if err := w.ledger.Write(ctx, nil, pending); err != nil {
@@ -182,7 +194,11 @@ func (w *writer) runSettles() {
 			}
 			return
 		}
-		batch, closed := w.gather(first)
+		var batch []*tollgate.UsageRecord
+		closed := false
+		if first != nil {
+			batch, closed = w.gather(first)
+		}
 		batch = append(pending, batch...)
 		err := w.ledger.Write(ctx, nil, batch)
 		w.settled(err)
