@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -133,5 +134,21 @@ func TestSettlingOnAFullDisk(t *testing.T) {
 	}
 	if tollgate.ErrorCode(err) != tollgate.EUnavailable {
 		t.Fatalf("settling on a full disk = %v, want %s", err, tollgate.EUnavailable)
+	}
+}
+
+func TestStoreWritesOnAFullDisk(t *testing.T) {
+	dir := mustTmpfs(t, "4m")
+	db := mustOpenAt(t, filepath.Join(dir, "tollgate.db"))
+	fill(t, filepath.Join(dir, "filler"))
+	var err error
+	for i := 0; i < 5000 && err == nil; i++ {
+		err = db.Tenants().CreateTenant(t.Context(), &tollgate.Tenant{Name: fmt.Sprintf("tenant-%d-%s", i, strings.Repeat("x", 200))})
+	}
+	if err == nil {
+		t.Skip("SQLite found room for every write on the full disk (its WAL had space); nothing to check")
+	}
+	if tollgate.ErrorCode(err) != tollgate.EUnavailable || retryAfter(err) < 1 {
+		t.Fatalf("a write on a full disk = %v, want %s with a Retry-After", err, tollgate.EUnavailable)
 	}
 }

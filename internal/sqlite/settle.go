@@ -215,9 +215,9 @@ func (l *Ledger) prepare(ctx context.Context) error {
 	upsert := map[int]*sql.Stmt{}
 	for _, n := range upsertChunks() {
 		tuples := strings.Repeat(`(`+settledValues+`), `, n-1) + `(` + settledValues + `)`
-		upsert[n] = prep(l.db.write, `INSERT INTO usage_records (`+usageColumns+`) VALUES `+tuples+upsertTail)
+		upsert[n] = prep(l.db.write.DB, `INSERT INTO usage_records (`+usageColumns+`) VALUES `+tuples+upsertTail)
 	}
-	nextSeq := prep(l.db.write, `SELECT COALESCE((SELECT seq FROM usage_records
+	nextSeq := prep(l.db.write.DB, `SELECT COALESCE((SELECT seq FROM usage_records
 		WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1), 0) + 1`)
 	exists := prep(l.db.read, `SELECT request_id FROM usage_records WHERE request_id IN (?`+
 		strings.Repeat(`, ?`, existsArgs-1)+`) LIMIT 1`)

@@ -71,7 +71,7 @@ func WithJournalSegmentSize(n int64) Option { return func(o *options) { o.segSiz
 type DB struct {
 	path  string
 	read  *sql.DB // query-only connections, for reads outside transactions
-	write *sql.DB // one connection; BEGIN IMMEDIATE
+	write writePool // one connection; BEGIN IMMEDIATE
 	ckpt  *checkpointer
 	now   func() time.Time
 
@@ -155,7 +155,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 		_ = read.Close()
 		return nil, err
 	}
-	db := &DB{path: path, read: read, write: write, ckpt: ckpt, now: o.now}
+	db := &DB{path: path, read: read, write: writePool{write}, ckpt: ckpt, now: o.now}
 	db.tenants = &TenantStore{db: db}
 	db.users = &UserStore{db: db}
 	db.apiKeys = &APIKeyStore{db: db}
@@ -230,6 +230,16 @@ func (db *DB) withTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return ce.err
 	}
 	return nil
+}
+
+// writePool is the write connection as the stores use it: a statement that
+// fails because the disk is full or failing is EUnavailable (storeErr).
+// Transactions are classified by withTx and the ledger's commit.
+type writePool struct{ *sql.DB }
+
+func (p writePool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	res, err := p.DB.ExecContext(ctx, query, args...)
+	return res, storeErr(err)
 }
 
 // commitErr wraps an error that withTx returns after committing.

@@ -3,9 +3,9 @@ package tollgate
 import "context"
 
 // Store is one engine's set of stores (SQLite on one node, PostgreSQL in
-// cluster mode). Every implementation passes internal/storetest. Any
-// method of any of its stores returns EUnavailable (with a Retry-After)
-// when the database cannot be reached or its disk cannot be written.
+// cluster mode). Every implementation passes internal/storetest. Its
+// stores return EUnavailable (with a Retry-After) when the database cannot
+// be reached, or cannot write because its disk is full or failing.
 type Store interface {
 	Tenants() TenantStore
 	Users() UserStore
