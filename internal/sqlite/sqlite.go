@@ -70,7 +70,7 @@ func WithJournalSegmentSize(n int64) Option { return func(o *options) { o.segSiz
 // DB is an open SQLite database. It implements tollgate.Store.
 type DB struct {
 	path  string
-	read  *sql.DB // query-only connections, for reads outside transactions
+	read  *sql.DB   // query-only connections, for reads outside transactions
 	write writePool // one connection; BEGIN IMMEDIATE
 	ckpt  *checkpointer
 	now   func() time.Time
