@@ -113,7 +113,7 @@ func newIdentity(ctx context.Context, cfg *config.Config, store *engines, prot *
 	for _, ti := range cfg.TrustedIssuers {
 		trusted = append(trusted, token.TrustedIssuer{
 			Issuer: ti.Issuer, JWKSURL: ti.JWKSURL, Audience: ti.Audience, Algorithms: ti.Algorithms,
-			Typ: ti.Typ, DefaultPlan: ti.DefaultPlan,
+			Typ: ti.Typ, DefaultPlan: ti.DefaultPlan, RefreshInterval: ti.RefreshInterval, MaxStale: ti.MaxStale,
 			Claims: token.ClaimsMapping{TenantID: ti.Claims["tenant_id"], Role: ti.Claims["role"], Scope: ti.Claims["scope"], Plan: ti.Claims["plan"]},
 		})
 	}

@@ -153,15 +153,31 @@ func (g *gateway) adminAPI() *admin.API {
 	return a
 }
 
-// ready answers /readyz: 200 when the store answers.
+// ready answers /readyz: 200 when a metered call could be served now (the
+// store answers, the ledger writes, budgets can be checked and limits are
+// not refusing), 503 otherwise; the body says where limits and budgets are
+// decided as probed now, not as the last call found them.
 func (g *gateway) ready(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
+	ready, store := true, "ok"
 	if err := g.store.Ping(ctx); err != nil {
-		g.log.WarnContext(ctx, "store not ready", "err", err)
-		return tollgate.Errorf(tollgate.EUnavailable, "store unreachable")
+		g.log.WarnContext(ctx, "not ready: store unreachable", "err", err)
+		ready, store = false, "unreachable"
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"status": "ready", "limits": g.prot.limiter.Status()})
+	health, errs := g.meter.Health(ctx)
+	for _, err := range errs {
+		g.log.WarnContext(ctx, "not ready: metering", "err", err)
+	}
+	limits := g.prot.limiter.Probe(ctx)
+	ready = ready && health.Ready() && limits.Mode != limit.ModeRefusing
+	status, code := "ready", http.StatusOK
+	if !ready {
+		status, code = "not_ready", http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "1")
+	}
+	httpx.WriteJSON(w, code, map[string]any{"status": status, "store": store,
+		"ledger": health.Ledger, "budgets": health.Budgets, "limits": limits})
 	return nil
 }
 

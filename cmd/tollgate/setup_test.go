@@ -81,7 +81,10 @@ func setupIn(t *testing.T, dir, extraYAML string, o gatewayOptions, env map[stri
 	}
 	addr := ln.Addr().String()
 	cfgPath := filepath.Join(dir, "tollgate.yaml")
-	yaml := "listen: " + addr + "\ndata_dir: " + filepath.Join(dir, "data") + "\n" + extraYAML
+	yaml := "listen: " + addr + "\n" + extraYAML
+	if !strings.Contains(extraYAML, "data_dir:") {
+		yaml = "listen: " + addr + "\ndata_dir: " + filepath.Join(dir, "data") + "\n" + extraYAML
+	}
 	if !strings.Contains(extraYAML, "protection:") {
 		// Tests log in often from one address; the login limits have
 		// tests of their own.

@@ -73,8 +73,16 @@ type ErrorBody struct {
 func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	code := tollgate.ErrorCode(err)
 	status := Status(code)
-	if code == tollgate.EInternal && log != nil {
+	var te *tollgate.Error
+	isTollgate := errors.As(err, &te)
+	switch {
+	case log == nil:
+	case code == tollgate.EInternal:
 		log.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+	case code == tollgate.EUnavailable && error(te) != err:
+		// A store that cannot be reached or written: the caller is told
+		// to retry, the operator is told why.
+		log.WarnContext(r.Context(), "service unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	h := w.Header()
 	switch code {
@@ -83,8 +91,7 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	case tollgate.EForbidden:
 		h.Set("WWW-Authenticate", `Bearer realm="tollgate", error="insufficient_scope"`)
 	}
-	var te *tollgate.Error
-	if errors.As(err, &te) && te.RetryAfter > 0 {
+	if isTollgate && te.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(te.RetryAfter))
 	}
 	var body ErrorBody

@@ -24,6 +24,13 @@ const (
 // failover sends decisions to the shared (Redis) stores while they answer
 // and to local stores with limits divided by the replica count while they
 // do not. A background ping switches back when the shared stores return.
+//
+// A switch grants no fresh burst. While on Redis the local store follows
+// its decisions (each key's state as a fraction of its window), so the
+// fallback starts from where Redis was: n replicas at limit ÷ n from the
+// same fraction admit together what Redis would have. On the way back the
+// local state is seeded into Redis (a key keeps the more spent of the
+// two), so what the fallback admitted still counts.
 type failover struct {
 	remoteRates tollgate.RateStore
 	remoteSlots tollgate.ConcurrencyStore
@@ -60,17 +67,49 @@ func (f *failover) check(ctx context.Context) {
 	if f.remoteRates == nil || !f.down.Load() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	if err := f.ping(ctx); err != nil {
+	pctx, cancel := context.WithTimeout(ctx, f.timeout)
+	err := f.ping(pctx)
+	cancel()
+	if err != nil {
 		f.mu.Lock()
 		f.lastErr = err
 		f.mu.Unlock()
 		return
 	}
+	// What the fallback admitted counts in the shared store too, so the
+	// return grants no fresh burst (the shared state may have been lost
+	// with a restarted Redis, or have replenished meanwhile). Many keys
+	// take many round trips: the seed gets more time than one call.
+	if s, ok := f.remoteRates.(tollgate.RateSeeder); ok {
+		sctx, cancel := context.WithTimeout(ctx, max(20*f.timeout, 5*time.Second))
+		defer cancel()
+		if err := s.Seed(sctx, f.localRates.busy()); err != nil {
+			f.mu.Lock()
+			f.lastErr = err
+			f.mu.Unlock()
+			return
+		}
+	}
 	f.down.Store(false)
 	f.gauge.Set(0)
 	f.log.Info("redis reachable again; limits are exact across replicas")
+}
+
+// probe pings the shared stores: a failure while on them switches to the
+// fallback, an answer while on the fallback switches back.
+func (f *failover) probe(ctx context.Context) {
+	if f.remoteRates == nil {
+		return
+	}
+	if f.down.Load() {
+		f.check(ctx)
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	if err := f.ping(pctx); err != nil && ctx.Err() == nil {
+		f.fail(err)
+	}
 }
 
 func (f *failover) refused() error {
@@ -84,6 +123,7 @@ func (f *failover) allow(ctx context.Context, keys []tollgate.RateKey) (tollgate
 		d, err := f.remoteRates.Allow(cctx, keys)
 		cancel()
 		if err == nil {
+			f.localRates.follow(keys, d)
 			return d, nil
 		}
 		if ctx.Err() != nil {
@@ -143,6 +183,9 @@ func (f *failover) admit(ctx context.Context, id string, rates []tollgate.RateKe
 		d, full, err := a.AdmitLimits(cctx, id, rates, slots, ttl)
 		cancel()
 		if err == nil {
+			if full == "" {
+				f.localRates.follow(rates, d)
+			}
 			return d, f.remoteSlots, full, nil
 		}
 		if ctx.Err() != nil {

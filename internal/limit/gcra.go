@@ -106,6 +106,51 @@ func (m *MemoryRates) Allow(_ context.Context, keys []tollgate.RateKey) (tollgat
 	return d, nil
 }
 
+// follow records what a shared store decided for keys, so that a switch to
+// this store continues from that state instead of granting a fresh burst:
+// the decision's key (the tightest, or the refusing one) takes the shared
+// state as it is across replicas, and when the call was admitted every
+// other key counts it.
+func (m *MemoryRates) follow(keys []tollgate.RateKey, d tollgate.RateDecision) {
+	now := m.now().UnixNano()
+	for _, k := range keys {
+		if k.Rate.N <= 0 {
+			continue
+		}
+		s := &m.shards[m.shard(k.Key)]
+		s.mu.Lock()
+		switch {
+		case k.Key == d.Key:
+			s.tats[k.Key] = now + int64(d.Reset)
+		case d.Allowed:
+			t := int64(k.Rate.Period) / int64(k.Rate.N)
+			s.tats[k.Key] = min(max(s.tats[k.Key], now)+t, now+t*int64(k.Rate.N))
+		}
+		if len(s.tats) >= s.sweep {
+			s.evict(now)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// busy lists the keys not fully replenished, each with the time until it
+// is: the state to carry to a shared store.
+func (m *MemoryRates) busy() []tollgate.RateSeed {
+	now := m.now().UnixNano()
+	var out []tollgate.RateSeed
+	for i := range m.shards {
+		s := &m.shards[i]
+		s.mu.Lock()
+		for k, tat := range s.tats {
+			if tat > now {
+				out = append(out, tollgate.RateSeed{Key: k, Busy: time.Duration(tat - now)})
+			}
+		}
+		s.mu.Unlock()
+	}
+	return out
+}
+
 // evict drops keys whose budget is full again (tat in the past): for them
 // an absent key and the stored one decide the same.
 func (s *rateShard) evict(now int64) {

@@ -219,6 +219,15 @@ func (l *Limiter) renew(ctx context.Context) {
 // Status reports where limits are decided, for /readyz details.
 func (l *Limiter) Status() Status { return l.fo.status() }
 
+// Probe asks the shared store now and returns the status that follows, so
+// /readyz reports Redis as it is, not as the last call found it: on Redis a
+// failed ping moves decisions to the fallback, on the fallback an answer
+// moves them back.
+func (l *Limiter) Probe(ctx context.Context) Status {
+	l.fo.probe(ctx)
+	return l.Status()
+}
+
 // Healthy reports whether limits are decided as configured: in process, or
 // in Redis. It is false on the fallback and while refusing.
 func (l *Limiter) Healthy() bool {

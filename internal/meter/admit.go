@@ -48,7 +48,11 @@ func (m *Meter) Admit(ctx context.Context, c *tollgate.Call) (func(context.Conte
 	if err := m.writer.open(ctx, rec); err != nil {
 		m.unreserve(ctx, bs, reserved)
 		if tollgate.ErrorCode(err) == tollgate.EInternal {
-			return nil, fmt.Errorf("open usage record: %w", err)
+			// A call is never forwarded unrecorded; the ledger failing is
+			// not the caller's doing, and a retry (here or on another
+			// replica) may succeed.
+			return nil, tollgate.Unavailable(fmt.Errorf("open usage record: %w", err), 1,
+				"usage cannot be recorded right now; try again shortly")
 		}
 		return nil, err
 	}

@@ -158,7 +158,7 @@ func (m *Meter) reserve(ctx context.Context, bs []budget, amount tollgate.Money)
 		missing, refused, err := m.counters.Reserve(ctx, cs, amount)
 		if err != nil {
 			m.log.Error("budget counters unavailable; refusing metered calls", "err", err)
-			return tollgate.Errorf(tollgate.EUnavailable, "budgets cannot be checked right now; try again shortly")
+			return tollgate.Unavailable(nil, 1, "budgets cannot be checked right now; try again shortly")
 		}
 		if refused >= 0 {
 			return m.overBudget(ctx, bs[refused], amount)
@@ -172,7 +172,7 @@ func (m *Meter) reserve(ctx context.Context, bs []budget, amount tollgate.Money)
 			}
 		}
 	}
-	return tollgate.Errorf(tollgate.EUnavailable, "budgets cannot be checked right now; try again shortly")
+	return tollgate.Unavailable(nil, 1, "budgets cannot be checked right now; try again shortly")
 }
 
 // overBudget is the refusal of a call whose reservation does not fit in
@@ -198,7 +198,11 @@ func (m *Meter) overBudget(ctx context.Context, b budget, amount tollgate.Money)
 func (m *Meter) loadCounter(ctx context.Context, b budget) error {
 	v, err := m.ledger.Committed(ctx, b.scope, b.id, b.start)
 	if err != nil {
-		return fmt.Errorf("load budget %s: %w", b.key, err)
+		err = fmt.Errorf("load budget %s: %w", b.key, err)
+		if tollgate.ErrorCode(err) == tollgate.EInternal {
+			return tollgate.Unavailable(err, 1, "budgets cannot be checked right now; try again shortly")
+		}
+		return err
 	}
 	var expires time.Time
 	if !b.end.IsZero() {

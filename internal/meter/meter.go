@@ -73,6 +73,7 @@ type Meter struct {
 	live     live          // calls admitted and not yet released
 	replica  string        // lease id in cluster mode; "" on one node
 	leaseTTL time.Duration
+	shared   bool // counters are shared by replicas (Redis)
 
 	stopOnce sync.Once
 	cancel   context.CancelFunc
@@ -111,11 +112,12 @@ func New(cfg *config.Config, o Options) (*Meter, error) {
 	}
 	o.WebhookBackoff = cmp.Or(o.WebhookBackoff, time.Second)
 	o.DefaultMaxOutputTokens = cmp.Or(o.DefaultMaxOutputTokens, 4096)
+	shared := o.Counters != nil
 	if o.Counters == nil {
 		o.Counters = NewMemoryCounters(o.Clock)
 	}
 	m := &Meter{cfg: cfg, opts: o, ledger: o.Ledger, counters: o.Counters, log: o.Logger, now: o.Clock,
-		routes: map[string]*routeMeter{}}
+		routes: map[string]*routeMeter{}, shared: shared}
 	for i, rc := range cfg.Routes {
 		rm, err := compileRoute(rc)
 		if err != nil {
@@ -126,6 +128,7 @@ func New(cfg *config.Config, o Options) (*Meter, error) {
 	}
 	m.maxAge = cmp.Or(m.maxAge, 300*time.Second) + time.Minute
 	m.writer = newWriter(o.Ledger, m.log, cfg.Metering.MaxBatch, cfg.Metering.FlushInterval)
+	m.writer.now = m.now
 	m.hooks = newWebhooks(cfg.Webhooks, o.HTTPClient, m.log, o.WebhookBackoff)
 	m.override = newOverrideCache(o.Budgets, m.now)
 	if o.Cluster {

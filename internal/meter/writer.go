@@ -22,6 +22,7 @@ import (
 type writer struct {
 	ledger   tollgate.Ledger
 	log      *slog.Logger
+	now      func() time.Time
 	maxBatch int
 	interval time.Duration
 
@@ -34,6 +35,26 @@ type writer struct {
 	qmu     sync.Mutex // guards the open queue
 	queue   []openOp   // open records waiting for the next write
 	writing bool       // a request leads a write
+
+	fmu       sync.Mutex // guards the settlement failure
+	settleErr error      // why the last settlement batch failed; nil once one succeeds
+	failSince time.Time  // when settlements started failing
+}
+
+// settleFailure returns why settlements fail and since when, or nil.
+func (w *writer) settleFailure() (error, time.Time) {
+	w.fmu.Lock()
+	defer w.fmu.Unlock()
+	return w.settleErr, w.failSince
+}
+
+func (w *writer) settled(err error) {
+	w.fmu.Lock()
+	defer w.fmu.Unlock()
+	if err != nil && w.settleErr == nil {
+		w.failSince = w.now()
+	}
+	w.settleErr = err
 }
 
 type openOp struct {
@@ -49,7 +70,7 @@ type openResult struct {
 }
 
 func newWriter(l tollgate.Ledger, log *slog.Logger, maxBatch int, interval time.Duration) *writer {
-	return &writer{ledger: l, log: log, maxBatch: maxBatch, interval: interval,
+	return &writer{ledger: l, log: log, now: time.Now, maxBatch: maxBatch, interval: interval,
 		settles: make(chan *tollgate.UsageRecord, 4*maxBatch)}
 }
 
@@ -152,7 +173,19 @@ func (w *writer) runSettles() {
 	var pending []*tollgate.UsageRecord
 	backoff := time.Duration(0)
 	for {
-		first, ok := <-w.settles
+		var first *tollgate.UsageRecord
+		ok := true
+		if len(pending) == 0 {
+			first, ok = <-w.settles
+		} else {
+			// Retry what failed now (the back-off was slept below), with
+			// or without new company: a replica out of traffic while its
+			// store was down must still settle once the store is back.
+			select {
+			case first, ok = <-w.settles:
+			default:
+			}
+		}
 		if !ok {
 			if len(pending) > 0 {
 				if err := w.ledger.Write(ctx, nil, pending); err != nil {
@@ -161,9 +194,15 @@ func (w *writer) runSettles() {
 			}
 			return
 		}
-		batch, closed := w.gather(first)
+		var batch []*tollgate.UsageRecord
+		closed := false
+		if first != nil {
+			batch, closed = w.gather(first)
+		}
 		batch = append(pending, batch...)
-		if err := w.ledger.Write(ctx, nil, batch); err != nil {
+		err := w.ledger.Write(ctx, nil, batch)
+		w.settled(err)
+		if err != nil {
 			w.log.Error("usage ledger: settling failed; will retry", "records", len(batch), "err", err)
 			pending = batch
 			backoff = min(max(2*backoff, 50*time.Millisecond), 5*time.Second)

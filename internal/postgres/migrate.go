@@ -38,7 +38,7 @@ func (db *DB) Migrate(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("migration lock: %w", err)
 	}
-	sqlDB := stdlib.OpenDBFromPool(db.pool) // closing it leaves the pool open
+	sqlDB := stdlib.OpenDBFromPool(db.pool.Pool) // closing it leaves the pool open
 	defer func() { err = errors.Join(err, sqlDB.Close()) }()
 	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, fsys,
 		goose.WithSessionLocker(locker), goose.WithAllowOutofOrder(true))

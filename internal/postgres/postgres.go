@@ -48,7 +48,7 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.now = 
 // DB is a pool of connections to a PostgreSQL database. It implements
 // tollgate.Store.
 type DB struct {
-	pool   *pgxpool.Pool
+	pool   pool
 	schema string
 	now    func() time.Time
 	// tx, when set, is the transaction of AuditStore.Audited: every
@@ -86,15 +86,15 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 	}
 	schema := pgx.Identifier{o.schema}.Sanitize()
 	cfg.ConnConfig.RuntimeParams["search_path"] = schema
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	p, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	if err := createSchema(ctx, pool, o.schema); err != nil {
-		pool.Close()
+	if err := createSchema(ctx, p, o.schema); err != nil {
+		p.Close()
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	db := &DB{pool: pool, schema: o.schema, now: o.now}
+	db := &DB{pool: pool{p}, schema: o.schema, now: o.now}
 	db.tenants = &TenantStore{db: db}
 	db.users = &UserStore{db: db}
 	db.apiKeys = &APIKeyStore{db: db}
@@ -180,10 +180,10 @@ func (db *DB) withTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	var ce *commitErr
 	if err != nil && !errors.As(err, &ce) {
 		_ = tx.Rollback(ctx)
-		return err
+		return storeErr(err)
 	}
 	if cerr := tx.Commit(ctx); cerr != nil {
-		return fmt.Errorf("commit: %w", cerr)
+		return storeErr(fmt.Errorf("commit: %w", cerr))
 	}
 	if ce != nil {
 		return ce.err

@@ -108,7 +108,7 @@ routes:
 	g.proxy.Drain()
 	res := do(t, "GET", g.URL+"/open", "", nil)
 	wantStatus(t, res, 503)
-	if e := decodeError(t, res); e.Error.Code != "unavailable" {
+	if e := decodeError(t, res); e.Error.Code != "service_unavailable" {
 		t.Errorf("code %q", e.Error.Code)
 	}
 	if up.hits.Load() != 1 {

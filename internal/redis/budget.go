@@ -59,6 +59,9 @@ func (db *DB) BudgetCounters() *BudgetCounters {
 	return &BudgetCounters{db: db, reserve: goredis.NewScript(budgetReserveScript), adjust: goredis.NewScript(budgetAdjustScript)}
 }
 
+// Ping reports whether Redis answers, for readiness checks.
+func (b *BudgetCounters) Ping(ctx context.Context) error { return b.db.Ping(ctx) }
+
 // Reserve adds amount under every counter, or changes nothing.
 func (b *BudgetCounters) Reserve(ctx context.Context, cs []tollgate.BudgetCounter, amount tollgate.Money) ([]int, int, error) {
 	keys := make([]string, len(cs))

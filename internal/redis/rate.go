@@ -50,11 +50,53 @@ end
 return {allowed, limit, remaining, reset, retry, which}
 `
 
+// seedScript raises rate keys to at least the state of their seeds. KEYS
+// are the counters; ARGV holds each key's busy time in microseconds. The
+// theoretical arrival time becomes Redis's now plus busy, unless it is
+// later already.
+const seedScript = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+for i = 1, #KEYS do
+  local busy = tonumber(ARGV[i])
+  local target = now + busy
+  local tat = tonumber(redis.call('GET', KEYS[i])) or 0
+  if busy > 0 and tat < target then
+    redis.call('SET', KEYS[i], string.format('%.0f', target), 'PX', math.ceil(busy / 1000) + 1)
+  end
+end
+return 1
+`
+
+// seedBatch is the number of keys seeded per script call.
+const seedBatch = 512
+
 // Rates is the cluster RateStore: exact across replicas.
 type Rates struct {
 	db     *DB
 	script *goredis.Script
 	admit  *goredis.Script
+	seed   *goredis.Script
+}
+
+var _ tollgate.RateSeeder = (*Rates)(nil)
+
+// Seed raises keys to at least their seeds' state, in batches.
+func (r *Rates) Seed(ctx context.Context, seeds []tollgate.RateSeed) error {
+	for len(seeds) > 0 {
+		n := min(len(seeds), seedBatch)
+		names := make([]string, n)
+		args := make([]any, n)
+		for i, s := range seeds[:n] {
+			names[i] = r.db.key(s.Key)
+			args[i] = strconv.FormatInt(s.Busy.Microseconds(), 10)
+		}
+		if err := r.seed.Run(ctx, r.db.rdb, names, args...).Err(); err != nil {
+			return fmt.Errorf("redis rate seed: %w", err)
+		}
+		seeds = seeds[n:]
+	}
+	return nil
 }
 
 // Allow decides every key in one atomic script call.

@@ -51,7 +51,8 @@ func Open(url string, o Options) (*DB, error) {
 	opt.DialerRetries = 1 // and is told at once when Redis is down
 	opt.ContextTimeoutEnabled = true
 	db := &DB{rdb: goredis.NewClient(opt), prefix: cmp.Or(o.Prefix, "tollgate:")}
-	db.rates = &Rates{db: db, script: goredis.NewScript(rateScript), admit: goredis.NewScript(admitScript)}
+	db.rates = &Rates{db: db, script: goredis.NewScript(rateScript), admit: goredis.NewScript(admitScript),
+		seed: goredis.NewScript(seedScript)}
 	db.slots = &Slots{db: db, acquire: goredis.NewScript(acquireScript), renew: goredis.NewScript(renewScript)}
 	db.counters = &Counters{db: db}
 	db.bans = &Bans{db: db}

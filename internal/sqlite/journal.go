@@ -34,6 +34,19 @@ import (
 // to a new one when a batch would not fit.
 const defaultSegmentSize = 4 << 20
 
+// A journal that cannot create or write a segment (the disk is full) backs
+// off: the first failure may be retried at once, each further one doubles
+// the wait from minRetry up to maxRetry. Meanwhile appends fail at once with
+// EUnavailable, touching no file, so a full disk costs no file per call.
+const (
+	minRetry = 100 * time.Millisecond
+	maxRetry = 5 * time.Second
+)
+
+// maxCreateAttempts bounds the segment numbers tried in one create, when
+// other processes hold the next ones.
+const maxCreateAttempts = 64
+
 // segment is one journal file and how many of its records are still open.
 type segment struct {
 	n    uint64
@@ -54,10 +67,54 @@ type journal struct {
 	size    int64               // bytes of lines in f
 	segs    map[uint64]*segment // this process's segments with open records, and cur
 	buf     []byte
+
+	now      func() time.Time
+	failures int       // consecutive failures to create or write a segment
+	retryAt  time.Time // no segment is created before it while failures > 0
+	lastErr  error     // the last of those failures
 }
 
-func newJournal(dbPath string, maxSize int64) *journal {
-	return &journal{prefix: dbPath + "-open.", maxSize: maxSize, segs: map[uint64]*segment{}}
+func newJournal(dbPath string, maxSize int64, now func() time.Time) *journal {
+	return &journal{prefix: dbPath + "-open.", maxSize: maxSize, segs: map[uint64]*segment{}, now: now}
+}
+
+// failed records a failure to create or write a segment and schedules the
+// next attempt.
+func (j *journal) failed(err error) {
+	j.failures++
+	j.lastErr = err
+	var wait time.Duration
+	if j.failures > 1 {
+		wait = min(minRetry<<min(j.failures-2, 16), maxRetry)
+	}
+	j.retryAt = j.now().Add(wait)
+}
+
+// unavailable is the error of an append refused while the journal cannot
+// write: the caller may retry once the next attempt is due.
+func (j *journal) unavailable(err error) error {
+	wait := j.retryAt.Sub(j.now())
+	return tollgate.Unavailable(err, int((wait+time.Second-1)/time.Second),
+		"usage cannot be recorded right now (the ledger cannot write); try again shortly")
+}
+
+// writable reports why the journal cannot take an append now, or nil.
+// While it backs off and the next attempt is due, it tries to create the
+// segment the next append would use, so it recovers without traffic.
+func (j *journal) writable() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.failures == 0 || j.f != nil {
+		return nil
+	}
+	if !j.now().Before(j.retryAt) {
+		err := j.create(j.maxSize)
+		if err == nil {
+			return nil
+		}
+		j.failed(err)
+	}
+	return j.unavailable(j.lastErr)
 }
 
 // segmentFiles lists the journal segments on disk, by number.
@@ -123,17 +180,25 @@ func (j *journal) append(recs []*tollgate.UsageRecord) (*segment, error) {
 		}
 	}
 	if j.f == nil {
+		if j.failures > 0 && j.now().Before(j.retryAt) {
+			return nil, j.unavailable(j.lastErr)
+		}
 		if err := j.create(max(j.maxSize, int64(len(j.buf)))); err != nil {
-			return nil, err
+			j.failed(err)
+			return nil, j.unavailable(err)
 		}
 	}
 	usable, err := j.f.write(j.size, j.buf)
 	if err != nil {
+		err = fmt.Errorf("append usage journal: %w", err)
 		if !usable {
 			_ = j.closeCurrent()
+			j.failed(err)
+			return nil, j.unavailable(err)
 		}
-		return nil, fmt.Errorf("append usage journal: %w", err)
+		return nil, err
 	}
+	j.failures, j.lastErr = 0, nil
 	j.size += int64(len(j.buf))
 	j.cur.open += len(recs)
 	return j.cur, nil
@@ -165,7 +230,7 @@ func (j *journal) create(size int64) error {
 			j.next = max(j.next, n+1)
 		}
 	}
-	for {
+	for range maxCreateAttempts {
 		s := &segment{n: j.next, path: j.prefix + strconv.FormatUint(j.next, 10) + ".journal"}
 		f, err := createSegmentFile(s.path, size)
 		j.next++
@@ -179,6 +244,7 @@ func (j *journal) create(size int64) error {
 		j.segs[s.n] = s
 		return nil
 	}
+	return fmt.Errorf("create usage journal: %d segment numbers after %d are taken", maxCreateAttempts, j.next-maxCreateAttempts)
 }
 
 // release marks k records of s settled and deletes s once it holds no

@@ -3,11 +3,13 @@ package sqlite_test
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,6 +46,46 @@ func journalFiles(tb testing.TB, path string) []string {
 		}
 	}
 	return out
+}
+
+// clock is a settable clock for the journal's back-off.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func retryAfter(err error) int {
+	var e *tollgate.Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
+}
+
+// lastSegment returns the highest number of the journal segments beside
+// the database at path.
+func lastSegment(tb testing.TB, path string) int {
+	tb.Helper()
+	last := 0
+	for _, f := range journalFiles(tb, path) {
+		var n int
+		if _, err := fmt.Sscanf(strings.TrimPrefix(filepath.Base(f), filepath.Base(path)+"-open."), "%d.journal", &n); err == nil {
+			last = max(last, n)
+		}
+	}
+	return last
 }
 
 var t0 = time.Date(2026, time.November, 3, 12, 0, 0, 0, time.UTC)

@@ -35,6 +35,9 @@ func createSegmentFile(path string, size int64) (*segmentFile, error) {
 		_ = os.Remove(path)
 		return nil, err
 	}
+	if err := reserve(f, size); err != nil {
+		return fail(fmt.Errorf("reserve %s: %w", path, err))
+	}
 	if err := f.Truncate(size); err != nil {
 		return fail(err)
 	}
@@ -59,7 +62,10 @@ func (s *segmentFile) write(off int64, b []byte) (usable bool, err error) {
 			if _, fault := p.(interface{ Addr() uintptr }); !fault {
 				panic(p)
 			}
-			usable, err = false, fmt.Errorf("write %s: %v", s.f.Name(), p)
+			// The runtime names every fault "invalid memory address or nil
+			// pointer dereference"; here it is a page of the file that
+			// could not be backed.
+			usable, err = false, fmt.Errorf("write %s: the mapped segment could not be written (disk full, or the file was cut short): %v", s.f.Name(), p)
 		}
 	}()
 	copy(s.data[off:], b)

@@ -3,6 +3,7 @@
 package sqlite_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -60,4 +61,59 @@ func TestJournalMapped(t *testing.T) {
 			t.Fatalf("Reconcile = %+v, %v; want c, the record written after the fault", got, err)
 		}
 	})
+}
+
+// TestJournalBacksOff: a journal that keeps failing to write stops trying
+// on every call: calls are refused at once with EUnavailable and a
+// Retry-After until the next attempt is due, and then it writes again.
+func TestJournalBacksOff(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tollgate.db")
+	clk := &clock{now: t0}
+	l := mustOpenAt(t, path, sqlite.WithJournalSegmentSize(8192), sqlite.WithClock(clk.Now)).Ledger()
+	mustWrite(t, l, []*tollgate.UsageRecord{openRec("a", 0, 5)}, nil)
+	// The segment faults (cut short under its mapping), and no new one can
+	// be created: every segment number it would try is taken.
+	if err := os.Truncate(journalFiles(t, path)[0], 0); err != nil {
+		t.Fatal(err)
+	}
+	next := lastSegment(t, path) + 1
+	var blockers []string
+	for n := next; n < next+64; n++ {
+		b := fmt.Sprintf("%s-open.%d.journal", path, n)
+		if err := os.Mkdir(b, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		blockers = append(blockers, b)
+	}
+	write := func(id string) error {
+		return l.Write(t.Context(), []*tollgate.UsageRecord{openRec(id, 0, 5)}, nil)
+	}
+	for i := range 3 {
+		err := write(fmt.Sprintf("refused%d", i))
+		if tollgate.ErrorCode(err) != tollgate.EUnavailable || retryAfter(err) < 1 {
+			t.Fatalf("write %d while the journal cannot write = %v; want %s with a Retry-After", i, err, tollgate.EUnavailable)
+		}
+	}
+	// Room again, but the back-off is not over: still refused, and
+	// nothing was tried (a new segment would be created past the blockers).
+	for _, b := range blockers {
+		if err := os.Remove(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := write("early"); tollgate.ErrorCode(err) != tollgate.EUnavailable {
+		t.Fatalf("write before the back-off ends = %v, want %s", err, tollgate.EUnavailable)
+	}
+	if err := l.Writable(t.Context()); tollgate.ErrorCode(err) != tollgate.EUnavailable {
+		t.Fatalf("Writable before the back-off ends = %v, want %s", err, tollgate.EUnavailable)
+	}
+	clk.Advance(6 * time.Second)
+	mustWrite(t, l, []*tollgate.UsageRecord{openRec("b", 0, 5)}, nil)
+	if err := l.Writable(t.Context()); err != nil {
+		t.Fatalf("Writable after a write succeeded = %v", err)
+	}
+	got, err := mustOpenAt(t, path).Ledger().Reconcile(t.Context(), t0.Add(time.Hour), t0.Add(time.Hour), true)
+	if err != nil || len(got) != 1 || got[0].RequestID != "b" {
+		t.Fatalf("Reconcile = %+v, %v; want b alone: refused calls leave no record", got, err)
+	}
 }

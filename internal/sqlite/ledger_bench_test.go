@@ -83,7 +83,7 @@ func benchLedgerWrite(b *testing.B, openBatch func(i int) int) {
 // appends of one or two records, as a loaded gateway's group commits
 // make them, each released so segments come and go. Reported per record.
 func BenchmarkJournalAppend(b *testing.B) {
-	j := newJournal(filepath.Join(b.TempDir(), "db"), defaultSegmentSize)
+	j := newJournal(filepath.Join(b.TempDir(), "db"), defaultSegmentSize, time.Now)
 	b.Cleanup(func() { _ = j.close() })
 	start := time.Date(2026, time.November, 23, 0, 0, 0, 0, time.UTC)
 	var recs []*tollgate.UsageRecord

@@ -30,7 +30,7 @@ func (db *DB) Migrate(ctx context.Context) error {
 // migrate applies the goose migrations in fsys over the write pool, so they
 // queue behind (and never race) the store's own writes.
 func (db *DB) migrate(ctx context.Context, fsys fs.FS) error {
-	p, err := goose.NewProvider(goose.DialectSQLite3, db.write, fsys, goose.WithAllowOutofOrder(true))
+	p, err := goose.NewProvider(goose.DialectSQLite3, db.write.DB, fsys, goose.WithAllowOutofOrder(true))
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
 	}

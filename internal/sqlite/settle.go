@@ -111,11 +111,11 @@ func keepOpened(s, open *tollgate.UsageRecord) {
 func (l *Ledger) commitRows(ctx context.Context, rows []*tollgate.UsageRecord, released []*openRecord, removed []string) error {
 	tx, err := l.db.write.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return storeErr(fmt.Errorf("begin: %w", err))
 	}
 	if err := l.insertSettled(ctx, tx, rows); err != nil {
 		_ = tx.Rollback()
-		return err
+		return storeErr(err)
 	}
 	l.mu.Lock()
 	err = tx.Commit()
@@ -128,7 +128,7 @@ func (l *Ledger) commitRows(ctx context.Context, rows []*tollgate.UsageRecord, r
 	}
 	l.mu.Unlock()
 	if err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return storeErr(fmt.Errorf("commit: %w", err))
 	}
 	for _, o := range released {
 		l.jl.release(o.seg, 1)
@@ -216,9 +216,9 @@ func (l *Ledger) prepare(ctx context.Context) error {
 	upsert := map[int]*sql.Stmt{}
 	for _, n := range upsertChunks() {
 		tuples := strings.Repeat(`(`+settledValues+`), `, n-1) + `(` + settledValues + `)`
-		upsert[n] = prep(l.db.write, `INSERT INTO usage_records (`+usageColumns+`) VALUES `+tuples+upsertTail)
+		upsert[n] = prep(l.db.write.DB, `INSERT INTO usage_records (`+usageColumns+`) VALUES `+tuples+upsertTail)
 	}
-	nextSeq := prep(l.db.write, `SELECT COALESCE((SELECT seq FROM usage_records
+	nextSeq := prep(l.db.write.DB, `SELECT COALESCE((SELECT seq FROM usage_records
 		WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1), 0) + 1`)
 	exists := prep(l.db.read, `SELECT request_id FROM usage_records WHERE request_id IN (?`+
 		strings.Repeat(`, ?`, existsArgs-1)+`) LIMIT 1`)

@@ -70,8 +70,8 @@ func WithJournalSegmentSize(n int64) Option { return func(o *options) { o.segSiz
 // DB is an open SQLite database. It implements tollgate.Store.
 type DB struct {
 	path  string
-	read  *sql.DB // query-only connections, for reads outside transactions
-	write *sql.DB // one connection; BEGIN IMMEDIATE
+	read  *sql.DB   // query-only connections, for reads outside transactions
+	write writePool // one connection; BEGIN IMMEDIATE
 	ckpt  *checkpointer
 	now   func() time.Time
 	// tx, when set, is the transaction of AuditStore.Audited: every
@@ -158,7 +158,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 		_ = read.Close()
 		return nil, err
 	}
-	db := &DB{path: path, read: read, write: write, ckpt: ckpt, now: o.now}
+	db := &DB{path: path, read: read, write: writePool{write}, ckpt: ckpt, now: o.now}
 	db.tenants = &TenantStore{db: db}
 	db.users = &UserStore{db: db}
 	db.apiKeys = &APIKeyStore{db: db}
@@ -226,21 +226,31 @@ func (db *DB) withTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return storeErr(fmt.Errorf("begin: %w", err))
 	}
 	err = fn(tx)
 	var ce *commitErr
 	if err != nil && !errors.As(err, &ce) {
 		_ = tx.Rollback()
-		return err
+		return storeErr(err)
 	}
 	if cerr := tx.Commit(); cerr != nil {
-		return fmt.Errorf("commit: %w", cerr)
+		return storeErr(fmt.Errorf("commit: %w", cerr))
 	}
 	if ce != nil {
 		return ce.err
 	}
 	return nil
+}
+
+// writePool is the write connection as the stores use it: a statement that
+// fails because the disk is full or failing is EUnavailable (storeErr).
+// Transactions are classified by withTx and the ledger's commit.
+type writePool struct{ *sql.DB }
+
+func (p writePool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	res, err := p.DB.ExecContext(ctx, query, args...)
+	return res, storeErr(err)
 }
 
 // commitErr wraps an error that withTx returns after committing.

@@ -68,8 +68,14 @@ var (
 // is one per DB, since it holds the open records of this process.
 func (db *DB) Ledger() *Ledger { return db.ledger }
 
+// Writable reports why the ledger cannot take an open record now (its
+// journal backs off after failing to write, e.g. on a full disk), or nil.
+// While backing off it tries again once the next attempt is due, so it
+// recovers without a call to record.
+func (l *Ledger) Writable(context.Context) error { return l.jl.writable() }
+
 func newLedger(db *DB, segSize int64) *Ledger {
-	return &Ledger{db: db, jl: newJournal(db.path, segSize), open: map[string]*openRecord{}}
+	return &Ledger{db: db, jl: newJournal(db.path, segSize, db.now), open: map[string]*openRecord{}}
 }
 
 const usageColumns = `request_id, started_at, ended_at, tenant_id, user_id, route, model, outcome,

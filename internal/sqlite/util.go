@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"syscall"
 	"time"
 
 	"modernc.org/sqlite"
@@ -52,6 +53,26 @@ func isUnique(err error) bool {
 func isForeignKey(err error) bool {
 	var e *sqlite.Error
 	return errors.As(err, &e) && e.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+}
+
+// storeErr turns a failure of the disk under the database (full, or an I/O
+// error) into EUnavailable with err kept for the logs, so a caller is asked
+// to retry rather than shown an internal error; other errors pass as they
+// are.
+func storeErr(err error) error {
+	if err == nil || tollgate.ErrorCode(err) != tollgate.EInternal {
+		return err
+	}
+	var e *sqlite.Error
+	disk := errors.Is(err, syscall.ENOSPC)
+	if errors.As(err, &e) {
+		c := e.Code() & 0xff // the primary result code
+		disk = disk || c == sqlite3.SQLITE_FULL || c == sqlite3.SQLITE_IOERR
+	}
+	if !disk {
+		return err
+	}
+	return tollgate.Unavailable(err, 1, "the store cannot write right now; try again shortly")
 }
 
 // scanner is a *sql.Row or *sql.Rows.

@@ -32,6 +32,13 @@ type JWKSOptions struct {
 	// RefetchInterval: a token with an unknown kid triggers at most one
 	// fetch per issuer per interval. Defaults to 1 minute.
 	RefetchInterval time.Duration
+	// RetryBackoff is the first wait between fetches of an issuer whose
+	// key set has never been fetched (its IdP was down at start), for
+	// the background refresh and for tokens alike; it doubles with each
+	// failure up to 8 times its value, never beyond RefetchInterval. So
+	// its tokens are accepted within seconds of the IdP coming up.
+	// Defaults to 1 second.
+	RetryBackoff time.Duration
 	// Timeout of one fetch. Defaults to 10 seconds.
 	Timeout time.Duration
 	// MaxBytes of a JWKS response. Defaults to 1 MiB.
@@ -45,6 +52,7 @@ func (o *JWKSOptions) fill() error {
 	o.MaxRefresh = cmp.Or(o.MaxRefresh, time.Hour)
 	o.MaxStale = cmp.Or(o.MaxStale, 24*time.Hour)
 	o.RefetchInterval = cmp.Or(o.RefetchInterval, time.Minute)
+	o.RetryBackoff = cmp.Or(o.RetryBackoff, time.Second)
 	o.Timeout = cmp.Or(o.Timeout, 10*time.Second)
 	o.MaxBytes = cmp.Or(o.MaxBytes, 1<<20)
 	if o.HTTPClient == nil {
@@ -53,8 +61,14 @@ func (o *JWKSOptions) fill() error {
 	if o.MinRefresh > o.MaxRefresh || o.MaxStale < o.MaxRefresh {
 		return fmt.Errorf("jwks options: want MinRefresh <= MaxRefresh <= MaxStale")
 	}
+	if o.RefetchInterval < 0 || o.RetryBackoff < 0 {
+		return fmt.Errorf("jwks options: negative interval")
+	}
 	return nil
 }
+
+// maxBackoffSteps bounds the doubling of RetryBackoff: at most 8 times it.
+const maxBackoffSteps = 3
 
 // remoteKeys is one external issuer's key set, fetched from its jwks_url.
 // Lookups never block on a lock; fetches are merged and rate-limited.
@@ -66,7 +80,9 @@ type remoteKeys struct {
 	state atomic.Pointer[remoteState]
 	// lastTry is the clock's unix nanos of the last fetch attempt.
 	lastTry atomic.Int64
-	flight  singleflight.Group
+	// failures counts the failed fetches since the last success.
+	failures atomic.Int32
+	flight   singleflight.Group
 }
 
 type remoteState struct {
@@ -103,7 +119,22 @@ func (r *remoteKeys) cached(kid string) *remoteKey {
 }
 
 func (r *remoteKeys) mayFetch() bool {
-	return r.now().UnixNano()-r.lastTry.Load() >= int64(r.opts.RefetchInterval)
+	return r.now().UnixNano()-r.lastTry.Load() >= int64(r.retryInterval())
+}
+
+// retryInterval is the least time between two fetches: RefetchInterval
+// once a key set was fetched; before that, RetryBackoff doubling with each
+// failure (at most 8 times), so an issuer whose IdP was down at start is
+// trusted soon after it comes up.
+func (r *remoteKeys) retryInterval() time.Duration {
+	if r.state.Load() != nil {
+		return r.opts.RefetchInterval
+	}
+	n := r.failures.Load()
+	if n <= 0 {
+		return 0
+	}
+	return min(r.opts.RetryBackoff<<min(n-1, maxBackoffSteps), r.opts.RefetchInterval)
 }
 
 // refresh fetches the key set, merging concurrent calls into one request.
@@ -134,6 +165,7 @@ func (r *remoteKeys) fetch(ctx context.Context) error {
 	keys, maxAge, err := r.download(ctx)
 	now := r.now()
 	if err != nil {
+		r.failures.Add(1)
 		if old := r.state.Load(); old != nil {
 			st := *old
 			st.refreshAt = now.Add(r.opts.MinRefresh)
@@ -146,6 +178,7 @@ func (r *remoteKeys) fetch(ctx context.Context) error {
 		life = min(max(maxAge, r.opts.MinRefresh), r.opts.MaxRefresh)
 	}
 	r.state.Store(&remoteState{keys: keys, fetchedAt: now, refreshAt: now.Add(life * 3 / 4)})
+	r.failures.Store(0)
 	return nil
 }
 

@@ -28,6 +28,12 @@ type TrustedIssuer struct {
 	Typ string
 	// DefaultPlan is the plan of its users when no claim names one.
 	DefaultPlan string
+	// RefreshInterval bounds how often a token with an unknown kid makes
+	// its key set be fetched again. Defaults to JWKSOptions.RefetchInterval.
+	RefreshInterval time.Duration
+	// MaxStale is how long its keys are still used after its JWKS stopped
+	// answering. Defaults to JWKSOptions.MaxStale.
+	MaxStale time.Duration
 }
 
 type trusted struct {
@@ -44,6 +50,17 @@ func newTrusted(t TrustedIssuer, leeway time.Duration, jwks JWKSOptions, now fun
 		return nil, fmt.Errorf("trusted issuer: issuer required")
 	case t.Audience == "":
 		return nil, fmt.Errorf("trusted issuer %s: audience required", t.Issuer)
+	case t.RefreshInterval < 0 || t.MaxStale < 0:
+		return nil, fmt.Errorf("trusted issuer %s: refresh_interval and max_stale must not be negative", t.Issuer)
+	}
+	if t.RefreshInterval > 0 {
+		jwks.RefetchInterval = t.RefreshInterval
+	}
+	if t.MaxStale > 0 {
+		// Keys are refreshed before they turn stale.
+		jwks.MaxStale = t.MaxStale
+		jwks.MaxRefresh = min(jwks.MaxRefresh, t.MaxStale)
+		jwks.MinRefresh = min(jwks.MinRefresh, jwks.MaxRefresh)
 	}
 	u, err := url.Parse(t.JWKSURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {

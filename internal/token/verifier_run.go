@@ -70,7 +70,9 @@ func (v *Verifier) refreshLoop(ctx context.Context, iss string, rk *remoteKeys) 
 		if err := rk.refresh(ctx, false); err != nil && ctx.Err() == nil {
 			v.opts.Logger.WarnContext(ctx, "refresh trusted issuer keys", "issuer", iss, "err", err)
 		}
-		wait := v.opts.JWKS.MinRefresh
+		// Until a key set was fetched, retry with back-off rather than
+		// after MinRefresh: the issuer's tokens are refused meanwhile.
+		wait := max(rk.retryInterval(), time.Second)
 		if st := rk.state.Load(); st != nil {
 			wait = max(st.refreshAt.Sub(v.opts.Now()), time.Second)
 		}

@@ -19,7 +19,7 @@ const (
 	EQuota        = "insufficient_quota"    // 429: budget spent
 	EInternal     = "internal_error"        // 500: a bug or an unreachable store
 	EUpstream     = "upstream_error"        // 502: the upstream failed
-	EUnavailable  = "unavailable"           // 503: draining or not ready
+	EUnavailable  = "service_unavailable"   // 503: draining, not ready, or a store cannot be reached or written
 	ETimeout      = "upstream_timeout"      // 504: the upstream took too long
 )
 
@@ -67,6 +67,17 @@ func ErrorMessage(err error) string {
 	default:
 		return "internal error"
 	}
+}
+
+// Unavailable returns an EUnavailable error asking the caller to retry
+// after retryAfter seconds (at least 1), with cause kept in its chain for
+// the logs: ErrorCode and ErrorMessage read the *Error, never the cause.
+func Unavailable(cause error, retryAfter int, format string, args ...any) error {
+	e := &Error{Code: EUnavailable, Message: fmt.Sprintf(format, args...), RetryAfter: max(1, retryAfter)}
+	if cause == nil {
+		return e
+	}
+	return fmt.Errorf("%w: %w", e, cause)
 }
 
 // Sentinel errors for conditions callers branch on.

@@ -42,6 +42,25 @@ type RateStore interface {
 	Allow(ctx context.Context, keys []RateKey) (RateDecision, error)
 }
 
+// RateSeed is the state of one rate key carried from one store to another:
+// Busy is the time until the key is fully replenished (the GCRA
+// theoretical arrival time minus now).
+type RateSeed struct {
+	Key  string
+	Busy time.Duration
+}
+
+// RateSeeder is a RateStore that can take over state decided by another
+// store, so that moving decisions to it grants no fresh burst. The Redis
+// engine offers it; the limiter seeds it with the local fallback's state
+// when Redis returns.
+type RateSeeder interface {
+	// Seed makes each key at least as spent as its seed says (a key
+	// already more spent keeps its state). It returns a plain error when
+	// the store cannot be reached.
+	Seed(ctx context.Context, seeds []RateSeed) error
+}
+
 // SlotKey is one concurrency counter with its cap.
 type SlotKey struct {
 	Key   string

@@ -3,7 +3,9 @@ package tollgate
 import "context"
 
 // Store is one engine's set of stores (SQLite on one node, PostgreSQL in
-// cluster mode). Every implementation passes internal/storetest.
+// cluster mode). Every implementation passes internal/storetest. Its
+// stores return EUnavailable (with a Retry-After) when the database cannot
+// be reached, or cannot write because its disk is full or failing.
 type Store interface {
 	Tenants() TenantStore
 	Users() UserStore

@@ -108,7 +108,9 @@ type Ledger interface {
 	// record with NewID set may be appended without looking.
 	// Settling is idempotent: a record already settled stays as it was,
 	// and a record that was never appended is inserted settled. Seq is
-	// assigned to newly settled records.
+	// assigned to newly settled records. EUnavailable when the records
+	// cannot be written now (a full disk, an unreachable database); the
+	// batch may be retried.
 	Write(ctx context.Context, open, settled []*UsageRecord) error
 	// Reconcile settles every open record whose Start is before
 	// startedBefore and that names no Replica (those are
