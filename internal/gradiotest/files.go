@@ -187,8 +187,8 @@ func (s *Server) handleFile(w http.ResponseWriter, r *http.Request, p string) {
 	http.ServeContent(w, r, "", fi.ModTime(), f)
 }
 
-// sineWAV is a 16-bit mono PCM WAV of samples samples of a freq Hz tone.
-func sineWAV(rate, samples int, freq float64) []byte {
+// SineWAV is a 16-bit mono PCM WAV of samples samples of a freq Hz tone.
+func SineWAV(rate, samples int, freq float64) []byte {
 	var b bytes.Buffer
 	dataLen := uint32(samples * 2)
 	b.WriteString("RIFF")

@@ -100,7 +100,7 @@ func (s *Server) generateAudio(ctx context.Context, ev *event) ([]any, error) {
 	}
 	freq := map[string]float64{"zero-shot": 440, "cross-lingual": 330, "instruct": 550}[mode]
 	samples := int(math.Round(float64(chars) * s.opts.SecondsPerChar / speed * float64(s.opts.SampleRate)))
-	path, err := s.store("audio.wav", sineWAV(s.opts.SampleRate, samples, freq))
+	path, err := s.store("audio.wav", SineWAV(s.opts.SampleRate, samples, freq))
 	if err != nil {
 		return nil, err
 	}

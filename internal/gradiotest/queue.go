@@ -129,6 +129,9 @@ func (r *Running) Log(level, message string) {
 	r.s.sendLog(r.ev, level, message)
 }
 
+// Started delivers each call as it starts when Options.Hold is set.
+func (s *Server) Started() <-chan *Running { return s.started }
+
 // NextStarted waits for the next call to start (Options.Hold must be set)
 // and returns it; it fails tb when none starts within a minute.
 func (s *Server) NextStarted(tb testing.TB) *Running {
