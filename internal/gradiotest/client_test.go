@@ -20,12 +20,17 @@ func TestOfficialClient(t *testing.T) {
 	srv := gradiotest.New(t, gradiotest.Options{Hold: true})
 	go func() {
 		// Every call finishes at once but the one the script cancels.
-		for r := range srv.Started() {
-			if r.Data[0] == "cancel me" {
-				continue
+		for {
+			select {
+			case r := <-srv.Started():
+				if r.Data[0] == "cancel me" {
+					continue
+				}
+				r.Progress(1, 2, "Vocoding")
+				r.Finish()
+			case <-t.Context().Done():
+				return
 			}
-			r.Progress(1, 2, "Vocoding")
-			r.Finish()
 		}
 	}()
 	prompt := filepath.Join(t.TempDir(), "prompt.wav")

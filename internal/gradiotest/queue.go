@@ -148,6 +148,36 @@ func (s *Server) NextStarted(tb testing.TB) *Running {
 	}
 }
 
+// WaitQueued waits until n calls wait in the queues (started ones not
+// counted); it fails tb when that does not happen within a minute.
+func (s *Server) WaitQueued(tb testing.TB, n int) {
+	tb.Helper()
+	timeout := time.After(time.Minute)
+	for {
+		s.mu.Lock()
+		queued := 0
+		for _, g := range s.groups {
+			queued += len(g.queue)
+		}
+		changed := s.changed
+		s.mu.Unlock()
+		if queued == n {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			tb.Fatalf("gradiotest: %d calls queued after a minute, want %d", queued, n)
+		}
+	}
+}
+
+// changedLocked tells WaitQueued the queues changed.
+func (s *Server) changedLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
 // Executions returns the execution log: every call started so far, in
 // the order they started.
 func (s *Server) Executions() []Execution {
@@ -231,6 +261,7 @@ func (s *Server) push(r *http.Request, sessionHash string, fn int, data []any, s
 	s.events[ev.id] = ev
 	g := s.groups[fn]
 	g.queue = append(g.queue, ev)
+	s.changedLocked()
 	s.broadcastEstimationsLocked(fn, len(g.queue)-1)
 	s.dispatchLocked()
 	return ev.id
@@ -320,6 +351,7 @@ func (s *Server) dispatchLocked() {
 			ev := g.queue[0]
 			g.queue = g.queue[1:]
 			g.current++
+			s.changedLocked()
 			if g.startTimes == nil {
 				g.startTimes = map[*event]time.Time{}
 			}
@@ -458,6 +490,7 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
 		if i := slices.Index(g.queue, ev); i >= 0 {
 			g.queue = slices.Delete(g.queue, i, i+1)
 			delete(s.events, ev.id)
+			s.changedLocked()
 		}
 	}
 	if running {
@@ -497,6 +530,7 @@ func (s *Server) cleanEventsLocked(hash string) {
 		g := s.groups[ev.fn]
 		if i := slices.Index(g.queue, ev); i >= 0 {
 			g.queue = slices.Delete(g.queue, i, i+1)
+			s.changedLocked()
 		}
 		delete(s.events, ev.id)
 		if sess != nil {

@@ -70,6 +70,7 @@ type Server struct {
 	seed    []byte
 	started chan *Running
 	stop    chan struct{}
+	changed chan struct{} // closed and renewed when a queue changes
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -104,6 +105,7 @@ func New(tb testing.TB, opts Options) *Server {
 		seed:     seed,
 		started:  make(chan *Running, 1024),
 		stop:     make(chan struct{}),
+		changed:  make(chan struct{}),
 		sessions: map[string]*session{},
 		events:   map[string]*event{},
 		fns:      appEndpoints(),
