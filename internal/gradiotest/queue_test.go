@@ -143,6 +143,36 @@ func TestQueueMessages(t *testing.T) {
 		}
 	})
 
+	t.Run("one session's stream carries all its events and closes after the last", func(t *testing.T) {
+		t.Parallel()
+		srv := gradiotest.New(t, gradiotest.Options{Hold: true})
+		prompt := upload(t, srv, "prompt.wav", promptWAV())
+		first := join(t, srv, "ui", "first", prompt, nil)
+		second := join(t, srv, "ui", "second", prompt, nil)
+		s := openSSE(t, queueData(srv, "ui"), nil)
+		srv.NextStarted(t).Finish()
+		if m := s.Until(t, "process_completed"); m["event_id"] != first {
+			t.Fatalf("first completion %v", m)
+		}
+		r := srv.NextStarted(t)
+		r.Finish()
+		var seq []string
+		for {
+			m := s.Msg(t)
+			seq = append(seq, m["msg"].(string))
+			if m["msg"] == "process_completed" && m["event_id"] != second {
+				t.Errorf("completion %v, want the second's", m)
+			}
+			if m["msg"] == "close_stream" {
+				break
+			}
+		}
+		if seq[len(seq)-2] != "process_completed" || slices.Contains(seq[:len(seq)-2], "close_stream") {
+			t.Errorf("after the first completion: %v", seq)
+		}
+		s.Ended(t)
+	})
+
 	t.Run("a session nobody joined gets unexpected_error session_not_found", func(t *testing.T) {
 		t.Parallel()
 		srv := gradiotest.New(t, gradiotest.Options{})
