@@ -50,11 +50,19 @@
 //     success: true}. A queue/data stream that disconnects removes its
 //     session's waiting events and silences its running ones.
 //
-// Tests control and observe it through Options.Hold (each call waits, once
-// started, until the test finishes or fails it through NextStarted), the
-// execution log (Executions: every call with its enqueue, start and end
-// times, outcome, request headers and seconds of audio produced) and
-// Uploads.
+// Tests control and observe it without sleeping:
+//   - Options.Hold: each call, once started (after its process_starts, log
+//     and first progress message), waits until the test takes it from
+//     Started or NextStarted and calls Finish or Fail; Progress and Log
+//     send messages meanwhile. Options.RunTime instead gives every call a
+//     fixed duration.
+//   - WaitQueued waits until a number of calls wait in the queues.
+//   - Executions is the execution log: every call started, with its
+//     session, data, the headers of the request that queued it, enqueue,
+//     start and end times, outcome and the seconds of audio it produced.
+//   - Uploads and Requests record the uploads and every request received,
+//     headers included, so a test can tell what reached the app.
+//   - SineWAV makes a prompt WAV; WAVSeconds measures a returned one.
 //
 // Known deviations from Gradio:
 //   - Only this one app; no gr.Blocks, no custom apps, no pages besides "".
@@ -74,4 +82,14 @@
 //   - Byte ranges of /file= are served by net/http (multi-range works too).
 //   - Errors that FastAPI would render (422 validation, 500) carry a
 //     simplified detail.
+//   - The /call stream's data is compact JSON; Gradio's json.dumps puts a
+//     space after "," and ":" and escapes non-ASCII text. The queue/data
+//     stream is compact as with Gradio's orjson.
+//   - Every number in the data is a JSON number as Go decodes it (1.0 and
+//     1 are alike); Gradio keeps Python's ints and floats apart.
+//   - Quirks kept on purpose, because they are Gradio's: behind
+//     X-Forwarded-Host only /config keeps a mount path (other routes use
+//     root_path alone); a cancel names a session and fn_index, so it
+//     cancels that session's running call whatever event_id it carries;
+//     files are shared by everyone who knows their path.
 package gradiotest

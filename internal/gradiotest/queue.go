@@ -358,7 +358,11 @@ func (s *Server) dispatchLocked() {
 			g.startTimes[ev] = time.Now()
 			ctx, cancel := context.WithCancel(context.Background())
 			ev.cancel = cancel
-			go s.process(ctx, ev)
+			s.calls.Add(1)
+			go func() {
+				defer s.calls.Done()
+				s.process(ctx, ev)
+			}()
 			s.broadcastEstimationsLocked(fn, 0)
 		}
 	}

@@ -217,6 +217,15 @@ func TestQueueMessages(t *testing.T) {
 		if h := srv.Executions()[0].Header.Get("X-User-Id"); h != "alice" {
 			t.Errorf("the app saw X-User-Id %q, want the joining request's", h)
 		}
+		var readers []string
+		for _, r := range srv.Requests() {
+			if r.Path == "/gradio_api/queue/data" {
+				readers = append(readers, r.Header.Get("X-User-Id"))
+			}
+		}
+		if !slices.Equal(readers, []string{"mallory"}) {
+			t.Errorf("queue/data requests from %v, want mallory's", readers)
+		}
 	})
 
 	t.Run("heartbeats keep a waiting stream alive", func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -72,7 +73,10 @@ type Server struct {
 	stop    chan struct{}
 	changed chan struct{} // closed and renewed when a queue changes
 
+	calls sync.WaitGroup // running calls, waited for by Close
+
 	mu       sync.Mutex
+	requests []Request
 	sessions map[string]*session
 	events   map[string]*event // queued and running, by event id
 	groups   []*group          // one per function, by fn_index
@@ -135,10 +139,33 @@ func (s *Server) Close() {
 	}
 	s.mu.Unlock()
 	s.hs.Close()
+	s.calls.Wait()
+}
+
+// Request is one request the app received, as it arrived.
+type Request struct {
+	Method string
+	Path   string // the URL path, decoded, with the mount path
+	Query  string
+	Header http.Header
+}
+
+// Requests returns every request the app received so far, in order.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := slices.Clone(s.requests)
+	for i := range out {
+		out[i].Header = out[i].Header.Clone()
+	}
+	return out
 }
 
 // serve routes a request as Gradio's FastAPI app does.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone()})
+	s.mu.Unlock()
 	p, ok := strings.CutPrefix(r.URL.Path, s.opts.MountPath)
 	if !ok || (p != "" && !strings.HasPrefix(p, "/")) {
 		writeDetail(w, http.StatusNotFound, "Not Found")
