@@ -168,6 +168,11 @@ func componentByID(cs []component, id int) component {
 
 // handleConfig is GET /config.
 func (s *Server) handleConfig(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.config(r, "/config"))
+}
+
+// config is the Blocks config with the root a request to routePath sees.
+func (s *Server) config(r *http.Request, routePath string) map[string]any {
 	cs := s.components()
 	var comps, children []any
 	var ids []any
@@ -218,13 +223,17 @@ func (s *Server) handleConfig(w http.ResponseWriter, r *http.Request) {
 		"layout":       layout,
 		"dependencies": deps,
 		"username":     nil,
-		"root":         rootURL(r, "/config", rootPath),
+		"root":         rootURL(r, routePath, rootPath),
 	}
-	writeJSON(w, http.StatusOK, config)
+	return config
 }
 
 // handleInfo is GET /gradio_api/info: Blocks.get_api_info.
 func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.info())
+}
+
+func (s *Server) info() map[string]any {
 	cs := s.components()
 	named := map[string]any{}
 	for _, e := range s.fns {
@@ -255,7 +264,7 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 			"parameters": params, "returns": returns, "api_visibility": "public", "description": "",
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"named_endpoints": named, "unnamed_endpoints": map[string]any{}})
+	return map[string]any{"named_endpoints": named, "unnamed_endpoints": map[string]any{}}
 }
 
 func capitalize(s string) string {

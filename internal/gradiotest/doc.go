@@ -15,6 +15,8 @@
 // gradio/routes.py, route_utils.py, queueing.py, server_messages.py,
 // data_classes.py and processing_utils.py:
 //
+//   - GET /: a page embedding window.gradio_config (root computed for
+//     route "/") and window.gradio_api_info, as Gradio's index.html does.
 //   - GET /config: the Blocks config (components, dependencies, layout,
 //     page, protocol, api_prefix) with "root" computed as get_root_url does:
 //     X-Forwarded-Host (then X-Gradio-Server, then the request URL minus the
@@ -66,6 +68,10 @@
 //
 // Known deviations from Gradio:
 //   - Only this one app; no gr.Blocks, no custom apps, no pages besides "".
+//   - The page at / is not Gradio's Svelte frontend: a plain form whose
+//     script uses the same routes (upload, queue/join, queue/data, file=)
+//     from config.root as @gradio/client resolves it in a browser; no
+//     /assets, /theme.css, /manifest.json or /static.
 //   - Component props carry the fields clients read (name, label, value,
 //     choices, minimum, maximum, step, …), not every prop Gradio emits;
 //     /info has no code_snippets; config has no theme CSS.

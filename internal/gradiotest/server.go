@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"html/template"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -66,6 +67,7 @@ type Server struct {
 
 	opts    Options
 	fns     []endpoint
+	page    *template.Template
 	hs      *httptest.Server
 	appID   int64
 	seed    []byte
@@ -113,6 +115,7 @@ func New(tb testing.TB, opts Options) *Server {
 		sessions: map[string]*session{},
 		events:   map[string]*event{},
 		fns:      appEndpoints(),
+		page:     parsePage(),
 	}
 	for range s.fns {
 		s.groups = append(s.groups, &group{limit: opts.Concurrency, avg: &processTime{}})
@@ -176,6 +179,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	post := r.Method == http.MethodPost
 	api, isAPI := strings.CutPrefix(p, apiPrefix)
 	switch {
+	case get && p == "/":
+		s.handleIndex(w, r)
 	case get && (p == "/config" || p == "/config/"):
 		s.handleConfig(w, r)
 	case !isAPI:
