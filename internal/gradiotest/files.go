@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 )
 
 // maxUpload bounds one upload request (Gradio's max_file_size is unset
@@ -59,17 +60,40 @@ func (s *Server) allowed(p string) (string, bool) {
 	return abs, true
 }
 
-// cleanName is strip_invalid_filename_characters on the base name.
+// cleanName is Path(name).name then strip_invalid_filename_characters;
+// "" when nothing usable is left.
 func cleanName(name string) string {
-	name = filepath.Base(strings.ReplaceAll(name, "\\", "/"))
-	var b strings.Builder
-	for _, r := range name {
-		if r == '.' || r == '-' || r == '_' || r == ' ' || r == ',' || r == '(' || r == ')' ||
-			(r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || r > 127 {
-			b.WriteRune(r)
-		}
+	if i := strings.LastIndex(name, "/"); i >= 0 {
+		name = name[i+1:]
 	}
-	out := strings.TrimSpace(b.String())
+	forbidden := func(r rune) rune {
+		if strings.ContainsRune(`<>:"/\|?*`+"`$!{}", r) || r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}
+	stem, ext := name, ""
+	if i := strings.LastIndex(name, "."); i > 0 && strings.Trim(name[:i], ".") != "" {
+		stem, ext = name[:i], name[i:]
+	}
+	stem = strings.Map(forbidden, stem)
+	if ext != "" {
+		ext = "." + strings.Map(forbidden, ext[1:])
+	}
+	if stem == "" && ext != "" {
+		stem = "file"
+	}
+	dev, _, _ := strings.Cut(stem+ext, ".")
+	switch strings.ToUpper(strings.TrimRight(dev, " ")) {
+	case "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9",
+		"LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9":
+		stem = "_" + stem
+	}
+	for len(stem+ext) > 200 && stem != "" {
+		_, size := utf8.DecodeLastRuneInString(stem)
+		stem = stem[:len(stem)-size]
+	}
+	out := stem + ext
 	if out == "" || out == "." || out == ".." {
 		return ""
 	}
@@ -118,9 +142,12 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "Malformed multipart body: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		name := cleanName(p.FileName())
-		if name == "" {
-			name = "tmp" + newID()[:10]
+		name := "tmp" + newID()[:10]
+		if p.FileName() != "" {
+			if name = cleanName(p.FileName()); name == "" {
+				writeDetail(w, http.StatusBadRequest, "Invalid file name: "+p.FileName())
+				return
+			}
 		}
 		parts = append(parts, part{name, content})
 	}

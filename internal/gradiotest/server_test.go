@@ -208,7 +208,7 @@ func TestFiles(t *testing.T) {
 		}
 		var body bytes.Buffer
 		mw := multipart.NewWriter(&body)
-		fw, _ := mw.CreateFormFile("files", "../../etc/x;rm.wav")
+		fw, _ := mw.CreateFormFile("files", "../../etc/x$(rm).wav")
 		fw.Write([]byte("x"))
 		mw.Close()
 		resp, err := http.Post(srv.URL+"/gradio_api/upload", mw.FormDataContentType(), &body)
@@ -218,7 +218,7 @@ func TestFiles(t *testing.T) {
 		defer resp.Body.Close()
 		var paths []string
 		json.NewDecoder(resp.Body).Decode(&paths)
-		if len(paths) != 1 || filepath.Base(paths[0]) != "xrm.wav" || filepath.Dir(filepath.Dir(paths[0])) != srv.Dir {
+		if len(paths) != 1 || filepath.Base(paths[0]) != "x(rm).wav" || filepath.Dir(filepath.Dir(paths[0])) != srv.Dir {
 			t.Errorf("paths %v", paths)
 		}
 	})
