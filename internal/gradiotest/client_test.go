@@ -17,7 +17,7 @@ import (
 // tollgate's users run.
 func TestOfficialClient(t *testing.T) {
 	clients := clienttest.Node(t)
-	srv := gradiotest.New(t, gradiotest.Options{Hold: true})
+	srv := gradiotest.New(t, gradiotest.Options{Hold: true, ConnectHeartbeat: true})
 	go func() {
 		// Every call finishes at once but the one the script cancels.
 		for {
@@ -78,6 +78,30 @@ func TestOfficialClient(t *testing.T) {
 		t.Fatalf("decode %s: %v", raw, err)
 	}
 
+	t.Run("one session: its heartbeat, queue and every call", func(t *testing.T) {
+		var beats, streams []string
+		for _, r := range srv.Requests() {
+			if h, ok := strings.CutPrefix(r.Path, "/gradio_api/heartbeat/"); ok {
+				beats = append(beats, h)
+			}
+			if r.Path == "/gradio_api/queue/data" {
+				streams = append(streams, r.Query)
+			}
+		}
+		if len(beats) != 1 || len(streams) == 0 {
+			t.Fatalf("heartbeats %v, queue/data %v", beats, streams)
+		}
+		for _, q := range streams {
+			if q != "session_hash="+beats[0] {
+				t.Errorf("queue/data?%s, want the heartbeat's session %s", q, beats[0])
+			}
+		}
+		for _, e := range srv.Executions() {
+			if e.SessionHash != beats[0] {
+				t.Errorf("call %s in session %s, want %s", e.EventID, e.SessionHash, beats[0])
+			}
+		}
+	})
 	t.Run("connects with the app's root, sse_v3 and /gradio_api", func(t *testing.T) {
 		if out.Root != srv.URL || out.Protocol != "sse_v3" || out.APIPrefix != "/gradio_api" {
 			t.Errorf("root %q protocol %q prefix %q, want %q sse_v3 /gradio_api", out.Root, out.Protocol, out.APIPrefix, srv.URL)
