@@ -53,10 +53,11 @@
 //     session's waiting events and silences its running ones.
 //
 // Tests control and observe it without sleeping:
-//   - Options.Hold: each call, once started (after its process_starts, log
-//     and first progress message), waits until the test takes it from
-//     Started or NextStarted and calls Finish or Fail; Progress and Log
-//     send messages meanwhile. Options.RunTime instead gives every call a
+//   - Options.Hold: each call, once started (after process_starts and, for
+//     /generate_audio, its log and first progress message; for
+//     /normalize_text, its first output), waits until the test takes it
+//     from Started or NextStarted and calls Finish or Fail; Progress and
+//     Log send messages meanwhile. Options.RunTime instead gives every call a
 //     fixed duration.
 //   - WaitQueued waits until a number of calls wait in the queues.
 //   - Executions is the execution log: every call started, with its
@@ -78,11 +79,13 @@
 //   - Progress messages are sent when the function reports progress, not
 //     coalesced on Gradio's 10 ms tick; estimations use Gradio's formula but
 //     no periodic notify_clients loop (status_update_rate "auto" only).
-//   - No batching, no streaming (connection "stream") functions, no State,
-//     no caching, no validators, no auth (/login), no upload_progress, no
+//   - No batching, no streaming (connection "stream") functions, no session
+//     state (ConnectHeartbeat only adds a gr.State to the config), no caching, no validators, no auth (/login), no upload_progress, no
 //     /proxy=, no component_server, no gr.Request; the queue has no max_size
 //     and sessions are not evicted (Gradio keeps an LRU of 2000).
 //   - An http(s) URL given as a file input is refused instead of downloaded.
+//   - POST /gradio_api/call/v2/{api_name} (named arguments) and the MCP
+//     routes are not emulated.
 //   - The heartbeat route only sends "data: ALIVE" (there are no unload
 //     events or session state to clear when it disconnects).
 //   - Byte ranges of /file= are served by net/http (multi-range works too).
