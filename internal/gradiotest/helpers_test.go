@@ -213,4 +213,14 @@ func get(t *testing.T, url string) (int, http.Header, []byte) {
 	return resp.StatusCode, resp.Header, b
 }
 
+// multipartWAV writes a multipart body with one prompt WAV in "files" and
+// returns its content type.
+func multipartWAV(body *bytes.Buffer) string {
+	mw := multipart.NewWriter(body)
+	fw, _ := mw.CreateFormFile("files", "prompt.wav")
+	fw.Write(promptWAV())
+	mw.Close()
+	return mw.FormDataContentType()
+}
+
 func promptWAV() []byte { return gradiotest.SineWAV(16000, 16000, 220) }
