@@ -123,6 +123,31 @@ func TestQueueMessages(t *testing.T) {
 		}
 	})
 
+	t.Run("a held call the test fails ends as gr.Error; RunTime makes calls last", func(t *testing.T) {
+		t.Parallel()
+		srv := gradiotest.New(t, gradiotest.Options{Hold: true})
+		prompt := upload(t, srv, "prompt.wav", promptWAV())
+		id := join(t, srv, "sess-f", "text", prompt, nil)
+		s := openSSE(t, queueData(srv, "sess-f"), nil)
+		srv.NextStarted(t).Fail("CUDA out of memory")
+		m := s.Until(t, "process_completed")
+		out := m["output"].(map[string]any)
+		if m["event_id"] != id || m["success"] != false || out["error"] != "CUDA out of memory" || out["title"] != "Error" {
+			t.Errorf("completion %v", m)
+		}
+		if e := srv.Executions(); e[0].Outcome != gradiotest.Failed || e[0].Error != "CUDA out of memory" || e[0].Audio != "" {
+			t.Errorf("execution %+v", e[0])
+		}
+
+		slow := gradiotest.New(t, gradiotest.Options{RunTime: 30 * time.Millisecond})
+		prompt = upload(t, slow, "prompt.wav", promptWAV())
+		join(t, slow, "sess-r", "text", prompt, nil)
+		openSSE(t, queueData(slow, "sess-r"), nil).Until(t, "close_stream")
+		if e := slow.Executions()[0]; e.Ended.Sub(e.Started) < 30*time.Millisecond {
+			t.Errorf("call ran %v, want at least RunTime", e.Ended.Sub(e.Started))
+		}
+	})
+
 	t.Run("a generator sends its first output whole, then diffs, and completes with the whole value", func(t *testing.T) {
 		t.Parallel()
 		srv := gradiotest.New(t, gradiotest.Options{})
