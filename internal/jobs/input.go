@@ -1,0 +1,66 @@
+package jobs
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+// checkInput validates a prediction's input against the model's
+// declarations and fills defaults. Every failing field is named in one
+// EInputInvalid error, e.g. "input.size: want at most 1280; input.prompt:
+// required".
+func checkInput(m *config.JobModel, raw json.RawMessage) (map[string]any, error) {
+	input := map[string]any{}
+	if t := bytes.TrimSpace(raw); len(t) > 0 && !bytes.Equal(t, []byte("null")) {
+		if err := json.Unmarshal(t, &input); err != nil || t[0] != '{' {
+			return nil, tollgate.Errorf(tollgate.EInputInvalid, "input: want a JSON object")
+		}
+	}
+	var problems []string
+	for name, v := range input {
+		in, ok := m.Inputs[name]
+		if !ok {
+			problems = append(problems, fmt.Sprintf("input.%s: not an input of %s", name, m.Name))
+			continue
+		}
+		if err := config.CheckInputValue(in, v); err != nil {
+			problems = append(problems, fmt.Sprintf("input.%s: %v", name, err))
+		}
+	}
+	for name, in := range m.Inputs {
+		if _, ok := input[name]; ok {
+			continue
+		}
+		switch {
+		case in.Default != nil:
+			input[name] = jsonValue(in.Default)
+		case in.Required:
+			problems = append(problems, fmt.Sprintf("input.%s: required", name))
+		}
+	}
+	if len(problems) > 0 {
+		slices.Sort(problems)
+		return nil, tollgate.Errorf(tollgate.EInputInvalid, "%s", strings.Join(problems, "; "))
+	}
+	return input, nil
+}
+
+// jsonValue turns a YAML default into what JSON decoding would give, so
+// rules see one kind of number.
+func jsonValue(v any) any {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return v
+	}
+	var out any
+	if json.Unmarshal(b, &out) != nil {
+		return v
+	}
+	return out
+}

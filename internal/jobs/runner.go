@@ -1,0 +1,160 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+// schedule starts m's jobs while its upstreams have free slots, whenever a
+// job is queued or ends here, and every PollInterval for jobs queued or
+// ended elsewhere.
+func (s *Service) schedule(ctx context.Context, m *model) {
+	t := time.NewTicker(s.opts.PollInterval)
+	defer t.Stop()
+	for {
+		s.dispatch(ctx, m)
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// dispatch picks and starts jobs until none is waiting or no slot is free.
+func (s *Service) dispatch(ctx context.Context, m *model) {
+	for ctx.Err() == nil {
+		j, err := s.store.Pick(ctx, tollgate.PickRequest{Model: m.cfg.Name, Upstreams: m.cfg.Upstreams,
+			Capacity: m.cfg.Capacity, Now: s.now()})
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Error("jobs: pick failed", "model", m.cfg.Name, "err", err)
+			}
+			return
+		}
+		if j == nil {
+			return
+		}
+		s.start(ctx, m, j)
+	}
+}
+
+// sweep cancels queued jobs past their Cancel-After.
+func (s *Service) sweep(ctx context.Context) {
+	t := time.NewTicker(s.opts.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		expired, err := s.store.CancelExpired(ctx, s.now())
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("jobs: cancel expired jobs failed", "err", err)
+		}
+		for _, j := range expired {
+			s.ended(ctx, j)
+		}
+	}
+}
+
+// start runs a picked job in its own goroutine.
+func (s *Service) start(ctx context.Context, m *model, j *tollgate.Job) {
+	runCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	run := &tollgate.JobRun{Job: j, Upstream: j.Upstream,
+		Report:  func(e tollgate.JobEvent) { s.hub.publish(j.ID, event{progress: e.Progress, log: e.Log}) },
+		Results: &resultWriter{blobs: s.blobs, key: tollgate.BlobKey{TenantID: j.TenantID, UserID: j.UserID, PredictionID: j.ID}}}
+	r := &runningJob{cancel: cancel, run: run}
+	s.mu.Lock()
+	s.running[j.ID] = r
+	s.mu.Unlock()
+	s.hub.publish(j.ID, event{progress: -1})
+	s.runs.Go(func() {
+		defer cancel(nil)
+		res := s.execute(runCtx, m, r)
+		s.mu.Lock()
+		delete(s.running, j.ID)
+		s.mu.Unlock()
+		res.CompletedAt = s.now()
+		done, err := s.store.Finish(context.WithoutCancel(ctx), j.ID, *res)
+		if err != nil {
+			s.log.Error("jobs: could not record a job's end", "job", j.ID, "err", err)
+			return
+		}
+		s.ended(ctx, done)
+		s.wake(m)
+	})
+}
+
+// execute submits, watches and collects one job, within the model's
+// timeout, and says how it ended.
+func (s *Service) execute(ctx context.Context, m *model, r *runningJob) *tollgate.JobResult {
+	ctx, cancel := context.WithTimeoutCause(ctx, m.cfg.Timeout, fmt.Errorf("the job ran past the model's timeout of %s", m.cfg.Timeout))
+	defer cancel()
+	start := s.now()
+	handle, err := m.backend.Submit(ctx, r.run)
+	if err == nil && handle != "" {
+		s.mu.Lock()
+		r.handle = handle
+		s.mu.Unlock()
+		if herr := s.store.SetHandle(ctx, r.run.Job.ID, handle); herr != nil {
+			s.log.Warn("jobs: could not record the upstream's job id", "job", r.run.Job.ID, "err", herr)
+		}
+	}
+	var res *tollgate.JobResult
+	if err == nil {
+		res, err = m.backend.Watch(ctx, r.run, handle)
+	}
+	if err == nil && res != nil {
+		return res
+	}
+	used := s.now().Sub(start).Milliseconds()
+	cause := context.Cause(ctx)
+	switch {
+	case errors.Is(cause, errCanceled):
+		return &tollgate.JobResult{Status: tollgate.JobCanceled, PredictMillis: used}
+	case errors.Is(cause, errStopping):
+		return &tollgate.JobResult{Status: tollgate.JobFailed, Error: "the gateway stopped while the job ran", PredictMillis: used}
+	case ctx.Err() != nil:
+		return &tollgate.JobResult{Status: tollgate.JobFailed, Error: cause.Error(), PredictMillis: used}
+	}
+	s.log.Warn("jobs: backend failed", "job", r.run.Job.ID, "model", m.cfg.Name, "err", err)
+	return &tollgate.JobResult{Status: tollgate.JobFailed, Error: "the backend failed to run the job", PredictMillis: used}
+}
+
+// refPrefix starts a job output's reference to one of its result files.
+const refPrefix = "tollgate-result:"
+
+// resultWriter stores one job's files under its owner and prediction,
+// giving each a name of its own.
+type resultWriter struct {
+	blobs tollgate.BlobStore
+	key   tollgate.BlobKey
+	mu    sync.Mutex
+	names map[string]bool
+}
+
+// Save stores a file and returns its reference.
+func (w *resultWriter) Save(ctx context.Context, name, contentType string, body []byte) (string, error) {
+	w.mu.Lock()
+	if w.names == nil {
+		w.names = map[string]bool{}
+	}
+	unique := name
+	for n := 2; w.names[unique]; n++ {
+		unique = fmt.Sprintf("%d-%s", n, name)
+	}
+	w.names[unique] = true
+	w.mu.Unlock()
+	if _, err := w.blobs.Put(ctx, w.key, unique, contentType, body); err != nil {
+		return "", fmt.Errorf("store a result file: %w", err)
+	}
+	return refPrefix + unique, nil
+}

@@ -1,0 +1,65 @@
+package policy
+
+import (
+	"fmt"
+
+	"cel.dev/cel-go/cel"
+
+	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+// InputRules are the compiled rules of a job model: CEL expressions over
+// claims (as for routes) and input, the job's validated input with
+// defaults filled, e.g. `claims.plan == "pro" || input.size <= 680`.
+type InputRules struct {
+	rules []rule
+	empty map[string]any
+}
+
+// CompileInputRules builds a job model's rules; nil, nil when there are
+// none. Errors name the failing rule, e.g. "rules[0]: ...".
+func CompileInputRules(rules []config.Rule) (*InputRules, error) {
+	if len(rules) == 0 {
+		return nil, nil
+	}
+	dyn := cel.MapType(cel.StringType, cel.DynType)
+	env, err := cel.NewEnv(cel.Variable("claims", dyn), cel.Variable("input", dyn))
+	if err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	p := &InputRules{empty: map[string]any{}}
+	for j, rc := range rules {
+		ru, _, err := compileRule(env, rc)
+		if err != nil {
+			return nil, fmt.Errorf("rules[%d]: %w", j, err)
+		}
+		p.rules = append(p.rules, ru)
+	}
+	return p, nil
+}
+
+// Check returns nil when every rule holds for the caller and input; else
+// EForbidden with the first failing rule's message. A rule that cannot be
+// evaluated refuses.
+func (p *InputRules) Check(pr *tollgate.Principal, input map[string]any) error {
+	if p == nil {
+		return nil
+	}
+	claims := p.empty
+	if pr != nil {
+		scopes := pr.Scopes
+		if scopes == nil {
+			scopes = []string{}
+		}
+		claims = map[string]any{"sub": pr.UserID, "tenant_id": pr.TenantID, "role": pr.Role,
+			"scope": scopes, "plan": pr.Plan, "iss": pr.Issuer}
+	}
+	vars := map[string]any{"claims": claims, "input": input}
+	for i := range p.rules {
+		if !p.rules[i].eval(vars) {
+			return &tollgate.Error{Code: tollgate.EForbidden, Message: p.rules[i].message}
+		}
+	}
+	return nil
+}
