@@ -1,0 +1,451 @@
+package jobs_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+const models = `
+plans:
+  free: {max_queued: 3}
+  pro: {priority: 10}
+  capped: {budget: {amount: "0.05", period: day}}
+jobs:
+  - name: demo/echo
+    backend: http
+    upstreams: [UPSTREAM]
+    path: /run
+    timeout: 10s
+    retention: 1h
+    link_ttl: 10m
+    inputs:
+      prompt: {type: string, required: true, max: 100}
+      size: {type: integer, default: 512, min: 256, max: 1280}
+      fast: {type: boolean}
+    rules:
+      - expr: 'claims.plan == "pro" || input.size <= 680'
+        message: "free plan: at most 680 px"
+    price: {per_request: "0.01", per_gpu_second: "0.001"}
+`
+
+// echo is an upstream that takes 3 seconds of the test clock and answers
+// with the input it got, a PNG file on itself and a foreign URL.
+func echo(clk func() *clock) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /run", func(w http.ResponseWriter, r *http.Request) {
+		var in map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&in)
+		clk().Advance(3 * time.Second)
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"got": in, "image": "http://" + r.Host + "/files/out.png",
+			"elsewhere": "https://example.com/x.png"})
+	})
+	mux.HandleFunc("GET /files/out.png", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "image/png")
+		w.Write([]byte("\x89PNG\r\n\x1a\nfake image bytes"))
+	})
+	return mux
+}
+
+func TestPredictionSucceeds(t *testing.T) {
+	var e *env
+	e = setup(t, models, echo(func() *clock { return e.clock }))
+	p := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "hi"}, "Prefer", "wait")
+	if p.Status != "succeeded" || p.Model != "demo/echo" || p.StartedAt == nil || p.CompletedAt == nil {
+		t.Fatalf("prediction %+v, want succeeded with start and end", p)
+	}
+	if p.Input["size"] != float64(512) {
+		t.Errorf("input %v, want the default size 512 filled in", p.Input)
+	}
+	if p.Metrics["predict_time"] != 3 {
+		t.Errorf("metrics %v, want predict_time 3 (the upstream call)", p.Metrics)
+	}
+	out := p.Output.(map[string]any)
+	if got := out["got"].(map[string]any); got["prompt"] != "hi" || got["size"] != float64(512) {
+		t.Errorf("the upstream got %v, want the input with defaults", got)
+	}
+	if out["elsewhere"] != "https://example.com/x.png" {
+		t.Errorf("a foreign URL in the output became %v", out["elsewhere"])
+	}
+	link := out["image"].(string)
+	if !strings.HasPrefix(link, e.URL+"/v1/results/"+p.ID+"/out.png?") {
+		t.Fatalf("image output %s, want a signed result link", link)
+	}
+	t.Run("the link downloads without credentials", func(t *testing.T) {
+		resp, err := http.Get(link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "\x89PNG\r\n\x1a\nfake image bytes" {
+			t.Errorf("download %d %q", resp.StatusCode, body)
+		}
+		if resp.Header.Get("Content-Type") != "image/png" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("headers %v, want image/png and nosniff", resp.Header)
+		}
+	})
+	t.Run("range", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", link, nil)
+		req.Header.Set("Range", "bytes=8-11")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusPartialContent || string(body) != "fake" {
+			t.Errorf("range answer %d %q, want 206 \"fake\"", resp.StatusCode, body)
+		}
+	})
+	t.Run("tampered links are refused", func(t *testing.T) {
+		u, _ := url.Parse(link)
+		for name, change := range map[string]func(url.Values, *url.URL){
+			"signature": func(q url.Values, _ *url.URL) { q.Set("sig", strings.Repeat("A", 43)) },
+			"expiry":    func(q url.Values, _ *url.URL) { q.Set("exp", "99999999999") },
+			"file":      func(_ url.Values, u *url.URL) { u.Path = strings.Replace(u.Path, "out.png", "other.png", 1) },
+			"id":        func(_ url.Values, u *url.URL) { u.Path = strings.Replace(u.Path, p.ID, "zzzz", 1) },
+		} {
+			c := *u
+			q := c.Query()
+			change(q, &c)
+			c.RawQuery = q.Encode()
+			resp, err := http.Get(c.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusForbidden {
+				t.Errorf("link with a changed %s: %d, want 403", name, resp.StatusCode)
+			}
+		}
+	})
+	t.Run("expired links are refused, results past retention are gone", func(t *testing.T) {
+		e.clock.Advance(11 * time.Minute)
+		resp, _ := http.Get(link)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("link past its link_ttl: %d, want 403", resp.StatusCode)
+		}
+		fresh := e.get(t, "alice", p.ID).Output.(map[string]any)["image"].(string)
+		if resp, _ := http.Get(fresh); resp.StatusCode != 200 {
+			t.Errorf("a fresh link of the same result: %d", resp.StatusCode)
+		}
+		e.clock.Advance(time.Hour)
+		status, _, b := e.call(t, "alice", "GET", "/v1/predictions/"+p.ID, nil)
+		var gone struct {
+			Output      any  `json:"output"`
+			DataRemoved bool `json:"data_removed"`
+		}
+		json.Unmarshal(b, &gone)
+		if status != 200 || gone.Output != nil || !gone.DataRemoved {
+			t.Errorf("prediction past retention: %d %s, want no output and data_removed", status, b)
+		}
+		if resp, _ := http.Get(fresh); resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusNotFound {
+			t.Errorf("link past retention: %d", resp.StatusCode)
+		}
+	})
+	t.Run("charged once: per request plus GPU seconds", func(t *testing.T) {
+		r := e.record(t, p.ID)
+		if r.Route != "demo/echo" || r.Model != "demo/echo" || r.Outcome != tollgate.ResultOK || r.Units.GPUMillis != 3000 {
+			t.Errorf("usage record %+v", r)
+		}
+		if want := tollgate.Money(10_000 + 3_000); r.Cost != want {
+			t.Errorf("cost %s, want %s (0.01 + 3 s × 0.001)", r.Cost, want)
+		}
+		if want := tollgate.Money(10_000 + 10_000); r.Reserved != want {
+			t.Errorf("reserved %s, want %s (0.01 + the 10 s timeout × 0.001)", r.Reserved, want)
+		}
+	})
+}
+
+func TestRefusedPredictions(t *testing.T) {
+	var e *env
+	e = setup(t, models, echo(func() *clock { return e.clock }))
+	tests := []struct {
+		name, user, path string
+		body             any
+		status           int
+		want             []string
+	}{
+		{"unknown model", "alice", "/v1/models/demo/nope/predictions", map[string]any{"input": map[string]any{}}, 404, []string{"model demo/nope does not exist"}},
+		{"unknown version", "alice", "/v1/predictions", map[string]any{"version": "x/y", "input": map[string]any{}}, 404, []string{"x/y"}},
+		{"each bad field named", "alice", "/v1/models/demo/echo/predictions",
+			map[string]any{"input": map[string]any{"size": 99999, "fast": "yes", "color": 1}}, 422,
+			[]string{"input.prompt: required", "input.size: want at most 1280", "input.fast: want true or false", "input.color: not an input"}},
+		{"not an integer", "alice", "/v1/models/demo/echo/predictions", map[string]any{"input": map[string]any{"prompt": "x", "size": 300.5}}, 422, []string{"input.size: want an integer"}},
+		{"rule", "alice", "/v1/models/demo/echo/predictions", map[string]any{"input": map[string]any{"prompt": "x", "size": 1000}}, 403, []string{"free plan: at most 680 px"}},
+		{"no jobs scope", "noscope", "/v1/models/demo/echo/predictions", map[string]any{"input": map[string]any{"prompt": "x"}}, 403, []string{"jobs"}},
+		{"webhooks", "alice", "/v1/models/demo/echo/predictions", map[string]any{"input": map[string]any{"prompt": "x"}, "webhook": "https://x"}, 422, []string{"webhook"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, _, b := e.call(t, tt.user, "POST", tt.path, tt.body)
+			var body struct {
+				Error struct{ Message, Code string }
+			}
+			json.Unmarshal(b, &body)
+			if status != tt.status {
+				t.Errorf("status %d (%s), want %d", status, b, tt.status)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(body.Error.Message, w) {
+					t.Errorf("error %q does not say %q", body.Error.Message, w)
+				}
+			}
+		})
+	}
+	t.Run("the pro plan may ask for more", func(t *testing.T) {
+		p := e.create(t, "pro", "demo/echo", map[string]any{"prompt": "x", "size": 1000}, "Prefer", "wait=10")
+		if p.Status != "succeeded" {
+			t.Errorf("pro prediction %s", p.Status)
+		}
+	})
+	if list := listIDs(t, e, "alice"); len(list) != 0 {
+		t.Errorf("refused submits left predictions %v", list)
+	}
+}
+
+// gate is a capacity-1 upstream that records the order jobs reach it and
+// holds each until released.
+type gate struct {
+	mu      sync.Mutex
+	started []string
+	arrived chan string
+	release chan struct{}
+}
+
+func newGate() *gate {
+	return &gate{arrived: make(chan string, 100), release: make(chan struct{}, 100)}
+}
+
+func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var in map[string]any
+	_ = json.NewDecoder(r.Body).Decode(&in)
+	tag := fmt.Sprint(in["prompt"])
+	g.mu.Lock()
+	g.started = append(g.started, tag)
+	g.mu.Unlock()
+	g.arrived <- tag
+	select {
+	case <-g.release:
+	case <-r.Context().Done():
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, "%q", "done "+tag)
+}
+
+func (g *gate) order() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.started)
+}
+
+func TestFairnessOnOneSlot(t *testing.T) {
+	g := newGate()
+	e := setup(t, strings.Replace(models, "free: {max_queued: 3}", "free: {}", 1), g)
+	var last pred
+	for i := range 6 {
+		last = e.create(t, "alice", "demo/echo", map[string]any{"prompt": fmt.Sprint("a", i)})
+		if i == 0 {
+			if tag := <-g.arrived; tag != "a0" {
+				t.Fatalf("first start %s", tag)
+			}
+		}
+	}
+	e.create(t, "bob", "demo/echo", map[string]any{"prompt": "b0"})
+	e.create(t, "pro", "demo/echo", map[string]any{"prompt": "p0"})
+	for range 8 {
+		g.release <- struct{}{}
+		if len(g.order()) < 8 {
+			<-g.arrived
+		}
+	}
+	if _, p := e.streamUntilDone(t, "alice", last); p.Status != "succeeded" {
+		t.Fatalf("last job %s", p.Status)
+	}
+	want := []string{"a0", "p0", "b0", "a1", "a2", "a3", "a4", "a5"}
+	if got := g.order(); !slices.Equal(got, want) {
+		t.Errorf("start order %v, want %v", got, want)
+	}
+}
+
+func TestCancelQueued(t *testing.T) {
+	g := newGate()
+	e := setup(t, models, g)
+	running := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "first"})
+	<-g.arrived
+	queued := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "second"})
+	if queued.Status != "starting" {
+		t.Fatalf("queued prediction %s", queued.Status)
+	}
+	for _, who := range []string{"bob", "pro"} {
+		if status, _, _ := e.call(t, who, "POST", "/v1/predictions/"+queued.ID+"/cancel", nil); status != 404 {
+			t.Errorf("%s canceling alice's prediction: %d, want 404", who, status)
+		}
+	}
+	status, _, b := e.call(t, "alice", "POST", "/v1/predictions/"+queued.ID+"/cancel", nil)
+	var c pred
+	json.Unmarshal(b, &c)
+	if status != 200 || c.Status != "canceled" || c.StartedAt != nil {
+		t.Fatalf("cancel: %d %s", status, b)
+	}
+	g.release <- struct{}{}
+	if _, p := e.streamUntilDone(t, "alice", running); p.Status != "succeeded" {
+		t.Fatalf("running job %s", p.Status)
+	}
+	if got := g.order(); !slices.Equal(got, []string{"first"}) {
+		t.Errorf("the upstream saw %v; a canceled job must never reach it", got)
+	}
+	if r := e.record(t, queued.ID); r.Cost != 0 || r.Units.GPUMillis != 0 {
+		t.Errorf("canceled job charged %s (%+v)", r.Cost, r)
+	}
+}
+
+func TestCancelRunning(t *testing.T) {
+	g := newGate()
+	var e *env
+	e = setup(t, models, g)
+	p := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "long"})
+	<-g.arrived
+	e.clock.Advance(2 * time.Second)
+	status, _, b := e.call(t, "alice", "POST", "/v1/predictions/"+p.ID+"/cancel", nil)
+	if status != 200 {
+		t.Fatalf("cancel: %d %s", status, b)
+	}
+	names, done := e.streamUntilDone(t, "alice", p)
+	if done.Status != "canceled" || !slices.Contains(names, "done") {
+		t.Fatalf("canceled running job: %s, events %v", done.Status, names)
+	}
+	r := e.record(t, p.ID)
+	if r.Outcome != tollgate.ResultCancelled || r.Units.GPUMillis != 2000 || r.Cost != 10_000+2_000 {
+		t.Errorf("a job canceled while running is charged what it used: %+v", r)
+	}
+}
+
+func TestCancelAfter(t *testing.T) {
+	g := newGate()
+	e := setup(t, models, g)
+	running := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "first"})
+	<-g.arrived
+	late := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "late"}, "Cancel-After", "30s")
+	e.clock.Advance(31 * time.Second)
+	if _, p := e.streamUntilDone(t, "alice", late); p.Status != "canceled" {
+		t.Fatalf("a job past its Cancel-After is %s", p.Status)
+	}
+	g.release <- struct{}{}
+	e.streamUntilDone(t, "alice", running)
+	if got := g.order(); !slices.Equal(got, []string{"first"}) {
+		t.Errorf("the upstream saw %v", got)
+	}
+	if r := e.record(t, late.ID); r.Cost != 0 {
+		t.Errorf("expired job charged %s", r.Cost)
+	}
+}
+
+func TestQueueLimitsAndBudget(t *testing.T) {
+	g := newGate()
+	e := setup(t, models, g)
+	e.create(t, "alice", "demo/echo", map[string]any{"prompt": "run"})
+	<-g.arrived
+	for i := range 3 {
+		e.create(t, "alice", "demo/echo", map[string]any{"prompt": fmt.Sprint("q", i)})
+	}
+	status, h, b := e.call(t, "alice", "POST", "/v1/models/demo/echo/predictions", map[string]any{"input": map[string]any{"prompt": "more"}})
+	if status != 429 || !strings.Contains(string(b), "queue_full") || h.Get("Retry-After") == "" {
+		t.Errorf("fourth queued job: %d %s Retry-After %q, want 429 queue_full with Retry-After", status, b, h.Get("Retry-After"))
+	}
+	// capped may spend 0.05; each job reserves 0.02 (0.01 + 10 s × 0.001).
+	for i := range 2 {
+		e.create(t, "capped", "demo/echo", map[string]any{"prompt": fmt.Sprint("c", i)})
+	}
+	status, _, b = e.call(t, "capped", "POST", "/v1/models/demo/echo/predictions", map[string]any{"input": map[string]any{"prompt": "c2"}})
+	if status != 429 || !strings.Contains(string(b), "insufficient_quota") {
+		t.Errorf("a job past the budget: %d %s, want 429 insufficient_quota", status, b)
+	}
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	var e *env
+	e = setup(t, models, echo(func() *clock { return e.clock }))
+	first := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "x"}, "Idempotency-Key", "k1")
+	again := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "x"}, "Idempotency-Key", "k1")
+	if again.ID != first.ID {
+		t.Errorf("same key and body: %s then %s, want one prediction", first.ID, again.ID)
+	}
+	status, _, b := e.call(t, "alice", "POST", "/v1/models/demo/echo/predictions",
+		map[string]any{"input": map[string]any{"prompt": "y"}}, "Idempotency-Key", "k1")
+	if status != http.StatusConflict {
+		t.Errorf("same key, another body: %d %s, want 409", status, b)
+	}
+	if other := e.create(t, "bob", "demo/echo", map[string]any{"prompt": "x"}, "Idempotency-Key", "k1"); other.ID == first.ID {
+		t.Error("another user's key returned alice's prediction")
+	}
+	if ids := listIDs(t, e, "alice"); len(ids) != 1 {
+		t.Errorf("alice has %v, want one prediction", ids)
+	}
+}
+
+func listIDs(t *testing.T, e *env, user string) []string {
+	t.Helper()
+	var ids []string
+	next := "/v1/predictions?limit=2"
+	for next != "" {
+		status, _, b := e.call(t, user, "GET", next, nil)
+		if status != 200 {
+			t.Fatalf("list: %d %s", status, b)
+		}
+		var page struct {
+			Next    *string `json:"next"`
+			Results []pred  `json:"results"`
+		}
+		json.Unmarshal(b, &page)
+		for _, p := range page.Results {
+			ids = append(ids, p.ID)
+		}
+		next = ""
+		if page.Next != nil {
+			next = *page.Next
+		}
+	}
+	return ids
+}
+
+func TestOwnPredictionsOnly(t *testing.T) {
+	var e *env
+	e = setup(t, models, echo(func() *clock { return e.clock }))
+	var mine []string
+	for i := range 5 {
+		mine = append(mine, e.create(t, "alice", "demo/echo", map[string]any{"prompt": fmt.Sprint(i)}).ID)
+	}
+	bobs := e.create(t, "bob", "demo/echo", map[string]any{"prompt": "b"}, "Prefer", "wait")
+	slices.Reverse(mine)
+	if got := listIDs(t, e, "alice"); !slices.Equal(got, mine) {
+		t.Errorf("alice's pages %v, want %v newest first", got, mine)
+	}
+	if got := listIDs(t, e, "bob"); !slices.Equal(got, []string{bobs.ID}) {
+		t.Errorf("bob lists %v, want only his own", got)
+	}
+	for _, path := range []string{"/v1/predictions/" + mine[0], "/v1/predictions/" + mine[0] + "/stream"} {
+		if status, _, _ := e.call(t, "bob", "GET", path, nil); status != 404 && status != 403 {
+			t.Errorf("bob GET %s: %d", path, status)
+		}
+	}
+	if status, _, _ := e.call(t, "bob", "GET", "/v1/predictions/"+mine[0], nil); status != 404 {
+		t.Errorf("bob reading alice's prediction: %d, want 404", status)
+	}
+	if status, _, _ := e.call(t, "nobody", "GET", "/v1/predictions", nil); status != 401 {
+		t.Errorf("no credentials: %d, want 401", status)
+	}
+}
