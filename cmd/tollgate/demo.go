@@ -11,8 +11,8 @@ import (
 )
 
 // startDemo serves the built-in demo backends on loopback ports and adds
-// their routes to cfg: demo-openai (the demo-echo model under /v1/) and
-// demo-colorize (/demo/colorize). It returns a function that stops them.
+// their routes to cfg: demo-openai (the demo-echo model under /v1/),
+// demo-colorize (/demo/colorize) and the job model demo/sketch. It returns a function that stops them.
 func startDemo(cfg *config.Config) (func(), error) {
 	var servers []*http.Server
 	stop := func() {
@@ -40,6 +40,14 @@ func startDemo(cfg *config.Config) (func(), error) {
 		stop()
 		return nil, err
 	}
+	sketchURL, err := serve((&demo.Sketch{Delay: time.Second}).Handler())
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	if cfg.JobModel(demo.SketchModel) == nil {
+		cfg.Jobs = append(cfg.Jobs, demoJob(sketchURL))
+	}
 	for _, r := range cfg.Routes {
 		if r.Path == "/v1/" || r.Path == "/demo/colorize" {
 			stop()
@@ -65,4 +73,20 @@ func startDemo(cfg *config.Config) (func(), error) {
 		return nil, fmt.Errorf("demo routes: %w", err)
 	}
 	return stop, nil
+}
+
+// demoJob is the demo/sketch job model: a prompt and a size in, a PNG out
+// after a second of pretend GPU work.
+func demoJob(upstream string) config.JobModel {
+	minSize, maxSize := 16.0, 1024.0
+	j := config.JobModel{
+		Name: demo.SketchModel, Backend: config.BackendHTTP, Upstreams: []string{upstream}, Path: "/generate",
+		Inputs: map[string]config.JobInput{
+			"prompt": {Type: config.InputString, Required: true},
+			"size":   {Type: config.InputInteger, Default: 256, Min: &minSize, Max: &maxSize},
+		},
+		Price: config.Price{PerRequest: "0.002", PerGPUSecond: "0.001"},
+	}
+	j.SetDefaults()
+	return j
 }

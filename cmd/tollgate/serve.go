@@ -125,6 +125,9 @@ func newGateway(ctx context.Context, cfg *config.Config, opts gatewayOptions) (_
 	auth.Register(mux)
 	mux.Handle("GET /v1/me/usage", auth.Require(httpx.Handle(g.log, g.meter.MeUsageHandler())))
 	g.adminAPI().Register(mux)
+	if err := g.mountJobs(ctx, mux); err != nil {
+		return nil, err
+	}
 	dataPlane, drain, err := g.dataPlane(ctx)
 	if err != nil {
 		return nil, err

@@ -27,6 +27,7 @@ type engines struct {
 	tollgate.Store
 	Ledger ledger
 	Bans   tollgate.BanStore
+	Jobs   tollgate.JobStore
 	// Cluster is true when the store is shared by replicas (PostgreSQL).
 	Cluster bool
 }
@@ -49,7 +50,7 @@ func openStore(ctx context.Context, cfg *config.Config) (*engines, error) {
 			pg.Close()
 			return nil, fmt.Errorf("migrate store: %w", err)
 		}
-		return &engines{Store: pg, Ledger: pg.Ledger(), Bans: pg.Bans(), Cluster: true}, nil
+		return &engines{Store: pg, Ledger: pg.Ledger(), Bans: pg.Bans(), Jobs: pg.Jobs(), Cluster: true}, nil
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data_dir: %w", err)
@@ -62,7 +63,7 @@ func openStore(ctx context.Context, cfg *config.Config) (*engines, error) {
 		lite.Close()
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
-	return &engines{Store: lite, Ledger: lite.Ledger(), Bans: lite.Bans()}, nil
+	return &engines{Store: lite, Ledger: lite.Ledger(), Bans: lite.Bans(), Jobs: lite.Jobs()}, nil
 }
 
 // loadConfig loads the config file named by --config (or TOLLGATE_CONFIG).

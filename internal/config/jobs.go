@@ -89,19 +89,24 @@ var inputName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 // setJobDefaults fills the documented defaults of every job model.
 func (c *Config) setJobDefaults() {
 	for i := range c.Jobs {
-		j := &c.Jobs[i]
-		j.Capacity = cmp.Or(j.Capacity, 1)
-		j.Path = cmp.Or(j.Path, "/")
-		if j.Scopes == nil {
-			j.Scopes = []string{"jobs"}
-		}
-		j.Timeout = cmp.Or(j.Timeout, 10*time.Minute)
-		j.Retention = cmp.Or(j.Retention, 24*time.Hour)
-		j.LinkTTL = cmp.Or(j.LinkTTL, time.Hour)
-		j.MaxOutput = cmp.Or(j.MaxOutput, "256MiB")
-		for k := range j.Rules {
-			j.Rules[k].Message = cmp.Or(j.Rules[k].Message, "input refused by rule: "+j.Rules[k].Expr)
-		}
+		c.Jobs[i].SetDefaults()
+	}
+}
+
+// SetDefaults fills the job model's unset fields with their documented
+// defaults.
+func (j *JobModel) SetDefaults() {
+	j.Capacity = cmp.Or(j.Capacity, 1)
+	j.Path = cmp.Or(j.Path, "/")
+	if j.Scopes == nil {
+		j.Scopes = []string{"jobs"}
+	}
+	j.Timeout = cmp.Or(j.Timeout, 10*time.Minute)
+	j.Retention = cmp.Or(j.Retention, 24*time.Hour)
+	j.LinkTTL = cmp.Or(j.LinkTTL, time.Hour)
+	j.MaxOutput = cmp.Or(j.MaxOutput, "256MiB")
+	for k := range j.Rules {
+		j.Rules[k].Message = cmp.Or(j.Rules[k].Message, "input refused by rule: "+j.Rules[k].Expr)
 	}
 }
 
