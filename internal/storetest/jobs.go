@@ -406,7 +406,9 @@ func testJobConcurrentPicks(t *testing.T, s tollgate.JobStore) {
 // queued for its user outside the timer, so the queue keeps its length.
 func BenchPick(b *testing.B, s tollgate.JobStore, queued, users int) {
 	ctx := b.Context()
-	owner := func(i int) tollgate.Owner { return tollgate.Owner{TenantID: "t", UserID: fmt.Sprintf("u%04d", i%users)} }
+	owner := func(i int) tollgate.Owner {
+		return tollgate.Owner{TenantID: "t", UserID: fmt.Sprintf("u%04d", i%users)}
+	}
 	for i := range queued {
 		j := NewJob(owner(i), "m/x", fmt.Sprintf("seed%06d", i))
 		j.Priority = i % 3
