@@ -427,7 +427,7 @@ func TestOwnPredictionsOnly(t *testing.T) {
 	e = setup(t, models, echo(func() *clock { return e.clock }))
 	var mine []string
 	for i := range 5 {
-		mine = append(mine, e.create(t, "alice", "demo/echo", map[string]any{"prompt": fmt.Sprint(i)}).ID)
+		mine = append(mine, e.create(t, "alice", "demo/echo", map[string]any{"prompt": fmt.Sprint(i)}, "Prefer", "wait").ID)
 	}
 	bobs := e.create(t, "bob", "demo/echo", map[string]any{"prompt": "b"}, "Prefer", "wait")
 	slices.Reverse(mine)

@@ -78,6 +78,8 @@ func (s *Service) start(ctx context.Context, m *model, j *tollgate.Job) {
 	s.hub.publish(j.ID, event{progress: -1})
 	s.runs.Go(func() {
 		defer cancel(nil)
+		stopWatch := s.watchCancel(runCtx, j.ID, cancel)
+		defer stopWatch()
 		res := s.execute(runCtx, m, r)
 		s.mu.Lock()
 		delete(s.running, j.ID)
@@ -91,6 +93,40 @@ func (s *Service) start(ctx context.Context, m *model, j *tollgate.Job) {
 		s.ended(ctx, done)
 		s.wake(m)
 	})
+}
+
+// watchCancel ends a running job's context when its owner asked to cancel
+// it: a request this process did not see (it came between the pick and
+// the job's registration, or to another replica) is found in the store,
+// at once and then every PollInterval.
+func (s *Service) watchCancel(ctx context.Context, id string, cancel context.CancelCauseFunc) (stop func()) {
+	ctx, stop = context.WithCancel(ctx)
+	check := func() bool {
+		j, err := s.store.JobByID(ctx, id)
+		if err == nil && j.CancelRequested {
+			cancel(errCanceled)
+			return true
+		}
+		return false
+	}
+	if check() {
+		return stop
+	}
+	go func() {
+		t := time.NewTicker(s.opts.PollInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if check() {
+					return
+				}
+			}
+		}
+	}()
+	return stop
 }
 
 // execute submits, watches and collects one job, within the model's
