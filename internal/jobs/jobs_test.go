@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -153,6 +155,18 @@ func TestPredictionSucceeds(t *testing.T) {
 		}
 		if resp, _ := http.Get(fresh); resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusNotFound {
 			t.Errorf("link past retention: %d", resp.StatusCode)
+		}
+		if n := resultFiles(t, e); n != 1 {
+			t.Fatalf("%d result files before removal, want 1", n)
+		}
+		if err := e.svc.RemoveExpired(t.Context()); err != nil {
+			t.Fatalf("RemoveExpired: %v", err)
+		}
+		if n := resultFiles(t, e); n != 0 {
+			t.Errorf("%d result files left after retention", n)
+		}
+		if j, _ := e.db.Jobs().JobByID(t.Context(), p.ID); !j.ResultsRemoved {
+			t.Error("the job is not marked as removed")
 		}
 	})
 	t.Run("charged once: per request plus GPU seconds", func(t *testing.T) {
@@ -448,4 +462,20 @@ func TestOwnPredictionsOnly(t *testing.T) {
 	if status, _, _ := e.call(t, "nobody", "GET", "/v1/predictions", nil); status != 401 {
 		t.Errorf("no credentials: %d, want 401", status)
 	}
+}
+
+// resultFiles counts the files under the result store.
+func resultFiles(t *testing.T, e *env) int {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(e.dir+"/results", func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			n++
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

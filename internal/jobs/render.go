@@ -64,7 +64,7 @@ func (s *Service) render(j *tollgate.Job) *prediction {
 	}
 	if len(j.Output) > 0 {
 		expires := j.CompletedAt.Add(retention)
-		if !j.CompletedAt.IsZero() && !now.Before(expires) {
+		if j.ResultsRemoved || (!j.CompletedAt.IsZero() && !now.Before(expires)) {
 			p.DataRemoved = true
 		} else {
 			var out any

@@ -45,14 +45,22 @@ func (s *Service) dispatch(ctx context.Context, m *model) {
 	}
 }
 
-// sweep cancels queued jobs past their Cancel-After.
+// sweep cancels queued jobs past their Cancel-After, and once a minute
+// removes results past their retention.
 func (s *Service) sweep(ctx context.Context) {
 	t := time.NewTicker(s.opts.PollInterval)
 	defer t.Stop()
+	removal := time.NewTicker(max(s.opts.PollInterval, time.Minute))
+	defer removal.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-removal.C:
+			if err := s.RemoveExpired(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("jobs: removing expired results failed", "err", err)
+			}
+			continue
 		case <-t.C:
 		}
 		expired, err := s.store.CancelExpired(ctx, s.now())
@@ -193,4 +201,29 @@ func (w *resultWriter) Save(ctx context.Context, name, contentType string, body 
 		return "", fmt.Errorf("store a result file: %w", err)
 	}
 	return refPrefix + unique, nil
+}
+
+// RemoveExpired deletes the result files of every job past its model's
+// retention, then marks the job so (its prediction says data_removed).
+func (s *Service) RemoveExpired(ctx context.Context) error {
+	for _, m := range s.models {
+		for {
+			expired, err := s.store.ExpiredResults(ctx, m.cfg.Name, s.now().Add(-m.cfg.Retention), 100)
+			if err != nil {
+				return err
+			}
+			for _, j := range expired {
+				if err := s.blobs.Delete(ctx, tollgate.BlobKey{TenantID: j.TenantID, UserID: j.UserID, PredictionID: j.ID}); err != nil {
+					return err
+				}
+				if err := s.store.MarkResultsRemoved(ctx, j.ID); err != nil {
+					return err
+				}
+			}
+			if len(expired) < 100 {
+				break
+			}
+		}
+	}
+	return nil
 }

@@ -26,7 +26,7 @@ func (s *Service) result(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if m := s.models[j.Model]; m == nil || j.CompletedAt.IsZero() || !now.Before(j.CompletedAt.Add(m.cfg.Retention)) {
+	if m := s.models[j.Model]; m == nil || j.ResultsRemoved || j.CompletedAt.IsZero() || !now.Before(j.CompletedAt.Add(m.cfg.Retention)) {
 		return tollgate.Errorf(tollgate.ENotFound, "no such result")
 	}
 	f, blob, err := s.blobs.Open(r.Context(), tollgate.BlobKey{TenantID: j.TenantID, UserID: j.UserID, PredictionID: j.ID}, name)

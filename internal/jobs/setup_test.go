@@ -48,6 +48,7 @@ type env struct {
 	db     *sqlite.DB
 	meter  *meter.Meter
 	clock  *clock
+	dir    string
 	closed bool
 }
 
@@ -114,7 +115,7 @@ func setup(t *testing.T, cfgYAML string, upstream http.Handler) *env {
 	if err := svc.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{URL: api.URL, svc: svc, db: db, meter: m, clock: clk}
+	e := &env{URL: api.URL, svc: svc, db: db, meter: m, clock: clk, dir: dir}
 	t.Cleanup(e.stop)
 	require := func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

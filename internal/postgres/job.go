@@ -24,7 +24,7 @@ func (db *DB) Jobs() *JobStore { return &JobStore{db: db} }
 
 const jobColumns = `seq, id, model, tenant_id, user_id, plan, priority, max_running, input,
 	COALESCE(idempotency_key, ''), body_hash, status, output, error, logs, upstream, handle,
-	cancel_at, cancel_requested, created_at, started_at, completed_at, predict_ms`
+	cancel_at, cancel_requested, created_at, started_at, completed_at, predict_ms, results_removed`
 
 func scanJob(row pgx.Row) (*tollgate.Job, error) {
 	var j tollgate.Job
@@ -34,7 +34,7 @@ func scanJob(row pgx.Row) (*tollgate.Job, error) {
 	var status string
 	if err := row.Scan(&j.Seq, &j.ID, &j.Model, &j.TenantID, &j.UserID, &j.Plan, &j.Priority, &j.MaxRunning, &input,
 		&j.IdempotencyKey, &j.BodyHash, &status, &output, &j.Error, &j.Logs, &j.Upstream, &j.Handle,
-		&cancelAt, &j.CancelRequested, &created, &started, &completed, &j.PredictMillis); err != nil {
+		&cancelAt, &j.CancelRequested, &created, &started, &completed, &j.PredictMillis, &j.ResultsRemoved); err != nil {
 		return nil, err
 	}
 	j.Input, j.Status = []byte(input), tollgate.JobStatus(status)
@@ -406,4 +406,21 @@ func (s *JobStore) list(ctx context.Context, query string, args ...any) ([]*toll
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
 	return out, nil
+}
+
+// ExpiredResults returns ended jobs of model whose results are due for
+// removal.
+func (s *JobStore) ExpiredResults(ctx context.Context, model string, before time.Time, limit int) ([]*tollgate.Job, error) {
+	return s.list(ctx, `SELECT `+jobColumns+` FROM jobs
+		WHERE model = $1 AND completed_at IS NOT NULL AND NOT results_removed AND completed_at < $2
+		ORDER BY completed_at LIMIT $3`, model, before.UTC(), limit)
+}
+
+// MarkResultsRemoved records that a job's results are deleted.
+func (s *JobStore) MarkResultsRemoved(ctx context.Context, id string) error {
+	tag, err := s.db.pool.Exec(ctx, `UPDATE jobs SET results_removed = true WHERE id = $1`, id)
+	if err != nil {
+		return fmt.Errorf("mark results removed: %w", err)
+	}
+	return mustAffect(tag, "no job %s", id)
 }

@@ -23,7 +23,7 @@ func (db *DB) Jobs() *JobStore { return &JobStore{db: db} }
 
 const jobColumns = `seq, id, model, tenant_id, user_id, plan, priority, max_running, input,
 	COALESCE(idempotency_key, ''), body_hash, status, output, error, logs, upstream, handle,
-	cancel_at, cancel_requested, created_at, started_at, completed_at, predict_ms`
+	cancel_at, cancel_requested, created_at, started_at, completed_at, predict_ms, results_removed`
 
 func scanJob(row scanner) (*tollgate.Job, error) {
 	var j tollgate.Job
@@ -33,7 +33,7 @@ func scanJob(row scanner) (*tollgate.Job, error) {
 	var status string
 	if err := row.Scan(&j.Seq, &j.ID, &j.Model, &j.TenantID, &j.UserID, &j.Plan, &j.Priority, &j.MaxRunning, &input,
 		&j.IdempotencyKey, &j.BodyHash, &status, &output, &j.Error, &j.Logs, &j.Upstream, &j.Handle,
-		&cancelAt, &j.CancelRequested, &created, &started, &completed, &j.PredictMillis); err != nil {
+		&cancelAt, &j.CancelRequested, &created, &started, &completed, &j.PredictMillis, &j.ResultsRemoved); err != nil {
 		return nil, err
 	}
 	j.Input, j.Status = []byte(input), tollgate.JobStatus(status)
@@ -412,4 +412,21 @@ func (s *JobStore) list(ctx context.Context, query string, args ...any) ([]*toll
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
 	return out, nil
+}
+
+// ExpiredResults returns ended jobs of model whose results are due for
+// removal.
+func (s *JobStore) ExpiredResults(ctx context.Context, model string, before time.Time, limit int) ([]*tollgate.Job, error) {
+	return s.list(ctx, `SELECT `+jobColumns+` FROM jobs INDEXED BY jobs_results
+		WHERE model = ? AND completed_at IS NOT NULL AND NOT results_removed AND completed_at < ?
+		ORDER BY completed_at LIMIT ?`, model, before.UnixMicro(), limit)
+}
+
+// MarkResultsRemoved records that a job's results are deleted.
+func (s *JobStore) MarkResultsRemoved(ctx context.Context, id string) error {
+	res, err := s.db.write.ExecContext(ctx, `UPDATE jobs SET results_removed = 1 WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("mark results removed: %w", err)
+	}
+	return mustAffect(res, "no job %s", id)
 }

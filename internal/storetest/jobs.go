@@ -24,6 +24,7 @@ func RunJobs(t *testing.T, open func(t *testing.T) tollgate.JobStore) {
 	t.Run("CancelExpired", func(t *testing.T) { testJobExpired(t, open(t)) })
 	t.Run("Pages", func(t *testing.T) { testJobPages(t, open(t)) })
 	t.Run("ConcurrentPicks", func(t *testing.T) { testJobConcurrentPicks(t, open(t)) })
+	t.Run("ExpiredResults", func(t *testing.T) { testJobResultsExpire(t, open(t)) })
 }
 
 var (
@@ -399,6 +400,37 @@ func testJobConcurrentPicks(t *testing.T, s tollgate.JobStore) {
 	if len(picked) != 20 {
 		t.Errorf("%d of 20 jobs picked", len(picked))
 	}
+}
+
+func testJobResultsExpire(t *testing.T, s tollgate.JobStore) {
+	for i := range 3 {
+		MustEnqueue(t, s, NewJob(ownerA, "m/x", fmt.Sprint("r", i)))
+	}
+	MustEnqueue(t, s, NewJob(ownerA, "m/y", "other-model"))
+	for _, m := range []string{"m/x", "m/x", "m/y"} {
+		j := pick(t, s, m, 5)
+		if _, err := s.Finish(t.Context(), j.ID, tollgate.JobResult{Status: tollgate.JobSucceeded, CompletedAt: at(time.Duration(j.Seq) * time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.ExpiredResults(t.Context(), "m/x", at(time.Hour), 10)
+	if err != nil || len(got) != 2 || got[0].ID != "r0" || got[1].ID != "r1" {
+		t.Fatalf("ExpiredResults = %v, %v; want r0, r1 (ended, oldest first; r2 still waits)", got, err)
+	}
+	if err := s.MarkResultsRemoved(t.Context(), "r0"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.ExpiredResults(t.Context(), "m/x", at(time.Hour), 10)
+	if len(got) != 1 || got[0].ID != "r1" {
+		t.Errorf("after removal ExpiredResults = %v, want r1", got)
+	}
+	if j, _ := s.JobByID(t.Context(), "r0"); !j.ResultsRemoved {
+		t.Error("ResultsRemoved not stored")
+	}
+	if got, _ := s.ExpiredResults(t.Context(), "m/x", at(time.Second), 10); len(got) != 0 {
+		t.Errorf("results ending after the cutoff expired: %v", got)
+	}
+	wantCode(t, "MarkResultsRemoved of an unknown job", s.MarkResultsRemoved(t.Context(), "nope"), tollgate.ENotFound)
 }
 
 // BenchPick measures Pick with queued jobs waiting from users users on

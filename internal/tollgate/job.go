@@ -74,6 +74,9 @@ type Job struct {
 	CompletedAt     time.Time
 	// PredictMillis is the time the upstream spent on the job.
 	PredictMillis int64
+	// ResultsRemoved is set once the job's result files were deleted
+	// after its model's retention.
+	ResultsRemoved bool
 	// Seq orders jobs by submission; the store assigns it.
 	Seq int64
 }
@@ -179,6 +182,12 @@ type JobStore interface {
 	// Running returns every processing job, oldest first (to re-attach
 	// them after a restart).
 	Running(ctx context.Context) ([]*Job, error)
+	// ExpiredResults returns up to limit jobs of model that ended before
+	// before and whose results are not yet removed, oldest end first.
+	ExpiredResults(ctx context.Context, model string, before time.Time, limit int) ([]*Job, error)
+	// MarkResultsRemoved records that a job's result files are deleted.
+	// ENotFound if there is no such job.
+	MarkResultsRemoved(ctx context.Context, id string) error
 }
 
 // JobEvent is progress a backend reports while it runs a job.

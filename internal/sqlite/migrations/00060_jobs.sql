@@ -30,13 +30,15 @@ CREATE TABLE jobs (
     created_at       INTEGER NOT NULL,
     started_at       INTEGER,
     completed_at     INTEGER,
-    predict_ms       INTEGER NOT NULL DEFAULT 0
+    predict_ms       INTEGER NOT NULL DEFAULT 0,
+    results_removed  INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX jobs_idempotency ON jobs (tenant_id, user_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX jobs_waiting ON jobs (model, tenant_id, user_id, seq) WHERE status = 'starting';
 CREATE INDEX jobs_owner ON jobs (tenant_id, user_id, seq);
 CREATE INDEX jobs_cancel_at ON jobs (cancel_at) WHERE status = 'starting' AND cancel_at IS NOT NULL;
 CREATE INDEX jobs_running ON jobs (seq) WHERE status = 'processing';
+CREATE INDEX jobs_results ON jobs (model, completed_at) WHERE completed_at IS NOT NULL AND NOT results_removed;
 
 CREATE TABLE job_lanes (
     model       TEXT NOT NULL,
