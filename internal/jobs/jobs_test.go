@@ -59,9 +59,11 @@ func echo(clk func() *clock) http.Handler {
 	return mux
 }
 
-func TestPredictionSucceeds(t *testing.T) {
+func TestPredictionSucceeds(t *testing.T) { onEngines(t, testPredictionSucceeds) }
+
+func testPredictionSucceeds(t *testing.T, engine string) {
 	var e *env
-	e = setup(t, models, echo(func() *clock { return e.clock }))
+	e = setupOn(t, engine, models, echo(func() *clock { return e.clock }))
 	p := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "hi"}, "Prefer", "wait")
 	if p.Status != "succeeded" || p.Model != "demo/echo" || p.StartedAt == nil || p.CompletedAt == nil {
 		t.Fatalf("prediction %+v, want succeeded with start and end", p)
@@ -165,7 +167,7 @@ func TestPredictionSucceeds(t *testing.T) {
 		if n := resultFiles(t, e); n != 0 {
 			t.Errorf("%d result files left after retention", n)
 		}
-		if j, _ := e.db.Jobs().JobByID(t.Context(), p.ID); !j.ResultsRemoved {
+		if j, _ := e.jobs.JobByID(t.Context(), p.ID); !j.ResultsRemoved {
 			t.Error("the job is not marked as removed")
 		}
 	})
@@ -183,9 +185,11 @@ func TestPredictionSucceeds(t *testing.T) {
 	})
 }
 
-func TestRefusedPredictions(t *testing.T) {
+func TestRefusedPredictions(t *testing.T) { onEngines(t, testRefusedPredictions) }
+
+func testRefusedPredictions(t *testing.T, engine string) {
 	var e *env
-	e = setup(t, models, echo(func() *clock { return e.clock }))
+	e = setupOn(t, engine, models, echo(func() *clock { return e.clock }))
 	tests := []struct {
 		name, user, path string
 		body             any
@@ -266,9 +270,11 @@ func (g *gate) order() []string {
 	return slices.Clone(g.started)
 }
 
-func TestFairnessOnOneSlot(t *testing.T) {
+func TestFairnessOnOneSlot(t *testing.T) { onEngines(t, testFairnessOnOneSlot) }
+
+func testFairnessOnOneSlot(t *testing.T, engine string) {
 	g := newGate()
-	e := setup(t, strings.Replace(models, "free: {max_queued: 3}", "free: {}", 1), g)
+	e := setupOn(t, engine, strings.Replace(models, "free: {max_queued: 3}", "free: {}", 1), g)
 	var last pred
 	for i := range 6 {
 		last = e.create(t, "alice", "demo/echo", map[string]any{"prompt": fmt.Sprint("a", i)})
@@ -295,9 +301,11 @@ func TestFairnessOnOneSlot(t *testing.T) {
 	}
 }
 
-func TestCancelQueued(t *testing.T) {
+func TestCancelQueued(t *testing.T) { onEngines(t, testCancelQueued) }
+
+func testCancelQueued(t *testing.T, engine string) {
 	g := newGate()
-	e := setup(t, models, g)
+	e := setupOn(t, engine, models, g)
 	running := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "first"})
 	<-g.arrived
 	queued := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "second"})
@@ -327,10 +335,12 @@ func TestCancelQueued(t *testing.T) {
 	}
 }
 
-func TestCancelRunning(t *testing.T) {
+func TestCancelRunning(t *testing.T) { onEngines(t, testCancelRunning) }
+
+func testCancelRunning(t *testing.T, engine string) {
 	g := newGate()
 	var e *env
-	e = setup(t, models, g)
+	e = setupOn(t, engine, models, g)
 	p := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "long"})
 	<-g.arrived
 	e.clock.Advance(2 * time.Second)
@@ -348,9 +358,11 @@ func TestCancelRunning(t *testing.T) {
 	}
 }
 
-func TestCancelAfter(t *testing.T) {
+func TestCancelAfter(t *testing.T) { onEngines(t, testCancelAfter) }
+
+func testCancelAfter(t *testing.T, engine string) {
 	g := newGate()
-	e := setup(t, models, g)
+	e := setupOn(t, engine, models, g)
 	running := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "first"})
 	<-g.arrived
 	late := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "late"}, "Cancel-After", "30s")
@@ -368,9 +380,11 @@ func TestCancelAfter(t *testing.T) {
 	}
 }
 
-func TestQueueLimitsAndBudget(t *testing.T) {
+func TestQueueLimitsAndBudget(t *testing.T) { onEngines(t, testQueueLimitsAndBudget) }
+
+func testQueueLimitsAndBudget(t *testing.T, engine string) {
 	g := newGate()
-	e := setup(t, models, g)
+	e := setupOn(t, engine, models, g)
 	e.create(t, "alice", "demo/echo", map[string]any{"prompt": "run"})
 	<-g.arrived
 	for i := range 3 {
@@ -390,9 +404,11 @@ func TestQueueLimitsAndBudget(t *testing.T) {
 	}
 }
 
-func TestIdempotencyKey(t *testing.T) {
+func TestIdempotencyKey(t *testing.T) { onEngines(t, testIdempotencyKey) }
+
+func testIdempotencyKey(t *testing.T, engine string) {
 	var e *env
-	e = setup(t, models, echo(func() *clock { return e.clock }))
+	e = setupOn(t, engine, models, echo(func() *clock { return e.clock }))
 	first := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "x"}, "Idempotency-Key", "k1")
 	again := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "x"}, "Idempotency-Key", "k1")
 	if again.ID != first.ID {
@@ -436,9 +452,11 @@ func listIDs(t *testing.T, e *env, user string) []string {
 	return ids
 }
 
-func TestOwnPredictionsOnly(t *testing.T) {
+func TestOwnPredictionsOnly(t *testing.T) { onEngines(t, testOwnPredictionsOnly) }
+
+func testOwnPredictionsOnly(t *testing.T, engine string) {
 	var e *env
-	e = setup(t, models, echo(func() *clock { return e.clock }))
+	e = setupOn(t, engine, models, echo(func() *clock { return e.clock }))
 	var mine []string
 	for i := range 5 {
 		mine = append(mine, e.create(t, "alice", "demo/echo", map[string]any{"prompt": fmt.Sprint(i)}, "Prefer", "wait").ID)
@@ -478,4 +496,12 @@ func resultFiles(t *testing.T, e *env) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// onEngines runs test on SQLite and on PostgreSQL (when
+// TOLLGATE_TEST_POSTGRES is set).
+func onEngines(t *testing.T, test func(t *testing.T, engine string)) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		t.Run(engine, func(t *testing.T) { test(t, engine) })
+	}
 }

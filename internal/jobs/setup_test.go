@@ -4,20 +4,25 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/jobs"
 	"github.com/tollgate/tollgate/internal/meter"
+	"github.com/tollgate/tollgate/internal/postgres"
 	"github.com/tollgate/tollgate/internal/sqlite"
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
@@ -40,16 +45,23 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// env is a running jobs service: its API on a test server, the SQLite
-// store and ledger behind it, and the meter settling its usage.
+// env is a running jobs service: its API on a test server, the store and
+// ledger behind it, and the meter settling its usage.
 type env struct {
 	URL    string
 	svc    *jobs.Service
-	db     *sqlite.DB
+	jobs   tollgate.JobStore
+	ledger tollgate.Ledger
 	meter  *meter.Meter
 	clock  *clock
 	dir    string
+	opts   jobs.Options
+	cfg    *config.Config
 	closed bool
+
+	mu      sync.Mutex
+	mux     func() *http.ServeMux
+	current *http.ServeMux
 }
 
 // users the test server knows by the X-Test-User header; a stand-in for
@@ -64,13 +76,48 @@ var users = map[string]*tollgate.Principal{
 
 type principalKey struct{}
 
-// setup runs the service with cfgYAML, in which every "UPSTREAM" is
-// replaced by upstream's URL.
-func setup(t *testing.T, cfgYAML string, upstream http.Handler) *env {
+// ledger is what an engine's usage ledger offers the meter.
+type ledger interface {
+	tollgate.Ledger
+	tollgate.BudgetStore
+}
+
+// openEngine opens a migrated store of engine ("sqlite" or "postgres")
+// and returns its job store and ledger. PostgreSQL runs in a schema of
+// its own, dropped at the end; without TOLLGATE_TEST_POSTGRES the test
+// skips (fails under CI=true).
+func openEngine(t *testing.T, engine, dir string) (tollgate.JobStore, ledger) {
 	t.Helper()
-	up := httptest.NewServer(upstream)
-	t.Cleanup(up.Close)
-	dir := t.TempDir()
+	if engine == "postgres" {
+		url := os.Getenv("TOLLGATE_TEST_POSTGRES")
+		if url == "" {
+			if os.Getenv("CI") != "" {
+				t.Fatal("CI=true and TOLLGATE_TEST_POSTGRES is not set")
+			}
+			t.Skip("TOLLGATE_TEST_POSTGRES not set; skipping the PostgreSQL run")
+		}
+		schema := "tg_test_" + strings.ToLower(rand.Text()[:12])
+		t.Cleanup(func() {
+			conn, err := pgx.Connect(context.Background(), url)
+			if err != nil {
+				t.Errorf("drop schema: %v", err)
+				return
+			}
+			defer conn.Close(context.Background())
+			if _, err := conn.Exec(context.Background(), `DROP SCHEMA `+pgx.Identifier{schema}.Sanitize()+` CASCADE`); err != nil {
+				t.Errorf("drop schema: %v", err)
+			}
+		})
+		db, err := postgres.Open(t.Context(), url, postgres.WithSchema(schema))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if err := db.Migrate(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		return db.Jobs(), db.Ledger()
+	}
 	db, err := sqlite.Open(t.Context(), filepath.Join(dir, "tollgate.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -79,6 +126,23 @@ func setup(t *testing.T, cfgYAML string, upstream http.Handler) *env {
 	if err := db.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	return db.Jobs(), db.Ledger()
+}
+
+// setup runs the service on SQLite with cfgYAML, in which every
+// "UPSTREAM" is replaced by upstream's URL.
+func setup(t *testing.T, cfgYAML string, upstream http.Handler) *env {
+	t.Helper()
+	return setupOn(t, "sqlite", cfgYAML, upstream)
+}
+
+// setupOn is setup on the named engine.
+func setupOn(t *testing.T, engine, cfgYAML string, upstream http.Handler) *env {
+	t.Helper()
+	up := httptest.NewServer(upstream)
+	t.Cleanup(up.Close)
+	dir := t.TempDir()
+	store, led := openEngine(t, engine, dir)
 	mux := http.NewServeMux()
 	api := httptest.NewServer(mux)
 	t.Cleanup(api.Close)
@@ -88,7 +152,7 @@ func setup(t *testing.T, cfgYAML string, upstream http.Handler) *env {
 	}
 	clk := &clock{t: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	m, err := meter.New(cfg, meter.Options{Ledger: db.Ledger(), Budgets: db.Ledger(), Clock: clk.Now, Logger: log})
+	m, err := meter.New(cfg, meter.Options{Ledger: led, Budgets: led, Clock: clk.Now, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,19 +167,14 @@ func setup(t *testing.T, cfgYAML string, upstream http.Handler) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := jobs.New(cfg, jobs.Options{Store: db.Jobs(), Blobs: blobs, LinkKey: key, Admission: m,
+	e := &env{URL: api.URL, jobs: store, ledger: led, meter: m, clock: clk, dir: dir, cfg: cfg}
+	e.opts = jobs.Options{Store: store, Blobs: blobs, LinkKey: key, Admission: m,
 		Principal: func(r *http.Request) *tollgate.Principal {
 			p, _ := r.Context().Value(principalKey{}).(*tollgate.Principal)
 			return p
 		},
-		PollInterval: 5 * time.Millisecond, Clock: clk.Now, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	e := &env{URL: api.URL, svc: svc, db: db, meter: m, clock: clk, dir: dir}
+		PollInterval: 5 * time.Millisecond, Clock: clk.Now, Logger: log}
+	e.svc = e.startService(t)
 	t.Cleanup(e.stop)
 	require := func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -127,8 +186,47 @@ func setup(t *testing.T, cfgYAML string, upstream http.Handler) *env {
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 		})
 	}
-	svc.Register(mux, require)
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The current service, also after a restart.
+		e.handler().ServeHTTP(w, r)
+	}))
+	e.mux = func() *http.ServeMux {
+		m := http.NewServeMux()
+		e.svc.Register(m, require)
+		return m
+	}
+	e.current = e.mux()
 	return e
+}
+
+// startService starts a service on the env's store and result store.
+func (e *env) startService(t *testing.T) *jobs.Service {
+	t.Helper()
+	svc, err := jobs.New(e.cfg, e.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+// restart stops the service and starts another on the same store, as a
+// restarted gateway would.
+func (e *env) restart(t *testing.T) {
+	t.Helper()
+	e.svc.Stop()
+	e.svc = e.startService(t)
+	e.mu.Lock()
+	e.current = e.mux()
+	e.mu.Unlock()
+}
+
+func (e *env) handler() http.Handler {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.current
 }
 
 // stop ends the service and flushes the meter, so the ledger is final.
@@ -144,7 +242,7 @@ func (e *env) stop() {
 func (e *env) record(t *testing.T, id string) *tollgate.UsageRecord {
 	t.Helper()
 	e.stop()
-	r, err := e.db.Ledger().Record(t.Context(), id)
+	r, err := e.ledger.Record(t.Context(), id)
 	if err != nil {
 		t.Fatalf("ledger record of %s: %v", id, err)
 	}
