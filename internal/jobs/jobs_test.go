@@ -505,3 +505,52 @@ func onEngines(t *testing.T, test func(t *testing.T, engine string)) {
 		t.Run(engine, func(t *testing.T) { test(t, engine) })
 	}
 }
+
+// TestRestart: queued jobs survive a restart of the service and run after
+// it; a job that was running when the service stopped ends failed; a job
+// left processing by a process that died is failed at the next start and
+// its upstream slot freed.
+func TestRestart(t *testing.T) { onEngines(t, testRestart) }
+
+func testRestart(t *testing.T, engine string) {
+	g := newGate()
+	e := setupOn(t, engine, models, g)
+	running := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "running"})
+	<-g.arrived
+	queued := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "queued"})
+	e.restart(t)
+	if p := e.get(t, "alice", running.ID); p.Status != "failed" || p.Error == nil || !strings.Contains(*p.Error, "stopped") {
+		t.Errorf("the job running at the stop: %s %v, want failed", p.Status, p.Error)
+	}
+	if tag := <-g.arrived; tag != "queued" {
+		t.Fatalf("after the restart the upstream got %q, want the queued job", tag)
+	}
+	g.release <- struct{}{}
+	if _, p := e.streamUntilDone(t, "alice", queued); p.Status != "succeeded" {
+		t.Fatalf("the queued job ended %s", p.Status)
+	}
+
+	// A process that died with a job processing: its pick is in the store.
+	e.svc.Stop()
+	orphan := &tollgate.Job{ID: "orphan0000", Model: "demo/echo", Owner: tollgate.Owner{TenantID: "acme", UserID: "usr_alice"},
+		Input: json.RawMessage(`{"prompt":"orphan"}`)}
+	if _, _, err := e.jobs.Enqueue(t.Context(), orphan, tollgate.QueueLimits{}); err != nil {
+		t.Fatal(err)
+	}
+	m := e.cfg.JobModel("demo/echo")
+	if j, err := e.jobs.Pick(t.Context(), tollgate.PickRequest{Model: m.Name, Upstreams: m.Upstreams, Capacity: 1}); err != nil || j == nil || j.ID != orphan.ID {
+		t.Fatalf("Pick = %v, %v", j, err)
+	}
+	e.startAgain(t)
+	if j, _ := e.jobs.JobByID(t.Context(), orphan.ID); j.Status != tollgate.JobFailed {
+		t.Errorf("the orphaned job is %s, want failed", j.Status)
+	}
+	next := e.create(t, "bob", "demo/echo", map[string]any{"prompt": "after"})
+	if tag := <-g.arrived; tag != "after" {
+		t.Fatalf("the upstream got %q", tag)
+	}
+	g.release <- struct{}{}
+	if _, p := e.streamUntilDone(t, "bob", next); p.Status != "succeeded" {
+		t.Errorf("a job after the orphan's slot was freed ended %s", p.Status)
+	}
+}

@@ -217,6 +217,12 @@ func (e *env) startService(t *testing.T) *jobs.Service {
 func (e *env) restart(t *testing.T) {
 	t.Helper()
 	e.svc.Stop()
+	e.startAgain(t)
+}
+
+// startAgain starts a new service after the old one stopped.
+func (e *env) startAgain(t *testing.T) {
+	t.Helper()
 	e.svc = e.startService(t)
 	e.mu.Lock()
 	e.current = e.mux()
