@@ -554,3 +554,58 @@ func testRestart(t *testing.T, engine string) {
 		t.Errorf("a job after the orphan's slot was freed ended %s", p.Status)
 	}
 }
+
+// TestMetrics: queue depth per model and running jobs per upstream come
+// from the store; wait times and ends are counted.
+func TestMetrics(t *testing.T) { onEngines(t, testMetrics) }
+
+func testMetrics(t *testing.T, engine string) {
+	g := newGate()
+	e := setupOn(t, engine, models, g)
+	first := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "run"})
+	<-g.arrived
+	e.create(t, "alice", "demo/echo", map[string]any{"prompt": "q1"})
+	e.create(t, "bob", "demo/echo", map[string]any{"prompt": "q2"})
+	up := e.cfg.JobModel("demo/echo").Upstreams[0]
+	got := gather(t, e)
+	if got[`tollgate_jobs_queued{model="demo/echo"}`] != 2 || got[`tollgate_jobs_running{upstream="`+up+`"}`] != 1 {
+		t.Errorf("metrics %v, want 2 queued for demo/echo and 1 running on %s", got, up)
+	}
+	g.release <- struct{}{}
+	e.streamUntilDone(t, "alice", first)
+	got = gather(t, e)
+	if got[`tollgate_jobs_finished_total{model="demo/echo",status="succeeded"}`] != 1 {
+		t.Errorf("finished counter in %v, want 1 succeeded", got)
+	}
+	if got[`tollgate_jobs_wait_seconds_count{model="demo/echo"}`] < 1 {
+		t.Errorf("wait histogram in %v, want the started job", got)
+	}
+}
+
+// gather returns every sample of the service's registry by name{labels}.
+func gather(t *testing.T, e *env) map[string]float64 {
+	t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			key := mf.GetName() + "{" + strings.Join(labels, ",") + "}"
+			switch {
+			case m.GetGauge() != nil:
+				out[key] = m.GetGauge().GetValue()
+			case m.GetCounter() != nil:
+				out[key] = m.GetCounter().GetValue()
+			case m.GetHistogram() != nil:
+				out[mf.GetName()+"_count{"+strings.Join(labels, ",")+"}"] = float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return out
+}

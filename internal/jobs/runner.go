@@ -84,6 +84,7 @@ func (s *Service) start(ctx context.Context, m *model, j *tollgate.Job) {
 	s.running[j.ID] = r
 	s.mu.Unlock()
 	s.hub.publish(j.ID, event{progress: -1})
+	s.metrics.wait.WithLabelValues(j.Model).Observe(max(0, j.StartedAt.Sub(j.CreatedAt).Seconds()))
 	s.runs.Go(func() {
 		defer cancel(nil)
 		stopWatch := s.watchCancel(runCtx, j.ID, cancel)

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/policy"
 	"github.com/tollgate/tollgate/internal/tollgate"
@@ -43,6 +45,9 @@ type Options struct {
 	// PollInterval is how often the queue is looked at without a wake-up
 	// (jobs queued by other replicas, Cancel-After). Defaults to 1s.
 	PollInterval time.Duration
+	// Metrics registers the jobs' collectors (queue depth and wait time
+	// per model, running jobs per upstream). Nil keeps them unregistered.
+	Metrics prometheus.Registerer
 	// Logger. Defaults to slog.Default().
 	Logger *slog.Logger
 	// Clock. Defaults to time.Now.
@@ -62,15 +67,16 @@ type model struct {
 // their results and meters them. Start it before use; Stop it after the
 // HTTP server.
 type Service struct {
-	cfg    *config.Config
-	opts   Options
-	store  tollgate.JobStore
-	blobs  tollgate.BlobStore
-	links  *links
-	log    *slog.Logger
-	now    func() time.Time
-	models map[string]*model
-	hub    *hub
+	cfg     *config.Config
+	opts    Options
+	store   tollgate.JobStore
+	blobs   tollgate.BlobStore
+	links   *links
+	log     *slog.Logger
+	now     func() time.Time
+	models  map[string]*model
+	hub     *hub
+	metrics *metrics
 
 	mu       sync.Mutex
 	releases map[string]func(context.Context, *tollgate.Outcome) // open usage records by job id
@@ -109,6 +115,10 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 		links:  &links{key: o.LinkKey, base: strings.TrimSuffix(cfg.PublicURL, "/")},
 		models: map[string]*model{}, hub: newHub(),
 		releases: map[string]func(context.Context, *tollgate.Outcome){}, running: map[string]*runningJob{}}
+	var err error
+	if s.metrics, err = newMetrics(o.Metrics, o.Store); err != nil {
+		return nil, fmt.Errorf("jobs metrics: %w", err)
+	}
 	for i := range cfg.Jobs {
 		jc := &cfg.Jobs[i]
 		rules, err := policy.CompileInputRules(jc.Rules)
@@ -311,5 +321,6 @@ func (s *Service) ended(ctx context.Context, j *tollgate.Job) {
 		}
 		release(context.WithoutCancel(ctx), out)
 	}
+	s.metrics.finished.WithLabelValues(j.Model, string(j.Status)).Inc()
 	s.hub.publish(j.ID, event{done: j})
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/jobs"
@@ -57,6 +58,7 @@ type env struct {
 	dir    string
 	opts   jobs.Options
 	cfg    *config.Config
+	reg    *prometheus.Registry
 	closed bool
 
 	mu      sync.Mutex
@@ -202,6 +204,8 @@ func setupOn(t *testing.T, engine, cfgYAML string, upstream http.Handler) *env {
 // startService starts a service on the env's store and result store.
 func (e *env) startService(t *testing.T) *jobs.Service {
 	t.Helper()
+	e.reg = prometheus.NewRegistry()
+	e.opts.Metrics = e.reg
 	svc, err := jobs.New(e.cfg, e.opts)
 	if err != nil {
 		t.Fatal(err)

@@ -424,3 +424,34 @@ func (s *JobStore) MarkResultsRemoved(ctx context.Context, id string) error {
 	}
 	return mustAffect(tag, "no job %s", id)
 }
+
+// Stats returns the jobs waiting per model and running per upstream.
+func (s *JobStore) Stats(ctx context.Context) (*tollgate.JobStats, error) {
+	st := &tollgate.JobStats{Queued: map[string]int{}, Running: map[string]int{}}
+	for _, q := range []struct {
+		sql string
+		out map[string]int
+	}{
+		{`SELECT model, SUM(queued)::int FROM job_lanes GROUP BY model`, st.Queued},
+		{`SELECT url, running FROM job_upstreams`, st.Running},
+	} {
+		rows, err := s.db.pool.Query(ctx, q.sql)
+		if err != nil {
+			return nil, fmt.Errorf("job stats: %w", err)
+		}
+		for rows.Next() {
+			var k string
+			var n int
+			if err := rows.Scan(&k, &n); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("job stats: %w", err)
+			}
+			q.out[k] = n
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("job stats: %w", err)
+		}
+	}
+	return st, nil
+}

@@ -25,6 +25,7 @@ func RunJobs(t *testing.T, open func(t *testing.T) tollgate.JobStore) {
 	t.Run("Pages", func(t *testing.T) { testJobPages(t, open(t)) })
 	t.Run("ConcurrentPicks", func(t *testing.T) { testJobConcurrentPicks(t, open(t)) })
 	t.Run("ExpiredResults", func(t *testing.T) { testJobResultsExpire(t, open(t)) })
+	t.Run("Stats", func(t *testing.T) { testJobStats(t, open(t)) })
 }
 
 var (
@@ -431,6 +432,22 @@ func testJobResultsExpire(t *testing.T, s tollgate.JobStore) {
 		t.Errorf("results ending after the cutoff expired: %v", got)
 	}
 	wantCode(t, "MarkResultsRemoved of an unknown job", s.MarkResultsRemoved(t.Context(), "nope"), tollgate.ENotFound)
+}
+
+func testJobStats(t *testing.T, s tollgate.JobStore) {
+	for i := range 3 {
+		MustEnqueue(t, s, NewJob(ownerA, "m/x", fmt.Sprint("s", i)))
+	}
+	MustEnqueue(t, s, NewJob(ownerB, "m/x", "sb"))
+	MustEnqueue(t, s, NewJob(ownerB, "m/y", "sy"))
+	pick(t, s, "m/x", 2, "http://gpu-1")
+	st, err := s.Stats(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Queued["m/x"] != 3 || st.Queued["m/y"] != 1 || st.Running["http://gpu-1"] != 1 {
+		t.Errorf("Stats = %+v, want m/x 3 and m/y 1 queued, 1 running on gpu-1", st)
+	}
 }
 
 // BenchPick measures Pick with queued jobs waiting from users users on

@@ -188,6 +188,15 @@ type JobStore interface {
 	// MarkResultsRemoved records that a job's result files are deleted.
 	// ENotFound if there is no such job.
 	MarkResultsRemoved(ctx context.Context, id string) error
+	// Stats returns the jobs waiting per model and running per upstream,
+	// over every replica.
+	Stats(ctx context.Context) (*JobStats, error)
+}
+
+// JobStats are the queue's gauges.
+type JobStats struct {
+	Queued  map[string]int // by model
+	Running map[string]int // by upstream URL
 }
 
 // JobEvent is progress a backend reports while it runs a job.
