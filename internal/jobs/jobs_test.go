@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/internal/jobs"
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
@@ -608,4 +609,119 @@ func gather(t *testing.T, e *env) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// replicaTransport marks the calls of one replica.
+type replicaTransport struct{ name string }
+
+func (rt replicaTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-Replica", rt.name)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestTwoReplicas: two services share one PostgreSQL store and pick from
+// it; the capacity-1 upstream never runs two jobs at once, the start
+// order stays fair, a job is canceled through the replica that did not
+// run it, and each job is settled once by the replica that took it.
+func TestTwoReplicas(t *testing.T) {
+	g := newGate()
+	var mu sync.Mutex
+	inflight, peak := 0, 0
+	byReplica := map[string]int{}
+	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		inflight++
+		peak = max(peak, inflight)
+		byReplica[r.Header.Get("X-Replica")]++
+		mu.Unlock()
+		defer func() {
+			mu.Lock()
+			inflight--
+			mu.Unlock()
+		}()
+		g.ServeHTTP(w, r)
+	})
+	e := setupOn(t, "postgres", strings.Replace(models, "free: {max_queued: 3}", "free: {}", 1), counted)
+	e.svc.Stop()
+	for _, name := range []string{"one", "two"} {
+		opts := e.opts
+		opts.Cluster = true
+		opts.Metrics = nil
+		opts.Backends = map[string]tollgate.Backend{"demo/echo": &jobs.HTTPBackend{Path: "/run", Client: &http.Client{Transport: replicaTransport{name}}}}
+		svc, err := jobs.New(e.cfg, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := svc.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(svc.Stop)
+		if name == "one" {
+			e.svc = svc // the API (and so every submit and cancel) is replica one's
+			e.mu.Lock()
+			e.current = e.mux()
+			e.mu.Unlock()
+		}
+	}
+
+	var ids []string
+	for i := range 6 {
+		ids = append(ids, e.create(t, "alice", "demo/echo", map[string]any{"prompt": fmt.Sprint("a", i)}).ID)
+		if i == 0 {
+			<-g.arrived
+		}
+	}
+	ids = append(ids, e.create(t, "bob", "demo/echo", map[string]any{"prompt": "b0"}).ID)
+	ids = append(ids, e.create(t, "pro", "demo/echo", map[string]any{"prompt": "p0"}).ID)
+	for range 7 {
+		g.release <- struct{}{}
+		<-g.arrived
+	}
+	g.release <- struct{}{}
+	// The upstream runs one job at a time, so when alice's last ends every
+	// job has.
+	if _, p := e.streamUntilDone(t, "alice", e.get(t, "alice", ids[5])); p.Status != "succeeded" {
+		t.Fatalf("alice's last job ended %s", p.Status)
+	}
+	want := []string{"a0", "p0", "b0", "a1", "a2", "a3", "a4", "a5"}
+	if got := g.order(); !slices.Equal(got, want) {
+		t.Errorf("start order over two replicas %v, want %v", got, want)
+	}
+
+	// Cancel running jobs until one ran on replica two: the cancel goes to
+	// replica one, which must reach it through the store.
+	for i := 0; ; i++ {
+		p := e.create(t, "alice", "demo/echo", map[string]any{"prompt": fmt.Sprint("c", i)})
+		<-g.arrived
+		status, _, b := e.call(t, "alice", "POST", "/v1/predictions/"+p.ID+"/cancel", nil)
+		if status != 200 {
+			t.Fatalf("cancel: %d %s", status, b)
+		}
+		if _, done := e.streamUntilDone(t, "alice", p); done.Status != "canceled" {
+			t.Fatalf("canceled running job ended %s", done.Status)
+		}
+		ids = append(ids, p.ID)
+		mu.Lock()
+		two := byReplica["two"]
+		mu.Unlock()
+		if two > 0 || i == 20 {
+			break
+		}
+	}
+	mu.Lock()
+	t.Logf("jobs per replica %v, peak %d at once", byReplica, peak)
+	if peak != 1 {
+		t.Errorf("the capacity-1 upstream ran %d jobs at once", peak)
+	}
+	if byReplica["one"] == 0 || byReplica["two"] == 0 {
+		t.Errorf("jobs per replica %v: both should have picked", byReplica)
+	}
+	mu.Unlock()
+	for _, id := range ids {
+		r := e.record(t, id)
+		if !r.Settled || (r.Outcome != tollgate.ResultOK && r.Outcome != tollgate.ResultCancelled) {
+			t.Errorf("job %s: record %+v, want settled once by the replica that took it", id, r)
+		}
+	}
 }

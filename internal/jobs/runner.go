@@ -68,8 +68,9 @@ func (s *Service) sweep(ctx context.Context) {
 			s.log.Error("jobs: cancel expired jobs failed", "err", err)
 		}
 		for _, j := range expired {
-			s.ended(ctx, j)
+			s.ending(ctx, j)
 		}
+		s.settleRemote(ctx)
 	}
 }
 
@@ -99,7 +100,7 @@ func (s *Service) start(ctx context.Context, m *model, j *tollgate.Job) {
 			s.log.Error("jobs: could not record a job's end", "job", j.ID, "err", err)
 			return
 		}
-		s.ended(ctx, done)
+		s.ending(ctx, done)
 		s.wake(m)
 	})
 }

@@ -153,8 +153,11 @@ func (s *Service) Start(ctx context.Context) error {
 }
 
 // Stop ends the loops, then the jobs running here: each is finished as
-// failed, since its upstream call ends with the process. Stop the HTTP
-// server first.
+// failed, since its upstream call ends with the process. It then settles
+// the jobs submitted here that another replica ended; the usage records
+// of jobs submitted here and still queued or running elsewhere stay open
+// (the meter reconciles them). Stop the HTTP server first and the meter
+// after.
 func (s *Service) Stop() {
 	s.stopOnce.Do(func() {
 		if s.cancel != nil {
@@ -167,6 +170,7 @@ func (s *Service) Stop() {
 		}
 		s.mu.Unlock()
 		s.runs.Wait()
+		s.settleRemote(context.Background())
 	})
 }
 
@@ -280,7 +284,7 @@ func (s *Service) Cancel(ctx context.Context, o tollgate.Owner, id string) (*tol
 	}
 	switch j.Status {
 	case tollgate.JobCanceled:
-		s.ended(ctx, j)
+		s.ending(ctx, j)
 	case tollgate.JobProcessing:
 		s.mu.Lock()
 		r := s.running[j.ID]
@@ -300,8 +304,9 @@ func (s *Service) Job(ctx context.Context, o tollgate.Owner, id string) (*tollga
 	return s.store.Job(ctx, o, id)
 }
 
-// ended settles an ended job's usage record and tells its watchers. A job
-// canceled before it started is settled as refused: charged nothing.
+// ended settles an ended job's usage record, when this process opened it
+// and has not settled it yet, and tells its watchers. A job canceled
+// before it started is settled as refused: charged nothing.
 func (s *Service) ended(ctx context.Context, j *tollgate.Job) {
 	s.mu.Lock()
 	release := s.releases[j.ID]
@@ -321,6 +326,38 @@ func (s *Service) ended(ctx context.Context, j *tollgate.Job) {
 		}
 		release(context.WithoutCancel(ctx), out)
 	}
-	s.metrics.finished.WithLabelValues(j.Model, string(j.Status)).Inc()
 	s.hub.publish(j.ID, event{done: j})
+}
+
+// ending records in the metrics that this process ended j, then settles
+// it.
+func (s *Service) ending(ctx context.Context, j *tollgate.Job) {
+	s.metrics.finished.WithLabelValues(j.Model, string(j.Status)).Inc()
+	s.ended(ctx, j)
+}
+
+// settleRemote settles the jobs submitted here that ended elsewhere (run
+// by another replica): the usage record is settled by the process that
+// opened it.
+func (s *Service) settleRemote(ctx context.Context) {
+	s.mu.Lock()
+	ids := make([]string, 0, min(len(s.releases), 500))
+	for id := range s.releases {
+		if _, mine := s.running[id]; !mine && len(ids) < 500 {
+			ids = append(ids, id)
+		}
+	}
+	s.mu.Unlock()
+	for _, id := range ids {
+		j, err := s.store.JobByID(ctx, id)
+		if err != nil {
+			if ctx.Err() == nil && tollgate.ErrorCode(err) != tollgate.ENotFound {
+				s.log.Warn("jobs: could not look at a job's state", "job", id, "err", err)
+			}
+			continue
+		}
+		if j.Status.Terminal() {
+			s.ended(ctx, j)
+		}
+	}
 }
