@@ -43,6 +43,9 @@ type Config struct {
 	Webhooks       []Webhook       `yaml:"webhooks"`
 	// Jobs are the job models of the predictions API (see jobs.go).
 	Jobs []JobModel `yaml:"jobs"`
+	// WebhookAllowPrivate lets prediction webhooks go to loopback and
+	// private addresses. Defaults to false.
+	WebhookAllowPrivate bool `yaml:"webhook_allow_private"`
 }
 
 // Tokens configures the gateway's own tokens.

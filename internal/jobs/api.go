@@ -38,6 +38,7 @@ func (s *Service) Register(mux httpx.Mux, require func(http.Handler) http.Handle
 	mux.Handle("GET /v1/predictions", h(s.list))
 	mux.Handle("GET /v1/predictions/{id}", h(s.get))
 	mux.Handle("POST /v1/predictions/{id}/cancel", h(s.cancelHandler))
+	mux.Handle("GET /v1/webhooks/default/secret", h(s.secret))
 	mux.Handle("GET /v1/predictions/{id}/stream", httpx.Handle(s.log, s.stream))
 	mux.Handle("GET /v1/results/{id}/{name}", httpx.Handle(s.log, s.result))
 }
@@ -91,10 +92,8 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) error {
 	if name == "" {
 		return tollgate.Errorf(tollgate.EInputInvalid, "version: required (the model's name, e.g. owner/name)")
 	}
-	if req.Webhook != "" || len(req.WebhookEventsFilter) > 0 {
-		return tollgate.Errorf(tollgate.EInputInvalid, "webhook: webhooks are not supported by this gateway")
-	}
-	sub := Submission{Model: name, Input: req.Input, IdempotencyKey: r.Header.Get("Idempotency-Key")}
+	sub := Submission{Model: name, Input: req.Input, IdempotencyKey: r.Header.Get("Idempotency-Key"),
+		Webhook: req.Webhook, WebhookEvents: req.WebhookEventsFilter}
 	sum := sha256.Sum256(append([]byte(name+"\n"), body...))
 	sub.BodyHash = hex.EncodeToString(sum[:])
 	if v := r.Header.Get("Cancel-After"); v != "" {
@@ -281,4 +280,15 @@ func decodeCursor(c string) (byte, int64, bool) {
 		return 0, 0, false
 	}
 	return b[0], seq, true
+}
+
+// secret answers GET /v1/webhooks/default/secret: the caller's webhook
+// signing secret, {"key": "whsec_…"}.
+func (s *Service) secret(w http.ResponseWriter, r *http.Request) error {
+	_, o, err := s.caller(r)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"key": webhookSecret(s.opts.LinkKey, o)})
+	return nil
 }

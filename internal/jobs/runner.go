@@ -78,13 +78,19 @@ func (s *Service) sweep(ctx context.Context) {
 func (s *Service) start(ctx context.Context, m *model, j *tollgate.Job) {
 	runCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	run := &tollgate.JobRun{Job: j, Upstream: j.Upstream,
-		Report:  func(e tollgate.JobEvent) { s.hub.publish(j.ID, event{progress: e.Progress, log: e.Log}) },
+		Report: func(e tollgate.JobEvent) {
+			s.hub.publish(j.ID, event{progress: e.Progress, log: e.Log})
+			if e.Log != "" {
+				s.notify(j, "logs")
+			}
+		},
 		Results: &resultWriter{blobs: s.blobs, key: tollgate.BlobKey{TenantID: j.TenantID, UserID: j.UserID, PredictionID: j.ID}}}
 	r := &runningJob{cancel: cancel, run: run}
 	s.mu.Lock()
 	s.running[j.ID] = r
 	s.mu.Unlock()
 	s.hub.publish(j.ID, event{progress: -1})
+	s.notify(j, "start")
 	s.metrics.wait.WithLabelValues(j.Model).Observe(max(0, j.StartedAt.Sub(j.CreatedAt).Seconds()))
 	s.runs.Go(func() {
 		defer cancel(nil)

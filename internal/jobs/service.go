@@ -45,6 +45,13 @@ type Options struct {
 	// PollInterval is how often the queue is looked at without a wake-up
 	// (jobs queued by other replicas, Cancel-After). Defaults to 1s.
 	PollInterval time.Duration
+	// WebhookClient posts prediction webhooks. Defaults to a client whose
+	// dialer refuses loopback and private addresses unless the config's
+	// webhook_allow_private is set.
+	WebhookClient *http.Client
+	// WebhookBackoff is the first retry delay of a failed webhook,
+	// doubling for each of up to 6 attempts. Defaults to 1s.
+	WebhookBackoff time.Duration
 	// Metrics registers the jobs' collectors (queue depth and wait time
 	// per model, running jobs per upstream). Nil keeps them unregistered.
 	Metrics prometheus.Registerer
@@ -77,6 +84,7 @@ type Service struct {
 	models  map[string]*model
 	hub     *hub
 	metrics *metrics
+	hooks   *webhooks
 
 	mu       sync.Mutex
 	releases map[string]func(context.Context, *tollgate.Outcome) // open usage records by job id
@@ -115,6 +123,11 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 		links:  &links{key: o.LinkKey, base: strings.TrimSuffix(cfg.PublicURL, "/")},
 		models: map[string]*model{}, hub: newHub(),
 		releases: map[string]func(context.Context, *tollgate.Outcome){}, running: map[string]*runningJob{}}
+	if o.WebhookClient == nil {
+		o.WebhookClient = webhookClient(cfg.WebhookAllowPrivate)
+	}
+	s.opts = o
+	s.hooks = newWebhooks(o.WebhookClient, o.Logger, cmp.Or(o.WebhookBackoff, time.Second))
 	var err error
 	if s.metrics, err = newMetrics(o.Metrics, o.Store); err != nil {
 		return nil, fmt.Errorf("jobs metrics: %w", err)
@@ -149,6 +162,7 @@ func (s *Service) Start(ctx context.Context) error {
 		s.bg.Go(func() { s.schedule(bgCtx, m) })
 	}
 	s.bg.Go(func() { s.sweep(bgCtx) })
+	s.bg.Go(func() { s.hooks.run(bgCtx, 4) })
 	return nil
 }
 
@@ -204,6 +218,10 @@ type Submission struct {
 	// CancelAfter, when positive, cancels the job if it has not started
 	// by then.
 	CancelAfter time.Duration
+	// Webhook, when set, receives the events named in WebhookEvents (all
+	// four when empty).
+	Webhook       string
+	WebhookEvents []string
 }
 
 // Submit validates a prediction, reserves its most expensive outcome and
@@ -227,6 +245,14 @@ func (s *Service) Submit(ctx context.Context, p *tollgate.Principal, sub Submiss
 	if err := m.rules.Check(p, input); err != nil {
 		return nil, false, err
 	}
+	var events []string
+	if sub.Webhook != "" {
+		if events, err = checkWebhook(ctx, sub.Webhook, sub.WebhookEvents, s.cfg.WebhookAllowPrivate); err != nil {
+			return nil, false, err
+		}
+	} else if len(sub.WebhookEvents) > 0 {
+		return nil, false, tollgate.Errorf(tollgate.EInputInvalid, "webhook_events_filter: needs a webhook")
+	}
 	raw, err := json.Marshal(input)
 	if err != nil {
 		return nil, false, fmt.Errorf("encode input: %w", err)
@@ -236,7 +262,8 @@ func (s *Service) Submit(ctx context.Context, p *tollgate.Principal, sub Submiss
 	plan := s.cfg.Plans[planName]
 	j := &tollgate.Job{ID: newJobID(), Model: m.cfg.Name, Owner: tollgate.Owner{TenantID: p.TenantID, UserID: p.UserID},
 		Plan: planName, Priority: plan.Priority, MaxRunning: plan.Concurrency, Input: raw,
-		IdempotencyKey: sub.IdempotencyKey, BodyHash: sub.BodyHash, CreatedAt: now}
+		IdempotencyKey: sub.IdempotencyKey, BodyHash: sub.BodyHash, CreatedAt: now,
+		Webhook: sub.Webhook, WebhookEvents: events}
 	if sub.CancelAfter > 0 {
 		j.CancelAt = now.Add(sub.CancelAfter)
 	}
@@ -333,6 +360,7 @@ func (s *Service) ended(ctx context.Context, j *tollgate.Job) {
 // it.
 func (s *Service) ending(ctx context.Context, j *tollgate.Job) {
 	s.metrics.finished.WithLabelValues(j.Model, string(j.Status)).Inc()
+	s.notify(j, "completed")
 	s.ended(ctx, j)
 }
 

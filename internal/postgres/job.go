@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,20 +25,21 @@ func (db *DB) Jobs() *JobStore { return &JobStore{db: db} }
 
 const jobColumns = `seq, id, model, tenant_id, user_id, plan, priority, max_running, input,
 	COALESCE(idempotency_key, ''), body_hash, status, output, error, logs, upstream, handle,
-	cancel_at, cancel_requested, created_at, started_at, completed_at, predict_ms, results_removed`
+	cancel_at, cancel_requested, created_at, started_at, completed_at, predict_ms, results_removed, webhook, webhook_events`
 
 func scanJob(row pgx.Row) (*tollgate.Job, error) {
 	var j tollgate.Job
 	var input string
 	var output *string
 	var cancelAt, created, started, completed *time.Time
-	var status string
+	var status, webhookEvents string
 	if err := row.Scan(&j.Seq, &j.ID, &j.Model, &j.TenantID, &j.UserID, &j.Plan, &j.Priority, &j.MaxRunning, &input,
 		&j.IdempotencyKey, &j.BodyHash, &status, &output, &j.Error, &j.Logs, &j.Upstream, &j.Handle,
-		&cancelAt, &j.CancelRequested, &created, &started, &completed, &j.PredictMillis, &j.ResultsRemoved); err != nil {
+		&cancelAt, &j.CancelRequested, &created, &started, &completed, &j.PredictMillis, &j.ResultsRemoved, &j.Webhook, &webhookEvents); err != nil {
 		return nil, err
 	}
 	j.Input, j.Status = []byte(input), tollgate.JobStatus(status)
+	j.WebhookEvents = strings.Fields(webhookEvents)
 	if output != nil {
 		j.Output = []byte(*output)
 	}
@@ -107,10 +109,11 @@ func (s *JobStore) Enqueue(ctx context.Context, j *tollgate.Job, limits tollgate
 		j.CreatedAt = j.CreatedAt.UTC().Truncate(time.Microsecond)
 		j.CancelAt = j.CancelAt.UTC().Truncate(time.Microsecond)
 		err = tx.QueryRow(ctx, `INSERT INTO jobs (id, model, tenant_id, user_id, plan, priority, max_running, input,
-			idempotency_key, body_hash, status, cancel_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-			RETURNING seq`,
+			idempotency_key, body_hash, status, cancel_at, created_at, webhook, webhook_events)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING seq`,
 			j.ID, j.Model, j.TenantID, j.UserID, j.Plan, j.Priority, j.MaxRunning, string(j.Input),
-			nullString(j.IdempotencyKey), j.BodyHash, string(j.Status), toTime(j.CancelAt), toTime(j.CreatedAt)).Scan(&j.Seq)
+			nullString(j.IdempotencyKey), j.BodyHash, string(j.Status), toTime(j.CancelAt), toTime(j.CreatedAt),
+			j.Webhook, strings.Join(j.WebhookEvents, " ")).Scan(&j.Seq)
 		if isUnique(err) {
 			return tollgate.Errorf(tollgate.EConflict, "job %s exists", j.ID)
 		} else if err != nil {

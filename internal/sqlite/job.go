@@ -23,20 +23,21 @@ func (db *DB) Jobs() *JobStore { return &JobStore{db: db} }
 
 const jobColumns = `seq, id, model, tenant_id, user_id, plan, priority, max_running, input,
 	COALESCE(idempotency_key, ''), body_hash, status, output, error, logs, upstream, handle,
-	cancel_at, cancel_requested, created_at, started_at, completed_at, predict_ms, results_removed`
+	cancel_at, cancel_requested, created_at, started_at, completed_at, predict_ms, results_removed, webhook, webhook_events`
 
 func scanJob(row scanner) (*tollgate.Job, error) {
 	var j tollgate.Job
 	var input string
 	var output sql.NullString
 	var cancelAt, created, started, completed sql.NullInt64
-	var status string
+	var status, webhookEvents string
 	if err := row.Scan(&j.Seq, &j.ID, &j.Model, &j.TenantID, &j.UserID, &j.Plan, &j.Priority, &j.MaxRunning, &input,
 		&j.IdempotencyKey, &j.BodyHash, &status, &output, &j.Error, &j.Logs, &j.Upstream, &j.Handle,
-		&cancelAt, &j.CancelRequested, &created, &started, &completed, &j.PredictMillis, &j.ResultsRemoved); err != nil {
+		&cancelAt, &j.CancelRequested, &created, &started, &completed, &j.PredictMillis, &j.ResultsRemoved, &j.Webhook, &webhookEvents); err != nil {
 		return nil, err
 	}
 	j.Input, j.Status = []byte(input), tollgate.JobStatus(status)
+	j.WebhookEvents = strings.Fields(webhookEvents)
 	if output.Valid {
 		j.Output = []byte(output.String)
 	}
@@ -95,9 +96,11 @@ func (s *JobStore) Enqueue(ctx context.Context, j *tollgate.Job, limits tollgate
 		j.CreatedAt = j.CreatedAt.UTC().Truncate(time.Microsecond)
 		j.CancelAt = j.CancelAt.UTC().Truncate(time.Microsecond)
 		err = tx.QueryRowContext(ctx, `INSERT INTO jobs (id, model, tenant_id, user_id, plan, priority, max_running, input,
-			idempotency_key, body_hash, status, cancel_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
+			idempotency_key, body_hash, status, cancel_at, created_at, webhook, webhook_events)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
 			j.ID, j.Model, j.TenantID, j.UserID, j.Plan, j.Priority, j.MaxRunning, string(j.Input),
-			nullString(j.IdempotencyKey), j.BodyHash, string(j.Status), toTime(j.CancelAt), toTime(j.CreatedAt)).Scan(&j.Seq)
+			nullString(j.IdempotencyKey), j.BodyHash, string(j.Status), toTime(j.CancelAt), toTime(j.CreatedAt),
+			j.Webhook, strings.Join(j.WebhookEvents, " ")).Scan(&j.Seq)
 		if isUnique(err) {
 			return tollgate.Errorf(tollgate.EConflict, "job %s exists", j.ID)
 		} else if err != nil {

@@ -74,6 +74,7 @@ func finish(t *testing.T, s tollgate.JobStore, id string) *tollgate.Job {
 func testJobEnqueue(t *testing.T, s tollgate.JobStore) {
 	j := NewJob(ownerA, "photo/colorize", "job1")
 	j.CreatedAt, j.CancelAt = at(0), at(time.Hour)
+	j.Webhook, j.WebhookEvents = "https://hooks.example/x", []string{"start", "completed"}
 	got := MustEnqueue(t, s, j)
 	if got.Seq <= 0 || got.Status != tollgate.JobStarting {
 		t.Errorf("enqueued job seq %d status %q, want a seq and starting", got.Seq, got.Status)
@@ -84,6 +85,9 @@ func testJobEnqueue(t *testing.T, s tollgate.JobStore) {
 	}
 	if read.Model != "photo/colorize" || string(read.Input) != `{"prompt":"job1"}` || read.Status != tollgate.JobStarting || read.Seq != got.Seq {
 		t.Errorf("Job = %+v", read)
+	}
+	if read.Webhook != "https://hooks.example/x" || fmt.Sprint(read.WebhookEvents) != "[start completed]" {
+		t.Errorf("webhook %q %v, want it stored", read.Webhook, read.WebhookEvents)
 	}
 	wantTime(t, "CreatedAt", read.CreatedAt, at(0))
 	wantTime(t, "CancelAt", read.CancelAt, at(time.Hour))

@@ -65,6 +65,10 @@ type Job struct {
 	// id of it, when the backend has one.
 	Upstream string
 	Handle   string
+	// Webhook, when set, receives the job's events named in
+	// WebhookEvents (start, output, logs, completed).
+	Webhook       string
+	WebhookEvents []string
 	// CancelAt, when set, cancels the job if it has not started by then.
 	CancelAt time.Time
 	// CancelRequested is set when a running job was asked to stop.

@@ -31,7 +31,9 @@ CREATE TABLE jobs (
     started_at       timestamptz,
     completed_at     timestamptz,
     predict_ms       bigint NOT NULL DEFAULT 0,
-    results_removed  boolean NOT NULL DEFAULT false
+    results_removed  boolean NOT NULL DEFAULT false,
+    webhook          text NOT NULL DEFAULT '',
+    webhook_events   text NOT NULL DEFAULT ''
 );
 CREATE UNIQUE INDEX jobs_idempotency ON jobs (tenant_id, user_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX jobs_waiting ON jobs (model, tenant_id, user_id, seq) WHERE status = 'starting';

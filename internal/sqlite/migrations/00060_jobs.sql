@@ -31,7 +31,9 @@ CREATE TABLE jobs (
     started_at       INTEGER,
     completed_at     INTEGER,
     predict_ms       INTEGER NOT NULL DEFAULT 0,
-    results_removed  INTEGER NOT NULL DEFAULT 0
+    results_removed  INTEGER NOT NULL DEFAULT 0,
+    webhook          TEXT NOT NULL DEFAULT '',
+    webhook_events   TEXT NOT NULL DEFAULT ''
 );
 CREATE UNIQUE INDEX jobs_idempotency ON jobs (tenant_id, user_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX jobs_waiting ON jobs (model, tenant_id, user_id, seq) WHERE status = 'starting';
