@@ -4,11 +4,17 @@
 //                             without credentials
 //   create-wait MODEL PROMPT  create, then wait, noting every status seen
 //   create MODEL PROMPT       create only
+//   create-hook MODEL PROMPT URL  create with a webhook for completed
+//   verify-hook FILE          fetch the webhook secret and verify the
+//                             delivery in FILE ({headers, body}) with the
+//                             standardwebhooks package
 //   cancel ID                 cancel a prediction
 //   get ID                    get a prediction
 //   list                      every page of the caller's predictions
 // Each mode prints one JSON object; API errors print {"error": status}.
+import { readFile } from "node:fs/promises";
 import Replicate from "replicate";
+import { Webhook } from "standardwebhooks";
 
 const [mode, baseUrl, auth, ...args] = process.argv.slice(2);
 const replicate = new Replicate({ auth, baseUrl, useFileOutput: false });
@@ -47,6 +53,30 @@ async function main() {
     case "create": {
       const [model, prompt] = args;
       return await replicate.predictions.create({ model, input: { prompt } });
+    }
+    case "create-hook": {
+      const [model, prompt, webhook] = args;
+      return await replicate.predictions.create({
+        model, input: { prompt }, webhook, webhook_events_filter: ["completed"],
+      });
+    }
+    case "verify-hook": {
+      const { key } = await replicate.webhooks.default.secret.get();
+      const { headers, body } = JSON.parse(await readFile(args[0], "utf8"));
+      let verified;
+      try {
+        verified = new Webhook(key).verify(body, headers);
+      } catch (err) {
+        return { secretPrefix: key.slice(0, 6), refused: err.constructor.name };
+      }
+      let tampered;
+      try {
+        new Webhook(key).verify(body.replace("succeeded", "failed"), headers);
+        tampered = "accepted";
+      } catch (err) {
+        tampered = err.constructor.name;
+      }
+      return { secretPrefix: key.slice(0, 6), id: verified.id, status: verified.status, tampered };
     }
     case "cancel":
       return await replicate.predictions.cancel(args[0]);

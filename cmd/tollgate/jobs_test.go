@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -58,6 +61,7 @@ func (s *slot) order() []string {
 // a capacity-1 job model test/slot on upstream.
 func jobsConfig(upstream string) string {
 	return `
+webhook_allow_private: true
 roles:
   user: {scopes: [jobs]}
 plans:
@@ -163,6 +167,34 @@ func TestReplicateClient(t *testing.T) {
 		mine := replicateAs(t, clients, g, alice, "list")
 		if ids, _ := mine["ids"].([]any); len(ids) != 4 || !slices.Contains(ids, any(canceled)) {
 			t.Errorf("alice lists %v, want her 4 predictions", mine["ids"])
+		}
+	})
+
+	t.Run("webhooks verify with standardwebhooks and the secret from the API", func(t *testing.T) {
+		type delivery struct {
+			Headers map[string]string `json:"headers"`
+			Body    string            `json:"body"`
+		}
+		got := make(chan delivery, 10)
+		receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			got <- delivery{Body: string(b), Headers: map[string]string{"webhook-id": r.Header.Get("webhook-id"),
+				"webhook-timestamp": r.Header.Get("webhook-timestamp"), "webhook-signature": r.Header.Get("webhook-signature")}}
+		}))
+		defer receiver.Close()
+		created := replicateAs(t, clients, g, alice, "create-hook", "demo/sketch", "a hook", receiver.URL+"/hook")
+		d := <-got
+		file := filepath.Join(t.TempDir(), "delivery.json")
+		b, _ := json.Marshal(d)
+		if err := os.WriteFile(file, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		v := replicateAs(t, clients, g, alice, "verify-hook", file)
+		if v["secretPrefix"] != "whsec_" || v["id"] != created["id"] || v["status"] != "succeeded" || v["tampered"] != "WebhookVerificationError" {
+			t.Errorf("verify printed %v, want the prediction verified and a tampered body refused", v)
+		}
+		if bad := replicateAs(t, clients, g, bob, "verify-hook", file); bad["refused"] != "WebhookVerificationError" {
+			t.Errorf("bob's secret on alice's webhook: %v, want it refused", bad)
 		}
 	})
 
