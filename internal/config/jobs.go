@@ -81,6 +81,10 @@ type JobInput struct {
 	Max *float64 `yaml:"max"`
 	// Choices, when set, are the only values allowed. Defaults to any.
 	Choices []any `yaml:"choices"`
+	// PlanMax lowers a number or integer to the plan's bound instead of
+	// refusing it, e.g. {free: 680}: a free user asking for 1000 gets
+	// 680, and the prediction's input shows 680. Defaults to none.
+	PlanMax map[string]float64 `yaml:"plan_max"`
 }
 
 var jobName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}/[a-z0-9][a-z0-9_.-]{0,63}$`)
@@ -190,6 +194,15 @@ func checkJobInput(p *problems, key, name string, in JobInput) {
 	if in.Default != nil {
 		if err := CheckInputValue(in, in.Default); err != nil {
 			p.add(key+".default", "%v", err)
+		}
+	}
+	for plan, bound := range in.PlanMax {
+		if in.Type != InputInteger && in.Type != InputNumber {
+			p.add(key+".plan_max", "only numbers and integers have a plan bound")
+			break
+		}
+		if err := CheckInputValue(JobInput{Type: in.Type, Min: in.Min, Max: in.Max}, bound); err != nil {
+			p.add(key+".plan_max."+plan, "%v", err)
 		}
 	}
 	for k, ch := range in.Choices {

@@ -62,6 +62,8 @@ func TestJobErrorsNameTheModel(t *testing.T) {
 		{"short timeout", ", timeout: 1ms", "jobs[0] (photo/colorize).timeout"},
 		{"empty rule", ", rules: [{expr: ' '}]", "jobs[0] (photo/colorize).rules[0].expr: required"},
 		{"bad path", ", path: run", "jobs[0] (photo/colorize).path: must start with /"},
+		{"plan bound out of range", ", inputs: {size: {type: integer, max: 1280, plan_max: {free: 2000}}}", "jobs[0] (photo/colorize).inputs.size.plan_max.free: want at most 1280"},
+		{"plan bound on a string", ", inputs: {name: {type: string, plan_max: {free: 3}}}", "jobs[0] (photo/colorize).inputs.name.plan_max: only numbers"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,10 +12,10 @@ import (
 )
 
 // checkInput validates a prediction's input against the model's
-// declarations and fills defaults. Every failing field is named in one
+// declarations, fills defaults and lowers values to the plan's bounds. Every failing field is named in one
 // EInputInvalid error, e.g. "input.size: want at most 1280; input.prompt:
 // required".
-func checkInput(m *config.JobModel, raw json.RawMessage) (map[string]any, error) {
+func checkInput(m *config.JobModel, plan string, raw json.RawMessage) (map[string]any, error) {
 	input := map[string]any{}
 	if t := bytes.TrimSpace(raw); len(t) > 0 && !bytes.Equal(t, []byte("null")) {
 		if err := json.Unmarshal(t, &input); err != nil || t[0] != '{' {
@@ -47,6 +47,12 @@ func checkInput(m *config.JobModel, raw json.RawMessage) (map[string]any, error)
 	if len(problems) > 0 {
 		slices.Sort(problems)
 		return nil, tollgate.Errorf(tollgate.EInputInvalid, "%s", strings.Join(problems, "; "))
+	}
+	for name, in := range m.Inputs {
+		bound, ok := in.PlanMax[plan]
+		if v, isNum := input[name].(float64); ok && isNum && v > bound {
+			input[name] = bound // clamped to the plan's bound, not refused
+		}
 	}
 	return input, nil
 }

@@ -40,6 +40,7 @@ jobs:
       prompt: {type: string, required: true, max: 100}
       size: {type: integer, default: 512, min: 256, max: 1280}
       fast: {type: boolean}
+      steps: {type: integer, default: 20, max: 100, plan_max: {free: 30}}
     rules:
       - expr: 'claims.plan == "pro" || input.size <= 680'
         message: "free plan: at most 680 px"
@@ -232,13 +233,20 @@ func testRefusedPredictions(t *testing.T, engine string) {
 		})
 	}
 	t.Run("the pro plan may ask for more", func(t *testing.T) {
-		p := e.create(t, "pro", "demo/echo", map[string]any{"prompt": "x", "size": 1000}, "Prefer", "wait=10")
-		if p.Status != "succeeded" {
-			t.Errorf("pro prediction %s", p.Status)
+		p := e.create(t, "pro", "demo/echo", map[string]any{"prompt": "x", "size": 1000, "steps": 50}, "Prefer", "wait=10")
+		if p.Status != "succeeded" || p.Input["steps"] != float64(50) {
+			t.Errorf("pro prediction %s with input %v, want steps 50 kept", p.Status, p.Input)
 		}
 	})
-	if list := listIDs(t, e, "alice"); len(list) != 0 {
-		t.Errorf("refused submits left predictions %v", list)
+	t.Run("a plan bound lowers the value instead of refusing", func(t *testing.T) {
+		p := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "x", "steps": 50}, "Prefer", "wait=10")
+		got, _ := p.Output.(map[string]any)["got"].(map[string]any)
+		if p.Input["steps"] != float64(30) || got["steps"] != float64(30) {
+			t.Errorf("free user's steps: input %v, upstream got %v; want 30 in both", p.Input["steps"], got["steps"])
+		}
+	})
+	if list := listIDs(t, e, "alice"); len(list) != 1 {
+		t.Errorf("alice has %v, want only the accepted prediction (refused submits leave none)", list)
 	}
 }
 

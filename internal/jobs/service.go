@@ -238,7 +238,7 @@ func (s *Service) Submit(ctx context.Context, p *tollgate.Principal, sub Submiss
 	if !p.HasScopes(m.cfg.Scopes) {
 		return nil, false, tollgate.Errorf(tollgate.EForbidden, "model %s requires the scopes %s", m.cfg.Name, strings.Join(m.cfg.Scopes, " "))
 	}
-	input, err := checkInput(m.cfg, sub.Input)
+	input, err := checkInput(m.cfg, s.cfg.PlanName(p.Plan), sub.Input)
 	if err != nil {
 		return nil, false, err
 	}
