@@ -52,6 +52,8 @@ Usage:
   tollgate budget set --user NAME|--tenant T --amount 5.00 [--period day|month|total] [--alerts 80,100]
   tollgate budget clear --user NAME|--tenant T
   tollgate ban list | ban add IP|CIDR [--for 1h] [--reason R] | ban lift IP|CIDR
+  tollgate jobs list [--model M] [--status S] [--user NAME] [--limit N] [--format table|json]
+  tollgate jobs show ID | jobs cancel ID
   tollgate version
 
 Every command takes --config FILE (or TOLLGATE_CONFIG) and works against the
@@ -88,6 +90,8 @@ func Run(ctx context.Context, args []string, env Env) error {
 		return runBudget(ctx, rest, env)
 	case "ban":
 		return runBan(ctx, rest, env)
+	case "jobs":
+		return runJobs(ctx, rest, env)
 	case "version", "--version":
 		fmt.Fprintln(env.Stdout, "tollgate", version)
 		return nil

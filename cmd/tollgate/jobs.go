@@ -38,5 +38,6 @@ func (g *gateway) mountJobs(ctx context.Context, mux *front) error {
 	}
 	g.closers = append(g.closers, svc.Stop) // runs before the meter's Stop
 	svc.Register(mux, g.identity.auth.Require)
+	g.jobs = svc
 	return nil
 }

@@ -281,3 +281,77 @@ func TestReplicateFairness(t *testing.T) {
 	}
 	t.Logf("start order %v", order)
 }
+
+// TestJobsAdminAndCLI: operators list every user's jobs (admin API and
+// command line), and cancel them; a queued job canceled from the command
+// line is settled by the server at no charge.
+func TestJobsAdminAndCLI(t *testing.T) {
+	s, upstream := newSlot(t)
+	g := setup(t, jobsConfig(upstream))
+	alice := g.userKey("alice", "")
+	admin := g.login("admin", adminPassword).AccessToken
+	create := func(prompt string) string {
+		resp, body := g.do("POST", "/v1/models/test/slot/predictions", alice, `{"input":{"prompt":"`+prompt+`"}}`)
+		var p struct{ ID string }
+		if resp.StatusCode != 201 || json.Unmarshal(body, &p) != nil {
+			t.Fatalf("create: %d %s", resp.StatusCode, body)
+		}
+		return p.ID
+	}
+	running := create("running")
+	<-s.arrived
+	queued := create("queued")
+
+	resp, body := g.do("GET", "/admin/v1/jobs?model=test/slot", admin, "")
+	var page struct {
+		Results []struct {
+			ID, Status string
+			UserID     string `json:"user_id"`
+		}
+	}
+	json.Unmarshal(body, &page)
+	if resp.StatusCode != 200 || len(page.Results) != 2 || page.Results[0].ID != queued || page.Results[1].Status != "processing" ||
+		!strings.HasPrefix(page.Results[0].UserID, "usr_") {
+		t.Errorf("admin list: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := g.do("GET", "/admin/v1/jobs", alice, ""); resp.StatusCode != 403 {
+		t.Errorf("a user on the admin job list: %d, want 403", resp.StatusCode)
+	}
+	if out := g.mustCLI("jobs", "list", "--user", "alice"); !strings.Contains(out, queued) || !strings.Contains(out, running) || !strings.Contains(out, "starting") {
+		t.Errorf("jobs list:\n%s", out)
+	}
+	if out := g.mustCLI("jobs", "cancel", queued); !strings.Contains(out, "canceled") {
+		t.Errorf("jobs cancel:\n%s", out)
+	}
+	if out := g.mustCLI("jobs", "show", queued); !strings.Contains(out, `"status":"canceled"`) {
+		t.Errorf("jobs show:\n%s", out)
+	}
+	resp, body = g.do("POST", "/admin/v1/jobs/"+running+"/cancel", admin, "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("admin cancel: %d %s", resp.StatusCode, body)
+	}
+	waitStatus(t, g, alice, running, "canceled")
+	if got := s.order(); !slices.Equal(got, []string{"running"}) {
+		t.Errorf("the upstream saw %v", got)
+	}
+	// The server settles the queued job canceled by the command line on
+	// its next look at the store; the export after the stop shows it.
+	g.cancel()
+	<-g.stopped
+	found := false
+	for line := range strings.Lines(g.mustCLI("export")) {
+		var ev struct {
+			ID   string
+			Data struct{ Outcome, Cost string }
+		}
+		if json.Unmarshal([]byte(line), &ev) == nil && ev.ID == queued {
+			found = true
+			if ev.Data.Cost != "0.000000" {
+				t.Errorf("the job canceled from the command line cost %s", ev.Data.Cost)
+			}
+		}
+	}
+	if !found {
+		t.Error("the job canceled from the command line has no settled usage record")
+	}
+}

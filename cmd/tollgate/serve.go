@@ -22,6 +22,7 @@ import (
 	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/edge"
 	"github.com/tollgate/tollgate/internal/httpx"
+	"github.com/tollgate/tollgate/internal/jobs"
 	"github.com/tollgate/tollgate/internal/limit"
 	"github.com/tollgate/tollgate/internal/meter"
 	"github.com/tollgate/tollgate/internal/tollgate"
@@ -74,6 +75,7 @@ type gateway struct {
 	identity *identity
 	prot     *protection
 	meter    *meter.Meter
+	jobs     *jobs.Service // nil without job models
 	handler  http.Handler
 	registry *prometheus.Registry
 	closers  []func()
@@ -124,10 +126,10 @@ func newGateway(ctx context.Context, cfg *config.Config, opts gatewayOptions) (_
 	auth := g.identity.auth
 	auth.Register(mux)
 	mux.Handle("GET /v1/me/usage", auth.Require(httpx.Handle(g.log, g.meter.MeUsageHandler())))
-	g.adminAPI().Register(mux)
 	if err := g.mountJobs(ctx, mux); err != nil {
 		return nil, err
 	}
+	g.adminAPI().Register(mux)
 	dataPlane, drain, err := g.dataPlane(ctx)
 	if err != nil {
 		return nil, err
@@ -145,6 +147,11 @@ func (g *gateway) adminAPI() *admin.API {
 	a.Mount("GET /budgets", g.meter.ListBudgetsHandler())
 	a.Mount("PUT /budgets/{scope}/{id}", g.meter.PutBudgetHandler())
 	a.Mount("DELETE /budgets/{scope}/{id}", g.meter.DeleteBudgetHandler())
+	if g.jobs != nil {
+		for pattern, h := range g.jobs.AdminHandlers() {
+			a.Mount(pattern, h)
+		}
+	}
 	for pattern, h := range g.prot.bans.Handlers() {
 		a.Mount(strings.Replace(pattern, admin.Prefix, "", 1), h)
 	}

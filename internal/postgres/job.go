@@ -458,3 +458,39 @@ func (s *JobStore) Stats(ctx context.Context) (*tollgate.JobStats, error) {
 	}
 	return st, nil
 }
+
+// AllJobs returns a page of every user's jobs, newest first.
+func (s *JobStore) AllJobs(ctx context.Context, f tollgate.JobFilter) ([]*tollgate.Job, error) {
+	if f.Limit < 1 || f.Limit > 1000 || f.Before < 0 {
+		return nil, tollgate.Errorf(tollgate.EInvalid, "invalid page of jobs")
+	}
+	where, args := []string{"seq < PH"}, []any{int64(1) << 62}
+	if f.Before > 0 {
+		args[0] = f.Before
+	}
+	for _, c := range []struct{ col, v string }{{"model", f.Model}, {"status", string(f.Status)}, {"tenant_id", f.TenantID}, {"user_id", f.UserID}} {
+		if c.v != "" {
+			where = append(where, c.col+" = PH")
+			args = append(args, c.v)
+		}
+	}
+	args = append(args, f.Limit)
+	query := `SELECT ` + jobColumns + ` FROM jobs WHERE ` + strings.Join(where, " AND ") + ` ORDER BY seq DESC LIMIT PH`
+	return s.list(ctx, placeholders(query), args...)
+}
+
+// placeholders numbers each PH as $1, $2, ….
+func placeholders(q string) string {
+	var b strings.Builder
+	n := 0
+	for {
+		i := strings.Index(q, "PH")
+		if i < 0 {
+			b.WriteString(q)
+			return b.String()
+		}
+		n++
+		fmt.Fprintf(&b, "%s$%d", q[:i], n)
+		q = q[i+2:]
+	}
+}

@@ -26,6 +26,7 @@ func RunJobs(t *testing.T, open func(t *testing.T) tollgate.JobStore) {
 	t.Run("ConcurrentPicks", func(t *testing.T) { testJobConcurrentPicks(t, open(t)) })
 	t.Run("ExpiredResults", func(t *testing.T) { testJobResultsExpire(t, open(t)) })
 	t.Run("Stats", func(t *testing.T) { testJobStats(t, open(t)) })
+	t.Run("AllJobs", func(t *testing.T) { testAllJobs(t, open(t)) })
 }
 
 var (
@@ -452,6 +453,46 @@ func testJobStats(t *testing.T, s tollgate.JobStore) {
 	if st.Queued["m/x"] != 3 || st.Queued["m/y"] != 1 || st.Running["http://gpu-1"] != 1 {
 		t.Errorf("Stats = %+v, want m/x 3 and m/y 1 queued, 1 running on gpu-1", st)
 	}
+}
+
+func testAllJobs(t *testing.T, s tollgate.JobStore) {
+	MustEnqueue(t, s, NewJob(ownerA, "m/x", "x0"))
+	MustEnqueue(t, s, NewJob(ownerB, "m/x", "x1"))
+	MustEnqueue(t, s, NewJob(ownerP, "m/y", "y0"))
+	pick(t, s, "m/x", 1)
+	ids := func(f tollgate.JobFilter) string {
+		t.Helper()
+		js, err := s.AllJobs(t.Context(), f)
+		if err != nil {
+			t.Fatalf("AllJobs(%+v): %v", f, err)
+		}
+		var out []string
+		for _, j := range js {
+			out = append(out, j.ID)
+		}
+		return fmt.Sprint(out)
+	}
+	for _, c := range []struct {
+		f    tollgate.JobFilter
+		want string
+	}{
+		{tollgate.JobFilter{Limit: 10}, "[y0 x1 x0]"},
+		{tollgate.JobFilter{Limit: 2}, "[y0 x1]"},
+		{tollgate.JobFilter{Model: "m/x", Limit: 10}, "[x1 x0]"},
+		{tollgate.JobFilter{Status: tollgate.JobProcessing, Limit: 10}, "[x0]"},
+		{tollgate.JobFilter{TenantID: "acme", UserID: ownerB.UserID, Limit: 10}, "[x1]"},
+		{tollgate.JobFilter{TenantID: "big", Limit: 10}, "[y0]"},
+	} {
+		if got := ids(c.f); got != c.want {
+			t.Errorf("AllJobs(%+v) = %s, want %s", c.f, got, c.want)
+		}
+	}
+	all, _ := s.AllJobs(t.Context(), tollgate.JobFilter{Limit: 10})
+	if got := ids(tollgate.JobFilter{Before: all[1].Seq, Limit: 10}); got != "[x0]" {
+		t.Errorf("AllJobs before x1 = %s, want [x0]", got)
+	}
+	_, err := s.AllJobs(t.Context(), tollgate.JobFilter{})
+	wantCode(t, "AllJobs without a limit", err, tollgate.EInvalid)
 }
 
 // BenchPick measures Pick with queued jobs waiting from users users on

@@ -195,6 +195,20 @@ type JobStore interface {
 	// Stats returns the jobs waiting per model and running per upstream,
 	// over every replica.
 	Stats(ctx context.Context) (*JobStats, error)
+	// AllJobs returns a page of every user's jobs for operators, newest
+	// first. EInvalid for a bad filter.
+	AllJobs(ctx context.Context, f JobFilter) ([]*Job, error)
+}
+
+// JobFilter selects jobs of every user (operators only); empty fields
+// match everything. Limit is 1..1000; Before is a Seq cursor (0: newest).
+type JobFilter struct {
+	Model    string
+	Status   JobStatus
+	TenantID string
+	UserID   string
+	Before   int64
+	Limit    int
 }
 
 // JobStats are the queue's gauges.
