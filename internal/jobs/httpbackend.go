@@ -30,6 +30,10 @@ type HTTPBackend struct {
 	MaxOutput int64
 	// Clock measures the call. Defaults to time.Now.
 	Clock func() time.Time
+	// UserIDHeader and TenantIDHeader, when set, name the headers that
+	// carry the job owner's ids to the upstream (the config's headers).
+	UserIDHeader   string
+	TenantIDHeader string
 }
 
 var _ tollgate.Backend = (*HTTPBackend)(nil)
@@ -76,6 +80,12 @@ func (b *HTTPBackend) Watch(ctx context.Context, run *tollgate.JobRun, _ string)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Request-ID", run.Job.ID)
+	if b.UserIDHeader != "" {
+		req.Header.Set(b.UserIDHeader, run.Job.UserID)
+	}
+	if b.TenantIDHeader != "" {
+		req.Header.Set(b.TenantIDHeader, run.Job.TenantID)
+	}
 	run.Report(tollgate.JobEvent{Progress: 0})
 	start := b.now()
 	resp, err := b.client().Do(req)

@@ -57,6 +57,7 @@ func echo(clk func() *clock) http.Handler {
 		clk().Advance(3 * time.Second)
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"got": in, "image": "http://" + r.Host + "/files/out.png",
+			"user":      r.Header.Get("X-User-ID") + "@" + r.Header.Get("X-Tenant-ID"),
 			"elsewhere": "https://example.com/x.png"})
 	})
 	mux.HandleFunc("GET /files/out.png", func(w http.ResponseWriter, r *http.Request) {
@@ -84,6 +85,9 @@ func testPredictionSucceeds(t *testing.T, engine string) {
 	out := p.Output.(map[string]any)
 	if got := out["got"].(map[string]any); got["prompt"] != "hi" || got["size"] != float64(512) {
 		t.Errorf("the upstream got %v, want the input with defaults", got)
+	}
+	if out["user"] != "usr_alice@acme" {
+		t.Errorf("the upstream saw the owner %v, want usr_alice@acme in the identity headers", out["user"])
 	}
 	if out["elsewhere"] != "https://example.com/x.png" {
 		t.Errorf("a foreign URL in the output became %v", out["elsewhere"])

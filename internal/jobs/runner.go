@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -107,7 +108,11 @@ func (s *Service) start(ctx context.Context, m *model, j *tollgate.Job) {
 			return
 		}
 		s.ending(ctx, done)
-		s.wake(m)
+		for _, other := range s.models { // a slot freed: every model on the upstream may start a job
+			if slices.Contains(other.cfg.Upstreams, j.Upstream) {
+				s.wake(other)
+			}
+		}
 	})
 }
 

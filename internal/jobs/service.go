@@ -141,7 +141,8 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 		b := o.Backends[jc.Name]
 		if b == nil {
 			maxOut, _ := config.ParseSize(jc.MaxOutput)
-			b = &HTTPBackend{Path: jc.Path, MaxOutput: maxOut, Clock: o.Clock}
+			b = &HTTPBackend{Path: jc.Path, MaxOutput: maxOut, Clock: o.Clock,
+				UserIDHeader: cfg.Headers.UserID, TenantIDHeader: cfg.Headers.TenantID}
 		}
 		s.models[jc.Name] = &model{cfg: jc, rules: rules, backend: b, wake: make(chan struct{}, 1)}
 	}
