@@ -21,7 +21,18 @@ const (
 	InputInteger = "integer"
 	InputNumber  = "number"
 	InputBoolean = "boolean"
+	// File inputs: a data: URI whose sniffed content must be of the kind
+	// (any content for file).
+	InputImage = "image"
+	InputAudio = "audio"
+	InputVideo = "video"
+	InputFile  = "file"
 )
+
+// FileInput reports whether an input type carries a file.
+func FileInput(typ string) bool {
+	return typ == InputImage || typ == InputAudio || typ == InputVideo || typ == InputFile
+}
 
 // JobModel is one job model of the predictions API (a `jobs:` entry):
 // POST /v1/models/{owner}/{name}/predictions runs it.
@@ -68,7 +79,8 @@ type JobModel struct {
 
 // JobInput declares one input field of a job model.
 type JobInput struct {
-	// Type is string, integer, number or boolean. Required.
+	// Type is string, integer, number, boolean, or a file: image, audio,
+	// video or file, given as a data: URI. Required.
 	Type string `yaml:"type"`
 	// Required inputs must be given. Defaults to false.
 	Required bool `yaml:"required"`
@@ -85,6 +97,9 @@ type JobInput struct {
 	// refusing it, e.g. {free: 680}: a free user asking for 1000 gets
 	// 680, and the prediction's input shows 680. Defaults to none.
 	PlanMax map[string]float64 `yaml:"plan_max"`
+	// MaxSize bounds a file input's decoded size, e.g. "4MiB". Defaults
+	// to 10MiB for file inputs.
+	MaxSize string `yaml:"max_size"`
 }
 
 var jobName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}/[a-z0-9][a-z0-9_.-]{0,63}$`)
@@ -111,6 +126,12 @@ func (j *JobModel) SetDefaults() {
 	j.MaxOutput = cmp.Or(j.MaxOutput, "256MiB")
 	for k := range j.Rules {
 		j.Rules[k].Message = cmp.Or(j.Rules[k].Message, "input refused by rule: "+j.Rules[k].Expr)
+	}
+	for name, in := range j.Inputs {
+		if FileInput(in.Type) && in.MaxSize == "" {
+			in.MaxSize = "10MiB"
+			j.Inputs[name] = in
+		}
 	}
 }
 
@@ -180,10 +201,22 @@ func checkJobInput(p *problems, key, name string, in JobInput) {
 	if !inputName.MatchString(name) {
 		p.add(key, "an input name is a letter or '_' then letters, digits or '_'")
 	}
-	types := []string{InputString, InputInteger, InputNumber, InputBoolean}
+	types := []string{InputString, InputInteger, InputNumber, InputBoolean, InputImage, InputAudio, InputVideo, InputFile}
 	if !slices.Contains(types, in.Type) {
 		p.add(key+".type", "want one of %s, got %q", strings.Join(types, ", "), in.Type)
 		return
+	}
+	if FileInput(in.Type) {
+		if in.Min != nil || in.Max != nil || in.Default != nil || len(in.Choices) > 0 || len(in.PlanMax) > 0 {
+			p.add(key, "a file input takes only required and max_size")
+		}
+		if _, err := ParseSize(in.MaxSize); err != nil {
+			p.add(key+".max_size", "%v", err)
+		}
+		return
+	}
+	if in.MaxSize != "" {
+		p.add(key+".max_size", "only file inputs have a size")
 	}
 	if in.Min != nil && in.Max != nil && *in.Min > *in.Max {
 		p.add(key+".min", "is above max")

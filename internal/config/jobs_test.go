@@ -63,6 +63,9 @@ func TestJobErrorsNameTheModel(t *testing.T) {
 		{"empty rule", ", rules: [{expr: ' '}]", "jobs[0] (photo/colorize).rules[0].expr: required"},
 		{"bad path", ", path: run", "jobs[0] (photo/colorize).path: must start with /"},
 		{"plan bound out of range", ", inputs: {size: {type: integer, max: 1280, plan_max: {free: 2000}}}", "jobs[0] (photo/colorize).inputs.size.plan_max.free: want at most 1280"},
+		{"bounds on a file", ", inputs: {photo: {type: image, max: 5}}", "jobs[0] (photo/colorize).inputs.photo: a file input takes only required and max_size"},
+		{"bad file size", ", inputs: {photo: {type: image, max_size: lots}}", "jobs[0] (photo/colorize).inputs.photo.max_size"},
+		{"size of a string", ", inputs: {name: {type: string, max_size: 1MiB}}", "inputs.name.max_size: only file inputs"},
 		{"plan bound on a string", ", inputs: {name: {type: string, plan_max: {free: 3}}}", "jobs[0] (photo/colorize).inputs.name.plan_max: only numbers"},
 	}
 	for _, tt := range tests {

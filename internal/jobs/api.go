@@ -25,9 +25,6 @@ const Scope = "jobs"
 // maxWait bounds Prefer: wait.
 const maxWait = 60 * time.Second
 
-// maxCreateBody bounds a create request's body.
-const maxCreateBody = 1 << 20
-
 // Register mounts the predictions API on mux. require authenticates a
 // handler (auth.Service.Require); result and stream links are signed and
 // need no credentials.
@@ -73,12 +70,12 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxCreateBody+1))
+	body, err := io.ReadAll(io.LimitReader(r.Body, s.maxBody+1))
 	if err != nil {
 		return tollgate.Errorf(tollgate.EInvalid, "could not read the request body")
 	}
-	if len(body) > maxCreateBody {
-		return tollgate.Errorf(tollgate.ETooLarge, "request body is larger than %d bytes", maxCreateBody)
+	if int64(len(body)) > s.maxBody {
+		return tollgate.Errorf(tollgate.ETooLarge, "request body is larger than %d bytes", s.maxBody)
 	}
 	var req createRequest
 	dec := json.NewDecoder(bytes.NewReader(body))

@@ -15,11 +15,11 @@ import (
 // declarations, fills defaults and lowers values to the plan's bounds. Every failing field is named in one
 // EInputInvalid error, e.g. "input.size: want at most 1280; input.prompt:
 // required".
-func checkInput(m *config.JobModel, plan string, raw json.RawMessage) (map[string]any, error) {
-	input := map[string]any{}
+func checkInput(m *config.JobModel, plan string, raw json.RawMessage) (input, media map[string]any, err error) {
+	input, media = map[string]any{}, map[string]any{}
 	if t := bytes.TrimSpace(raw); len(t) > 0 && !bytes.Equal(t, []byte("null")) {
 		if err := json.Unmarshal(t, &input); err != nil || t[0] != '{' {
-			return nil, tollgate.Errorf(tollgate.EInputInvalid, "input: want a JSON object")
+			return nil, nil, tollgate.Errorf(tollgate.EInputInvalid, "input: want a JSON object")
 		}
 	}
 	var problems []string
@@ -27,6 +27,15 @@ func checkInput(m *config.JobModel, plan string, raw json.RawMessage) (map[strin
 		in, ok := m.Inputs[name]
 		if !ok {
 			problems = append(problems, fmt.Sprintf("input.%s: not an input of %s", name, m.Name))
+			continue
+		}
+		if config.FileInput(in.Type) {
+			facts, err := checkFile(in, v)
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("input.%s: %v", name, err))
+			} else {
+				media[name] = facts
+			}
 			continue
 		}
 		if err := config.CheckInputValue(in, v); err != nil {
@@ -46,7 +55,7 @@ func checkInput(m *config.JobModel, plan string, raw json.RawMessage) (map[strin
 	}
 	if len(problems) > 0 {
 		slices.Sort(problems)
-		return nil, tollgate.Errorf(tollgate.EInputInvalid, "%s", strings.Join(problems, "; "))
+		return nil, nil, tollgate.Errorf(tollgate.EInputInvalid, "%s", strings.Join(problems, "; "))
 	}
 	for name, in := range m.Inputs {
 		bound, ok := in.PlanMax[plan]
@@ -54,7 +63,7 @@ func checkInput(m *config.JobModel, plan string, raw json.RawMessage) (map[strin
 			input[name] = bound // clamped to the plan's bound, not refused
 		}
 	}
-	return input, nil
+	return input, media, nil
 }
 
 // jsonValue turns a YAML default into what JSON decoding would give, so

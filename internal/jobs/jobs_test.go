@@ -1,11 +1,14 @@
 package jobs_test
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/png"
 	"io"
 	"io/fs"
 	"net/http"
@@ -850,5 +853,63 @@ func TestWebhooks(t *testing.T) {
 	}
 	if !slices.Equal(statuses, []string{"processing", "succeeded"}) {
 		t.Errorf("events of a job with every event: %v, want start (processing) then completed", statuses)
+	}
+}
+
+// pngURI returns a w×h PNG as a data: URI.
+func pngURI(t *testing.T, w, h int) string {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, image.NewGray(image.Rect(0, 0, w, h))); err != nil {
+		t.Fatal(err)
+	}
+	return "data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes())
+}
+
+func TestFileInputs(t *testing.T) { onEngines(t, testFileInputs) }
+
+func testFileInputs(t *testing.T, engine string) {
+	var e *env
+	e = setupOn(t, engine, `
+jobs:
+  - name: photo/restore
+    backend: http
+    upstreams: [UPSTREAM]
+    path: /run
+    inputs:
+      photo: {type: image, required: true, max_size: 64KiB}
+      prompt: {type: string}
+    rules:
+      - expr: 'claims.plan == "pro" || media.photo.width <= 32'
+        message: "free plan: photos up to 32 px wide"
+`, echo(func() *clock { return e.clock }))
+	small := pngURI(t, 16, 16)
+	p := e.create(t, "alice", "photo/restore", map[string]any{"photo": small}, "Prefer", "wait")
+	got, _ := p.Output.(map[string]any)["got"].(map[string]any)
+	if p.Status != "succeeded" || got["photo"] != small {
+		t.Errorf("prediction %s; the upstream got %.40v, want the data: URI", p.Status, got["photo"])
+	}
+	big := pngURI(t, 64, 64)
+	if p := e.create(t, "pro", "photo/restore", map[string]any{"photo": big}, "Prefer", "wait"); p.Status != "succeeded" {
+		t.Errorf("pro prediction with a 64 px photo: %s", p.Status)
+	}
+	huge := "data:image/png;base64," + base64.StdEncoding.EncodeToString(append([]byte("\x89PNG\r\n\x1a\n"), make([]byte, 70<<10)...))
+	for _, c := range []struct {
+		name   string
+		photo  any
+		status int
+		want   string
+	}{
+		{"a rule on the image's width", big, 403, "free plan: photos up to 32 px wide"},
+		{"not an image", "data:image/png;base64," + base64.StdEncoding.EncodeToString([]byte("hello, just text")), 422, "input.photo: the content is text/plain; charset=utf-8, not an image"},
+		{"a URL", "https://example.com/cat.png", 422, "input.photo: URLs are not fetched"},
+		{"too large", huge, 422, "input.photo: larger than 64KiB"},
+		{"not base64", "data:image/png,abc", 422, "input.photo: want a base64 data: URI"},
+		{"not a string", 5, 422, "input.photo: want a data: URI"},
+	} {
+		status, _, b := e.call(t, "alice", "POST", "/v1/models/photo/restore/predictions", map[string]any{"input": map[string]any{"photo": c.photo}})
+		if status != c.status || !strings.Contains(string(b), c.want) {
+			t.Errorf("%s: %d %s, want %d with %q", c.name, status, b, c.status, c.want)
+		}
 	}
 }

@@ -85,6 +85,7 @@ type Service struct {
 	hub     *hub
 	metrics *metrics
 	hooks   *webhooks
+	maxBody int64 // largest create body: 1 MiB, or what the largest file input needs
 
 	mu       sync.Mutex
 	releases map[string]func(context.Context, *tollgate.Outcome) // open usage records by job id
@@ -122,7 +123,7 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 	s := &Service{cfg: cfg, opts: o, store: o.Store, blobs: o.Blobs, log: o.Logger, now: o.Clock,
 		links:  &links{key: o.LinkKey, base: strings.TrimSuffix(cfg.PublicURL, "/")},
 		models: map[string]*model{}, hub: newHub(),
-		releases: map[string]func(context.Context, *tollgate.Outcome){}, running: map[string]*runningJob{}}
+		releases: map[string]func(context.Context, *tollgate.Outcome){}, running: map[string]*runningJob{}, maxBody: 1 << 20}
 	if o.WebhookClient == nil {
 		o.WebhookClient = webhookClient(cfg.WebhookAllowPrivate)
 	}
@@ -145,6 +146,14 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 				UserIDHeader: cfg.Headers.UserID, TenantIDHeader: cfg.Headers.TenantID}
 		}
 		s.models[jc.Name] = &model{cfg: jc, rules: rules, backend: b, wake: make(chan struct{}, 1)}
+		var files int64
+		for _, in := range jc.Inputs {
+			if config.FileInput(in.Type) {
+				n, _ := config.ParseSize(in.MaxSize)
+				files += n/3*4 + 4 // as base64
+			}
+		}
+		s.maxBody = max(s.maxBody, 1<<20, files+64<<10)
 	}
 	return s, nil
 }
@@ -239,11 +248,11 @@ func (s *Service) Submit(ctx context.Context, p *tollgate.Principal, sub Submiss
 	if !p.HasScopes(m.cfg.Scopes) {
 		return nil, false, tollgate.Errorf(tollgate.EForbidden, "model %s requires the scopes %s", m.cfg.Name, strings.Join(m.cfg.Scopes, " "))
 	}
-	input, err := checkInput(m.cfg, s.cfg.PlanName(p.Plan), sub.Input)
+	input, media, err := checkInput(m.cfg, s.cfg.PlanName(p.Plan), sub.Input)
 	if err != nil {
 		return nil, false, err
 	}
-	if err := m.rules.Check(p, input); err != nil {
+	if err := m.rules.Check(p, input, media); err != nil {
 		return nil, false, err
 	}
 	var events []string

@@ -10,8 +10,10 @@ import (
 )
 
 // InputRules are the compiled rules of a job model: CEL expressions over
-// claims (as for routes) and input, the job's validated input with
-// defaults filled, e.g. `claims.plan == "pro" || input.size <= 680`.
+// claims (as for routes), input, the job's validated input with defaults
+// filled, and media, the facts of its file inputs by name (content_type,
+// bytes, and width and height of images), e.g.
+// `claims.plan == "pro" || media.photo.width <= 680`.
 type InputRules struct {
 	rules []rule
 	empty map[string]any
@@ -24,7 +26,7 @@ func CompileInputRules(rules []config.Rule) (*InputRules, error) {
 		return nil, nil
 	}
 	dyn := cel.MapType(cel.StringType, cel.DynType)
-	env, err := cel.NewEnv(cel.Variable("claims", dyn), cel.Variable("input", dyn))
+	env, err := cel.NewEnv(cel.Variable("claims", dyn), cel.Variable("input", dyn), cel.Variable("media", dyn))
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
@@ -42,7 +44,7 @@ func CompileInputRules(rules []config.Rule) (*InputRules, error) {
 // Check returns nil when every rule holds for the caller and input; else
 // EForbidden with the first failing rule's message. A rule that cannot be
 // evaluated refuses.
-func (p *InputRules) Check(pr *tollgate.Principal, input map[string]any) error {
+func (p *InputRules) Check(pr *tollgate.Principal, input, media map[string]any) error {
 	if p == nil {
 		return nil
 	}
@@ -55,7 +57,10 @@ func (p *InputRules) Check(pr *tollgate.Principal, input map[string]any) error {
 		claims = map[string]any{"sub": pr.UserID, "tenant_id": pr.TenantID, "role": pr.Role,
 			"scope": scopes, "plan": pr.Plan, "iss": pr.Issuer}
 	}
-	vars := map[string]any{"claims": claims, "input": input}
+	if media == nil {
+		media = p.empty
+	}
+	vars := map[string]any{"claims": claims, "input": input, "media": media}
 	for i := range p.rules {
 		if !p.rules[i].eval(vars) {
 			return &tollgate.Error{Code: tollgate.EForbidden, Message: p.rules[i].message}
