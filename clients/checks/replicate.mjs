@@ -4,6 +4,8 @@
 //                             without credentials
 //   create-wait MODEL PROMPT  create, then wait, noting every status seen
 //   create MODEL PROMPT       create only
+//   run-file MODEL            replicate.run with a PNG Buffer as input
+//                             "photo" (the client uploads it to /v1/files)
 //   create-hook MODEL PROMPT URL  create with a webhook for completed
 //   verify-hook FILE          fetch the webhook secret and verify the
 //                             delivery in FILE ({headers, body}) with the
@@ -38,6 +40,15 @@ async function main() {
       const output = await replicate.run(model, { input: { prompt, size: 64 } });
       const urls = (Array.isArray(output) ? output : [output]).map(String);
       return { output: urls, downloads: await Promise.all(urls.map(download)) };
+    }
+    case "run-file": {
+      // A 1x1 PNG.
+      const png = Buffer.from(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYPj/HwADAgH/qO3u1QAAAABJRU5ErkJggg==",
+        "base64",
+      );
+      const output = await replicate.run(args[0], { input: { photo: png } });
+      return { output, sent: png.length };
     }
     case "create-wait": {
       const [model, prompt] = args;

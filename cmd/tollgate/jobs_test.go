@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -105,8 +106,35 @@ func (g *testGateway) userKey(name, plan string) string {
 func TestReplicateClient(t *testing.T) {
 	clients := clienttest.Node(t)
 	s, upstream := newSlot(t)
-	g := setupWith(t, jobsConfig(upstream), true)
+	photos := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var in struct{ Photo string }
+		_ = json.NewDecoder(r.Body).Decode(&in)
+		meta, data, _ := strings.Cut(in.Photo, ",")
+		raw, err := base64.StdEncoding.DecodeString(data)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"type": %q, "bytes": %d, "ok": %v}`, meta, len(raw), err == nil)
+	}))
+	t.Cleanup(photos.Close)
+	g := setupWith(t, jobsConfig(upstream)+`
+  - name: test/photo
+    backend: http
+    upstreams: [`+photos.URL+`]
+    inputs:
+      photo: {type: image, required: true, max_size: 1MiB}
+`, true)
 	alice, bob := g.userKey("alice", ""), g.userKey("bob", "")
+
+	t.Run("a Buffer input is uploaded to /v1/files and reaches the upstream", func(t *testing.T) {
+		got := replicateAs(t, clients, g, alice, "run-file", "test/photo")
+		out, _ := got["output"].(map[string]any)
+		if out["type"] != "data:image/png;base64" || out["bytes"] != got["sent"] || out["ok"] != true {
+			t.Errorf("run-file printed %v, want the upstream to get the PNG as a data: URI", got)
+		}
+		uploads, _ := filepath.Glob(filepath.Join(filepath.Dir(g.Config), "data", "results", "*", "*", "*", "meta.json"))
+		if len(uploads) != 1 {
+			t.Errorf("%d uploads in the result store, want the client's one", len(uploads))
+		}
+	})
 
 	t.Run("run returns output URLs that download without credentials", func(t *testing.T) {
 		got := replicateAs(t, clients, g, alice, "run", "demo/sketch", "a lighthouse")
@@ -165,8 +193,8 @@ func TestReplicateClient(t *testing.T) {
 			t.Errorf("bob lists %v, want none", got["ids"])
 		}
 		mine := replicateAs(t, clients, g, alice, "list")
-		if ids, _ := mine["ids"].([]any); len(ids) != 4 || !slices.Contains(ids, any(canceled)) {
-			t.Errorf("alice lists %v, want her 4 predictions", mine["ids"])
+		if ids, _ := mine["ids"].([]any); len(ids) != 5 || !slices.Contains(ids, any(canceled)) {
+			t.Errorf("alice lists %v, want her 5 predictions", mine["ids"])
 		}
 	})
 

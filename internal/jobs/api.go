@@ -36,6 +36,9 @@ func (s *Service) Register(mux httpx.Mux, require func(http.Handler) http.Handle
 	mux.Handle("GET /v1/predictions/{id}", h(s.get))
 	mux.Handle("POST /v1/predictions/{id}/cancel", h(s.cancelHandler))
 	mux.Handle("GET /v1/webhooks/default/secret", h(s.secret))
+	mux.Handle("POST /v1/files", h(s.createFile))
+	mux.Handle("GET /v1/files/{id}", h(s.getFile))
+	mux.Handle("DELETE /v1/files/{id}", h(s.deleteFile))
 	mux.Handle("GET /v1/predictions/{id}/stream", httpx.Handle(s.log, s.stream))
 	mux.Handle("GET /v1/results/{id}/{name}", httpx.Handle(s.log, s.result))
 }
@@ -66,7 +69,7 @@ type createRequest struct {
 }
 
 func (s *Service) create(w http.ResponseWriter, r *http.Request) error {
-	p, _, err := s.caller(r)
+	p, owner, err := s.caller(r)
 	if err != nil {
 		return err
 	}
@@ -90,7 +93,7 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) error {
 		return tollgate.Errorf(tollgate.EInputInvalid, "version: required (the model's name, e.g. owner/name)")
 	}
 	sub := Submission{Model: name, Input: req.Input, IdempotencyKey: r.Header.Get("Idempotency-Key"),
-		Webhook: req.Webhook, WebhookEvents: req.WebhookEventsFilter}
+		Webhook: req.Webhook, WebhookEvents: req.WebhookEventsFilter, Files: s.fileResolver(r, owner)}
 	sum := sha256.Sum256(append([]byte(name+"\n"), body...))
 	sub.BodyHash = hex.EncodeToString(sum[:])
 	if v := r.Header.Get("Cancel-After"); v != "" {

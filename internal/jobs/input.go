@@ -15,7 +15,7 @@ import (
 // declarations, fills defaults and lowers values to the plan's bounds. Every failing field is named in one
 // EInputInvalid error, e.g. "input.size: want at most 1280; input.prompt:
 // required".
-func checkInput(m *config.JobModel, plan string, raw json.RawMessage) (input, media map[string]any, err error) {
+func checkInput(m *config.JobModel, plan string, raw json.RawMessage, files func(string) (string, error)) (input, media map[string]any, err error) {
 	input, media = map[string]any{}, map[string]any{}
 	if t := bytes.TrimSpace(raw); len(t) > 0 && !bytes.Equal(t, []byte("null")) {
 		if err := json.Unmarshal(t, &input); err != nil || t[0] != '{' {
@@ -30,6 +30,14 @@ func checkInput(m *config.JobModel, plan string, raw json.RawMessage) (input, me
 			continue
 		}
 		if config.FileInput(in.Type) {
+			if str, ok := v.(string); ok && files != nil {
+				resolved, err := files(str)
+				if err != nil {
+					problems = append(problems, fmt.Sprintf("input.%s: %v", name, err))
+					continue
+				}
+				v, input[name] = resolved, resolved
+			}
 			facts, err := checkFile(in, v)
 			if err != nil {
 				problems = append(problems, fmt.Sprintf("input.%s: %v", name, err))

@@ -232,6 +232,9 @@ type Submission struct {
 	// four when empty).
 	Webhook       string
 	WebhookEvents []string
+	// Files resolves the caller's upload URLs in file inputs to data:
+	// URIs; nil leaves every value as it is.
+	Files func(string) (string, error)
 }
 
 // Submit validates a prediction, reserves its most expensive outcome and
@@ -248,7 +251,7 @@ func (s *Service) Submit(ctx context.Context, p *tollgate.Principal, sub Submiss
 	if !p.HasScopes(m.cfg.Scopes) {
 		return nil, false, tollgate.Errorf(tollgate.EForbidden, "model %s requires the scopes %s", m.cfg.Name, strings.Join(m.cfg.Scopes, " "))
 	}
-	input, media, err := checkInput(m.cfg, s.cfg.PlanName(p.Plan), sub.Input)
+	input, media, err := checkInput(m.cfg, s.cfg.PlanName(p.Plan), sub.Input, sub.Files)
 	if err != nil {
 		return nil, false, err
 	}
