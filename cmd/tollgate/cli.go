@@ -63,6 +63,9 @@ var synopses = []struct{ name, line string }{
 	{"ban add", "tollgate ban add IP|CIDR [--for 15m] [--reason R]   (default: protection.ban_duration)"},
 	{"ban lift", "tollgate ban lift IP|CIDR"},
 	{"audit", "tollgate audit [--from D] [--to D] [--actor USER] [--action A] [--limit N] [--cursor C] [--format table|json]"},
+	{"jobs list", "tollgate jobs list [--model M] [--status S] [--user NAME] [--limit N] [--format table|json]"},
+	{"jobs show", "tollgate jobs show ID"},
+	{"jobs cancel", "tollgate jobs cancel ID"},
 	{"version", "tollgate version"},
 }
 
@@ -139,6 +142,8 @@ func run(ctx context.Context, args []string, env Env) error {
 		return runBan(ctx, rest, env)
 	case "audit":
 		return runAudit(ctx, rest, env)
+	case "jobs":
+		return runJobs(ctx, rest, env)
 	case "version", "--version":
 		fs, _ := newFlags("version", env)
 		if err := noPositional(fs, rest); err != nil {

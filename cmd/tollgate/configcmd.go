@@ -22,7 +22,7 @@ func runConfig(_ context.Context, args []string, env Env) error {
 	}
 	if *demoMode {
 		// The demo backends listen on loopback ports chosen at start.
-		if err := addDemoRoutes(cfg, "http://127.0.0.1:0", "http://127.0.0.1:0"); err != nil {
+		if err := addDemoRoutes(cfg, "http://127.0.0.1:0", "http://127.0.0.1:0", "http://127.0.0.1:0"); err != nil {
 			return err
 		}
 	}

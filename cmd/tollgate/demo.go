@@ -11,8 +11,8 @@ import (
 )
 
 // startDemo serves the built-in demo backends on loopback ports and adds
-// their routes to cfg: demo-openai (the demo-echo model under /v1/) and
-// demo-colorize (/demo/colorize). It returns a function that stops them.
+// their routes to cfg: demo-openai (the demo-echo model under /v1/),
+// demo-colorize (/demo/colorize) and the job model demo/sketch. It returns a function that stops them.
 func startDemo(cfg *config.Config) (func(), error) {
 	var servers []*http.Server
 	stop := func() {
@@ -40,7 +40,12 @@ func startDemo(cfg *config.Config) (func(), error) {
 		stop()
 		return nil, err
 	}
-	if err := addDemoRoutes(cfg, echoURL, imageURL); err != nil {
+	sketchURL, err := serve((&demo.Sketch{Delay: time.Second}).Handler())
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	if err := addDemoRoutes(cfg, echoURL, imageURL, sketchURL); err != nil {
 		stop()
 		return nil, err
 	}
@@ -48,8 +53,11 @@ func startDemo(cfg *config.Config) (func(), error) {
 }
 
 // addDemoRoutes adds the demo's routes, on the backends at echoURL and
-// imageURL, to cfg and validates it.
-func addDemoRoutes(cfg *config.Config, echoURL, imageURL string) error {
+// imageURL, and its job model, on sketchURL, to cfg and validates it.
+func addDemoRoutes(cfg *config.Config, echoURL, imageURL, sketchURL string) error {
+	if cfg.JobModel(demo.SketchModel) == nil {
+		cfg.Jobs = append(cfg.Jobs, demoJob(sketchURL))
+	}
 	for _, r := range cfg.Routes {
 		if r.Path == "/v1/" || r.Path == "/demo/colorize" {
 			return fmt.Errorf("--demo: route %q already uses %s; run the demo without that route", r.Name, r.Path)
@@ -74,4 +82,20 @@ func addDemoRoutes(cfg *config.Config, echoURL, imageURL string) error {
 		return fmt.Errorf("demo routes: %w", err)
 	}
 	return nil
+}
+
+// demoJob is the demo/sketch job model: a prompt and a size in, a PNG out
+// after a second of pretend GPU work.
+func demoJob(upstream string) config.JobModel {
+	minSize, maxSize := 16.0, 1024.0
+	j := config.JobModel{
+		Name: demo.SketchModel, Backend: config.BackendHTTP, Upstreams: []string{upstream}, Path: "/generate",
+		Inputs: map[string]config.JobInput{
+			"prompt": {Type: config.InputString, Required: true},
+			"size":   {Type: config.InputInteger, Default: 256, Min: &minSize, Max: &maxSize},
+		},
+		Price: config.Price{PerRequest: "0.002", PerGPUSecond: "0.001"},
+	}
+	j.SetDefaults()
+	return j
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/edge"
 	"github.com/tollgate/tollgate/internal/httpx"
+	"github.com/tollgate/tollgate/internal/jobs"
 	"github.com/tollgate/tollgate/internal/limit"
 	"github.com/tollgate/tollgate/internal/meter"
 	"github.com/tollgate/tollgate/internal/tollgate"
@@ -80,6 +81,7 @@ type gateway struct {
 	identity *identity
 	prot     *protection
 	meter    *meter.Meter
+	jobs     *jobs.Service // nil without job models
 	handler  http.Handler
 	registry *prometheus.Registry
 	closers  []func()
@@ -130,6 +132,9 @@ func newGateway(ctx context.Context, cfg *config.Config, opts gatewayOptions) (_
 	auth := g.identity.auth
 	auth.Register(mux)
 	mux.Handle("GET /v1/me/usage", auth.Require(httpx.Handle(g.log, g.meter.MeUsageHandler())))
+	if err := g.mountJobs(ctx, mux); err != nil {
+		return nil, err
+	}
 	g.adminAPI().Register(mux)
 	dataPlane, drain, err := g.dataPlane(ctx)
 	if err != nil {
@@ -150,6 +155,11 @@ func (g *gateway) adminAPI() *admin.API {
 	a.Mount("PUT /budgets/{scope}/{id}", g.meter.PutBudgetHandler())
 	a.Mount("DELETE /budgets/{scope}/{id}", g.meter.DeleteBudgetHandler())
 	a.Mount("GET /bans", g.prot.bans.ListHandler) // changes to bans are the admin API's own, audited
+	if g.jobs != nil {
+		for pattern, h := range g.jobs.AdminHandlers() {
+			a.Mount(pattern, h)
+		}
+	}
 	return a
 }
 

@@ -31,6 +31,7 @@ type engines struct {
 	Ledger ledger
 	Bans   tollgate.BanStore
 	Audit  tollgate.AuditStore
+	Jobs   tollgate.JobStore
 	// Cluster is true when the store is shared by replicas (PostgreSQL).
 	Cluster bool
 }
@@ -59,7 +60,7 @@ func openStore(ctx context.Context, cfg *config.Config, notice io.Writer) (*engi
 			pg.Close()
 			return nil, fmt.Errorf("migrate store: %w", err)
 		}
-		return &engines{Store: pg, Ledger: pg.Ledger(), Bans: pg.Bans(), Audit: pg.Audit(), Cluster: true}, nil
+		return &engines{Store: pg, Ledger: pg.Ledger(), Bans: pg.Bans(), Audit: pg.Audit(), Jobs: pg.Jobs(), Cluster: true}, nil
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data_dir: %w", err)
@@ -76,7 +77,7 @@ func openStore(ctx context.Context, cfg *config.Config, notice io.Writer) (*engi
 		lite.Close()
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
-	return &engines{Store: lite, Ledger: lite.Ledger(), Bans: lite.Bans(), Audit: lite.Audit()}, nil
+	return &engines{Store: lite, Ledger: lite.Ledger(), Bans: lite.Bans(), Audit: lite.Audit(), Jobs: lite.Jobs()}, nil
 }
 
 // loadConfig loads the config file named by --config (or TOLLGATE_CONFIG).

@@ -41,6 +41,11 @@ type Config struct {
 	Protection     Protection      `yaml:"protection"`
 	Metering       Metering        `yaml:"metering"`
 	Webhooks       []Webhook       `yaml:"webhooks"`
+	// Jobs are the job models of the predictions API (see jobs.go).
+	Jobs []JobModel `yaml:"jobs"`
+	// WebhookAllowPrivate lets prediction webhooks go to loopback and
+	// private addresses. Defaults to false.
+	WebhookAllowPrivate bool `yaml:"webhook_allow_private"`
 }
 
 // Tokens configures the gateway's own tokens.
@@ -127,6 +132,11 @@ type Plan struct {
 	// input_tokens, output_tokens, images, megapixels, audio_seconds,
 	// gpu_seconds).
 	FreeUnits map[string]int64 `yaml:"free_units"`
+	// Priority orders jobs: a higher one starts first. Defaults to 0.
+	Priority int `yaml:"priority"`
+	// MaxQueued caps a user's jobs waiting to start; 0 is unlimited.
+	// Defaults to 0.
+	MaxQueued int `yaml:"max_queued"`
 }
 
 // Budget is a spending limit over a period.

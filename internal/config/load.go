@@ -203,6 +203,7 @@ func (c *Config) SetDefaults() {
 		c.Plans[name] = p
 	}
 
+	c.setJobDefaults()
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		r.Type = cmp.Or(r.Type, RouteHTTP)

@@ -66,6 +66,9 @@ func (c *Config) Validate() error {
 		key := "plans." + name
 		checkRate(&p, key+".rate_limit", pl.RateLimit)
 		checkRate(&p, key+".tenant_rate_limit", pl.TenantRateLimit)
+		if pl.MaxQueued < 0 {
+			p.add(key+".max_queued", "must not be negative")
+		}
 		if pl.Concurrency < 0 || pl.TenantConcurrency < 0 {
 			p.add(key+".concurrency", "must not be negative")
 		}
@@ -81,6 +84,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateRoutes(&p)
+	c.validateJobs(&p)
 	checkRate(&p, "protection.ip_rate_limit", c.Protection.IPRateLimit)
 	checkRate(&p, "protection.login_rate_limit", c.Protection.LoginRateLimit)
 	if !slices.Contains([]string{"local", "refuse"}, c.Protection.RedisFailure) {

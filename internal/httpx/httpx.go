@@ -29,8 +29,10 @@ func Status(code string) int {
 		return http.StatusConflict
 	case tollgate.ETooLarge:
 		return http.StatusRequestEntityTooLarge
-	case tollgate.ERateLimited, tollgate.EQuota:
+	case tollgate.ERateLimited, tollgate.EQuota, tollgate.EQueueFull:
 		return http.StatusTooManyRequests
+	case tollgate.EInputInvalid:
+		return http.StatusUnprocessableEntity
 	case tollgate.EUpstream:
 		return http.StatusBadGateway
 	case tollgate.EUnavailable:
@@ -45,13 +47,13 @@ func Status(code string) int {
 // errorTypes gives the OpenAI "type" field per code, so SDKs classify errors.
 func errorType(code string) string {
 	switch code {
-	case tollgate.EInvalid, tollgate.ETooLarge, tollgate.ENotFound, tollgate.EConflict:
+	case tollgate.EInvalid, tollgate.ETooLarge, tollgate.ENotFound, tollgate.EConflict, tollgate.EInputInvalid:
 		return "invalid_request_error"
 	case tollgate.EUnauthorized:
 		return "authentication_error"
 	case tollgate.EForbidden:
 		return "permission_error"
-	case tollgate.ERateLimited, tollgate.EQuota:
+	case tollgate.ERateLimited, tollgate.EQuota, tollgate.EQueueFull:
 		return "rate_limit_error"
 	default:
 		return "api_error"

@@ -126,6 +126,13 @@ func New(cfg *config.Config, o Options) (*Meter, error) {
 		m.routes[rc.Name] = rm
 		m.maxAge = max(m.maxAge, rc.Timeout)
 	}
+	for i, jc := range cfg.Jobs { // a job is metered as a call of a route named after its model
+		rm, err := compileRoute(config.Route{Name: jc.Name, Timeout: jc.Timeout, Price: jc.Price})
+		if err != nil {
+			return nil, fmt.Errorf("jobs[%d].price: %w", i, err)
+		}
+		m.routes[jc.Name] = rm
+	}
 	m.maxAge = cmp.Or(m.maxAge, 300*time.Second) + time.Minute
 	m.writer = newWriter(o.Ledger, m.log, cfg.Metering.MaxBatch, cfg.Metering.FlushInterval)
 	m.writer.now = m.now

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+
+	"github.com/tollgate/tollgate/internal/auth"
+	"github.com/tollgate/tollgate/internal/jobs"
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+// mountJobs starts the jobs service (the predictions API) over the
+// store's queue, results under data_dir/results and the meter, and
+// registers its endpoints. Without job models it does nothing.
+func (g *gateway) mountJobs(ctx context.Context, mux *front) error {
+	if len(g.cfg.Jobs) == 0 {
+		return nil
+	}
+	blobs, err := jobs.NewFileBlobs(filepath.Join(g.cfg.DataDir, "results"))
+	if err != nil {
+		return err
+	}
+	key, err := jobs.LoadLinkKey(filepath.Join(g.cfg.DataDir, "results.key"))
+	if err != nil {
+		return err
+	}
+	svc, err := jobs.New(g.cfg, jobs.Options{
+		Store: g.store.Jobs, Blobs: blobs, LinkKey: key, Admission: g.meter, Cluster: g.store.Cluster, Logger: g.log, Metrics: g.registry,
+		Principal: func(r *http.Request) *tollgate.Principal { return auth.PrincipalFrom(r.Context()) },
+	})
+	if err != nil {
+		return fmt.Errorf("jobs: %w", err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		return fmt.Errorf("start jobs: %w", err)
+	}
+	g.closers = append(g.closers, svc.Stop) // runs before the meter's Stop
+	svc.Register(mux, g.identity.auth.Require)
+	g.jobs = svc
+	return nil
+}

@@ -1,0 +1,72 @@
+package jobs
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"image"
+	_ "image/gif" // registers GIF headers for image.DecodeConfig
+	_ "image/jpeg"
+	_ "image/png"
+	"net/http"
+	"strings"
+
+	"github.com/tollgate/tollgate/internal/config"
+)
+
+// checkFile checks a file input, given as a data: URI, and returns its
+// media facts for rules: content_type and bytes, and width and height for
+// images (read from the header only). URLs are refused: tollgate never
+// fetches a URL a caller names.
+func checkFile(in config.JobInput, v any) (map[string]any, error) {
+	s, ok := v.(string)
+	if !ok {
+		return nil, fmt.Errorf("want a data: URI")
+	}
+	if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
+		return nil, fmt.Errorf("URLs are not fetched; send the file as a data: URI")
+	}
+	rest, ok := strings.CutPrefix(s, "data:")
+	if !ok {
+		return nil, fmt.Errorf("want a data: URI")
+	}
+	meta, payload, ok := strings.Cut(rest, ",")
+	if !ok || !strings.HasSuffix(meta, ";base64") {
+		return nil, fmt.Errorf("want a base64 data: URI (data:<type>;base64,<data>)")
+	}
+	limit, _ := config.ParseSize(in.MaxSize)
+	if int64(base64.StdEncoding.DecodedLen(len(payload))) > limit+3 {
+		return nil, fmt.Errorf("larger than %s", in.MaxSize)
+	}
+	data, err := base64.StdEncoding.DecodeString(payload)
+	if err != nil {
+		return nil, fmt.Errorf("the data: URI is not valid base64")
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("larger than %s", in.MaxSize)
+	}
+	sniffed := http.DetectContentType(data)
+	kind, _, _ := strings.Cut(sniffed, "/")
+	switch in.Type {
+	case config.InputImage, config.InputAudio, config.InputVideo:
+		if kind != in.Type && !(in.Type == config.InputAudio && sniffed == "application/ogg") {
+			return nil, fmt.Errorf("the content is %s, not %s", sniffed, an(in.Type))
+		}
+	}
+	facts := map[string]any{"content_type": sniffed, "bytes": float64(len(data))}
+	if in.Type == config.InputImage {
+		cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
+		if err != nil {
+			return nil, fmt.Errorf("the image header cannot be read (want PNG, JPEG or GIF)")
+		}
+		facts["width"], facts["height"] = float64(cfg.Width), float64(cfg.Height)
+	}
+	return facts, nil
+}
+
+func an(kind string) string {
+	if kind == config.InputImage || kind == config.InputAudio {
+		return "an " + kind
+	}
+	return "a " + kind
+}
