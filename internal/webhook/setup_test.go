@@ -1,0 +1,215 @@
+package webhook_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/sqlite"
+	"github.com/tollgate/tollgate/internal/tollgate"
+	"github.com/tollgate/tollgate/internal/webhook"
+)
+
+// hit is one request a receiver got.
+type hit struct {
+	Header http.Header
+	Body   []byte
+	Event  string // the "event" field of the test bodies
+	At     time.Duration
+}
+
+// receiver is a real HTTP server that answers webhooks by a script: the
+// nth request gets script[n], and 200 once the script is used up.
+type receiver struct {
+	*httptest.Server
+	mu     sync.Mutex
+	script []func(w http.ResponseWriter)
+	hits   []hit
+	got    chan struct{} // signalled (without blocking) on every request
+}
+
+func newReceiver(t *testing.T, script ...func(w http.ResponseWriter)) *receiver {
+	t.Helper()
+	r := &receiver{script: script, got: make(chan struct{}, 1)}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		var ev struct{ Event string }
+		_ = json.Unmarshal(body, &ev)
+		r.mu.Lock()
+		n := len(r.hits)
+		r.hits = append(r.hits, hit{Header: req.Header.Clone(), Body: body, Event: ev.Event})
+		r.mu.Unlock()
+		select {
+		case r.got <- struct{}{}:
+		default:
+		}
+		if n < len(r.script) {
+			r.script[n](w)
+		}
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+func status(code int) func(w http.ResponseWriter) {
+	return func(w http.ResponseWriter) { w.WriteHeader(code) }
+}
+
+func retryAfter(code int, after string) func(w http.ResponseWriter) {
+	return func(w http.ResponseWriter) {
+		w.Header().Set("Retry-After", after)
+		w.WriteHeader(code)
+	}
+}
+
+// Hits returns the requests so far.
+func (r *receiver) Hits() []hit {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]hit(nil), r.hits...)
+}
+
+// waitHits waits (in real time, on the receiver's requests) until it has
+// n of them.
+func (r *receiver) waitHits(t *testing.T, n int) []hit {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		if h := r.Hits(); len(h) >= n {
+			return h
+		}
+		select {
+		case <-r.got:
+		case <-timeout:
+			t.Fatalf("receiver got %d requests, want %d", len(r.Hits()), n)
+		}
+	}
+}
+
+// logs collects what the service logs, and signals each record.
+type logs struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	wrote chan struct{}
+}
+
+func (l *logs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	select {
+	case l.wrote <- struct{}{}:
+	default:
+	}
+	return l.buf.Write(p)
+}
+
+func (l *logs) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// waitFor waits (in real time) until the logs contain s.
+func (l *logs) waitFor(t *testing.T, s string) {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for !strings.Contains(l.String(), s) {
+		select {
+		case <-l.wrote:
+		case <-timeout:
+			t.Fatalf("logs never showed %q; logs:\n%s", s, l.String())
+		}
+	}
+}
+
+// fixture is a service under test and its collaborators.
+type fixture struct {
+	svc     *webhook.Service
+	db      *sqlite.DB
+	secrets *webhook.Secrets
+	logs    *logs
+}
+
+// openDB opens a migrated SQLite store, closed when the test ends.
+func openDB(t *testing.T) *sqlite.DB {
+	t.Helper()
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "tollgate.db"))
+	if err != nil {
+		t.Fatalf("open sqlite: %v", err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if err := db.Migrate(context.Background()); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return db
+}
+
+// setup starts a service on db with cfg (Secrets, Logger and AllowPrivate,
+// since test receivers listen on loopback, filled in) and stops it when
+// the test ends. A nil db gets a new one; deliveries are stored only when
+// cfg.Store is set.
+func setup(t *testing.T, db *sqlite.DB, cfg webhook.Config) *fixture {
+	t.Helper()
+	if db == nil {
+		db = openDB(t)
+	}
+	f := &fixture{db: db, logs: &logs{wrote: make(chan struct{}, 1)}}
+	if cfg.Secrets == nil {
+		cfg.Secrets = webhook.NewSecrets(db.Webhooks(), "", nil)
+	}
+	f.secrets = cfg.Secrets
+	cfg.Logger = slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	svc, err := webhook.New(cfg)
+	if err != nil {
+		t.Fatalf("webhook.New: %v", err)
+	}
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(svc.Stop)
+	f.svc = svc
+	return f
+}
+
+// event is a webhook of prediction p for alice of acme with a small body
+// naming the event and a sequence number.
+func event(url, p, typ string, seq int, filter ...string) webhook.Event {
+	body, _ := json.Marshal(map[string]any{"id": p, "event": typ, "seq": seq})
+	return webhook.Event{PredictionID: p, TenantID: "acme", UserID: "alice", Type: typ, URL: url, Filter: filter, Body: body}
+}
+
+func mustSend(t *testing.T, s *webhook.Service, ev webhook.Event) {
+	t.Helper()
+	if err := s.Send(context.Background(), ev); err != nil {
+		t.Fatalf("Send(%s %s): %v", ev.PredictionID, ev.Type, err)
+	}
+}
+
+// key returns alice's signing key.
+func (f *fixture) key(t *testing.T) []byte {
+	t.Helper()
+	k, err := f.secrets.Key(context.Background(), "acme", "alice")
+	if err != nil {
+		t.Fatalf("Key: %v", err)
+	}
+	return k
+}
+
+// wantSigned fails unless h verifies under key at now.
+func wantSigned(t *testing.T, key []byte, h hit, now time.Time) {
+	t.Helper()
+	if err := webhook.Verify(key, h.Header, h.Body, now, 5*time.Minute); err != nil {
+		t.Errorf("request %s does not verify: %v (headers %v)", h.Body, err, h.Header)
+	}
+}
+
+var _ tollgate.WebhookStore = (*sqlite.WebhookStore)(nil)
