@@ -24,7 +24,7 @@ type hit struct {
 	Header http.Header
 	Body   []byte
 	Event  string // the "event" field of the test bodies
-	At     time.Duration
+	Seq    int    // and their "seq"
 }
 
 // receiver is a real HTTP server that answers webhooks by a script: the
@@ -32,29 +32,42 @@ type hit struct {
 type receiver struct {
 	*httptest.Server
 	mu     sync.Mutex
-	script []func(w http.ResponseWriter)
+	answer func(n int, h hit, w http.ResponseWriter) // nil answers 200
 	hits   []hit
 	got    chan struct{} // signalled (without blocking) on every request
 }
 
 func newReceiver(t *testing.T, script ...func(w http.ResponseWriter)) *receiver {
 	t.Helper()
-	r := &receiver{script: script, got: make(chan struct{}, 1)}
+	return newReceiverFunc(t, func(n int, _ hit, w http.ResponseWriter) {
+		if n < len(script) {
+			script[n](w)
+		}
+	})
+}
+
+// newReceiverFunc is a receiver whose answer to its nth request h is
+// answer's.
+func newReceiverFunc(t *testing.T, answer func(n int, h hit, w http.ResponseWriter)) *receiver {
+	t.Helper()
+	r := &receiver{answer: answer, got: make(chan struct{}, 1)}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
-		var ev struct{ Event string }
+		var ev struct {
+			Event string
+			Seq   int
+		}
 		_ = json.Unmarshal(body, &ev)
+		h := hit{Header: req.Header.Clone(), Body: body, Event: ev.Event, Seq: ev.Seq}
 		r.mu.Lock()
 		n := len(r.hits)
-		r.hits = append(r.hits, hit{Header: req.Header.Clone(), Body: body, Event: ev.Event})
+		r.hits = append(r.hits, h)
 		r.mu.Unlock()
 		select {
 		case r.got <- struct{}{}:
 		default:
 		}
-		if n < len(r.script) {
-			r.script[n](w)
-		}
+		r.answer(n, h, w)
 	}))
 	t.Cleanup(r.Close)
 	return r
@@ -153,11 +166,18 @@ func openDB(t *testing.T) *sqlite.DB {
 	return db
 }
 
-// setup starts a service on db with cfg (Secrets, Logger and AllowPrivate,
-// since test receivers listen on loopback, filled in) and stops it when
+// setup starts a service on db with cfg (Secrets and Logger filled in, and
+// AllowPrivate set, since test receivers listen on loopback) and stops it when
 // the test ends. A nil db gets a new one; deliveries are stored only when
 // cfg.Store is set.
 func setup(t *testing.T, db *sqlite.DB, cfg webhook.Config) *fixture {
+	t.Helper()
+	cfg.AllowPrivate = true
+	return setupGuarded(t, db, cfg)
+}
+
+// setupGuarded is setup with cfg.AllowPrivate as given.
+func setupGuarded(t *testing.T, db *sqlite.DB, cfg webhook.Config) *fixture {
 	t.Helper()
 	if db == nil {
 		db = openDB(t)
