@@ -1,0 +1,83 @@
+package webhook_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/tollgate"
+	"github.com/tollgate/tollgate/internal/webhook"
+)
+
+func TestDurable(t *testing.T) {
+	// pending returns the stored deliveries, claiming them far ahead so
+	// that every one shows, held or not.
+	pending := func(t *testing.T, s tollgate.WebhookDeliveryStore) []*tollgate.WebhookDelivery {
+		t.Helper()
+		far := time.Now().Add(24 * time.Hour)
+		ds, err := s.ClaimWebhookDeliveries(context.Background(), far, far, 100)
+		if err != nil {
+			t.Fatalf("ClaimWebhookDeliveries: %v", err)
+		}
+		return ds
+	}
+
+	t.Run("RestartResumesPending", func(t *testing.T) {
+		r := newReceiver(t, status(500))
+		db := openDB(t)
+		store := db.Webhooks()
+		first := setup(t, db, webhook.Config{Store: store, InitialBackoff: time.Hour, MaxBackoff: 2 * time.Hour})
+		mustSend(t, first.svc, event(r.URL, "p1", tollgate.WebhookCompleted, 1))
+		r.waitHits(t, 1) // answered 500; the retry is an hour away
+		first.svc.Stop() // releases the message, whether or not the 500 was read
+
+		second := setup(t, db, webhook.Config{Store: store})
+		hits := r.waitHits(t, 2)
+		if hits[1].Header.Get("webhook-id") != hits[0].Header.Get("webhook-id") || hits[1].Event != "completed" {
+			t.Errorf("after the restart the receiver got %s (id %s), want the same message (id %s)",
+				hits[1].Body, hits[1].Header.Get("webhook-id"), hits[0].Header.Get("webhook-id"))
+		}
+		wantSigned(t, second.key(t), hits[1], time.Now())
+		second.logs.waitFor(t, "webhook delivered")
+		second.svc.Stop()
+		if left := pending(t, store); len(left) != 0 {
+			t.Errorf("%d deliveries left in the store after success, want 0", len(left))
+		}
+	})
+	t.Run("ClaimsWhatADeadProcessHeld", func(t *testing.T) {
+		r := newReceiver(t)
+		db := openDB(t)
+		store := db.Webhooks()
+		// A process that died mid-retry left this row; its lease ran out.
+		now := time.Now()
+		row := &tollgate.WebhookDelivery{ID: "msg_left", TenantID: "acme", UserID: "alice", PredictionID: "p9",
+			Event: tollgate.WebhookCompleted, URL: r.URL, Body: []byte(`{"id":"p9","event":"completed"}`),
+			Attempts: 2, CreatedAt: now.Add(-time.Minute), LeaseUntil: now.Add(-time.Second)}
+		if err := store.CreateWebhookDelivery(context.Background(), row); err != nil {
+			t.Fatalf("CreateWebhookDelivery: %v", err)
+		}
+		f := setup(t, db, webhook.Config{Store: store})
+		h := r.waitHits(t, 1)
+		if id := h[0].Header.Get("webhook-id"); id != "msg_left" {
+			t.Errorf("webhook-id %q, want msg_left", id)
+		}
+		wantSigned(t, f.key(t), h[0], time.Now())
+		f.logs.waitFor(t, "webhook delivered")
+		f.svc.Stop()
+		if left := pending(t, store); len(left) != 0 {
+			t.Errorf("%d deliveries left in the store after success, want 0", len(left))
+		}
+	})
+	t.Run("OutputIsNotStored", func(t *testing.T) {
+		db := openDB(t)
+		store := db.Webhooks()
+		f := setup(t, db, webhook.Config{Store: store})
+		f.svc.Stop() // nothing goes out; stored messages stay
+		mustSend(t, f.svc, event("http://127.0.0.1:9/", "p1", tollgate.WebhookOutput, 1))
+		mustSend(t, f.svc, event("http://127.0.0.1:9/", "p1", tollgate.WebhookCompleted, 2))
+		left := pending(t, store)
+		if len(left) != 1 || left[0].Event != tollgate.WebhookCompleted {
+			t.Errorf("stored %d deliveries, want only the completed one", len(left))
+		}
+	})
+}
