@@ -25,6 +25,7 @@ import (
 	"github.com/tollgate/tollgate/internal/limit"
 	"github.com/tollgate/tollgate/internal/meter"
 	"github.com/tollgate/tollgate/internal/tollgate"
+	"github.com/tollgate/tollgate/internal/webhook"
 )
 
 func runServe(ctx context.Context, args []string, env Env) error {
@@ -78,6 +79,8 @@ type gateway struct {
 	registry *prometheus.Registry
 	closers  []func()
 	drain    func()
+	// webhookSecrets signs webhooks with each user's secret.
+	webhookSecrets *webhook.Secrets
 }
 
 // newGateway wires every part from cfg. On error everything opened so far
@@ -124,6 +127,9 @@ func newGateway(ctx context.Context, cfg *config.Config, opts gatewayOptions) (_
 	auth := g.identity.auth
 	auth.Register(mux)
 	mux.Handle("GET /v1/me/usage", auth.Require(httpx.Handle(g.log, g.meter.MeUsageHandler())))
+	if err := g.mountWebhooks(mux); err != nil {
+		return nil, err
+	}
 	g.adminAPI().Register(mux)
 	dataPlane, drain, err := g.dataPlane(ctx)
 	if err != nil {

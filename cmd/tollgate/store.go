@@ -27,6 +27,8 @@ type engines struct {
 	tollgate.Store
 	Ledger ledger
 	Bans   tollgate.BanStore
+	// Webhooks keeps webhook signing secrets and pending deliveries.
+	Webhooks tollgate.WebhookStore
 	// Cluster is true when the store is shared by replicas (PostgreSQL).
 	Cluster bool
 }
@@ -49,7 +51,7 @@ func openStore(ctx context.Context, cfg *config.Config) (*engines, error) {
 			pg.Close()
 			return nil, fmt.Errorf("migrate store: %w", err)
 		}
-		return &engines{Store: pg, Ledger: pg.Ledger(), Bans: pg.Bans(), Cluster: true}, nil
+		return &engines{Store: pg, Ledger: pg.Ledger(), Bans: pg.Bans(), Webhooks: pg.Webhooks(), Cluster: true}, nil
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data_dir: %w", err)
@@ -62,7 +64,7 @@ func openStore(ctx context.Context, cfg *config.Config) (*engines, error) {
 		lite.Close()
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
-	return &engines{Store: lite, Ledger: lite.Ledger(), Bans: lite.Bans()}, nil
+	return &engines{Store: lite, Ledger: lite.Ledger(), Bans: lite.Bans(), Webhooks: lite.Webhooks()}, nil
 }
 
 // loadConfig loads the config file named by --config (or TOLLGATE_CONFIG).
