@@ -39,7 +39,9 @@ func (s *Service) deliver(ctx context.Context, l *lane, m *message) bool {
 		}
 		res := s.attempt(ctx, m)
 		<-s.sem
+		m.mu.Lock()
 		m.row.Attempts++
+		m.mu.Unlock()
 		switch {
 		case res.err == nil:
 			s.settle(m, delivered, nil)
@@ -169,16 +171,28 @@ func (s *Service) extend(m *message, until time.Time) {
 	if !m.durable {
 		return
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.settled {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := s.cfg.Store.ExtendWebhookDelivery(ctx, m.row.ID, m.row.Attempts, until); err != nil {
 		s.cfg.Logger.Warn("extend stored webhook", "id", m.row.ID, "err", err)
+		return
 	}
+	m.leaseUntil = until
 }
 
 // settle records what became of m: a stored message is removed, or, when
 // released, left for the next process at once.
 func (s *Service) settle(m *message, o outcome, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.settled {
+		return
+	}
 	log := s.cfg.Logger.With("id", m.row.ID, "prediction", m.row.PredictionID, "event", m.row.Event,
 		"host", host(m.row.URL), "attempts", m.row.Attempts)
 	switch o {
@@ -192,6 +206,12 @@ func (s *Service) settle(m *message, o outcome, err error) {
 	if !m.durable {
 		return
 	}
+	m.settled = true
+	s.mu.Lock()
+	if s.held[m.row.ID] == m {
+		delete(s.held, m.row.ID)
+	}
+	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var serr error

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/tollgate/tollgate/internal/tollgate"
@@ -22,6 +23,12 @@ type lane struct {
 type message struct {
 	row     *tollgate.WebhookDelivery
 	durable bool // row is in the store
+
+	// mu orders the updates of the stored row (row.Attempts included), so
+	// that a lease renewal never revives a row already settled.
+	mu         sync.Mutex
+	leaseUntil time.Time // when this process's lease on the row ends
+	settled    bool
 }
 
 // throttled reports whether an event is coalesced and throttled.
@@ -53,6 +60,10 @@ func (s *Service) enqueue(m *message) {
 
 func (s *Service) enqueueLocked(m *message) ([]*message, outcome) {
 	pid := m.row.PredictionID
+	if m.durable {
+		s.held[m.row.ID] = m
+		m.leaseUntil = m.row.LeaseUntil
+	}
 	if _, ok := s.finished[pid]; ok {
 		return []*message{m}, superseded // nothing after completed
 	}

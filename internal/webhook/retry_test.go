@@ -38,9 +38,9 @@ func TestRetries(t *testing.T) {
 			f := setup(t, db, webhook.Config{InitialBackoff: time.Second})
 			t0 := time.Now()
 			mustSend(t, f.svc, event(r.URL, "p1", tollgate.WebhookCompleted, 1))
-			at := timeline(r, time.Hour, 10*time.Millisecond)
-			if len(at) != 3 {
-				t.Fatalf("receiver got %d requests in an hour, want 3 (500, 502, then 200 and no more)", len(at))
+			at := timeline(r, 10*time.Second, 10*time.Millisecond)
+			if n := len(timeline(r, time.Hour, time.Minute)); len(at) != 3 || n != 3 {
+				t.Fatalf("receiver got %d requests in 10s and %d in an hour, want 3 (500, 502, then 200 and no more)", len(at), n)
 			}
 			// Back-off with jitter: the nth wait is in [d/2, d] for d = 1s·2^(n-1).
 			if g := at[1] - at[0]; g < 500*time.Millisecond || g > time.Second+10*time.Millisecond {

@@ -122,6 +122,7 @@ type Service struct {
 	ctx      context.Context // nil until Start, and after Stop
 	lanes    map[string]*lane
 	finished map[string]time.Time // predictions whose completed message was taken, by when
+	held     map[string]*message  // stored messages this process holds, by ID
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -138,6 +139,7 @@ func New(cfg Config) (*Service, error) {
 		sem:      make(chan struct{}, cfg.Concurrency),
 		lanes:    map[string]*lane{},
 		finished: map[string]time.Time{},
+		held:     map[string]*message{},
 	}, nil
 }
 
@@ -169,6 +171,10 @@ func (s *Service) Stop() {
 		stop()
 	}
 	s.wg.Wait()
+	s.mu.Lock()
+	// A completed message released here may come back after a Start.
+	clear(s.finished)
+	s.mu.Unlock()
 }
 
 // Send queues ev unless its filter leaves it out. It never waits on the
@@ -245,6 +251,7 @@ func (s *Service) poll(ctx context.Context) {
 	t := time.NewTicker(s.cfg.PollInterval)
 	defer t.Stop()
 	for {
+		s.renew(ctx)
 		s.claim(ctx)
 		s.forget()
 		select {
@@ -271,7 +278,37 @@ func (s *Service) claim(ctx context.Context) {
 		return
 	}
 	for _, r := range rows {
-		s.enqueue(&message{row: r, durable: true})
+		s.mu.Lock()
+		_, mine := s.held[r.ID]
+		s.mu.Unlock()
+		if !mine { // one whose lease ran out while it waited here is not taken twice
+			s.enqueue(&message{row: r, durable: true})
+		}
+	}
+}
+
+// renew extends the leases of held messages that would end before the
+// next polls, so that no other process takes a message waiting here (for
+// a free request slot, or behind another message of its prediction).
+func (s *Service) renew(ctx context.Context) {
+	now := s.cfg.Now()
+	soon := now.Add(2 * s.cfg.PollInterval)
+	s.mu.Lock()
+	held := make([]*message, 0, len(s.held))
+	for _, m := range s.held {
+		held = append(held, m)
+	}
+	s.mu.Unlock()
+	for _, m := range held {
+		if ctx.Err() != nil {
+			return
+		}
+		m.mu.Lock()
+		due := m.leaseUntil.Before(soon)
+		m.mu.Unlock()
+		if due {
+			s.extend(m, now.Add(s.cfg.Lease+2*s.cfg.PollInterval))
+		}
 	}
 }
 
