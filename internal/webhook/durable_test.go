@@ -2,6 +2,10 @@ package webhook_test
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,6 +70,34 @@ func TestDurable(t *testing.T) {
 		f.svc.Stop()
 		if left := pending(t, store); len(left) != 0 {
 			t.Errorf("%d deliveries left in the store after success, want 0", len(left))
+		}
+	})
+	t.Run("WaitingForASlotIsSentOnce", func(t *testing.T) {
+		// One request at a time, taken by receivers that never answer: p9's
+		// completed message waits here longer than its lease, and is still
+		// sent once, not claimed a second time by the poller.
+		slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body) // then the server sees the client go
+			<-r.Context().Done()
+		}))
+		defer slow.Close()
+		r := newReceiver(t)
+		db := openDB(t)
+		store := db.Webhooks()
+		f := setup(t, db, webhook.Config{Store: store, Concurrency: 1, MaxAttempts: 1,
+			AttemptTimeout: 100 * time.Millisecond, Lease: 150 * time.Millisecond, PollInterval: 10 * time.Millisecond})
+		for _, p := range []string{"p1", "p2", "p3"} {
+			mustSend(t, f.svc, event(slow.URL, p, tollgate.WebhookCompleted, 1))
+		}
+		mustSend(t, f.svc, event(r.URL, "p9", tollgate.WebhookCompleted, 1))
+		f.logs.waitFor(t, "prediction=p9 event=completed")
+		r.waitHits(t, 1)
+		f.svc.Stop()
+		if n := len(r.Hits()); n != 1 {
+			t.Errorf("p9's completed message was sent %d times, want once", n)
+		}
+		if l := f.logs.String(); strings.Contains(l, "update stored webhook") || strings.Contains(l, "extend stored webhook") {
+			t.Errorf("a stored message was updated after it was settled:\n%s", l)
 		}
 	})
 	t.Run("OutputIsNotStored", func(t *testing.T) {

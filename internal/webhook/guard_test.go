@@ -1,6 +1,7 @@
 package webhook_test
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -127,6 +128,7 @@ func TestSlowReceiverDelaysNobody(t *testing.T) {
 	release := make(chan struct{})
 	arrived := make(chan struct{}, 1)
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // then the server sees the client go
 		arrived <- struct{}{}
 		select {
 		case <-release:
