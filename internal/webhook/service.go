@@ -153,9 +153,7 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	ctx, s.stop = context.WithCancel(ctx)
 	s.ctx = ctx
-	if s.cfg.Store != nil {
-		s.wg.Go(func() { s.poll(ctx) })
-	}
+	s.wg.Go(func() { s.poll(ctx) })
 	return nil
 }
 
@@ -251,8 +249,10 @@ func (s *Service) poll(ctx context.Context) {
 	t := time.NewTicker(s.cfg.PollInterval)
 	defer t.Stop()
 	for {
-		s.renew(ctx)
-		s.claim(ctx)
+		if s.cfg.Store != nil {
+			s.renew(ctx)
+			s.claim(ctx)
+		}
 		s.forget()
 		select {
 		case <-ctx.Done():
