@@ -153,7 +153,7 @@ type fixture struct {
 }
 
 // openDB opens a migrated SQLite store, closed when the test ends.
-func openDB(t *testing.T) *sqlite.DB {
+func openDB(t testing.TB) *sqlite.DB {
 	t.Helper()
 	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "tollgate.db"))
 	if err != nil {
