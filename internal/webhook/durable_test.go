@@ -26,28 +26,6 @@ func TestDurable(t *testing.T) {
 		return ds
 	}
 
-	t.Run("RestartResumesPending", func(t *testing.T) {
-		r := newReceiver(t, status(500))
-		db := openDB(t)
-		store := db.Webhooks()
-		first := setup(t, db, webhook.Config{Store: store, InitialBackoff: time.Hour, MaxBackoff: 2 * time.Hour})
-		mustSend(t, first.svc, event(r.URL, "p1", tollgate.WebhookCompleted, 1))
-		r.waitHits(t, 1) // answered 500; the retry is an hour away
-		first.svc.Stop() // releases the message, whether or not the 500 was read
-
-		second := setup(t, db, webhook.Config{Store: store})
-		hits := r.waitHits(t, 2)
-		if hits[1].Header.Get("webhook-id") != hits[0].Header.Get("webhook-id") || hits[1].Event != "completed" {
-			t.Errorf("after the restart the receiver got %s (id %s), want the same message (id %s)",
-				hits[1].Body, hits[1].Header.Get("webhook-id"), hits[0].Header.Get("webhook-id"))
-		}
-		wantSigned(t, second.key(t), hits[1], time.Now())
-		second.logs.waitFor(t, "webhook delivered")
-		second.svc.Stop()
-		if left := pending(t, store); len(left) != 0 {
-			t.Errorf("%d deliveries left in the store after success, want 0", len(left))
-		}
-	})
 	t.Run("ClaimsWhatADeadProcessHeld", func(t *testing.T) {
 		r := newReceiver(t)
 		db := openDB(t)

@@ -132,10 +132,13 @@ func (l *logs) String() string {
 }
 
 // waitFor waits (in real time) until the logs contain s.
-func (l *logs) waitFor(t *testing.T, s string) {
+func (l *logs) waitFor(t *testing.T, s string) { t.Helper(); l.waitCount(t, s, 1) }
+
+// waitCount waits (in real time) until the logs contain s n times.
+func (l *logs) waitCount(t *testing.T, s string, n int) {
 	t.Helper()
 	timeout := time.After(30 * time.Second)
-	for !strings.Contains(l.String(), s) {
+	for strings.Count(l.String(), s) < n {
 		select {
 		case <-l.wrote:
 		case <-timeout:
@@ -147,7 +150,6 @@ func (l *logs) waitFor(t *testing.T, s string) {
 // fixture is a service under test and its collaborators.
 type fixture struct {
 	svc     *webhook.Service
-	db      *sqlite.DB
 	secrets *webhook.Secrets
 	logs    *logs
 }
@@ -182,9 +184,16 @@ func setupGuarded(t *testing.T, db *sqlite.DB, cfg webhook.Config) *fixture {
 	if db == nil {
 		db = openDB(t)
 	}
-	f := &fixture{db: db, logs: &logs{wrote: make(chan struct{}, 1)}}
+	return setupOn(t, db.Webhooks(), cfg)
+}
+
+// setupOn is setupGuarded on any engine's store (for secrets; deliveries
+// are stored only when cfg.Store is set).
+func setupOn(t *testing.T, store tollgate.WebhookStore, cfg webhook.Config) *fixture {
+	t.Helper()
+	f := &fixture{logs: &logs{wrote: make(chan struct{}, 1)}}
 	if cfg.Secrets == nil {
-		cfg.Secrets = webhook.NewSecrets(db.Webhooks(), "", nil)
+		cfg.Secrets = webhook.NewSecrets(store, "", nil)
 	}
 	f.secrets = cfg.Secrets
 	cfg.Logger = slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -231,5 +240,3 @@ func wantSigned(t *testing.T, key []byte, h hit, now time.Time) {
 		t.Errorf("request %s does not verify: %v (headers %v)", h.Body, err, h.Header)
 	}
 }
-
-var _ tollgate.WebhookStore = (*sqlite.WebhookStore)(nil)
