@@ -78,6 +78,33 @@ func TestDurable(t *testing.T) {
 			t.Errorf("a stored message was updated after it was settled:\n%s", l)
 		}
 	})
+	t.Run("FullMemoryLeavesItInTheStore", func(t *testing.T) {
+		// Room for one prediction in memory, taken by a receiver that holds
+		// its request: p2's completed message waits in the store and goes
+		// out once there is room; p3's output is dropped, and logged.
+		release := make(chan struct{})
+		slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			<-release
+		}))
+		defer slow.Close()
+		r := newReceiver(t)
+		db := openDB(t)
+		store := db.Webhooks()
+		f := setup(t, db, webhook.Config{Store: store, MaxPending: 1, PollInterval: 10 * time.Millisecond})
+		mustSend(t, f.svc, event(slow.URL, "p1", tollgate.WebhookCompleted, 1))
+		mustSend(t, f.svc, event(r.URL, "p2", tollgate.WebhookCompleted, 1))
+		mustSend(t, f.svc, event(r.URL, "p3", tollgate.WebhookOutput, 1))
+		f.logs.waitFor(t, "webhook dropped")
+		if n := len(r.Hits()); n != 0 {
+			t.Fatalf("receiver got %d requests while memory was full, want 0", n)
+		}
+		close(release)
+		h := r.waitHits(t, 1)
+		if h[0].Event != "completed" || !strings.Contains(string(h[0].Body), `"p2"`) {
+			t.Errorf("receiver got %s, want p2's completed message", h[0].Body)
+		}
+	})
 	t.Run("OutputIsNotStored", func(t *testing.T) {
 		db := openDB(t)
 		store := db.Webhooks()
