@@ -79,8 +79,8 @@ type gateway struct {
 	registry *prometheus.Registry
 	closers  []func()
 	drain    func()
-	// webhookSecrets signs webhooks with each user's secret.
-	webhookSecrets *webhook.Secrets
+	// webhooks delivers the webhooks of predictions (Send).
+	webhooks *webhook.Service
 }
 
 // newGateway wires every part from cfg. On error everything opened so far
@@ -127,7 +127,7 @@ func newGateway(ctx context.Context, cfg *config.Config, opts gatewayOptions) (_
 	auth := g.identity.auth
 	auth.Register(mux)
 	mux.Handle("GET /v1/me/usage", auth.Require(httpx.Handle(g.log, g.meter.MeUsageHandler())))
-	if err := g.mountWebhooks(mux); err != nil {
+	if err := g.mountWebhooks(ctx, mux); err != nil {
 		return nil, err
 	}
 	g.adminAPI().Register(mux)

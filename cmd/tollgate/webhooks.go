@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 
 	"github.com/tollgate/tollgate/internal/auth"
@@ -9,17 +11,27 @@ import (
 	"github.com/tollgate/tollgate/internal/webhook"
 )
 
-// mountWebhooks serves GET /v1/webhooks/default/secret: each caller's own
-// webhook signing secret, sealed at rest with the key passphrase when one
-// is configured.
-func (g *gateway) mountWebhooks(mux httpx.Mux) error {
+// mountWebhooks starts webhook delivery (g.webhooks, which resumes the
+// messages a previous run left in the store) and serves GET
+// /v1/webhooks/default/secret: each caller's own signing secret, sealed at
+// rest with the key passphrase when one is configured.
+func (g *gateway) mountWebhooks(ctx context.Context, mux httpx.Mux) error {
 	pass, err := passphrase(g.cfg, g.opts.Env)
 	if err != nil {
 		return err
 	}
-	g.webhookSecrets = webhook.NewSecrets(g.store.Webhooks, pass, nil)
+	secrets := webhook.NewSecrets(g.store.Webhooks, pass, nil)
+	svc, err := webhook.New(webhook.Config{Secrets: secrets, Store: g.store.Webhooks, Logger: g.log})
+	if err != nil {
+		return fmt.Errorf("webhooks: %w", err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		return fmt.Errorf("webhooks: %w", err)
+	}
+	g.closers = append(g.closers, svc.Stop)
+	g.webhooks = svc
 	principal := func(r *http.Request) *tollgate.Principal { return auth.PrincipalFrom(r.Context()) }
-	h := webhook.SecretHandler(g.webhookSecrets, principal)
+	h := webhook.SecretHandler(secrets, principal)
 	mux.Handle("GET /v1/webhooks/default/secret", g.identity.auth.Require(httpx.Handle(g.log, h)))
 	return nil
 }
