@@ -176,7 +176,9 @@ func (s *Service) Stop() {
 }
 
 // Send queues ev unless its filter leaves it out. It never waits on the
-// receiver; start and completed messages are written to the store first.
+// receiver; start and completed messages are written to the store first,
+// so call it after the change that caused it is committed, outside any
+// store transaction (on SQLite one writer at a time would wait on itself).
 // EInvalid for a bad event or URL (check URLs with CheckURL when the
 // prediction is created, to answer 422 there); an error from the store for
 // a message that could not be kept.
