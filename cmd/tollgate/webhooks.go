@@ -21,7 +21,7 @@ func (g *gateway) mountWebhooks(ctx context.Context, mux httpx.Mux) error {
 		return err
 	}
 	secrets := webhook.NewSecrets(g.store.Webhooks, pass, nil)
-	svc, err := webhook.New(webhook.Config{Secrets: secrets, Store: g.store.Webhooks, Logger: g.log})
+	svc, err := webhook.New(webhook.Config{Secrets: secrets, Store: g.store.Webhooks, Logger: g.log, Registerer: g.registry})
 	if err != nil {
 		return fmt.Errorf("webhooks: %w", err)
 	}

@@ -20,6 +20,17 @@ type attemptResult struct {
 	retryAfter time.Duration // the receiver's Retry-After, when it sent one
 }
 
+// label names the result in the metrics.
+func (r attemptResult) label() string {
+	switch {
+	case r.err == nil:
+		return "ok"
+	case r.permanent:
+		return "final"
+	}
+	return "retryable"
+}
+
 // deliver makes the attempts of m, waiting with back-off between them.
 // false when ctx ended (m is then released).
 func (s *Service) deliver(ctx context.Context, l *lane, m *message) bool {
@@ -42,6 +53,7 @@ func (s *Service) deliver(ctx context.Context, l *lane, m *message) bool {
 		m.mu.Lock()
 		m.row.Attempts++
 		m.mu.Unlock()
+		s.metrics.attempts.WithLabelValues(res.label()).Inc()
 		switch {
 		case res.err == nil:
 			s.settle(m, delivered, nil)
@@ -195,6 +207,9 @@ func (s *Service) settle(m *message, o outcome, err error) {
 	}
 	log := s.cfg.Logger.With("id", m.row.ID, "prediction", m.row.PredictionID, "event", m.row.Event,
 		"host", host(m.row.URL), "attempts", m.row.Attempts)
+	if l := outcomeLabel(o, m.durable); l != "" {
+		s.metrics.messages.WithLabelValues(m.row.Event, l).Inc()
+	}
 	switch o {
 	case givenUp:
 		log.Warn("webhook given up", "err", err)

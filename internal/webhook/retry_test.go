@@ -7,6 +7,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tollgate/tollgate/internal/tollgate"
 	"github.com/tollgate/tollgate/internal/webhook"
 )
@@ -62,11 +64,18 @@ func TestRetries(t *testing.T) {
 		r := newReceiver(t, status(503), status(503), status(503), status(503), status(503))
 		db := openDB(t)
 		synctest.Test(t, func(t *testing.T) {
-			f := setup(t, db, webhook.Config{MaxAttempts: 4})
+			reg := prometheus.NewRegistry()
+			f := setup(t, db, webhook.Config{MaxAttempts: 4, Registerer: reg})
 			mustSend(t, f.svc, event(r.URL, "p1", tollgate.WebhookCompleted, 1))
 			at := timeline(r, 2*time.Hour, 100*time.Millisecond)
 			if len(at) != 4 {
 				t.Errorf("receiver got %d requests, want 4 (MaxAttempts) and then none", len(at))
+			}
+			if n := metric(t, reg, "tollgate_webhook_messages_total", map[string]string{"event": "completed", "outcome": "given_up"}); n != 1 {
+				t.Errorf("given-up messages counted %v, want 1", n)
+			}
+			if n := metric(t, reg, "tollgate_webhook_attempts_total", map[string]string{"result": "retryable"}); n != 4 {
+				t.Errorf("failed attempts counted %v, want 4", n)
 			}
 			if l := f.logs.String(); !strings.Contains(l, "webhook given up") || !strings.Contains(l, "attempts=4") {
 				t.Errorf("logs do not show the give-up after 4 attempts:\n%s", l)

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
@@ -60,6 +62,9 @@ type Config struct {
 	// Logger receives given-up and failed deliveries. Defaults to
 	// slog.Default().
 	Logger *slog.Logger
+	// Registerer, when set, receives the delivery metrics
+	// (tollgate_webhook_*). Defaults to none.
+	Registerer prometheus.Registerer
 }
 
 func (c *Config) fill() error {
@@ -114,9 +119,10 @@ type Event struct {
 // messages are stored before Send returns and survive a restart; output and
 // logs live in memory only, since the completed message carries them.
 type Service struct {
-	cfg    Config
-	client *http.Client
-	sem    chan struct{} // one token per request in flight
+	cfg     Config
+	client  *http.Client
+	sem     chan struct{} // one token per request in flight
+	metrics *metrics
 
 	mu       sync.Mutex
 	ctx      context.Context // nil until Start, and after Stop
@@ -133,14 +139,19 @@ func New(cfg Config) (*Service, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	return &Service{
+	s := &Service{
 		cfg:      cfg,
 		client:   newClient(cfg.AllowPrivate, cfg.AttemptTimeout),
 		sem:      make(chan struct{}, cfg.Concurrency),
 		lanes:    map[string]*lane{},
 		finished: map[string]time.Time{},
 		held:     map[string]*message{},
-	}, nil
+	}
+	var err error
+	if s.metrics, err = newMetrics(cfg.Registerer, s.pending); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // Start begins delivering, and claims the stored messages nobody holds
@@ -235,6 +246,13 @@ func ValidateFilter(filter []string) error {
 		}
 	}
 	return nil
+}
+
+// pending returns the number of predictions with messages waiting here.
+func (s *Service) pending() float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return float64(len(s.lanes))
 }
 
 // hasRoom reports whether a message of the prediction can wait in memory.

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tollgate/tollgate/internal/sqlite"
 	"github.com/tollgate/tollgate/internal/tollgate"
 	"github.com/tollgate/tollgate/internal/webhook"
@@ -207,6 +209,30 @@ func setupOn(t *testing.T, store tollgate.WebhookStore, cfg webhook.Config) *fix
 	t.Cleanup(svc.Stop)
 	f.svc = svc
 	return f
+}
+
+// metric returns the value of a counter of reg with the given labels.
+func metric(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if labels[l.GetName()] != l.GetValue() {
+					continue next
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
 }
 
 // event is a webhook of prediction p for alice of acme with a small body
