@@ -38,4 +38,7 @@ func TestWebhookSecretEndpoint(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" {
 		t.Errorf("no credentials: %d (WWW-Authenticate %q), want 401 with a challenge", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
+	if _, metrics := g.do("GET", "/metrics", "", ""); !strings.Contains(string(metrics), "tollgate_webhook_pending_predictions 0") {
+		t.Error("/metrics does not show tollgate_webhook_pending_predictions")
+	}
 }
