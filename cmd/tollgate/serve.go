@@ -26,6 +26,7 @@ import (
 	"github.com/tollgate/tollgate/internal/limit"
 	"github.com/tollgate/tollgate/internal/meter"
 	"github.com/tollgate/tollgate/internal/tollgate"
+	"github.com/tollgate/tollgate/internal/webhook"
 )
 
 func runServe(ctx context.Context, args []string, env Env) error {
@@ -86,6 +87,8 @@ type gateway struct {
 	registry *prometheus.Registry
 	closers  []func()
 	drain    func()
+	// webhooks delivers the webhooks of predictions (Send).
+	webhooks *webhook.Service
 }
 
 // newGateway wires every part from cfg. On error everything opened so far
@@ -132,7 +135,10 @@ func newGateway(ctx context.Context, cfg *config.Config, opts gatewayOptions) (_
 	auth := g.identity.auth
 	auth.Register(mux)
 	mux.Handle("GET /v1/me/usage", auth.Require(httpx.Handle(g.log, g.meter.MeUsageHandler())))
-	if err := g.mountJobs(ctx, mux); err != nil {
+	if err := g.mountWebhooks(ctx, mux); err != nil {
+		return nil, err
+	}
+	if err := g.mountJobs(ctx, mux); err != nil { // after the webhooks it sends through
 		return nil, err
 	}
 	g.adminAPI().Register(mux)

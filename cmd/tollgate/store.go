@@ -32,6 +32,8 @@ type engines struct {
 	Bans   tollgate.BanStore
 	Audit  tollgate.AuditStore
 	Jobs   tollgate.JobStore
+	// Webhooks keeps webhook signing secrets and pending deliveries.
+	Webhooks tollgate.WebhookStore
 	// Cluster is true when the store is shared by replicas (PostgreSQL).
 	Cluster bool
 }
@@ -60,7 +62,7 @@ func openStore(ctx context.Context, cfg *config.Config, notice io.Writer) (*engi
 			pg.Close()
 			return nil, fmt.Errorf("migrate store: %w", err)
 		}
-		return &engines{Store: pg, Ledger: pg.Ledger(), Bans: pg.Bans(), Audit: pg.Audit(), Jobs: pg.Jobs(), Cluster: true}, nil
+		return &engines{Store: pg, Ledger: pg.Ledger(), Bans: pg.Bans(), Audit: pg.Audit(), Jobs: pg.Jobs(), Webhooks: pg.Webhooks(), Cluster: true}, nil
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data_dir: %w", err)
@@ -77,7 +79,7 @@ func openStore(ctx context.Context, cfg *config.Config, notice io.Writer) (*engi
 		lite.Close()
 		return nil, fmt.Errorf("migrate store: %w", err)
 	}
-	return &engines{Store: lite, Ledger: lite.Ledger(), Bans: lite.Bans(), Audit: lite.Audit(), Jobs: lite.Jobs()}, nil
+	return &engines{Store: lite, Ledger: lite.Ledger(), Bans: lite.Bans(), Audit: lite.Audit(), Jobs: lite.Jobs(), Webhooks: lite.Webhooks()}, nil
 }
 
 // loadConfig loads the config file named by --config (or TOLLGATE_CONFIG).

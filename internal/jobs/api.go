@@ -35,7 +35,6 @@ func (s *Service) Register(mux httpx.Mux, require func(http.Handler) http.Handle
 	mux.Handle("GET /v1/predictions", h(s.list))
 	mux.Handle("GET /v1/predictions/{id}", h(s.get))
 	mux.Handle("POST /v1/predictions/{id}/cancel", h(s.cancelHandler))
-	mux.Handle("GET /v1/webhooks/default/secret", h(s.secret))
 	mux.Handle("POST /v1/files", h(s.createFile))
 	mux.Handle("GET /v1/files/{id}", h(s.getFile))
 	mux.Handle("DELETE /v1/files/{id}", h(s.deleteFile))
@@ -280,15 +279,4 @@ func decodeCursor(c string) (byte, int64, bool) {
 		return 0, 0, false
 	}
 	return b[0], seq, true
-}
-
-// secret answers GET /v1/webhooks/default/secret: the caller's webhook
-// signing secret, {"key": "whsec_…"}.
-func (s *Service) secret(w http.ResponseWriter, r *http.Request) error {
-	_, o, err := s.caller(r)
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]string{"key": webhookSecret(s.opts.LinkKey, o)})
-	return nil
 }

@@ -45,13 +45,10 @@ type Options struct {
 	// PollInterval is how often the queue is looked at without a wake-up
 	// (jobs queued by other replicas, Cancel-After). Defaults to 1s.
 	PollInterval time.Duration
-	// WebhookClient posts prediction webhooks. Defaults to a client whose
-	// dialer refuses loopback and private addresses unless the config's
-	// webhook_allow_private is set.
-	WebhookClient *http.Client
-	// WebhookBackoff is the first retry delay of a failed webhook,
-	// doubling for each of up to 6 attempts. Defaults to 1s.
-	WebhookBackoff time.Duration
+	// Webhooks delivers prediction webhooks (started and stopped by the
+	// caller). Defaults to none: a prediction that names a webhook is
+	// refused.
+	Webhooks Webhooks
 	// Metrics registers the jobs' collectors (queue depth and wait time
 	// per model, running jobs per upstream). Nil keeps them unregistered.
 	Metrics prometheus.Registerer
@@ -84,7 +81,6 @@ type Service struct {
 	models  map[string]*model
 	hub     *hub
 	metrics *metrics
-	hooks   *webhooks
 	maxBody int64 // largest create body: 1 MiB, or what the largest file input needs
 
 	mu       sync.Mutex
@@ -124,11 +120,7 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 		links:  &links{key: o.LinkKey, base: strings.TrimSuffix(cfg.PublicURL, "/")},
 		models: map[string]*model{}, hub: newHub(),
 		releases: map[string]func(context.Context, *tollgate.Outcome){}, running: map[string]*runningJob{}, maxBody: 1 << 20}
-	if o.WebhookClient == nil {
-		o.WebhookClient = webhookClient(cfg.WebhookAllowPrivate)
-	}
 	s.opts = o
-	s.hooks = newWebhooks(o.WebhookClient, o.Logger, cmp.Or(o.WebhookBackoff, time.Second))
 	var err error
 	if s.metrics, err = newMetrics(o.Metrics, o.Store); err != nil {
 		return nil, fmt.Errorf("jobs metrics: %w", err)
@@ -172,7 +164,6 @@ func (s *Service) Start(ctx context.Context) error {
 		s.bg.Go(func() { s.schedule(bgCtx, m) })
 	}
 	s.bg.Go(func() { s.sweep(bgCtx) })
-	s.bg.Go(func() { s.hooks.run(bgCtx, 4) })
 	return nil
 }
 
@@ -260,7 +251,7 @@ func (s *Service) Submit(ctx context.Context, p *tollgate.Principal, sub Submiss
 	}
 	var events []string
 	if sub.Webhook != "" {
-		if events, err = checkWebhook(ctx, sub.Webhook, sub.WebhookEvents, s.cfg.WebhookAllowPrivate); err != nil {
+		if events, err = s.checkWebhook(ctx, sub.Webhook, sub.WebhookEvents); err != nil {
 			return nil, false, err
 		}
 	} else if len(sub.WebhookEvents) > 0 {

@@ -21,11 +21,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/internal/httpx"
 	"github.com/tollgate/tollgate/internal/jobs"
 	"github.com/tollgate/tollgate/internal/meter"
 	"github.com/tollgate/tollgate/internal/postgres"
 	"github.com/tollgate/tollgate/internal/sqlite"
 	"github.com/tollgate/tollgate/internal/tollgate"
+	"github.com/tollgate/tollgate/internal/webhook"
 )
 
 // clock is a settable test clock.
@@ -88,7 +90,7 @@ type ledger interface {
 // and returns its job store and ledger. PostgreSQL runs in a schema of
 // its own, dropped at the end; without TOLLGATE_TEST_POSTGRES the test
 // skips (fails under CI=true).
-func openEngine(t *testing.T, engine, dir string) (tollgate.JobStore, ledger) {
+func openEngine(t *testing.T, engine, dir string) (tollgate.JobStore, ledger, tollgate.WebhookStore) {
 	t.Helper()
 	if engine == "postgres" {
 		url := os.Getenv("TOLLGATE_TEST_POSTGRES")
@@ -118,7 +120,7 @@ func openEngine(t *testing.T, engine, dir string) (tollgate.JobStore, ledger) {
 		if err := db.Migrate(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		return db.Jobs(), db.Ledger()
+		return db.Jobs(), db.Ledger(), db.Webhooks()
 	}
 	db, err := sqlite.Open(t.Context(), filepath.Join(dir, "tollgate.db"))
 	if err != nil {
@@ -128,7 +130,7 @@ func openEngine(t *testing.T, engine, dir string) (tollgate.JobStore, ledger) {
 	if err := db.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	return db.Jobs(), db.Ledger()
+	return db.Jobs(), db.Ledger(), db.Webhooks()
 }
 
 // setup runs the service on SQLite with cfgYAML, in which every
@@ -144,7 +146,7 @@ func setupOn(t *testing.T, engine, cfgYAML string, upstream http.Handler) *env {
 	up := httptest.NewServer(upstream)
 	t.Cleanup(up.Close)
 	dir := t.TempDir()
-	store, led := openEngine(t, engine, dir)
+	store, led, hooks := openEngine(t, engine, dir)
 	mux := http.NewServeMux()
 	api := httptest.NewServer(mux)
 	t.Cleanup(api.Close)
@@ -169,8 +171,18 @@ func setupOn(t *testing.T, engine, cfgYAML string, upstream http.Handler) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	secrets := webhook.NewSecrets(hooks, "", nil)
+	wh, err := webhook.New(webhook.Config{Secrets: secrets, Store: hooks, AllowPrivate: cfg.WebhookAllowPrivate,
+		InitialBackoff: time.Millisecond, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wh.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(wh.Stop)
 	e := &env{URL: api.URL, jobs: store, ledger: led, meter: m, clock: clk, dir: dir, cfg: cfg}
-	e.opts = jobs.Options{Store: store, Blobs: blobs, LinkKey: key, Admission: m,
+	e.opts = jobs.Options{Store: store, Blobs: blobs, LinkKey: key, Admission: m, Webhooks: wh,
 		Principal: func(r *http.Request) *tollgate.Principal {
 			p, _ := r.Context().Value(principalKey{}).(*tollgate.Principal)
 			return p
@@ -195,6 +207,7 @@ func setupOn(t *testing.T, engine, cfgYAML string, upstream http.Handler) *env {
 	e.mux = func() *http.ServeMux {
 		m := http.NewServeMux()
 		e.svc.Register(m, require)
+		m.Handle("GET /v1/webhooks/default/secret", require(httpx.Handle(log, webhook.SecretHandler(secrets, e.opts.Principal))))
 		return m
 	}
 	e.current = e.mux()

@@ -75,8 +75,6 @@ func verifySignature(t *testing.T, secret string, h http.Header, body []byte) {
 func TestWebhooks(t *testing.T) {
 	var e *env
 	e = setup(t, "webhook_allow_private: true\n"+models, echo(func() *clock { return e.clock }))
-	e.opts.WebhookBackoff = time.Millisecond
-	e.restart(t)
 	h := newHook()
 	receiver := httptest.NewServer(h)
 	t.Cleanup(receiver.Close)

@@ -1,0 +1,12 @@
+package sqlite_test
+
+import (
+	"testing"
+
+	"github.com/tollgate/tollgate/internal/storetest"
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+func TestWebhookStore(t *testing.T) {
+	storetest.RunWebhooks(t, func(t *testing.T) tollgate.WebhookStore { return MustOpen(t).Webhooks() })
+}
