@@ -170,6 +170,13 @@ func (s *Server) execute(r *run) {
 		s.cache[id] = cached{sig: sigs[id], outputs: e.outputs[id], ui: e.ui[id]}
 		s.mu.Unlock()
 	}
+	if failed == nil && !e.waited {
+		// Nothing ran (every node was cached): the wait happens here.
+		e.waited = true
+		if err := e.hold(); err != nil {
+			failed, failedNode = err, order[len(order)-1]
+		}
+	}
 	status := "success"
 	switch {
 	case errors.Is(failed, errInterrupted):
@@ -447,5 +454,3 @@ func (s *Server) interrupt(promptID string) bool {
 
 // Interrupt interrupts the running prompts, as POST /interrupt does.
 func (s *Server) Interrupt() { s.interrupt("") }
-
-
