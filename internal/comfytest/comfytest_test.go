@@ -151,19 +151,18 @@ func TestFIFO(t *testing.T) {
 	if code != 200 || out["number"].(float64) >= 0 {
 		t.Fatalf("front prompt: %d %v, want a negative number", code, out)
 	}
-	var q struct{ QueueRunning, QueuePending [][]any }
-	getJSON(t, s.URL+"/queue", &map[string]any{})
-	resp, _ := http.Get(s.URL + "/queue")
-	raw := new(bytes.Buffer)
-	_, _ = raw.ReadFrom(resp.Body)
-	resp.Body.Close()
-	var qm map[string][][]any
-	if err := json.Unmarshal(raw.Bytes(), &qm); err != nil {
-		t.Fatal(err)
+	var q map[string][][]any
+	getJSON(t, s.URL+"/queue", &q)
+	running, pending := q["queue_running"], q["queue_pending"]
+	var pendingIDs []string
+	for _, item := range pending {
+		pendingIDs = append(pendingIDs, item[1].(string))
 	}
-	q.QueueRunning, q.QueuePending = qm["queue_running"], qm["queue_pending"]
-	if len(q.QueueRunning) != 1 || q.QueueRunning[0][1] != p1 || len(q.QueuePending) != 3 || len(q.QueuePending[0]) != 5 {
-		t.Fatalf("queue %s", raw)
+	slices.Sort(pendingIDs)
+	wantPending := []string{p2, p3, p4}
+	slices.Sort(wantPending)
+	if len(running) != 1 || running[0][1] != p1 || len(running[0]) != 5 || !slices.Equal(pendingIDs, wantPending) {
+		t.Fatalf("queue running %v, pending %v; want [%s] and %v", running, pendingIDs, p1, wantPending)
 	}
 	for _, id := range []string{p1, p4, p2, p3} {
 		if err := s.WaitHeld(ctx, id); err != nil {
@@ -354,9 +353,23 @@ func TestFiles(t *testing.T) {
 	if got := upload(t, s, "old.png", "", comfytest.PNG(30, 20))["name"]; got != "old (1).png" {
 		t.Errorf("other content uploaded as %v, want old (1).png", got)
 	}
-	id := submit(t, s, "", ddcolor("old (1).png", "sub/dir/name", 512))
+	code, out := postJSON(t, s.URL+"/prompt", map[string]any{"prompt": ddcolor("old (1).png", "sub/dir/name", 512),
+		"extra_data": map[string]any{"extra_pnginfo": map[string]any{"workflow": map[string]any{"id": "wf-1"}}, "api_key_comfy_org": "secret"}})
+	id, _ := out["prompt_id"].(string)
+	if code != 200 {
+		t.Fatalf("POST /prompt: %d %v", code, out)
+	}
 	if _, err := s.WaitDone(ctxT(t), id); err != nil {
 		t.Fatal(err)
+	}
+	saved, err := os.ReadFile(filepath.Join(s.Dir("output"), "sub", "dir", "name_00001_.png"))
+	if err != nil || !bytes.Contains(saved, []byte("tEXtprompt\x00{")) || !bytes.Contains(saved, []byte(`tEXtworkflow`+"\x00"+`{"id":"wf-1"}`)) {
+		t.Errorf("saved PNG lacks the prompt and workflow text chunks (%v)", err)
+	}
+	var h map[string]map[string]any
+	getJSON(t, s.URL+"/history/"+id, &h)
+	if extra := h[id]["prompt"].([]any)[3].(map[string]any); extra["api_key_comfy_org"] != nil {
+		t.Errorf("history shows the sensitive extra_data key: %v", extra)
 	}
 	resp, err := http.Get(s.URL + "/api/view?filename=name_00001_.png&subfolder=sub/dir&type=output")
 	if err != nil {
@@ -534,5 +547,55 @@ func TestMultiUser(t *testing.T) {
 	}
 	if last.ComfyUser != bobID {
 		t.Errorf("request log %+v", last)
+	}
+}
+
+// TestClientIDReuse checks that a socket reusing a clientId takes the
+// sid over, as server.py's sockets dict does: the older socket gets
+// nothing more, not even broadcasts.
+func TestClientIDReuse(t *testing.T) {
+	t.Parallel()
+	s := setup(t, comfytest.Options{})
+	first := dial(t, s, "/ws?clientId=shared")
+	first.next()
+	second := dial(t, s, "/ws?clientId=shared")
+	second.next()
+	id := submit(t, s, "shared", ddcolor("old.png", "r", 512))
+	second.until(promptDone(id))
+	postJSON(t, s.URL+"/queue", map[string]any{"clear": true}) // a last broadcast
+	second.until(func(f frame) bool { return f.Type == "status" })
+	select {
+	case f := <-first.frames:
+		t.Errorf("the replaced socket got %s %v", f.Type, f.Data)
+	default:
+	}
+}
+
+// TestNoClientID checks what the real progress hook does for a prompt
+// posted without client_id: progress and previews go to every socket,
+// the other messages to none.
+func TestNoClientID(t *testing.T) {
+	t.Parallel()
+	s := setup(t, comfytest.Options{})
+	c := dial(t, s, "/ws?clientId=watcher")
+	c.next()
+	code, out := postJSON(t, s.URL+"/prompt", map[string]any{"prompt": ddcolor("old.png", "n", 512)})
+	if code != 200 {
+		t.Fatalf("POST /prompt: %d %v", code, out)
+	}
+	if _, err := s.WaitDone(ctxT(t), out["prompt_id"].(string)); err != nil {
+		t.Fatal(err)
+	}
+	postJSON(t, s.URL+"/queue", map[string]any{"clear": true})
+	statuses := 0
+	got := c.until(func(f frame) bool {
+		if f.Type == "status" {
+			statuses++
+		}
+		return statuses == 4
+	})
+	want := []string{"status", "status", "progress", "preview", "progress", "preview", "progress", "preview", "progress", "preview", "status", "status"}
+	if !slices.Equal(kinds(got), want) {
+		t.Errorf("watcher got %v, want %v", kinds(got), want)
 	}
 }

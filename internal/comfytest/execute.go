@@ -283,7 +283,14 @@ func (e *execution) runNode(id string, last bool) error {
 	var ui map[string]any
 	var err error
 	if class.Run != nil {
-		outs, ui, err = class.Run(s.ctx, &NodeRun{PromptID: p.ID, NodeID: id, Inputs: inputs, s: s})
+		run := &NodeRun{PromptID: p.ID, NodeID: id, Inputs: inputs, s: s}
+		if _, ok := class.Hidden["prompt"]; ok {
+			run.Prompt = p.Graph
+		}
+		if _, ok := class.Hidden["extra_pnginfo"]; ok {
+			run.PNGInfo, _ = p.Extra["extra_pnginfo"].(map[string]any)
+		}
+		outs, ui, err = class.Run(s.ctx, run)
 		if err != nil {
 			return err
 		}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"image"
 	"image/color"
 	"image/color/palette"
@@ -15,6 +17,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -103,7 +106,7 @@ func (s *Server) savePath(kind, prefix string) (folder, name, subfolder string, 
 
 // saveImages writes each image as a real PNG, SaveImage's way, and
 // returns the "images" entries of its ui output.
-func (s *Server) saveImages(kind, prefix string, images Images) ([]any, error) {
+func (s *Server) saveImages(kind, prefix string, images Images, text map[string]any) ([]any, error) {
 	folder, name, subfolder, counter, err := s.savePath(kind, prefix)
 	if err != nil {
 		return nil, err
@@ -115,13 +118,42 @@ func (s *Server) saveImages(kind, prefix string, images Images) ([]any, error) {
 		if err := png.Encode(&buf, img); err != nil {
 			return nil, fmt.Errorf("encode png: %w", err)
 		}
-		if err := os.WriteFile(filepath.Join(folder, file), buf.Bytes(), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(folder, file), withText(buf.Bytes(), text), 0o644); err != nil {
 			return nil, fmt.Errorf("save image: %w", err)
 		}
 		results = append(results, map[string]any{"filename": file, "subfolder": subfolder, "type": kind})
 		counter++
 	}
 	return results, nil
+}
+
+// withText inserts a tEXt chunk per key after the PNG's IHDR chunk,
+// each value as JSON, as SaveImage's PngInfo does with the prompt and
+// extra_pnginfo (the workflow).
+func withText(b []byte, text map[string]any) []byte {
+	const ihdrEnd = 8 + 8 + 13 + 4
+	if len(text) == 0 || len(b) < ihdrEnd {
+		return b
+	}
+	keys := make([]string, 0, len(text))
+	for k := range text {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := append([]byte(nil), b[:ihdrEnd]...)
+	for _, k := range keys {
+		v, err := json.Marshal(text[k])
+		if err != nil {
+			continue
+		}
+		data := append(append([]byte(k), 0), v...)
+		chunk := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
+		chunk = append(chunk, "tEXt"...)
+		chunk = append(chunk, data...)
+		chunk = binary.BigEndian.AppendUint32(chunk, crc32.ChecksumIEEE(chunk[4:]))
+		out = append(out, chunk...)
+	}
+	return append(out, b[ihdrEnd:]...)
 }
 
 // saveVideo writes the frames as an animated GIF (for every format) and

@@ -56,6 +56,8 @@ type NodeRun struct {
 	PromptID string
 	NodeID   string
 	Inputs   map[string]any
+	Prompt   map[string]any // the hidden PROMPT input: the prompt as posted
+	PNGInfo  map[string]any // the hidden EXTRA_PNGINFO: extra_data["extra_pnginfo"]
 	s        *Server
 }
 
@@ -188,7 +190,14 @@ func runSaveImage(kind string) func(context.Context, *NodeRun) ([]any, map[strin
 		if kind == "temp" {
 			prefix = "ComfyUI_temp_" + randomLetters(5)
 		}
-		results, err := r.s.saveImages(kind, prefix, images)
+		text := map[string]any{}
+		if r.Prompt != nil {
+			text["prompt"] = r.Prompt
+		}
+		for k, v := range r.PNGInfo {
+			text[k] = v
+		}
+		results, err := r.s.saveImages(kind, prefix, images, text)
 		if err != nil {
 			return nil, nil, err
 		}

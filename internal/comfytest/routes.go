@@ -215,6 +215,11 @@ func (s *Server) postPrompt(w http.ResponseWriter, r *http.Request) {
 		extra["client_id"] = c
 		client, _ = c.(string)
 	}
+	// Sensitive keys stay out of /queue and /history, as
+	// SENSITIVE_EXTRA_DATA_KEYS in the real server.
+	for _, k := range []string{"auth_token_comfy_org", "api_key_comfy_org"} {
+		delete(extra, k)
+	}
 	extra["create_time"] = time.Now().UnixMilli()
 	p := &Prompt{Number: number, ID: id, ClientID: client, Graph: graph, Extra: extra, Outputs: outputs, nodes: nodes}
 	s.mu.Lock()
