@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/tollgate/tollgate/internal/comfytest"
 )
@@ -87,6 +88,18 @@ func TestMessageSequence(t *testing.T) {
 	}
 	if q := got[len(got)-2].Data["status"].(map[string]any)["exec_info"].(map[string]any)["queue_remaining"]; q != 0.0 {
 		t.Errorf("final status queue_remaining %v, want 0", q)
+	}
+	var start, end any
+	for _, f := range got {
+		switch f.Type {
+		case "execution_start":
+			start = f.Data["timestamp"]
+		case "execution_success":
+			end = f.Data["timestamp"]
+		}
+	}
+	if log := s.Executions(); len(log) != 1 || float64(log[0].Start.UnixMilli()) != start || float64(log[0].End.UnixMilli()) != end {
+		t.Errorf("execution log %+v, want the messages' times %v and %v", log, start, end)
 	}
 	// A broadcast after the prompt: bob must have had only statuses.
 	postJSON(t, s.URL+"/queue", map[string]any{"clear": true})
@@ -597,5 +610,19 @@ func TestNoClientID(t *testing.T) {
 	want := []string{"status", "status", "progress", "preview", "progress", "preview", "progress", "preview", "progress", "preview", "status", "status"}
 	if !slices.Equal(kinds(got), want) {
 		t.Errorf("watcher got %v, want %v", kinds(got), want)
+	}
+}
+
+// TestDuration checks that Options.Duration is the prompt's run time.
+func TestDuration(t *testing.T) {
+	t.Parallel()
+	s := setup(t, comfytest.Options{Duration: func(comfytest.Prompt) time.Duration { return 40 * time.Millisecond }})
+	id := submit(t, s, "", ddcolor("old.png", "d", 512))
+	e, err := s.WaitDone(ctxT(t), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := e.End.Sub(e.Start); d < 40*time.Millisecond {
+		t.Errorf("ran %v, want at least the 40ms Duration", d)
 	}
 }

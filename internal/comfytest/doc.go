@@ -92,7 +92,13 @@
 //     ComfyUI does not have. Hold, Duration, Release and Fail control how
 //     long a prompt runs: the wait happens right after the first
 //     progress message of the first node that reports progress (or of the
-//     last node when none does).
+//     last node when none does; or before execution_success when every
+//     node was cached, where real ComfyUI would finish at once).
+//   - execution_cached lists the cached nodes among those the outputs
+//     need, not among every node of the prompt.
+//   - Not emulated: /upload/mask, /view_metadata, /userdata/{file}/move,
+//     /v2/userdata, /workflow_templates, ComfyUI-Manager's routes (404,
+//     as on a ComfyUI without the Manager).
 //   - /system_stats, /embeddings, /extensions, /models and /internal/*
 //     answer fixed, minimal content; GET / is a small HTML page standing
 //     in for the frontend. No origin check, CORS or compression middleware.

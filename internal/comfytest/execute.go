@@ -114,13 +114,15 @@ type execution struct {
 
 func nowMillis() int64 { return time.Now().UnixMilli() }
 
-// add is PromptExecutor.add_message.
-func (e *execution) add(event string, data map[string]any, broadcast bool) {
-	data["timestamp"] = nowMillis()
+// add is PromptExecutor.add_message; it returns the message's time.
+func (e *execution) add(event string, data map[string]any, broadcast bool) time.Time {
+	now := time.UnixMilli(nowMillis())
+	data["timestamp"] = now.UnixMilli()
 	e.messages = append(e.messages, []any{event, data})
 	if e.client != "" || broadcast {
 		e.s.hub.send(event, data, e.client)
 	}
+	return now
 }
 
 // toClient sends what the real server sends only when the prompt has a
@@ -134,7 +136,12 @@ func (e *execution) toClient(event string, data map[string]any) {
 func (s *Server) execute(r *run) {
 	p := r.p
 	e := &execution{s: s, r: r, client: p.ClientID, outputs: map[string][]any{}, ui: map[string]map[string]any{}}
-	e.add("execution_start", map[string]any{"prompt_id": p.ID}, false)
+	started := e.add("execution_start", map[string]any{"prompt_id": p.ID}, false)
+	s.mu.Lock()
+	if i := s.execIndex(p.ID); i >= 0 {
+		s.executions[i].Start = started
+	}
+	s.mu.Unlock()
 	order := executionOrder(s, p.nodes, p.Outputs)
 	sigs := map[string]string{}
 	cachedNodes := []string{}
@@ -178,26 +185,27 @@ func (s *Server) execute(r *run) {
 		}
 	}
 	status := "success"
+	var ended time.Time
 	switch {
 	case errors.Is(failed, errInterrupted):
 		status = "interrupted"
-		e.add("execution_interrupted", map[string]any{"prompt_id": p.ID, "node_id": failedNode,
+		ended = e.add("execution_interrupted", map[string]any{"prompt_id": p.ID, "node_id": failedNode,
 			"node_type": p.nodes[failedNode].ClassType, "executed": nonNil(e.executed)}, true)
 	case failed != nil:
 		status = "error"
-		e.add("execution_error", map[string]any{"prompt_id": p.ID, "node_id": failedNode,
+		ended = e.add("execution_error", map[string]any{"prompt_id": p.ID, "node_id": failedNode,
 			"node_type": p.nodes[failedNode].ClassType, "executed": nonNil(e.executed),
 			"exception_message": failed.Error(), "exception_type": "RuntimeError",
 			"traceback": []any{}, "current_inputs": map[string]any{}, "current_outputs": []any{}}, false)
 	default:
-		e.add("execution_success", map[string]any{"prompt_id": p.ID}, false)
+		ended = e.add("execution_success", map[string]any{"prompt_id": p.ID}, false)
 	}
-	s.finish(e, status)
+	s.finish(e, status, ended)
 	e.toClient("executing", map[string]any{"node": nil, "prompt_id": p.ID})
 }
 
 // finish is PromptQueue.task_done: the history entry and a status.
-func (s *Server) finish(e *execution, status string) {
+func (s *Server) finish(e *execution, status string, ended time.Time) {
 	p := e.r.p
 	outputs, meta := map[string]any{}, map[string]any{}
 	for id, ui := range e.ui {
@@ -227,7 +235,7 @@ func (s *Server) finish(e *execution, status string) {
 	s.historyMap[p.ID] = entry
 	s.history = append(slices.DeleteFunc(s.history, func(id string) bool { return id == p.ID }), p.ID)
 	if i := s.execIndex(p.ID); i >= 0 {
-		s.executions[i].End, s.executions[i].Status = time.Now(), status
+		s.executions[i].End, s.executions[i].Status = ended, status
 	}
 	delete(s.released, p.ID)
 	s.queueUpdated()

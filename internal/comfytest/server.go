@@ -59,9 +59,12 @@ type Execution struct {
 	PromptID string
 	ClientID string
 	Number   float64
-	Start    time.Time
-	End      time.Time // zero while running
-	Status   string    // "running", "success", "error" or "interrupted"
+	// Start and End are the timestamps (in milliseconds, as the messages
+	// carry them) of execution_start and of execution_success,
+	// execution_error or execution_interrupted: the prompt's GPU time.
+	Start  time.Time
+	End    time.Time // zero while running
+	Status string    // "running", "success", "error" or "interrupted"
 }
 
 // Request is one HTTP request the emulator received.
@@ -101,7 +104,9 @@ type Server struct {
 }
 
 // New starts an emulator on 127.0.0.1. When tb is not nil it closes
-// itself with tb.Cleanup and keeps its files in tb.TempDir().
+// itself with tb.Cleanup, keeps its files in tb.TempDir() and fails tb
+// if it cannot start; with a nil tb it panics instead and the caller
+// must Close it.
 func New(tb testing.TB, opts Options) *Server {
 	if tb != nil {
 		tb.Helper()
