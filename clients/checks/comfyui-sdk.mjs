@@ -39,19 +39,21 @@ const build = (prefix, size) =>
     .input("image", `${upload.info.subfolder}/${upload.info.filename}`);
 
 step("uploaded");
-// 1. A DDColor run to completion.
-const progress = [];
+// 1. A DDColor run to completion. CallWrapper subscribes to a prompt's
+// events only once POST /prompt has answered, so progress and previews
+// are also counted on the api, subscribed before the prompt is queued.
+const events = [];
 let previews = 0;
-let started = null;
+api.on("progress", (e) => events.push(e.detail));
+api.on("b_preview", () => previews++);
+let pendingId = null;
 const result = await new CallWrapper(api, build("alice/colorized", 512))
-  .onStart((id) => (started = id))
-  .onProgress((p) => progress.push(`${p.node}:${p.value}/${p.max}`))
-  .onPreview(() => previews++)
+  .onPending((id) => (pendingId = id))
   .onFailed((e) => (out.runError = `${e.name}: ${e.message}`))
   .run();
 if (!result) throw new Error(`run failed: ${out.runError}`);
-out.started = started;
-out.progress = progress;
+out.started = pendingId;
+out.progress = events.filter((p) => p.prompt_id === pendingId).map((p) => `${p.node}:${p.value}/${p.max}`);
 out.previews = previews;
 const image = result.images.images[0];
 out.output = image;
@@ -66,7 +68,7 @@ out.download = {
   width: dv.getUint32(16),
   height: dv.getUint32(20),
 };
-const hist = await api.getHistory(started);
+const hist = await api.getHistory(pendingId);
 out.historyCompleted = hist?.status?.completed === true;
 out.historyOutputs = Object.keys(hist?.outputs ?? {});
 
@@ -77,38 +79,35 @@ out.cachedFilename = again ? again.images.images[0].filename : null;
 
 step("cached");
 // 3. A slow prompt runs; a second waits in the queue and is deleted.
-let slowFailed = null;
-// The wrapper subscribes to progress only once it has looked the prompt
-// up in the history, so the first progress message is awaited on the api.
 const slowStarted = new Promise((resolve) => {
   const off = api.on("progress", () => {
     off();
     resolve();
   });
 });
-out.slowDone = new CallWrapper(api, build("slow/a", 640))
-  .onFailed((e) => (slowFailed = e.name))
-  .run();
+const interrupted = new Promise((resolve) => api.on("execution_interrupted", (e) => resolve(e.detail)));
+const slow = await api.appendPrompt(build("slow/a", 640).workflow);
 await slowStarted;
 const pending = await api.appendPrompt(build("slow/b", 672).workflow);
 let queue = await api.getQueue();
-out.queueRunning = queue.queue_running.length;
+out.queueRunning = queue.queue_running.map((item) => item[1]).includes(slow.prompt_id);
 out.pendingListed = queue.queue_pending.some((item) => item[1] === pending.prompt_id);
 await api.manageQueue({ delete: [pending.prompt_id] });
 queue = await api.getQueue();
 out.pendingAfterDelete = queue.queue_pending.some((item) => item[1] === pending.prompt_id);
 
 step("deleted");
-// 4. The interrupt ends the slow prompt; the SDK reports it.
+// 4. The interrupt ends the slow prompt.
 await api.interrupt();
-out.slowResult = await out.slowDone;
-out.slowFailed = slowFailed;
+const stop = await interrupted;
+out.interrupted = stop.prompt_id === slow.prompt_id ? stop.node_type : `other prompt ${stop.prompt_id}`;
+const slowHistory = await api.getHistory(slow.prompt_id);
+out.slowStatus = slowHistory?.status?.status_str;
 const histories = await api.getHistories(10);
 out.historyCount = Object.keys(histories).length;
 await api.clearHistory({ clear: true });
 out.historyAfterClear = Object.keys(await api.getHistories(10)).length;
 
-delete out.slowDone;
 api.destroy();
 console.log(JSON.stringify(out));
 process.exit(0);

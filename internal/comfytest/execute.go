@@ -81,7 +81,10 @@ func (s *Server) worker() {
 func (s *Server) next() *run {
 	for {
 		s.mu.Lock()
-		if s.queue.Len() > 0 {
+		// As in ComfyUI, where the event loop writes the POST /prompt
+		// response before it sends the worker's first message, a prompt
+		// starts once its response is written.
+		if s.queue.Len() > 0 && s.queue[0].answered {
 			p := heap.Pop(&s.queue).(*Prompt)
 			r := &run{p: p, interrupt: make(chan struct{}), release: make(chan error, 1)}
 			s.running[p.ID] = r
@@ -258,17 +261,21 @@ func (e *execution) runNode(id string, last bool) error {
 	s.mu.Unlock()
 	e.toClient("executing", map[string]any{"node": id, "display_node": id, "prompt_id": p.ID})
 	inputs, types := map[string]any{}, map[string]string{}
-	for name, v := range n.Inputs {
-		if link, ok := v.([]any); ok && len(link) == 2 {
+	for _, in := range class.inputs() { // validated: links are well formed
+		v, ok := n.Inputs[in.Name]
+		if !ok {
+			continue
+		}
+		if link, ok := v.([]any); ok {
 			from, _ := link[0].(string)
 			slot := int(link[1].(float64))
 			if outs := e.outputs[from]; slot < len(outs) {
-				inputs[name] = outs[slot]
+				inputs[in.Name] = outs[slot]
 			}
-			types[name] = s.classes[p.nodes[from].ClassType].Outputs[slot]
+			types[in.Name] = s.classes[p.nodes[from].ClassType].Outputs[slot]
 			continue
 		}
-		inputs[name] = v
+		inputs[in.Name] = v
 	}
 	e.progressState(id, "running", 0, 1)
 	steps := class.Steps
@@ -298,7 +305,7 @@ func (e *execution) runNode(id string, last bool) error {
 		if _, ok := class.Hidden["extra_pnginfo"]; ok {
 			run.PNGInfo, _ = p.Extra["extra_pnginfo"].(map[string]any)
 		}
-		outs, ui, err = class.Run(s.ctx, run)
+		outs, ui, err = safeRun(s, class, run)
 		if err != nil {
 			return err
 		}
@@ -469,3 +476,14 @@ func (s *Server) interrupt(promptID string) bool {
 
 // Interrupt interrupts the running prompts, as POST /interrupt does.
 func (s *Server) Interrupt() { s.interrupt("") }
+
+// safeRun runs a node class, turning a panic into the node's error as
+// ComfyUI turns an exception into execution_error.
+func safeRun(s *Server, class NodeClass, run *NodeRun) (outs []any, ui map[string]any, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("%s: %v", class.Name, v)
+		}
+	}()
+	return class.Run(s.ctx, run)
+}

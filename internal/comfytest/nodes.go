@@ -147,7 +147,7 @@ func defaultNodes() []NodeClass {
 }
 
 func runLoadImage(_ context.Context, r *NodeRun) ([]any, map[string]any, error) {
-	path, err := r.s.annotatedPath(r.Inputs["image"].(string), "input")
+	path, err := r.s.annotatedPath(fmt.Sprint(r.Inputs["image"]), "input")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -159,7 +159,7 @@ func runLoadImage(_ context.Context, r *NodeRun) ([]any, map[string]any, error) 
 }
 
 func runLoadAudio(_ context.Context, r *NodeRun) ([]any, map[string]any, error) {
-	path, err := r.s.annotatedPath(r.Inputs["audio"].(string), "input")
+	path, err := r.s.annotatedPath(fmt.Sprint(r.Inputs["audio"]), "input")
 	if err != nil {
 		return nil, nil, err
 	}

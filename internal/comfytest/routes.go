@@ -232,6 +232,13 @@ func (s *Server) postPrompt(w http.ResponseWriter, r *http.Request) {
 	s.queueUpdated()
 	s.mu.Unlock()
 	writeJSONResponse(w, 200, map[string]any{"prompt_id": id, "number": number, "node_errors": nodeErrors})
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	s.mu.Lock()
+	p.answered = true
+	s.notify()
+	s.mu.Unlock()
 }
 
 func (s *Server) objectInfo(w http.ResponseWriter, r *http.Request) {

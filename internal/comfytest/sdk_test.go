@@ -14,8 +14,9 @@ import (
 )
 
 // TestSDK drives the emulator with the official @saintno/comfyui-sdk:
-// upload, a DDColor run with progress and previews, the output image's
-// download, a cached rerun, a queue delete, an interrupt and the history.
+// upload, a DDColor run through CallWrapper and PromptBuilder with its
+// progress and previews, the output image's download, a cached rerun, a
+// queue delete, an interrupt and the history.
 func TestSDK(t *testing.T) {
 	clients := clienttest.Node(t)
 	s := comfytest.New(t, comfytest.Options{Duration: func(p comfytest.Prompt) time.Duration {
@@ -50,11 +51,11 @@ func TestSDK(t *testing.T) {
 		HistoryCompleted   bool
 		HistoryOutputs     []string
 		CachedFilename     string
-		QueueRunning       int
+		QueueRunning       bool
 		PendingListed      bool
 		PendingAfterDelete bool
-		SlowResult         any
-		SlowFailed         string
+		Interrupted        string
+		SlowStatus         string
 		HistoryCount       int
 		HistoryAfterClear  int
 	}
@@ -71,7 +72,7 @@ func TestSDK(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(s.Dir("input"), "alice", "old.png")); err != nil {
 		t.Errorf("uploaded file: %v", err)
 	}
-	if got.Started == "" || !slices.Contains(got.Progress, "2:4/4") || got.Previews == 0 {
+	if got.Started == "" || !slices.Equal(got.Progress, []string{"2:1/4", "2:2/4", "2:3/4", "2:4/4"}) || got.Previews != 4 {
 		t.Errorf("started %q, progress %v, %d previews", got.Started, got.Progress, got.Previews)
 	}
 	if got.Output.Filename != "colorized_00001_.png" || got.Output.Subfolder != "alice" || got.Output.Type != "output" {
@@ -89,11 +90,11 @@ func TestSDK(t *testing.T) {
 	if got.CachedFilename != "colorized_00001_.png" {
 		t.Errorf("cached rerun gave %q, want the first run's file", got.CachedFilename)
 	}
-	if got.QueueRunning != 1 || !got.PendingListed || got.PendingAfterDelete {
-		t.Errorf("queue: running %d, pending listed %v, still listed after delete %v", got.QueueRunning, got.PendingListed, got.PendingAfterDelete)
+	if !got.QueueRunning || !got.PendingListed || got.PendingAfterDelete {
+		t.Errorf("queue: slow prompt running %v, pending listed %v, still listed after delete %v", got.QueueRunning, got.PendingListed, got.PendingAfterDelete)
 	}
-	if got.SlowResult != false || got.SlowFailed != "ExecutionInterruptedError" {
-		t.Errorf("interrupted run: result %v, failure %q", got.SlowResult, got.SlowFailed)
+	if got.Interrupted != "DDColor_Colorize" || got.SlowStatus != "error" {
+		t.Errorf("interrupt: %q, history status %q; want DDColor_Colorize interrupted, error", got.Interrupted, got.SlowStatus)
 	}
 	if got.HistoryCount != 3 || got.HistoryAfterClear != 0 {
 		t.Errorf("history: %d entries, %d after clear; want 3, 0", got.HistoryCount, got.HistoryAfterClear)

@@ -52,6 +52,7 @@ type Prompt struct {
 	Extra    map[string]any // extra_data, with client_id and create_time
 	Outputs  []string       // outputs_to_execute
 	nodes    map[string]node
+	answered bool // the POST /prompt response is written
 }
 
 // Execution is one prompt's run, in the order runs started.
