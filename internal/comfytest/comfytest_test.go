@@ -626,3 +626,67 @@ func TestDuration(t *testing.T) {
 		t.Errorf("ran %v, want at least the 40ms Duration", d)
 	}
 }
+
+// TestPassthrough checks a node class added without Run: its IMAGE
+// output is its IMAGE input.
+func TestPassthrough(t *testing.T) {
+	t.Parallel()
+	s := setup(t, comfytest.Options{Nodes: []comfytest.NodeClass{{
+		Name: "ImageSharpen", Category: "image/postprocessing", Outputs: []string{"IMAGE"},
+		Required: []comfytest.Input{{Name: "image", Type: "IMAGE"}, {Name: "sharpen_radius", Type: "INT", Default: 1}},
+	}}})
+	g := map[string]any{
+		"1": map[string]any{"class_type": "LoadImage", "inputs": map[string]any{"image": "old.png"}},
+		"2": map[string]any{"class_type": "ImageSharpen", "inputs": map[string]any{"image": []any{"1", 0}, "sharpen_radius": 2}},
+		"3": map[string]any{"class_type": "SaveImage", "inputs": map[string]any{"images": []any{"2", 0}, "filename_prefix": "sharp"}},
+	}
+	id := submit(t, s, "", g)
+	if e, err := s.WaitDone(ctxT(t), id); err != nil || e.Status != "success" {
+		t.Fatalf("%+v %v", e, err)
+	}
+	f, err := os.Open(filepath.Join(s.Dir("output"), "sharp_00001_.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil || img.Bounds().Dx() != 40 || img.Bounds().Dy() != 24 {
+		t.Errorf("passthrough output: %v, want the 40×24 input", err)
+	}
+}
+
+// TestCapacity checks Options.Concurrency (prompts at once) and
+// Options.MaxQueue (pending prompts before POST /prompt is refused).
+func TestCapacity(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	t.Run("concurrency", func(t *testing.T) {
+		s := setup(t, comfytest.Options{Hold: true, Concurrency: 2})
+		a := submit(t, s, "", ddcolor("old.png", "a", 512))
+		b := submit(t, s, "", ddcolor("old.png", "b", 544))
+		for _, id := range []string{a, b} {
+			if err := s.WaitHeld(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.Release(a)
+		s.Release(b)
+		if err := s.WaitIdle(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("max queue", func(t *testing.T) {
+		s := setup(t, comfytest.Options{Hold: true, MaxQueue: 1})
+		a := submit(t, s, "", ddcolor("old.png", "a", 512))
+		if err := s.WaitHeld(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		submit(t, s, "", ddcolor("old.png", "b", 544))
+		if code, _ := postJSON(t, s.URL+"/prompt", map[string]any{"prompt": ddcolor("old.png", "c", 576)}); code != http.StatusServiceUnavailable {
+			t.Errorf("third prompt: %d, want 503", code)
+		}
+		if n := len(s.Pending()); n != 1 {
+			t.Errorf("%d pending, want 1", n)
+		}
+	})
+}

@@ -22,7 +22,9 @@
 //     LoadAudio's custom_validation_failed, prompt_outputs_failed_validation);
 //     the answer is {prompt_id, number, node_errors} or 400 {error, node_errors}.
 //   - One global queue ordered by (number, prompt_id), a heap as
-//     PromptQueue's, executed by one worker; GET /queue shows
+//     PromptQueue's, executed by one worker; a prompt starts once its
+//     POST /prompt answer is written, as ComfyUI's event loop writes the
+//     answer before the worker's first message; GET /queue shows
 //     [number, prompt_id, prompt, extra_data, outputs_to_execute] tuples;
 //     POST /queue {clear} / {delete}; GET /history (max_items, offset),
 //     /history/{id}, POST /history {clear} / {delete}; history entries
