@@ -172,3 +172,26 @@ func submit(t *testing.T, s *comfytest.Server, client string, graph map[string]a
 	}
 	return id
 }
+
+// setup starts a held emulator with an uploaded image, "old.png".
+func setup(t *testing.T, opts comfytest.Options) *comfytest.Server {
+	t.Helper()
+	s := comfytest.New(t, opts)
+	upload(t, s, "old.png", "", comfytest.PNG(40, 24))
+	return s
+}
+
+// kinds names the frames: text types, "preview" for binary frames,
+// without progress_state.
+func kinds(frames []frame) []string {
+	var out []string
+	for _, f := range frames {
+		switch {
+		case f.Binary != nil:
+			out = append(out, "preview")
+		case f.Type != "progress_state":
+			out = append(out, f.Type)
+		}
+	}
+	return out
+}

@@ -37,9 +37,15 @@ func inputConfig(in Input, s *Server) []any {
 	return []any{typ, opts}
 }
 
-var extensions = map[string][]string{
-	"image": {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"},
-	"audio": {".wav", ".mp3", ".flac", ".ogg", ".m4a", ".mp4", ".webm"},
+// extensions are the file extensions of a kind of input file.
+func extensions(kind string) []string {
+	switch kind {
+	case "image":
+		return []string{".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"}
+	case "audio":
+		return []string{".wav", ".mp3", ".flac", ".ogg", ".m4a", ".mp4", ".webm"}
+	}
+	return nil
 }
 
 // inputFiles lists the input directory's files of a kind, sorted, as
@@ -49,7 +55,7 @@ func (s *Server) inputFiles(kind string) []string {
 	files := []string{}
 	for _, e := range entries {
 		ext := strings.ToLower(filepath.Ext(e.Name()))
-		if !e.IsDir() && containsString(extensions[kind], ext) {
+		if !e.IsDir() && containsString(extensions(kind), ext) {
 			files = append(files, e.Name())
 		}
 	}
