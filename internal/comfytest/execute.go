@@ -113,6 +113,7 @@ type execution struct {
 	outputs  map[string][]any
 	ui       map[string]map[string]any
 	waited   bool
+	states   map[string]map[string]any // progress_state of every node started
 }
 
 func nowMillis() int64 { return time.Now().UnixMilli() }
@@ -138,7 +139,7 @@ func (e *execution) toClient(event string, data map[string]any) {
 
 func (s *Server) execute(r *run) {
 	p := r.p
-	e := &execution{s: s, r: r, client: p.ClientID, outputs: map[string][]any{}, ui: map[string]map[string]any{}}
+	e := &execution{s: s, r: r, client: p.ClientID, outputs: map[string][]any{}, ui: map[string]map[string]any{}, states: map[string]map[string]any{}}
 	started := e.add("execution_start", map[string]any{"prompt_id": p.ID}, false)
 	s.mu.Lock()
 	if i := s.execIndex(p.ID); i >= 0 {
@@ -333,11 +334,17 @@ func (e *execution) progress(id string, value, maxValue int, inputs map[string]a
 	}
 }
 
+// progressState is WebUIProgressHandler's progress_state: every node
+// that is not pending, with its value, max and state.
 func (e *execution) progressState(id, state string, value, maxValue int) {
 	p := e.r.p
-	e.s.hub.send("progress_state", map[string]any{"prompt_id": p.ID, "nodes": map[string]any{id: map[string]any{
-		"value": value, "max": maxValue, "state": state, "node_id": id, "prompt_id": p.ID,
-		"display_node_id": id, "parent_node_id": nil, "real_node_id": id}}}, e.client)
+	e.states[id] = map[string]any{"value": value, "max": maxValue, "state": state, "node_id": id, "prompt_id": p.ID,
+		"display_node_id": id, "parent_node_id": nil, "real_node_id": id}
+	nodes := map[string]any{}
+	for k, v := range e.states {
+		nodes[k] = v
+	}
+	e.s.hub.send("progress_state", map[string]any{"prompt_id": p.ID, "nodes": nodes}, e.client)
 }
 
 func firstImage(inputs map[string]any) image.Image {

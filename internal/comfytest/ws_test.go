@@ -61,6 +61,17 @@ func TestMessageSequence(t *testing.T) {
 	if q := got[len(got)-2].Data["status"].(map[string]any)["exec_info"].(map[string]any)["queue_remaining"]; q != 0.0 {
 		t.Errorf("final status queue_remaining %v, want 0", q)
 	}
+	var lastState map[string]any
+	for _, f := range got {
+		if f.Type == "progress_state" {
+			lastState = f.Data["nodes"].(map[string]any)
+		}
+	}
+	for _, n := range []string{"1", "2", "3"} {
+		if st, _ := lastState[n].(map[string]any); st["state"] != "finished" {
+			t.Errorf("last progress_state of node %s: %v, want finished", n, st)
+		}
+	}
 	var start, end any
 	for _, f := range got {
 		switch f.Type {
