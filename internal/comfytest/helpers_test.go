@@ -7,11 +7,9 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/tollgate/tollgate/internal/comfytest"
 )
 
@@ -21,86 +19,15 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-// frame is one websocket message: a text message's type and data, or a
-// binary frame.
-type frame struct {
-	Type   string
-	Data   map[string]any
-	Binary []byte
-}
+type frame = comfytest.Frame
 
-type wsClient struct {
-	t      *testing.T
-	c      *websocket.Conn
-	frames chan frame
-}
-
-// dial connects to /ws?clientId=id and reads frames in the background.
-func dial(t *testing.T, s *comfytest.Server, path string) *wsClient {
+// dial connects to the emulator's websocket at path.
+func dial(t *testing.T, s *comfytest.Server, path string) *comfytest.WSClient {
 	t.Helper()
-	ctx := ctxT(t)
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.URL, "http")+path, nil)
-	if err != nil {
-		t.Fatalf("dial %s: %v", path, err)
-	}
-	c.SetReadLimit(1 << 22)
-	w := &wsClient{t: t, c: c, frames: make(chan frame, 1024)}
-	go func() {
-		defer close(w.frames)
-		for {
-			typ, data, err := c.Read(context.Background())
-			if err != nil {
-				return
-			}
-			if typ == websocket.MessageBinary {
-				w.frames <- frame{Binary: data}
-				continue
-			}
-			var f frame
-			if err := json.Unmarshal(data, &f); err != nil {
-				t.Errorf("text frame %q: %v", data, err)
-			}
-			w.frames <- f
-		}
-	}()
-	t.Cleanup(func() { _ = c.CloseNow() })
-	return w
+	return comfytest.Dial(t, s.URL+path, nil)
 }
 
-// next returns the next frame.
-func (w *wsClient) next() frame {
-	w.t.Helper()
-	select {
-	case f, ok := <-w.frames:
-		if !ok {
-			w.t.Fatal("websocket closed")
-		}
-		return f
-	case <-time.After(20 * time.Second):
-		w.t.Fatal("no websocket frame in 20s")
-	}
-	return frame{}
-}
-
-// until reads frames up to and including the first for which stop is true.
-func (w *wsClient) until(stop func(frame) bool) []frame {
-	w.t.Helper()
-	var got []frame
-	for {
-		f := w.next()
-		got = append(got, f)
-		if stop(f) {
-			return got
-		}
-	}
-}
-
-// promptDone is the last message of a prompt: executing {node: null}.
-func promptDone(id string) func(frame) bool {
-	return func(f frame) bool {
-		return f.Type == "executing" && f.Data["node"] == nil && f.Data["prompt_id"] == id
-	}
-}
+func promptDone(id string) func(frame) bool { return comfytest.Done(id) }
 
 func postJSON(t *testing.T, url string, body any) (int, map[string]any) {
 	t.Helper()
@@ -153,13 +80,11 @@ func upload(t *testing.T, s *comfytest.Server, name, subfolder string, data []by
 	return out
 }
 
-// ddcolor is a DDColor workflow: LoadImage → DDColor_Colorize → SaveImage.
+// ddcolor is comfytest.DDColorPrompt with the tiny checkpoint.
 func ddcolor(image, prefix string, size int) map[string]any {
-	return map[string]any{
-		"1": map[string]any{"class_type": "LoadImage", "inputs": map[string]any{"image": image}},
-		"2": map[string]any{"class_type": "DDColor_Colorize", "inputs": map[string]any{"image": []any{"1", 0}, "model_input_size": size, "checkpoint": "ddcolor_paper_tiny.pth"}},
-		"3": map[string]any{"class_type": "SaveImage", "inputs": map[string]any{"images": []any{"2", 0}, "filename_prefix": prefix}},
-	}
+	g := comfytest.DDColorPrompt(image, prefix, size)
+	g["2"].(map[string]any)["inputs"].(map[string]any)["checkpoint"] = "ddcolor_paper_tiny.pth"
+	return g
 }
 
 // submit posts a prompt for client and returns its prompt_id.
@@ -181,17 +106,4 @@ func setup(t *testing.T, opts comfytest.Options) *comfytest.Server {
 	return s
 }
 
-// kinds names the frames: text types, "preview" for binary frames,
-// without progress_state.
-func kinds(frames []frame) []string {
-	var out []string
-	for _, f := range frames {
-		switch {
-		case f.Binary != nil:
-			out = append(out, "preview")
-		case f.Type != "progress_state":
-			out = append(out, f.Type)
-		}
-	}
-	return out
-}
+func kinds(frames []frame) []string { return comfytest.Kinds(frames) }

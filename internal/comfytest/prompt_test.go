@@ -143,13 +143,7 @@ func TestSonic(t *testing.T) {
 	t.Parallel()
 	s := setup(t, comfytest.Options{})
 	upload(t, s, "voice.wav", "", comfytest.WAV(2))
-	g := map[string]any{
-		"1": map[string]any{"class_type": "LoadImage", "inputs": map[string]any{"image": "old.png"}},
-		"2": map[string]any{"class_type": "LoadAudio", "inputs": map[string]any{"audio": "voice.wav"}},
-		"3": map[string]any{"class_type": "SONIC_PreData", "inputs": map[string]any{"image": []any{"1", 0}, "audio": []any{"2", 0}, "duration": 2.0, "min_resolution": 512, "expand_ratio": 0.2}},
-		"4": map[string]any{"class_type": "SONIC_Inference", "inputs": map[string]any{"data": []any{"3", 0}, "inference_steps": 25, "dynamic_scale": 1.0, "motion_scale": 1.0, "fps": 25.0, "seed": 1}},
-		"5": map[string]any{"class_type": "VHS_VideoCombine", "inputs": map[string]any{"images": []any{"4", 0}, "frame_rate": []any{"4", 1}, "loop_count": 0, "filename_prefix": "talk", "format": "image/gif", "pingpong": false, "save_output": true}},
-	}
+	g := comfytest.SonicPrompt("old.png", "voice.wav", "talk", 2)
 	id := submit(t, s, "", g)
 	if e, err := s.WaitDone(ctxT(t), id); err != nil || e.Status != "success" {
 		t.Fatalf("sonic %+v %v", e, err)

@@ -67,7 +67,7 @@ func TestInterrupt(t *testing.T) {
 	s := setup(t, comfytest.Options{Hold: true})
 	ctx := ctxT(t)
 	c := dial(t, s, "/ws?clientId=a")
-	c.next()
+	c.Next()
 	p1 := submit(t, s, "a", ddcolor("old.png", "p1", 512))
 	p2 := submit(t, s, "a", ddcolor("old.png", "p2", 544))
 	if err := s.WaitHeld(ctx, p1); err != nil {
@@ -85,7 +85,7 @@ func TestInterrupt(t *testing.T) {
 	if e, err := s.WaitDone(ctx, p2); err != nil || e.Status != "interrupted" {
 		t.Fatalf("p2 %+v %v, want interrupted", e, err)
 	}
-	frames := c.until(promptDone(p2))
+	frames := c.Until(promptDone(p2))
 	var interrupted map[string]any
 	for _, f := range frames {
 		if f.Type == "execution_interrupted" {
@@ -118,14 +118,14 @@ func TestFail(t *testing.T) {
 	s := setup(t, comfytest.Options{Hold: true})
 	ctx := ctxT(t)
 	c := dial(t, s, "/ws?clientId=a")
-	c.next()
+	c.Next()
 	id := submit(t, s, "a", ddcolor("old.png", "f", 512))
 	if err := s.WaitHeld(ctx, id); err != nil {
 		t.Fatal(err)
 	}
 	s.Fail(id, "CUDA out of memory")
 	var failure map[string]any
-	for _, f := range c.until(promptDone(id)) {
+	for _, f := range c.Until(promptDone(id)) {
 		if f.Type == "execution_error" {
 			failure = f.Data
 		}
@@ -203,13 +203,13 @@ func TestCache(t *testing.T) {
 	t.Parallel()
 	s := setup(t, comfytest.Options{})
 	c := dial(t, s, "/ws?clientId=a")
-	c.next()
+	c.Next()
 	first := submit(t, s, "a", ddcolor("old.png", "c", 512))
-	c.until(promptDone(first))
+	c.Until(promptDone(first))
 	second := submit(t, s, "a", ddcolor("old.png", "c", 512))
 	var cachedNodes []any
 	var file any
-	for _, f := range c.until(promptDone(second)) {
+	for _, f := range c.Until(promptDone(second)) {
 		switch f.Type {
 		case "execution_cached":
 			cachedNodes = f.Data["nodes"].([]any)

@@ -18,8 +18,8 @@ func TestMessageSequence(t *testing.T) {
 	s := setup(t, comfytest.Options{Hold: true})
 	alice := dial(t, s, "/ws?clientId=alice")
 	bob := dial(t, s, "/api/ws?clientId=bob")
-	for _, c := range []*wsClient{alice, bob} {
-		f := c.next()
+	for _, c := range []*comfytest.WSClient{alice, bob} {
+		f := c.Next()
 		if f.Type != "status" || f.Data["sid"] == nil {
 			t.Fatalf("first frame %+v, want status with sid", f)
 		}
@@ -29,7 +29,7 @@ func TestMessageSequence(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Release(id)
-	got := alice.until(promptDone(id))
+	got := alice.Until(promptDone(id))
 	want := []string{"status", "status", "execution_start", "execution_cached", "executing", "executing",
 		"progress", "preview", "progress", "preview", "progress", "preview", "progress", "preview",
 		"executing", "executed", "execution_success", "status", "executing"}
@@ -86,7 +86,7 @@ func TestMessageSequence(t *testing.T) {
 	}
 	// A broadcast after the prompt: bob must have had only statuses.
 	postJSON(t, s.URL+"/queue", map[string]any{"clear": true})
-	for i, f := range bob.until(func() func(frame) bool {
+	for i, f := range bob.Until(func() func(frame) bool {
 		n := 0
 		return func(f frame) bool { n++; return n == 4 }
 	}()) {
@@ -102,16 +102,14 @@ func TestPreviewMetadata(t *testing.T) {
 	t.Parallel()
 	s := setup(t, comfytest.Options{})
 	c := dial(t, s, "/ws?clientId=ui")
-	c.next()
-	if err := c.c.Write(ctxT(t), 1, []byte(`{"type":"feature_flags","data":{"supports_preview_metadata":true}}`)); err != nil {
-		t.Fatal(err)
-	}
-	if f := c.next(); f.Type != "feature_flags" || f.Data["supports_preview_metadata"] != true {
+	c.Next()
+	c.Send(map[string]any{"type": "feature_flags", "data": map[string]any{"supports_preview_metadata": true}})
+	if f := c.Next(); f.Type != "feature_flags" || f.Data["supports_preview_metadata"] != true {
 		t.Fatalf("reply %+v, want the server's feature_flags", f)
 	}
 	id := submit(t, s, "ui", ddcolor("old.png", "ui", 512))
 	var previews int
-	for _, f := range c.until(promptDone(id)) {
+	for _, f := range c.Until(promptDone(id)) {
 		if f.Binary == nil {
 			continue
 		}
@@ -137,15 +135,15 @@ func TestClientIDReuse(t *testing.T) {
 	t.Parallel()
 	s := setup(t, comfytest.Options{})
 	first := dial(t, s, "/ws?clientId=shared")
-	first.next()
+	first.Next()
 	second := dial(t, s, "/ws?clientId=shared")
-	second.next()
+	second.Next()
 	id := submit(t, s, "shared", ddcolor("old.png", "r", 512))
-	second.until(promptDone(id))
+	second.Until(promptDone(id))
 	postJSON(t, s.URL+"/queue", map[string]any{"clear": true}) // a last broadcast
-	second.until(func(f frame) bool { return f.Type == "status" })
+	second.Until(func(f frame) bool { return f.Type == "status" })
 	select {
-	case f := <-first.frames:
+	case f := <-first.Frames():
 		t.Errorf("the replaced socket got %s %v", f.Type, f.Data)
 	default:
 	}
@@ -158,7 +156,7 @@ func TestNoClientID(t *testing.T) {
 	t.Parallel()
 	s := setup(t, comfytest.Options{})
 	c := dial(t, s, "/ws?clientId=watcher")
-	c.next()
+	c.Next()
 	code, out := postJSON(t, s.URL+"/prompt", map[string]any{"prompt": ddcolor("old.png", "n", 512)})
 	if code != 200 {
 		t.Fatalf("POST /prompt: %d %v", code, out)
@@ -168,7 +166,7 @@ func TestNoClientID(t *testing.T) {
 	}
 	postJSON(t, s.URL+"/queue", map[string]any{"clear": true})
 	statuses := 0
-	got := c.until(func(f frame) bool {
+	got := c.Until(func(f frame) bool {
 		if f.Type == "status" {
 			statuses++
 		}
