@@ -4,11 +4,20 @@
 // comfy_execution/ and app/user_manager.py define it, without a GPU.
 //
 //	s := comfytest.New(t, comfytest.Options{Hold: true})
-//	// POST s.URL+"/prompt", connect s.URL+"/ws?clientId=...", ...
-//	s.WaitHeld(ctx, promptID)
-//	s.Release(promptID)
-//	s.WaitDone(ctx, promptID)
-//	s.Order() // prompt IDs in the order they started
+//	ws := comfytest.Dial(t, s.URL+"/ws?clientId=alice", nil)
+//	// POST s.URL+"/prompt" {"prompt": comfytest.DDColorPrompt(...), "client_id": "alice"}
+//	s.WaitHeld(ctx, promptID) // running, its first progress sent
+//	s.Release(promptID)       // or s.Fail(promptID, "CUDA out of memory")
+//	frames := ws.Until(comfytest.Done(promptID))
+//	e, _ := s.WaitDone(ctx, promptID) // e.Start, e.End: its GPU time
+//	s.Order()                         // prompt IDs in the order they started
+//
+// Tests read what the emulator saw with Executions, Order, Pending,
+// Requests (method, path and Comfy-User of every request) and Users,
+// and its files under Dir("input"), Dir("output") and Dir("temp").
+// PNG and WAV make inputs to upload; DDColorPrompt and SonicPrompt are
+// workflows of the known nodes; NodeClass adds others (without Run, a
+// class passes its inputs through).
 //
 // What it does as ComfyUI does:
 //
@@ -101,6 +110,8 @@
 //   - Not emulated: /upload/mask, /view_metadata, /userdata/{file}/move,
 //     /v2/userdata, /workflow_templates, ComfyUI-Manager's routes (404,
 //     as on a ComfyUI without the Manager).
+//   - A socket that does not take a message within 5 seconds misses it
+//     (the real publish loop waits as long as it takes).
 //   - /system_stats, /embeddings, /extensions, /models and /internal/*
 //     answer fixed, minimal content; GET / is a small HTML page standing
 //     in for the frontend. No origin check, CORS or compression middleware.
