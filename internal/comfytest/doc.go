@@ -37,7 +37,10 @@
 //     [number, prompt_id, prompt, extra_data, outputs_to_execute] tuples;
 //     POST /queue {clear} / {delete}; GET /history (max_items, offset),
 //     /history/{id}, POST /history {clear} / {delete}; history entries
-//     carry prompt, outputs, meta and status {status_str, completed, messages}.
+//     carry prompt, outputs, meta and status {status_str, completed,
+//     messages}; extra_data's sensitive keys (the comfy.org API key and
+//     token) are dropped; GET /api/jobs and /api/jobs/{id} as
+//     comfy_execution/jobs.py normalizes them.
 //   - POST /interrupt: with {"prompt_id"} only that prompt if it is
 //     running, otherwise whatever runs; an interrupt when nothing runs is
 //     lost, as the real flag is reset when the next prompt starts.
@@ -64,7 +67,8 @@
 //     (for LoadImage and LoadAudio) file content are unchanged since it
 //     last ran is reported in execution_cached and not run again; its
 //     ui output is resent in "executed". /free {free_memory} empties it.
-//   - SaveImage writes real PNGs into output/ with filename_prefix's
+//   - SaveImage writes real PNGs into output/, with the prompt and
+//     extra_pnginfo (the workflow) as tEXt chunks, filename_prefix's
 //     directory as subfolder and ComfyUI's counter (prefix_00001_.png);
 //     PreviewImage into temp/ (ComfyUI_temp_xxxxx_00001_.png).
 //     POST /upload/image (image, subfolder, type, overwrite; " (1)"
