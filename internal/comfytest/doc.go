@@ -100,9 +100,7 @@
 //     exception_during_inner_validation without a Python traceback.
 //   - Bodies that are not JSON get 400 with a text message (the real
 //     server answers 500), except /interrupt which treats them as {}.
-//   - GET /view ignores preview= and channel=; GET /api/jobs follows
-//     comfy_execution/jobs.py's fields and filters (status, sort_order,
-//     limit, offset) but not workflow_id or execution_duration sorting.
+//   - GET /view ignores preview= and channel=.
 //   - Options.Concurrency > 1 and Options.MaxQueue are test conveniences
 //     ComfyUI does not have. Hold, Duration, Release and Fail control how
 //     long a prompt runs: the wait happens right after the first

@@ -229,3 +229,62 @@ func TestCache(t *testing.T) {
 		t.Errorf("%d output files, want 1", len(entries))
 	}
 }
+
+// TestJobs checks GET /api/jobs and /api/jobs/{id} (comfy_execution/jobs.py):
+// statuses, filters, pagination, a finished job's preview and workflow.
+func TestJobs(t *testing.T) {
+	t.Parallel()
+	s := setup(t, comfytest.Options{Hold: true})
+	ctx := ctxT(t)
+	code, out := postJSON(t, s.URL+"/prompt", map[string]any{"prompt": ddcolor("old.png", "j1", 512),
+		"extra_data": map[string]any{"extra_pnginfo": map[string]any{"workflow": map[string]any{"id": "wf-7"}}}})
+	if code != 200 {
+		t.Fatalf("POST /prompt: %d %v", code, out)
+	}
+	done := out["prompt_id"].(string)
+	s.Release(done)
+	if _, err := s.WaitDone(ctx, done); err != nil {
+		t.Fatal(err)
+	}
+	running := submit(t, s, "", ddcolor("old.png", "j2", 544))
+	if err := s.WaitHeld(ctx, running); err != nil {
+		t.Fatal(err)
+	}
+	pending := submit(t, s, "", ddcolor("old.png", "j3", 576))
+	type list struct {
+		Jobs       []map[string]any
+		Pagination map[string]any
+	}
+	for query, want := range map[string]string{"pending": pending, "in_progress": running, "completed": done, "failed": ""} {
+		var l list
+		getJSON(t, s.URL+"/api/jobs?status="+query, &l)
+		if (want == "" && len(l.Jobs) != 0) || (want != "" && (len(l.Jobs) != 1 || l.Jobs[0]["id"] != want)) {
+			t.Errorf("status=%s: %v, want [%s]", query, l.Jobs, want)
+		}
+	}
+	var l list
+	getJSON(t, s.URL+"/api/jobs?workflow_id=wf-7", &l)
+	if len(l.Jobs) != 1 || l.Jobs[0]["id"] != done || l.Jobs[0]["outputs_count"] != 1.0 {
+		t.Fatalf("workflow_id=wf-7: %v", l.Jobs)
+	}
+	if p := l.Jobs[0]["preview_output"].(map[string]any); p["filename"] != "j1_00001_.png" || p["nodeId"] != "3" || p["mediaType"] != "images" {
+		t.Errorf("preview_output %v", p)
+	}
+	getJSON(t, s.URL+"/api/jobs?limit=1&offset=1", &l)
+	if len(l.Jobs) != 1 || l.Pagination["total"] != 3.0 || l.Pagination["has_more"] != true || l.Pagination["limit"] != 1.0 {
+		t.Errorf("limit=1&offset=1: %v %v", l.Jobs, l.Pagination)
+	}
+	for _, q := range []string{"limit=0", "limit=x", "offset=x", "status=lost", "sort_by=name", "sort_order=up"} {
+		if code := getJSON(t, s.URL+"/api/jobs?"+q, nil); code != 400 {
+			t.Errorf("%s: %d, want 400", q, code)
+		}
+	}
+	var job map[string]any
+	getJSON(t, s.URL+"/api/jobs/"+done, &job)
+	if wf := job["workflow"].(map[string]any); job["status"] != "completed" || job["outputs"] == nil || wf["prompt"] == nil {
+		t.Errorf("job %v", job)
+	}
+	if code := getJSON(t, s.URL+"/api/jobs/nope", nil); code != 404 {
+		t.Errorf("unknown job: %d, want 404", code)
+	}
+}
