@@ -159,3 +159,27 @@ func TestSonic(t *testing.T) {
 		t.Errorf("video file: %v", err)
 	}
 }
+
+// TestPromptFields checks the fields of POST /prompt a gateway relies
+// on: its own prompt_id and number are kept, and GET /prompt counts the
+// prompts remaining.
+func TestPromptFields(t *testing.T) {
+	t.Parallel()
+	s := setup(t, comfytest.Options{Hold: true})
+	code, out := postJSON(t, s.URL+"/prompt", map[string]any{"prompt": ddcolor("old.png", "f", 512), "prompt_id": "minted-1", "number": 7, "client_id": "c"})
+	if code != 200 || out["prompt_id"] != "minted-1" || out["number"] != 7.0 {
+		t.Fatalf("POST /prompt: %d %v", code, out)
+	}
+	if err := s.WaitHeld(ctxT(t), "minted-1"); err != nil {
+		t.Fatal(err)
+	}
+	submit(t, s, "c", ddcolor("old.png", "g", 544))
+	var info map[string]map[string]any
+	getJSON(t, s.URL+"/api/prompt", &info)
+	if info["exec_info"]["queue_remaining"] != 2.0 {
+		t.Errorf("GET /prompt %v, want 2 remaining", info)
+	}
+	if p := s.Pending(); len(p) != 1 || p[0].ClientID != "c" || p[0].Extra["client_id"] != "c" {
+		t.Errorf("pending %+v", p)
+	}
+}
