@@ -24,6 +24,7 @@ type Options struct {
 	MaxQueue int
 	// Hold makes every prompt, once its first progress message is sent,
 	// wait until Release or Fail is called for it or it is interrupted.
+	// Defaults to false.
 	Hold bool
 	// Duration, when set, is how long each prompt's work takes (waited at
 	// the same point as Hold). Defaults to no wait.
@@ -32,11 +33,14 @@ type Options struct {
 	// whose settings and user data a request sees. Defaults to false.
 	MultiUser bool
 	// Users are the users known at start under MultiUser (id → name).
+	// Defaults to none, as a fresh users.json.
 	Users map[string]string
 	// NoCache is --cache-none: every node runs every time. Defaults to
 	// false: a node whose inputs did not change is cached.
 	NoCache bool
-	// Nodes adds (or replaces) node classes.
+	// Nodes adds (or replaces, by name) node classes. Defaults to none:
+	// the built-in LoadImage, SaveImage, PreviewImage, DDColor_Colorize,
+	// LoadAudio, SONIC_PreData, SONIC_Inference and VHS_VideoCombine.
 	Nodes []NodeClass
 	// Dir holds input/, output/, temp/ and user/. Defaults to tb.TempDir()
 	// or a new temporary directory removed by Close.
