@@ -3,6 +3,7 @@ package comfytest_test
 import (
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -286,5 +287,23 @@ func TestJobs(t *testing.T) {
 	}
 	if code := getJSON(t, s.URL+"/api/jobs/nope", nil); code != 404 {
 		t.Errorf("unknown job: %d, want 404", code)
+	}
+}
+
+// TestNoCache checks Options.NoCache (--cache-none): an unchanged prompt
+// runs again and saves a second file.
+func TestNoCache(t *testing.T) {
+	t.Parallel()
+	s := setup(t, comfytest.Options{NoCache: true})
+	ctx := ctxT(t)
+	for range 2 {
+		if _, err := s.WaitDone(ctx, submit(t, s, "", ddcolor("old.png", "nc", 512))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"nc_00001_.png", "nc_00002_.png"} {
+		if _, err := os.Stat(filepath.Join(s.Dir("output"), name)); err != nil {
+			t.Errorf("output %s: %v", name, err)
+		}
 	}
 }
