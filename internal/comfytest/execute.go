@@ -120,13 +120,23 @@ func nowMillis() int64 { return time.Now().UnixMilli() }
 
 // add is PromptExecutor.add_message; it returns the message's time.
 func (e *execution) add(event string, data map[string]any, broadcast bool) time.Time {
+	now := e.record(event, data)
+	e.deliver(event, data, broadcast)
+	return now
+}
+
+// record adds a status message to the history's list without sending it.
+func (e *execution) record(event string, data map[string]any) time.Time {
 	now := time.UnixMilli(nowMillis())
 	data["timestamp"] = now.UnixMilli()
 	e.messages = append(e.messages, []any{event, data})
+	return now
+}
+
+func (e *execution) deliver(event string, data map[string]any, broadcast bool) {
 	if e.client != "" || broadcast {
 		e.s.hub.send(event, data, e.client)
 	}
-	return now
 }
 
 // toClient sends what the real server sends only when the prompt has a
@@ -189,27 +199,34 @@ func (s *Server) execute(r *run) {
 		}
 	}
 	status := "success"
-	var ended time.Time
+	var terminal map[string]any
+	var event string
+	broadcast := false
 	switch {
 	case errors.Is(failed, errInterrupted):
 		status = "interrupted"
-		ended = e.add("execution_interrupted", map[string]any{"prompt_id": p.ID, "node_id": failedNode,
-			"node_type": p.nodes[failedNode].ClassType, "executed": nonNil(e.executed)}, true)
+		terminal = map[string]any{"prompt_id": p.ID, "node_id": failedNode,
+			"node_type": p.nodes[failedNode].ClassType, "executed": nonNil(e.executed)}
+		event, broadcast = "execution_interrupted", true
 	case failed != nil:
 		status = "error"
-		ended = e.add("execution_error", map[string]any{"prompt_id": p.ID, "node_id": failedNode,
+		terminal, event = map[string]any{"prompt_id": p.ID, "node_id": failedNode,
 			"node_type": p.nodes[failedNode].ClassType, "executed": nonNil(e.executed),
 			"exception_message": failed.Error(), "exception_type": "RuntimeError",
-			"traceback": []any{}, "current_inputs": map[string]any{}, "current_outputs": []any{}}, false)
+			"traceback": []any{}, "current_inputs": map[string]any{}, "current_outputs": []any{}}, "execution_error"
 	default:
-		ended = e.add("execution_success", map[string]any{"prompt_id": p.ID}, false)
+		terminal, event = map[string]any{"prompt_id": p.ID}, "execution_success"
 	}
-	s.finish(e, status, ended)
+	// As in ComfyUI, whose worker writes the history (task_done) while
+	// the event loop is still to send the last message, the history is
+	// complete before the client hears of the end.
+	ended := e.record(event, terminal)
+	s.finish(e, status, ended, func() { e.deliver(event, terminal, broadcast) })
 	e.toClient("executing", map[string]any{"node": nil, "prompt_id": p.ID})
 }
 
 // finish is PromptQueue.task_done: the history entry and a status.
-func (s *Server) finish(e *execution, status string, ended time.Time) {
+func (s *Server) finish(e *execution, status string, ended time.Time, deliver func()) {
 	p := e.r.p
 	outputs, meta := map[string]any{}, map[string]any{}
 	for id, ui := range e.ui {
@@ -242,6 +259,7 @@ func (s *Server) finish(e *execution, status string, ended time.Time) {
 		s.executions[i].End, s.executions[i].Status = ended, status
 	}
 	delete(s.released, p.ID)
+	deliver()
 	s.queueUpdated()
 }
 
