@@ -33,7 +33,9 @@
 //   - One global queue ordered by (number, prompt_id), a heap as
 //     PromptQueue's, executed by one worker; a prompt starts once its
 //     POST /prompt answer is written, as ComfyUI's event loop writes the
-//     answer before the worker's first message; GET /queue shows
+//     answer before the worker's first message, and its history entry
+//     is written before its last message is sent, as the worker's
+//     task_done runs while the loop is still to send; GET /queue shows
 //     [number, prompt_id, prompt, extra_data, outputs_to_execute] tuples;
 //     POST /queue {clear} / {delete}; GET /history (max_items, offset),
 //     /history/{id}, POST /history {clear} / {delete}; history entries
