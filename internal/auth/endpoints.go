@@ -40,25 +40,9 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) error {
 	if req.Username == "" || req.Password == "" || !utf8.ValidString(req.Username) || len(req.Username) > 256 || len(req.Password) > 1024 {
 		return tollgate.Errorf(tollgate.EInvalid, "username and password are required")
 	}
-	ctx, ip := r.Context(), s.opts.ClientIP(r)
-	if g := s.opts.Guard; g != nil {
-		if err := g.Check(ctx, req.Username, ip); err != nil {
-			return err
-		}
-	}
-	user, err := s.checkPassword(r, req.Username, req.Password)
+	user, err := s.passwordLogin(r, req.Username, req.Password)
 	if err != nil {
-		if g := s.opts.Guard; g != nil && tollgate.ErrorCode(err) == tollgate.EUnauthorized {
-			if err := g.Failed(ctx, req.Username, ip); err != nil {
-				s.opts.Logger.WarnContext(ctx, "record failed login", "err", err)
-			}
-		}
 		return err
-	}
-	if g := s.opts.Guard; g != nil {
-		if err := g.Succeeded(ctx, req.Username, ip); err != nil {
-			s.opts.Logger.WarnContext(ctx, "record login", "err", err)
-		}
 	}
 	resp, err := s.issue(r, user, true, "")
 	if err != nil {
@@ -66,6 +50,32 @@ func (s *Service) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	httpx.WriteJSON(w, http.StatusOK, resp)
 	return nil
+}
+
+// passwordLogin checks a username and password behind the login guard's
+// back-off, recording the outcome with it.
+func (s *Service) passwordLogin(r *http.Request, username, password string) (*tollgate.User, error) {
+	ctx, ip := r.Context(), s.opts.ClientIP(r)
+	if g := s.opts.Guard; g != nil {
+		if err := g.Check(ctx, username, ip); err != nil {
+			return nil, err
+		}
+	}
+	user, err := s.checkPassword(r, username, password)
+	if err != nil {
+		if g := s.opts.Guard; g != nil && tollgate.ErrorCode(err) == tollgate.EUnauthorized {
+			if err := g.Failed(ctx, username, ip); err != nil {
+				s.opts.Logger.WarnContext(ctx, "record failed login", "err", err)
+			}
+		}
+		return nil, err
+	}
+	if g := s.opts.Guard; g != nil {
+		if err := g.Succeeded(ctx, username, ip); err != nil {
+			s.opts.Logger.WarnContext(ctx, "record login", "err", err)
+		}
+	}
+	return user, nil
 }
 
 // checkPassword answers the same way, in the same time, for an unknown
