@@ -219,6 +219,18 @@ func (s *Service) secureCookies(r *http.Request) bool {
 
 // startSession begins a refresh-token family for user and sets its cookie.
 func (s *Service) startSession(w http.ResponseWriter, r *http.Request, user *tollgate.User) error {
+	// A revocation of the user's tokens marks the next whole second (token
+	// times are in seconds); a session begun before that mark would be
+	// born revoked, so it begins at the mark.
+	if d := user.TokensValidAfter.Sub(s.opts.Now()); d > 0 && d <= 2*time.Second {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return tollgate.Errorf(tollgate.EUnavailable, "login canceled")
+		}
+	}
 	raw, rt, err := s.opts.Refresher.Start(r.Context(), user.ID, s.opts.Config.Scopes(user.Role, user.Plan))
 	if err != nil {
 		return err
