@@ -353,3 +353,48 @@ func TestLoginFormBacksOff(t *testing.T) {
 		t.Error("the right password got in while backing off")
 	}
 }
+
+// TestClusterSession shows a browser session as one across two replicas
+// sharing PostgreSQL and Redis: a login on one works on the other, and
+// logging out or disabling the user on one ends it on the other within a
+// second.
+func TestClusterSession(t *testing.T) {
+	up := newUpstream(t)
+	a, b := setupCluster(t, cookieRouteYAML(up.URL))
+	a.mustCLI("user", "add", "ana", "--password", "ana-password", "--tenant", "acme", "--role", "user")
+	// Cookies are not bound to ports: one jar serves both replicas on
+	// 127.0.0.1, as one browser behind a balancer.
+	onA := newBrowser(t, a.URL, nil)
+	onB := &browser{t: t, base: b.URL, c: onA.c}
+	page := onA.mustLogin("ana", "ana-password")
+	if resp, body := onB.do("GET", "/app/x", nil, nil); resp.StatusCode != 200 {
+		t.Fatalf("session of replica a refused by b: %d %s", resp.StatusCode, body)
+	}
+	old := onA.cookie("tollgate_session")
+	onA.do("POST", "/logout", url.Values{"csrf_token": {csrfOf(t, page)}}, nil)
+	// The logout cleared the jar's cookie; put the old one back to see
+	// that b refuses it, not merely that the browser forgot it.
+	onA.c.Jar.SetCookies(mustURL(t, b.URL), []*http.Cookie{old})
+	if !eventually(time.Second, func() bool { r, _ := onB.do("GET", "/app/x", nil, nil); return r.StatusCode == 401 }) {
+		t.Fatal("logged out on a, still accepted by b after 1 s")
+	}
+
+	second := newBrowser(t, b.URL, nil)
+	second.mustLogin("ana", "ana-password")
+	admin := a.login("admin", adminPassword).AccessToken
+	_, body := a.do("GET", "/admin/v1/users", admin, "")
+	var list struct{ Users []struct{ ID, Name string } }
+	_ = json.Unmarshal(body, &list)
+	var id string
+	for _, u := range list.Users {
+		if u.Name == "ana" {
+			id = u.ID
+		}
+	}
+	if r, _ := a.do("POST", "/admin/v1/users/"+id+"/disable", admin, ""); r.StatusCode != 200 {
+		t.Fatalf("disable: %d", r.StatusCode)
+	}
+	if !eventually(time.Second, func() bool { r, _ := second.do("GET", "/app/x", nil, nil); return r.StatusCode == 401 }) {
+		t.Fatal("user disabled on a, session on b still accepted after 1 s")
+	}
+}
