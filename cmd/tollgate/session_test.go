@@ -27,6 +27,9 @@ func newBrowser(t *testing.T, base string, tlsConf *tls.Config) *browser {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if tlsConf != nil {
+		tlsConf = tlsConf.Clone() // the transport writes its ALPN list into it
+	}
 	tr := &http.Transport{TLSClientConfig: tlsConf, ForceAttemptHTTP2: true}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &browser{t: t, base: base, c: &http.Client{
