@@ -103,6 +103,12 @@ func setupTLS(t *testing.T, dir, extraYAML string) (*testGateway, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return setupTLSOn(t, dir, ln, pln, extraYAML)
+}
+
+// setupTLSOn is setupTLS on given listeners.
+func setupTLSOn(t *testing.T, dir string, ln, pln net.Listener, extraYAML string) (*testGateway, string) {
+	t.Helper()
 	addr := ln.Addr().String()
 	cfgPath := filepath.Join(dir, "tollgate.yaml")
 	yaml := "listen: " + addr + "\nlisten_http: " + pln.Addr().String() + "\ndata_dir: " + filepath.Join(dir, "data") +
