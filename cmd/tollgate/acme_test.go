@@ -189,3 +189,48 @@ func TestACMEWithPebble(t *testing.T) {
 		t.Error("no certificate stored under data_dir/certificates")
 	}
 }
+
+// TestClusterACME runs two replicas sharing PostgreSQL with ACME on: the
+// certificate pebble issues is kept in the store, and both replicas serve
+// the same one (one obtained it, under the store's lock; the other loaded
+// it), whichever of them the CA's validation reached.
+func TestClusterACME(t *testing.T) {
+	yaml := clusterYAML(t, "")
+	bin := buildPebble(t)
+	ca := newTestCA(t)
+	caRoot := filepath.Join(t.TempDir(), "ca-root.pem")
+	if err := os.WriteFile(caRoot, ca.pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	listen := func() net.Listener {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ln
+	}
+	aTLS, aPlain, bTLS, bPlain := listen(), listen(), listen(), listen()
+	dirURL, roots := startPebble(t, bin, ca, aPlain.Addr().(*net.TCPAddr).Port, aTLS.Addr().(*net.TCPAddr).Port)
+	acme := "tls: {acme: {domains: [localhost], ca: " + dirURL + ", ca_root: " + caRoot + "}}\n"
+	a, _ := setupTLSOn(t, t.TempDir(), aTLS, aPlain, yaml+acme)
+	b, _ := setupTLSOn(t, t.TempDir(), bTLS, bPlain, yaml+acme)
+	pool := roots()
+	serial := func(g *testGateway) string {
+		var s string
+		if !eventually(90*time.Second, func() bool {
+			conn, err := tls.Dial("tcp", strings.TrimPrefix(g.URL, "https://"), &tls.Config{RootCAs: pool, ServerName: "localhost"})
+			if err != nil {
+				return false
+			}
+			defer conn.Close()
+			s = conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
+			return true
+		}) {
+			t.Fatalf("%s: no certificate from pebble within 90 s\n%s", g.URL, g.stderr.String())
+		}
+		return s
+	}
+	if sa, sb := serial(a), serial(b); sa != sb {
+		t.Fatalf("replicas serve different certificates (serials %s and %s): the store was not shared", sa, sb)
+	}
+}

@@ -38,13 +38,17 @@ func (g *gateway) serveTLS(ctx context.Context, ln net.Listener, errc chan<- err
 		getCert = files.GetCertificate
 	} else {
 		a := cfg.TLS.ACME
+		var storage certmagic.Storage = &certmagic.FileStorage{Path: filepath.Join(cfg.DataDir, "certificates")}
+		if g.store.Certs != nil {
+			storage = tlsserve.NewStoreStorage(g.store.Certs, nil)
+		}
 		listenHTTP := cfg.ListenHTTP
 		if g.opts.HTTPListener != nil {
 			listenHTTP = g.opts.HTTPListener.Addr().String()
 		}
 		acme, err := tlsserve.NewACME(tlsserve.ACMEOptions{
 			Domains: a.Domains, Email: a.Email, CA: a.CA, CARoot: a.CARoot,
-			Storage: &certmagic.FileStorage{Path: filepath.Join(cfg.DataDir, "certificates")},
+			Storage: storage,
 			Listen:  ln.Addr().String(), ListenHTTP: listenHTTP, Log: g.opts.Env.Stderr,
 		})
 		if err != nil {
