@@ -231,6 +231,18 @@ func TestBrowserSession(t *testing.T) {
 			t.Errorf("POST with the token and a same-origin Referer: %d %s", resp.StatusCode, body)
 		}
 	})
+	t.Run("websocket from another origin", func(t *testing.T) {
+		ws := map[string]string{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Origin": "http://evil.example"}
+		if resp, _ := b.do("GET", "/app/ws", nil, ws); resp.StatusCode != 403 {
+			t.Errorf("websocket upgrade with the cookie from another origin: %d, want 403", resp.StatusCode)
+		}
+		before := up.hits.Load()
+		ws["Origin"] = g.URL
+		b.do("GET", "/app/ws", nil, ws)
+		if up.hits.Load() != before+1 {
+			t.Errorf("a same-origin websocket upgrade did not reach the upstream")
+		}
+	})
 	t.Run("other routes keep bearer tokens only", func(t *testing.T) {
 		if resp, _ := b.do("GET", "/api/x", nil, nil); resp.StatusCode != 401 {
 			t.Errorf("cookie on a route without cookie_auth: %d, want 401", resp.StatusCode)
@@ -399,5 +411,19 @@ func TestClusterSession(t *testing.T) {
 	}
 	if !eventually(time.Second, func() bool { r, _ := second.do("GET", "/app/x", nil, nil); return r.StatusCode == 401 }) {
 		t.Fatal("user disabled on a, session on b still accepted after 1 s")
+	}
+}
+
+// TestPasswordLoginOff hides the form and refuses a posted one when
+// login.password is false.
+func TestPasswordLoginOff(t *testing.T) {
+	g := setup(t, "login: {password: false}\n")
+	b := newBrowser(t, g.URL, nil)
+	_, page := b.do("GET", "/login", nil, nil)
+	if strings.Contains(page, `name="password"`) {
+		t.Error("the login page shows the password form")
+	}
+	if resp, _ := b.do("POST", "/login", url.Values{"username": {"admin"}, "password": {adminPassword}, "csrf_token": {csrfOf(t, page)}}, nil); resp.StatusCode != 403 || setCookie(resp, "tollgate_session") != nil {
+		t.Errorf("password login with login.password false: %d", resp.StatusCode)
 	}
 }

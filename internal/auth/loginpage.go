@@ -91,7 +91,7 @@ func safeNext(next string) string {
 
 // loginPage answers GET /login.
 func (s *Service) loginPage(w http.ResponseWriter, r *http.Request) {
-	s.renderLogin(w, r, http.StatusOK, loginView{Next: safeNext(r.URL.Query().Get("next")), Error: r.URL.Query().Get("error")})
+	s.renderLogin(w, r, http.StatusOK, loginView{Next: safeNext(r.URL.Query().Get("next"))})
 }
 
 // renderLogin writes the login page with a fresh login CSRF token.
@@ -100,9 +100,6 @@ func (s *Service) renderLogin(w http.ResponseWriter, r *http.Request, status int
 	_, _ = rand.Read(b)
 	v.CSRF = base64.RawURLEncoding.EncodeToString(b)
 	v.Password = *s.opts.Config.Login.Password
-	if len(v.Error) > 200 {
-		v.Error = v.Error[:200]
-	}
 	for i, iss := range s.sso {
 		if iss != nil {
 			v.SSO = append(v.SSO, ssoLink{Index: i, Name: iss.name})
