@@ -217,7 +217,9 @@ func (s *Service) secureCookies(r *http.Request) bool {
 	return r.TLS != nil || strings.HasPrefix(s.opts.Config.PublicURL, "https://")
 }
 
-// startSession begins a refresh-token family for user and sets its cookie.
+// startSession begins a refresh-token family for user and sets its cookie,
+// which expires with the family's first token (tokens.refresh_idle_ttl,
+// at most tokens.refresh_ttl): a session is not renewed by use.
 func (s *Service) startSession(w http.ResponseWriter, r *http.Request, user *tollgate.User) error {
 	// A revocation of the user's tokens marks the next whole second (token
 	// times are in seconds); a session begun before that mark would be
@@ -237,7 +239,7 @@ func (s *Service) startSession(w http.ResponseWriter, r *http.Request, user *tol
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: s.opts.Config.Login.CookieName, Value: raw, Path: "/",
-		Expires: rt.FamilyExpiresAt, HttpOnly: true, Secure: s.secureCookies(r), SameSite: http.SameSiteLaxMode,
+		Expires: rt.ExpiresAt, HttpOnly: true, Secure: s.secureCookies(r), SameSite: http.SameSiteLaxMode,
 	})
 	return nil
 }
