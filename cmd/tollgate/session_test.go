@@ -427,3 +427,63 @@ func TestPasswordLoginOff(t *testing.T) {
 		t.Errorf("password login with login.password false: %d", resp.StatusCode)
 	}
 }
+
+// TestSessionRenewal keeps a session in use alive past its first token's
+// idle time: a page load after half of it rotates the token into the
+// cookie (concurrent loads share one rotation and the session lives on),
+// the old token serves a moment longer and dies with its idle time,
+// while the new one goes on.
+func TestSessionRenewal(t *testing.T) {
+	up := newUpstream(t)
+	g := setup(t, "tokens: {refresh_idle_ttl: 4s}\n"+cookieRouteYAML(up.URL))
+	g.mustCLI("user", "add", "ana", "--password", "ana-password", "--tenant", "acme", "--role", "user")
+	b := newBrowser(t, g.URL, nil)
+	b.mustLogin("ana", "ana-password")
+	old := b.cookie("tollgate_session").Value
+	with := func(path, cookie string) *http.Response {
+		req, _ := http.NewRequest("GET", g.URL+path, nil)
+		req.AddCookie(&http.Cookie{Name: "tollgate_session", Value: cookie})
+		resp, err := b.c.Transport.RoundTrip(req)
+		if err != nil {
+			t.Error(err) // may run off the test's goroutine
+			return &http.Response{Body: http.NoBody}
+		}
+		resp.Body.Close()
+		return resp
+	}
+	var renewed string
+	if !eventually(5*time.Second, func() bool {
+		got := make(chan *http.Response, 2)
+		for range 2 {
+			go func() { got <- with("/ui/", old) }()
+		}
+		r1, r2 := <-got, <-got
+		if r1.StatusCode != 200 || r2.StatusCode != 200 {
+			t.Fatalf("page loads with the session: %d, %d", r1.StatusCode, r2.StatusCode)
+		}
+		c1, c2 := setCookie(r1, "tollgate_session"), setCookie(r2, "tollgate_session")
+		if c1 != nil && c2 != nil && c1.Value != c2.Value {
+			t.Fatalf("two concurrent page loads rotated the token twice")
+		}
+		for _, c := range []*http.Cookie{c1, c2} {
+			if c != nil {
+				renewed = c.Value
+			}
+		}
+		return renewed != ""
+	}) {
+		t.Fatal("no page load renewed the session")
+	}
+	if renewed == old {
+		t.Fatal("the renewed cookie holds the old token")
+	}
+	if r := with("/app/x", old); r.StatusCode != 200 {
+		t.Errorf("the old token right after the renewal: %d, want 200 (requests on their way)", r.StatusCode)
+	}
+	if !eventually(6*time.Second, func() bool { return with("/app/x", old).StatusCode == 401 }) {
+		t.Fatal("the old token outlived its idle time")
+	}
+	if r := with("/app/x", renewed); r.StatusCode != 200 {
+		t.Errorf("the renewed token after the old one's idle time: %d, want 200", r.StatusCode)
+	}
+}

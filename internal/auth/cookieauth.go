@@ -17,7 +17,10 @@ import (
 // one, a page load is redirected to /login and anything else gets 401.
 func (s *Service) RequireSession(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := s.Session(r.Context(), r)
+		p, rt, err := s.session(r.Context(), r)
+		if err == nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			err = s.renewSession(w, r, rt)
+		}
 		if err != nil {
 			if tollgate.ErrorCode(err) == tollgate.EUnauthorized && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)

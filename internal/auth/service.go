@@ -62,6 +62,7 @@ type Service struct {
 	keys         *apiKeyCache
 	discover     []byte
 	sessions     sessionCache
+	renew        renewals
 	publicOrigin string
 	sso          []*ssoIssuer // trusted issuers offering login, by index
 }

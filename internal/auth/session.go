@@ -81,13 +81,19 @@ func (s *Service) HasSessionCookie(r *http.Request) bool {
 // Session returns the principal of r's session cookie; EUnauthorized when
 // there is none or it ended. It does not check CSRF (CheckCSRF does).
 func (s *Service) Session(ctx context.Context, r *http.Request) (*tollgate.Principal, error) {
+	p, _, err := s.session(ctx, r)
+	return p, err
+}
+
+// session is Session, also returning the cookie's refresh token.
+func (s *Service) session(ctx context.Context, r *http.Request) (*tollgate.Principal, *tollgate.RefreshToken, error) {
 	c, err := r.Cookie(s.opts.Config.Login.CookieName)
 	if err != nil {
-		return nil, errNoSession
+		return nil, nil, errNoSession
 	}
 	hash, ok := token.HashRefreshToken(c.Value)
 	if !ok {
-		return nil, errNoSession
+		return nil, nil, errNoSession
 	}
 	now := s.opts.Now()
 	key := string(hash)
@@ -95,29 +101,32 @@ func (s *Service) Session(ctx context.Context, r *http.Request) (*tollgate.Princ
 	if !ok {
 		rt, err := s.opts.Store.RefreshTokens().RefreshToken(ctx, hash)
 		if tollgate.ErrorCode(err) == tollgate.ENotFound {
-			return nil, errNoSession
+			return nil, nil, errNoSession
 		} else if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		user, err := s.opts.Store.Users().User(ctx, rt.UserID)
 		if tollgate.ErrorCode(err) == tollgate.ENotFound {
-			return nil, errNoSession
+			return nil, nil, errNoSession
 		} else if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		e = sessionEntry{rt: rt, user: user, at: now}
 		s.sessions.put(key, e)
 	}
 	rt, user := e.rt, e.user
-	if rt.Revoked || !rt.UsedAt.IsZero() || !now.Before(rt.ExpiresAt) || !now.Before(rt.FamilyExpiresAt) || user.Disabled {
-		return nil, errNoSession
+	// A token renewed a moment ago still serves the requests that were
+	// on their way with it.
+	renewedLongAgo := !rt.UsedAt.IsZero() && now.Sub(rt.UsedAt) >= renewGrace
+	if rt.Revoked || renewedLongAgo || !now.Before(rt.ExpiresAt) || !now.Before(rt.FamilyExpiresAt) || user.Disabled {
+		return nil, nil, errNoSession
 	}
 	p := s.principalOf(user, "")
 	p.SessionID, p.IssuedAt = rt.FamilyID, rt.IssuedAt
 	if err := s.opts.Verifier.Denylist().Check(p); err != nil {
-		return nil, errNoSession
+		return nil, nil, errNoSession
 	}
-	return p, nil
+	return p, rt, nil
 }
 
 // CSRFToken is the CSRF token of a session: a digest of its family id,
@@ -218,8 +227,8 @@ func (s *Service) secureCookies(r *http.Request) bool {
 }
 
 // startSession begins a refresh-token family for user and sets its cookie,
-// which expires with the family's first token (tokens.refresh_idle_ttl,
-// at most tokens.refresh_ttl): a session is not renewed by use.
+// which expires with the family's token (tokens.refresh_idle_ttl, at most
+// tokens.refresh_ttl); page loads renew it (renewSession).
 func (s *Service) startSession(w http.ResponseWriter, r *http.Request, user *tollgate.User) error {
 	// A revocation of the user's tokens marks the next whole second (token
 	// times are in seconds); a session begun before that mark would be
@@ -237,11 +246,15 @@ func (s *Service) startSession(w http.ResponseWriter, r *http.Request, user *tol
 	if err != nil {
 		return err
 	}
+	s.setSessionCookie(w, r, raw, rt)
+	return nil
+}
+
+func (s *Service) setSessionCookie(w http.ResponseWriter, r *http.Request, raw string, rt *tollgate.RefreshToken) {
 	http.SetCookie(w, &http.Cookie{
 		Name: s.opts.Config.Login.CookieName, Value: raw, Path: "/",
 		Expires: rt.ExpiresAt, HttpOnly: true, Secure: s.secureCookies(r), SameSite: http.SameSiteLaxMode,
 	})
-	return nil
 }
 
 // endSession revokes r's session family, on every replica, and clears the
