@@ -128,12 +128,19 @@ func startPebble(t *testing.T, bin string, ca *testCA, httpPort, tlsPort int) (s
 
 // TestACMEWithPebble obtains the gateway's certificate from pebble, a
 // real ACME CA run by the test, whose own HTTPS endpoint is signed by a
-// private root (tls.acme.ca_root). Pebble validates the challenge against
-// the gateway's own listeners (HTTP-01 on listen_http or TLS-ALPN-01 on
-// listen); then the gateway serves the issued certificate over HTTP/2 and
-// keeps it under data_dir.
+// private root (tls.acme.ca_root). Pebble validates on the gateway's own
+// listeners, once with only HTTP-01 able to pass (on listen_http; the
+// TLS-ALPN-01 port leads nowhere) and once with only TLS-ALPN-01 (on
+// listen); then the gateway serves the issued certificate over HTTP/2
+// and keeps it under data_dir.
 func TestACMEWithPebble(t *testing.T) {
 	bin := buildPebble(t)
+	for _, challenge := range []string{"http-01", "tls-alpn-01"} {
+		t.Run(challenge, func(t *testing.T) { testACME(t, bin, challenge) })
+	}
+}
+
+func testACME(t *testing.T, bin, challenge string) {
 	ca := newTestCA(t)
 	dir := t.TempDir()
 	caRoot := filepath.Join(dir, "ca-root.pem")
@@ -149,7 +156,13 @@ func TestACMEWithPebble(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dirURL, roots := startPebble(t, bin, ca, plainLn.Addr().(*net.TCPAddr).Port, tlsLn.Addr().(*net.TCPAddr).Port)
+	httpPort, tlsPort := plainLn.Addr().(*net.TCPAddr).Port, tlsLn.Addr().(*net.TCPAddr).Port
+	if challenge == "http-01" {
+		tlsPort = freePort(t)
+	} else {
+		httpPort = freePort(t)
+	}
+	dirURL, roots := startPebble(t, bin, ca, httpPort, tlsPort)
 	g, _ := setupTLSOn(t, dir, tlsLn, plainLn, "tls: {acme: {domains: [localhost], email: ops@example.com, ca: "+dirURL+", ca_root: "+caRoot+"}}\n")
 	addr := strings.TrimPrefix(g.URL, "https://")
 
