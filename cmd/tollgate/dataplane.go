@@ -38,7 +38,7 @@ func (g *gateway) newMeter(ctx context.Context) (*meter.Meter, error) {
 // the handler and the function that starts draining it.
 func (g *gateway) dataPlane(ctx context.Context) (http.Handler, func(), error) {
 	p, err := proxy.New(g.cfg, proxy.Options{
-		Auth:       g.identity.auth,
+		Auth:       g.identity.auth.CookieRoutes(g.cfg.Routes),
 		Admissions: []tollgate.Admission{g.prot.limiter, g.meter},
 		Logger:     g.log,
 		Metrics:    g.registry,

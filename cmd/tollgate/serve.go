@@ -27,6 +27,7 @@ import (
 	"github.com/tollgate/tollgate/internal/meter"
 	"github.com/tollgate/tollgate/internal/tollgate"
 	"github.com/tollgate/tollgate/internal/webhook"
+	"github.com/tollgate/tollgate/internal/web"
 )
 
 func runServe(ctx context.Context, args []string, env Env) error {
@@ -70,6 +71,9 @@ type gatewayOptions struct {
 	// Heartbeat is how often the meter renews its lease in cluster mode.
 	// Defaults to a third of metering.lease_ttl.
 	Heartbeat time.Duration
+	// HTTPListener, when set, is served instead of listening on
+	// cfg.ListenHTTP.
+	HTTPListener net.Listener
 }
 
 // gateway is one running tollgate: store, identity, protection, metering,
@@ -134,6 +138,7 @@ func newGateway(ctx context.Context, cfg *config.Config, opts gatewayOptions) (_
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.registry, promhttp.HandlerOpts{}))
 	auth := g.identity.auth
 	auth.Register(mux)
+	web.New(web.Options{Auth: auth, Store: g.store, Logger: g.log}).Register(mux)
 	mux.Handle("GET /v1/me/usage", auth.Require(httpx.Handle(g.log, g.meter.MeUsageHandler())))
 	if err := g.mountWebhooks(ctx, mux); err != nil {
 		return nil, err
@@ -214,12 +219,27 @@ func (g *gateway) Serve(ctx context.Context) error {
 		}
 	}
 	ln = limit.Listener(ln, s.MaxConnections)
-	opts := edge.Options{Handler: g.handler, ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)}
-	limit.Harden(&opts, s)
-	srv := edge.New(opts)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	g.log.Info("tollgate listening", "addr", ln.Addr().String(), "public_url", g.cfg.PublicURL, "store", storeName(g.cfg), "version", version)
+	errc := make(chan error, 2)
+	var srv interface {
+		Shutdown(context.Context) error
+		Close() error
+	}
+	if g.cfg.TLS.Enabled() {
+		https, err := g.serveTLS(ctx, ln, errc)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer https.stop()
+		srv = https
+	} else {
+		opts := edge.Options{Handler: g.handler, ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)}
+		limit.Harden(&opts, s)
+		edgeSrv := edge.New(opts)
+		go func() { errc <- edgeSrv.Serve(ln) }()
+		srv = edgeSrv
+	}
+	g.log.Info("tollgate listening", "addr", ln.Addr().String(), "tls", g.cfg.TLS.Enabled(), "public_url", g.cfg.PublicURL, "store", storeName(g.cfg), "version", version)
 	if g.opts.Env.Ready != nil {
 		g.opts.Env.Ready(ln.Addr().String())
 	}

@@ -34,6 +34,9 @@ type engines struct {
 	Jobs   tollgate.JobStore
 	// Webhooks keeps webhook signing secrets and pending deliveries.
 	Webhooks tollgate.WebhookStore
+	// Certs keeps ACME certificates in the store, shared by replicas;
+	// nil on one node, where they are files under data_dir.
+	Certs tollgate.CertStore
 	// Cluster is true when the store is shared by replicas (PostgreSQL).
 	Cluster bool
 }
@@ -62,7 +65,7 @@ func openStore(ctx context.Context, cfg *config.Config, notice io.Writer) (*engi
 			pg.Close()
 			return nil, fmt.Errorf("migrate store: %w", err)
 		}
-		return &engines{Store: pg, Ledger: pg.Ledger(), Bans: pg.Bans(), Audit: pg.Audit(), Jobs: pg.Jobs(), Webhooks: pg.Webhooks(), Cluster: true}, nil
+		return &engines{Store: pg, Ledger: pg.Ledger(), Bans: pg.Bans(), Audit: pg.Audit(), Jobs: pg.Jobs(), Webhooks: pg.Webhooks(), Certs: pg.Certs(), Cluster: true}, nil
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data_dir: %w", err)

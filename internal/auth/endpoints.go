@@ -64,28 +64,38 @@ func (s *Service) loginUser(r *http.Request, ev *tollgate.AuditEvent) (*tollgate
 		ev.Reason = "username or password missing or too long"
 		return nil, tollgate.Errorf(tollgate.EInvalid, "username and password are required")
 	}
+	return s.passwordLogin(r, req.Username, req.Password, ev)
+}
+
+// passwordLogin checks a username and password behind the login guard's
+// back-off, recording the outcome with it, and fills in ev who tried and
+// why it failed. Both /auth/login and the /login form use it.
+func (s *Service) passwordLogin(r *http.Request, username, password string, ev *tollgate.AuditEvent) (*tollgate.User, error) {
+	if utf8.ValidString(username) {
+		ev.ActorName = username
+	}
 	ctx, ip := r.Context(), s.opts.ClientIP(r)
 	if g := s.opts.Guard; g != nil {
-		if err := g.Check(ctx, req.Username, ip); err != nil {
+		if err := g.Check(ctx, username, ip); err != nil {
 			ev.Reason = "backing off after failed logins of this account or address"
 			return nil, err
 		}
 	}
-	user, reason, err := s.checkPassword(r, req.Username, req.Password)
+	user, reason, err := s.checkPassword(r, username, password)
 	if user != nil {
 		ev.Actor = user.ID
 	}
 	if err != nil {
 		ev.Reason = reason
 		if g := s.opts.Guard; g != nil && tollgate.ErrorCode(err) == tollgate.EUnauthorized {
-			if err := g.Failed(ctx, req.Username, ip); err != nil {
+			if err := g.Failed(ctx, username, ip); err != nil {
 				s.opts.Logger.WarnContext(ctx, "record failed login", "err", err)
 			}
 		}
 		return nil, err
 	}
 	if g := s.opts.Guard; g != nil {
-		if err := g.Succeeded(ctx, req.Username, ip); err != nil {
+		if err := g.Succeeded(ctx, username, ip); err != nil {
 			s.opts.Logger.WarnContext(ctx, "record login", "err", err)
 		}
 	}

@@ -52,15 +52,22 @@ type Options struct {
 	Audit tollgate.AuditStore
 	// Budget, when set, adds the caller's budget state to /v1/me.
 	Budget func(ctx context.Context, p *tollgate.Principal) (any, error)
-	Logger *slog.Logger
-	Now    func() time.Time
+	// HTTPClient talks to single sign-on providers. Defaults to a client
+	// with a 10 s timeout.
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+	Now        func() time.Time
 }
 
 // Service serves the identity endpoints.
 type Service struct {
-	opts     Options
-	keys     *apiKeyCache
-	discover []byte
+	opts         Options
+	keys         *apiKeyCache
+	discover     []byte
+	sessions     sessionCache
+	renew        renewals
+	publicOrigin string
+	sso          []*ssoIssuer // trusted issuers offering login, by index
 }
 
 // New returns a Service.
@@ -74,12 +81,19 @@ func New(opts Options) (*Service, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
 	if opts.ClientIP == nil {
 		opts.ClientIP = peerIP
 	}
 	s := &Service{opts: opts}
 	s.keys = newAPIKeyCache(opts.Store, opts.Now)
 	s.discover = discoveryDocument(opts.Config)
+	s.publicOrigin = originOf(opts.Config.PublicURL)
+	if err := s.newSSO(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -97,4 +111,9 @@ func (s *Service) Register(mux httpx.Mux) {
 		}))
 	}
 	mux.Handle("GET /v1/me", s.Require(httpx.Handle(log, s.me)))
+	mux.Handle("GET /login", http.HandlerFunc(s.loginPage))
+	mux.Handle("POST /login", http.HandlerFunc(s.loginForm))
+	mux.Handle("POST /logout", http.HandlerFunc(s.logout))
+	mux.Handle("GET /login/sso/{n}", http.HandlerFunc(s.ssoStart))
+	mux.Handle("GET /login/sso/callback", http.HandlerFunc(s.ssoCallback))
 }

@@ -46,6 +46,54 @@ type Config struct {
 	// WebhookAllowPrivate lets prediction webhooks go to loopback and
 	// private addresses. Defaults to false.
 	WebhookAllowPrivate bool `yaml:"webhook_allow_private"`
+
+	// TLS serves HTTPS (with HTTP/2) on Listen. Defaults to off.
+	TLS TLS `yaml:"tls"`
+	// ListenHTTP, with TLS on, is a plain HTTP address (e.g. :80) that
+	// redirects to HTTPS and answers ACME HTTP-01 challenges. Defaults to
+	// "" (none).
+	ListenHTTP string `yaml:"listen_http"`
+	// Login configures browser sessions (the /login page and its cookie).
+	Login Login `yaml:"login"`
+}
+
+// TLS configures HTTPS: certificate files, or certificates obtained by ACME.
+type TLS struct {
+	// CertFile is a PEM certificate chain; reloaded when the file changes.
+	// Defaults to "" (no file).
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is the PEM private key of CertFile. Defaults to "".
+	KeyFile string `yaml:"key_file"`
+	// ACME obtains and renews certificates instead. Defaults to off.
+	ACME ACME `yaml:"acme"`
+	// HSTSMaxAge of the Strict-Transport-Security header sent on HTTPS;
+	// a negative value sends none. Defaults to 8760h (one year).
+	HSTSMaxAge time.Duration `yaml:"hsts_max_age"`
+}
+
+// ACME obtains certificates from an ACME CA (Let's Encrypt by default).
+type ACME struct {
+	// Domains to obtain certificates for. Required to use ACME.
+	Domains []string `yaml:"domains"`
+	// Email is the ACME account's contact. Defaults to "".
+	Email string `yaml:"email"`
+	// CA is the ACME directory URL. Defaults to Let's Encrypt production.
+	CA string `yaml:"ca"`
+	// CARoot is a PEM file of the root that a private ACME CA's own HTTPS
+	// endpoint is signed by. Defaults to "" (system roots).
+	CARoot string `yaml:"ca_root"`
+}
+
+// Enabled reports whether HTTPS is configured.
+func (t TLS) Enabled() bool { return t.CertFile != "" || len(t.ACME.Domains) > 0 }
+
+// Login configures browser sessions.
+type Login struct {
+	// CookieName is the session cookie's name. Defaults to tollgate_session.
+	CookieName string `yaml:"cookie_name"`
+	// Password enables the username/password form at /login. Defaults to
+	// true.
+	Password *bool `yaml:"password"`
 }
 
 // Tokens configures the gateway's own tokens.
@@ -104,6 +152,18 @@ type TrustedIssuer struct {
 	// MaxStale: keys are still used this long after the IdP stops answering.
 	// Defaults to 24h.
 	MaxStale time.Duration `yaml:"max_stale"`
+	// Login offers sign-in with this issuer on /login (OpenID Connect
+	// authorization code flow with PKCE). Defaults to false.
+	Login bool `yaml:"login"`
+	// ClientID is tollgate's client at the issuer; the audience of its ID
+	// tokens. Required with Login.
+	ClientID string `yaml:"client_id"`
+	// ClientSecret of ClientID; ${VAR} reads the environment. Defaults to
+	// "" (a public client, PKCE only).
+	ClientSecret string `yaml:"client_secret"`
+	// LoginName is the button's label on /login. Defaults to the issuer's
+	// host.
+	LoginName string `yaml:"login_name"`
 }
 
 // Role grants scopes.

@@ -5,7 +5,9 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -150,7 +152,11 @@ func (c *Config) SetDefaults() {
 	c.DataDir = cmp.Or(c.DataDir, "./tollgate-data")
 	c.Store = cmp.Or(c.Store, "sqlite")
 	c.RedisPrefix = cmp.Or(c.RedisPrefix, "tollgate:")
-	c.PublicURL = strings.TrimSuffix(cmp.Or(c.PublicURL, "http://"+c.Listen), "/")
+	scheme := "http://"
+	if c.TLS.Enabled() {
+		scheme = "https://"
+	}
+	c.PublicURL = strings.TrimSuffix(cmp.Or(c.PublicURL, scheme+c.Listen), "/")
 	c.Currency = cmp.Or(c.Currency, "USD")
 	c.DefaultPlan = cmp.Or(c.DefaultPlan, "free")
 
@@ -174,6 +180,9 @@ func (c *Config) SetDefaults() {
 		ti.DefaultTenant = cmp.Or(ti.DefaultTenant, ti.Issuer)
 		ti.RefreshInterval = cmp.Or(ti.RefreshInterval, time.Minute)
 		ti.MaxStale = cmp.Or(ti.MaxStale, 24*time.Hour)
+		if u, err := url.Parse(ti.Issuer); err == nil {
+			ti.LoginName = cmp.Or(ti.LoginName, u.Host)
+		}
 	}
 
 	if c.Roles == nil {
@@ -248,12 +257,27 @@ func (c *Config) SetDefaults() {
 	p.RedisFailure = cmp.Or(p.RedisFailure, "local")
 	p.Replicas = cmp.Or(p.Replicas, 1)
 
+	c.TLS.HSTSMaxAge = cmp.Or(c.TLS.HSTSMaxAge, 8760*time.Hour)
+	c.TLS.ACME.CA = cmp.Or(c.TLS.ACME.CA, LetsEncryptCA)
+	c.Login.CookieName = cmp.Or(c.Login.CookieName, "tollgate_session")
+	if c.Login.Password == nil {
+		on := true
+		c.Login.Password = &on
+	}
+	if !slices.Contains(c.Headers.StripCookies, c.Login.CookieName) {
+		// The session cookie is tollgate's own: no upstream ever sees it.
+		c.Headers.StripCookies = append(c.Headers.StripCookies, c.Login.CookieName)
+	}
+
 	m := &c.Metering
 	m.UnknownCharge = cmp.Or(m.UnknownCharge, "reserved")
 	m.FlushInterval = cmp.Or(m.FlushInterval, 20*time.Millisecond)
 	m.MaxBatch = cmp.Or(m.MaxBatch, 512)
 	m.LeaseTTL = cmp.Or(m.LeaseTTL, 15*time.Second)
 }
+
+// LetsEncryptCA is the ACME directory used when tls.acme.ca is not set.
+const LetsEncryptCA = "https://acme-v02.api.letsencrypt.org/directory"
 
 // Scopes returns the scopes of a role and plan together, deduplicated.
 func (c *Config) Scopes(role, plan string) []string {

@@ -18,7 +18,8 @@ var envRef = regexp.MustCompile(`\$\{[A-Za-z_][A-Za-z0-9_]*\}`)
 
 // EffectiveYAML renders the config with every default filled, as YAML,
 // secrets masked: the password of store, redis, webhook and JWKS URLs, and
-// the literal parts of upstream header values (${VAR} references stay).
+// the literal parts of upstream header values and client secrets (${VAR}
+// references stay).
 func (c *Config) EffectiveYAML() ([]byte, error) {
 	var doc yaml.Node
 	if err := doc.Encode(c); err != nil {
@@ -41,6 +42,9 @@ func maskNode(n *yaml.Node, key string) {
 			k, v := n.Content[i].Value, n.Content[i+1]
 			switch {
 			case key == "upstream_headers" && v.Kind == yaml.ScalarNode:
+				v.Value = maskLiteral(v.Value)
+				v.Style = yaml.DoubleQuotedStyle
+			case k == "client_secret" && v.Kind == yaml.ScalarNode && v.Value != "":
 				v.Value = maskLiteral(v.Value)
 				v.Style = yaml.DoubleQuotedStyle
 			case (k == "store" || k == "redis" || k == "url" || k == "jwks_url") && v.Kind == yaml.ScalarNode:

@@ -74,8 +74,22 @@ type Route struct {
 	RateLimit string `yaml:"rate_limit"`
 	// GPUSecondsHeader names an upstream response header reporting GPU time.
 	GPUSecondsHeader string `yaml:"gpu_seconds_header"`
+	// CookieAuth lets a browser's session cookie authenticate calls on the
+	// route, besides bearer tokens; state-changing calls then need the
+	// CSRF token and a same-origin Origin. Defaults to true for comfyui and
+	// gradio routes, false otherwise.
+	CookieAuth *bool `yaml:"cookie_auth"`
 	// Demo marks routes served by the built-in demo backends.
 	Demo bool `yaml:"-"`
+}
+
+// CookieAuthOn reports whether the session cookie authenticates calls on
+// the route.
+func (r *Route) CookieAuthOn() bool {
+	if r.CookieAuth != nil {
+		return *r.CookieAuth
+	}
+	return r.Type == "comfyui" || r.Type == "gradio"
 }
 
 // Rule is one CEL expression with the message shown when it fails.

@@ -56,6 +56,9 @@ func (c *Config) Validate() error {
 				p.add(fmt.Sprintf("%s.algorithms[%d]", key, j), "%q is not an allowed asymmetric algorithm", a)
 			}
 		}
+		if ti.Login && ti.ClientID == "" {
+			p.add(key+".client_id", "required with login: true")
+		}
 		for k := range ti.Claims {
 			if !slices.Contains([]string{"sub", "tenant_id", "role", "scope", "plan"}, k) {
 				p.add(key+".claims."+k, "unknown claim; want sub, tenant_id, role, scope or plan")
@@ -85,6 +88,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateRoutes(&p)
 	c.validateJobs(&p)
+	c.validateTLS(&p)
 	checkRate(&p, "protection.ip_rate_limit", c.Protection.IPRateLimit)
 	checkRate(&p, "protection.login_rate_limit", c.Protection.LoginRateLimit)
 	if !slices.Contains([]string{"local", "refuse"}, c.Protection.RedisFailure) {
@@ -286,5 +290,39 @@ func checkPrice(p *problems, key string, pr Price) {
 	}
 	for m, mp := range pr.Models {
 		checkPrice(p, key+".models."+m, mp)
+	}
+}
+
+func (c *Config) validateTLS(p *problems) {
+	t := c.TLS
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		p.add("tls", "cert_file and key_file go together")
+	}
+	if t.CertFile != "" && len(t.ACME.Domains) > 0 {
+		p.add("tls.acme", "use either cert_file and key_file or acme, not both")
+	}
+	for i, d := range t.ACME.Domains {
+		if d == "" || strings.ContainsAny(d, "/: ") {
+			p.add(fmt.Sprintf("tls.acme.domains[%d]", i), "%q is not a host name", d)
+		}
+	}
+	if len(t.ACME.Domains) > 0 {
+		checkURL(p, "tls.acme.ca", t.ACME.CA)
+	}
+	if t.ACME.CARoot != "" {
+		if _, err := os.Stat(t.ACME.CARoot); err != nil {
+			p.add("tls.acme.ca_root", "%v", err)
+		}
+	}
+	if c.ListenHTTP != "" {
+		if !t.Enabled() {
+			p.add("listen_http", "needs tls: it redirects to HTTPS")
+		}
+		if _, err := netip.ParseAddrPort(c.ListenHTTP); err != nil && !strings.HasPrefix(c.ListenHTTP, ":") && !strings.HasPrefix(c.ListenHTTP, "localhost:") {
+			p.add("listen_http", "%q is not host:port", c.ListenHTTP)
+		}
+	}
+	if name := c.Login.CookieName; strings.ContainsAny(name, " \t;=,\"") {
+		p.add("login.cookie_name", "%q is not a cookie name", name)
 	}
 }

@@ -43,8 +43,10 @@ type Options struct {
 	// ClientIP returns the caller's address. Defaults to
 	// ClientIPFunc(cfg.Server.TrustedProxies).
 	ClientIP func(r *http.Request) string
-	// LoginPaths get the tighter protection.login_rate_limit per IP.
-	// Defaults to /auth/login and /oauth/token.
+	// LoginPaths get the tighter protection.login_rate_limit per IP: a
+	// path on every method, or "METHOD /path" on that method only.
+	// Defaults to /auth/login, /oauth/token and POST /login (showing the
+	// login page is no attempt; posting it is).
 	LoginPaths []string
 	// Now is the clock of in-process counters. Defaults to time.Now.
 	Now func() time.Time
@@ -95,7 +97,7 @@ func New(cfg *config.Config, opts Options) (*Limiter, error) {
 		opts.ClientIP = ClientIPFunc(cfg.Server.TrustedProxies)
 	}
 	if opts.LoginPaths == nil {
-		opts.LoginPaths = []string{"/auth/login", "/oauth/token"}
+		opts.LoginPaths = []string{"/auth/login", "/oauth/token", "POST /login"}
 	}
 	if opts.Rates != nil && (opts.Slots == nil || opts.Ping == nil) {
 		return nil, fmt.Errorf("limit: shared rates need shared slots and a ping")

@@ -89,7 +89,7 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 		}
 		st := &reqState{ip: ip, h: w.Header()}
 		ctx := context.WithValue(r.Context(), ctxKey{}, st)
-		login := slices.Contains(l.opts.LoginPaths, r.URL.Path)
+		login := slices.Contains(l.opts.LoginPaths, r.URL.Path) || slices.Contains(l.opts.LoginPaths, r.Method+" "+r.URL.Path)
 		keys := st.keys[:0]
 		if l.ipRate.N > 0 {
 			keys = append(keys, tollgate.RateKey{Key: "rate:ip:" + clientKey(ip), Rate: l.ipRate})
