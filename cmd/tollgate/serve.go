@@ -26,8 +26,8 @@ import (
 	"github.com/tollgate/tollgate/internal/limit"
 	"github.com/tollgate/tollgate/internal/meter"
 	"github.com/tollgate/tollgate/internal/tollgate"
-	"github.com/tollgate/tollgate/internal/webhook"
 	"github.com/tollgate/tollgate/internal/web"
+	"github.com/tollgate/tollgate/internal/webhook"
 )
 
 func runServe(ctx context.Context, args []string, env Env) error {
