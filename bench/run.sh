@@ -348,7 +348,7 @@ awk -v a="${med[tollgate]}" -v b="${med[haproxy]}" 'BEGIN {printf "\ntollgate / 
 if [[ $LIMITS == 1 ]]; then
 	awk -v a="${med[tg-limits]}" -v b="${med[tg-nolimits]}" -v h="${med[haproxy]}" 'BEGIN {
 		printf "tg-limits / tg-nolimits = %.2f (limits cost %.1f%% of throughput; target <= 10%%)\n", a/b, 100*(1-a/b)
-		printf "tg-limits / haproxy = %.2f (metering and a budget on; target >= 1.20)\n", a/h }'
+		printf "tg-limits / haproxy = %.2f (metering and a budget on; target >= 1.40)\n", a/h }'
 fi
 if [[ $OPENAI == 1 ]]; then
 	awk -v a="${med[tg-openai]}" -v b="${med[tollgate]}" -v ca="${medcpu[tg-openai]}" -v cb="${medcpu[tollgate]}" 'BEGIN {
