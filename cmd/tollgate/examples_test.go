@@ -316,3 +316,198 @@ func TestExampleOCR(t *testing.T) {
 		t.Fatal("40 calls in a row were all served; want the route's 30/m limit")
 	})
 }
+
+// fakeVLLM is an upstream that answers as `vllm serve --api-key key`
+// does: 401 without the key, /health open, and chat completions whose
+// usage reports prompt and completion tokens.
+func fakeVLLM(t *testing.T, rec *recorder, key string, prompt, completion int) *httptest.Server {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec.add(r)
+		if r.URL.Path == "/health" {
+			return
+		}
+		if r.Header.Get("Authorization") != "Bearer "+key {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = io.WriteString(w, `{"error":"Unauthorized"}`)
+			return
+		}
+		var req struct {
+			Model         string `json:"model"`
+			Stream        bool   `json:"stream"`
+			StreamOptions struct {
+				IncludeUsage bool `json:"include_usage"`
+			} `json:"stream_options"`
+		}
+		if r.URL.Path != "/v1/chat/completions" || json.NewDecoder(r.Body).Decode(&req) != nil {
+			http.Error(w, `{"error":"bad request"}`, http.StatusBadRequest)
+			return
+		}
+		usage := map[string]int{"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+		msg := "answer from " + r.Host
+		if !req.Stream {
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(map[string]any{"id": "chatcmpl-1", "object": "chat.completion", "model": req.Model,
+				"choices": []any{map[string]any{"index": 0, "message": map[string]string{"role": "assistant", "content": msg}, "finish_reason": "stop"}},
+				"usage":   usage})
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, part := range strings.Fields(msg) {
+			b, _ := json.Marshal(map[string]any{"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": req.Model,
+				"choices": []any{map[string]any{"index": 0, "delta": map[string]string{"content": part + " "}}}})
+			_, _ = io.WriteString(w, "data: "+string(b)+"\n\n")
+		}
+		if req.StreamOptions.IncludeUsage {
+			b, _ := json.Marshal(map[string]any{"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": req.Model,
+				"choices": []any{}, "usage": usage})
+			_, _ = io.WriteString(w, "data: "+string(b)+"\n\n")
+		}
+		_, _ = io.WriteString(w, "data: [DONE]\n\n")
+	}))
+	t.Cleanup(up.Close)
+	return up
+}
+
+// TestExampleVLLM runs examples/vllm/tollgate.yaml against two upstreams
+// that answer as vLLM started with --api-key: the key from the
+// environment reaches them and the callers' tokens never do, the tenant
+// acme reaches its own instance and everyone else the shared one, the
+// ledger charges the tokens vLLM reported at each model's price, and the
+// free plan's budget refuses a call that could exceed it.
+func TestExampleVLLM(t *testing.T) {
+	const key = "vllm-key-from-the-environment"
+	t.Setenv("VLLM_API_KEY", key)
+	shared, acme := &recorder{}, &recorder{}
+	// The shared instance reports 50 prompt and 200 completion tokens a
+	// call, acme's 60 and 300 (a call is charged at most what it reserved,
+	// which counts a token per byte of its body, so these stay below).
+	sharedUp := fakeVLLM(t, shared, key, 50, 200)
+	acmeUp := fakeVLLM(t, acme, key, 60, 300)
+	g := setup(t, exampleYAML(t, "vllm", map[string]string{
+		"http://127.0.0.1:8000": sharedUp.URL, "http://127.0.0.1:8001": acmeUp.URL}))
+	annID := userID(t, g.mustCLI("user", "add", "ann", "--password", "ann-password", "--tenant", "acme", "--plan", "team"))
+	benID := userID(t, g.mustCLI("user", "add", "ben", "--password", "ben-password", "--tenant", "globex"))
+	annKey := strings.TrimSpace(g.mustCLI("key", "create", "--user", "ann"))
+	ben := g.login("ben", "ben-password").AccessToken
+	admin := g.login("admin", adminPassword).AccessToken
+
+	chat := func(t *testing.T, token, model string, extra string) (*http.Response, []byte) {
+		t.Helper()
+		req, err := http.NewRequest("POST", g.URL+"/v1/chat/completions",
+			strings.NewReader(`{"model":"`+model+`","messages":[{"role":"user","content":"hello"}]`+extra+`}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		return send(t, req)
+	}
+	models := []string{"qwen2.5-7b-instruct", "qwen2.5-7b-sql"}
+
+	t.Run("models", func(t *testing.T) {
+		resp, body := g.do("GET", "/v1/models", ben, "")
+		if resp.StatusCode != 200 || !strings.Contains(string(body), `"id":"qwen2.5-7b-instruct"`) || !strings.Contains(string(body), `"id":"qwen2.5-7b-sql"`) {
+			t.Fatalf("GET /v1/models: %d %s", resp.StatusCode, body)
+		}
+		before := len(shared.requests()) + len(acme.requests())
+		if resp, body := chat(t, ben, "gpt-4o", ""); resp.StatusCode != 404 || !strings.Contains(string(body), "model_not_found") {
+			t.Errorf("unknown model: %d %s", resp.StatusCode, body)
+		}
+		if n := len(shared.requests()) + len(acme.requests()); n != before {
+			t.Errorf("a call for an unknown model reached vLLM")
+		}
+	})
+	t.Run("tenant routing", func(t *testing.T) {
+		for _, m := range models {
+			if resp, body := chat(t, annKey, m, ""); resp.StatusCode != 200 || !strings.Contains(string(body), strings.TrimPrefix(acmeUp.URL, "http://")) {
+				t.Errorf("ann (acme), %s: %d %s; want acme's instance", m, resp.StatusCode, body)
+			}
+			if resp, body := chat(t, ben, m, `,"max_tokens":300`); resp.StatusCode != 200 || !strings.Contains(string(body), strings.TrimPrefix(sharedUp.URL, "http://")) {
+				t.Errorf("ben (globex), %s: %d %s; want the shared instance", m, resp.StatusCode, body)
+			}
+		}
+		if got, want := len(acme.requests()), 2; got != want {
+			t.Errorf("acme's instance got %d calls %v, want ann's %d", got, acme.requests(), want)
+		}
+		if got, want := len(shared.requests()), 2; got != want {
+			t.Errorf("the shared instance got %d calls %v, want ben's %d", got, shared.requests(), want)
+		}
+	})
+	t.Run("streamed", func(t *testing.T) {
+		resp, body := chat(t, ben, "qwen2.5-7b-sql", `,"stream":true`)
+		if resp.StatusCode != 200 || !strings.Contains(string(body), "data: [DONE]") || strings.Contains(string(body), `"usage"`) {
+			t.Fatalf("streamed call: %d %s; want the stream without the usage chunk it did not ask for", resp.StatusCode, body)
+		}
+	})
+	t.Run("upstream key", func(t *testing.T) {
+		for name, rec := range map[string]*recorder{"shared": shared, "acme": acme} {
+			rec.mu.Lock()
+			seen, paths := append([]http.Header(nil), rec.seen...), append([]string(nil), rec.path...)
+			rec.mu.Unlock()
+			for i, h := range seen {
+				if got := h.Get("Authorization"); paths[i] != "GET /health" && got != "Bearer "+key {
+					t.Errorf("%s instance got Authorization %q on %s, want the VLLM_API_KEY", name, got, paths[i])
+				}
+				for k, vs := range h {
+					for _, v := range vs {
+						if strings.Contains(v, annKey) || strings.Contains(v, ben) {
+							t.Errorf("%s instance got the caller's token in %s", name, k)
+						}
+					}
+				}
+			}
+		}
+	})
+	t.Run("ledger", func(t *testing.T) {
+		// ann: 2 calls on acme's instance (60 + 300 tokens each); ben: 3
+		// on the shared one (50 + 200), the third one streamed. Prices in
+		// micro-units per token: instruct 0.2 in, 0.6 out; sql 0.4, 1.2.
+		byModel := usageRows(t, g, admin, "model", 5)
+		want := map[string]usageRow{
+			// 60+50 in, 300+200 out: 110 × 0.2 + 500 × 0.6 = 322
+			"qwen2.5-7b-instruct": {Requests: 2, InputTokens: 110, OutputTokens: 500, Cost: "0.000322"},
+			// 60+50+50 in, 300+200+200 out: 160 × 0.4 + 700 × 1.2 = 904
+			"qwen2.5-7b-sql": {Requests: 3, InputTokens: 160, OutputTokens: 700, Cost: "0.000904"},
+		}
+		for m, w := range want {
+			r := byModel[m]
+			if r.Requests != w.Requests || r.InputTokens != w.InputTokens || r.OutputTokens != w.OutputTokens || r.Cost != w.Cost {
+				t.Errorf("ledger of %s: %+v, want %+v", m, r, w)
+			}
+		}
+		byUser := usageRows(t, g, admin, "user", 5)
+		// ann: 60 × 0.2 + 300 × 0.6 + 60 × 0.4 + 300 × 1.2 = 576
+		if r := byUser[annID]; r.Requests != 2 || r.Cost != "0.000576" {
+			t.Errorf("ann's usage: %+v, want 2 calls costing 0.000576", r)
+		}
+		// ben: 50 × 0.2 + 200 × 0.6 + 2 × (50 × 0.4 + 200 × 1.2) = 650
+		if r := byUser[benID]; r.Requests != 3 || r.Cost != "0.000650" {
+			t.Errorf("ben's usage: %+v, want 3 calls costing 0.000650", r)
+		}
+		byTenant := usageRows(t, g, admin, "tenant", 5)
+		if byTenant["acme"].Requests != 2 || byTenant["globex"].Requests != 3 {
+			t.Errorf("usage by tenant: %+v", byTenant)
+		}
+	})
+	t.Run("budgets per plan", func(t *testing.T) {
+		before := len(shared.requests()) + len(acme.requests())
+		// Up to 2,000,000 completion tokens of the LoRA model may cost
+		// 2.40: more than the 1.00 of the free plan, within the 50.00 of
+		// the team plan.
+		resp, body := chat(t, ben, "qwen2.5-7b-sql", `,"max_tokens":2000000`)
+		if resp.StatusCode != 429 || !strings.Contains(string(body), "insufficient_quota") {
+			t.Errorf("ben (free) asking for 2,000,000 tokens: %d %s", resp.StatusCode, body)
+		}
+		if n := len(shared.requests()) + len(acme.requests()); n != before {
+			t.Errorf("a call refused by the budget reached vLLM")
+		}
+		if resp, body := chat(t, annKey, "qwen2.5-7b-sql", `,"max_tokens":2000000`); resp.StatusCode != 200 {
+			t.Errorf("ann (team) asking for 2,000,000 tokens: %d %s", resp.StatusCode, body)
+		}
+		_, me := g.do("GET", "/v1/me", ben, "")
+		if !strings.Contains(string(me), `"budget"`) || !strings.Contains(string(me), "1.000000") {
+			t.Errorf("ben's /v1/me does not show the free plan's budget of 1.00: %s", me)
+		}
+	})
+}
