@@ -281,6 +281,11 @@ func TestExampleOCR(t *testing.T) {
 		if r := rows["ocr"]; r.Requests != 1 || r.Images != 1 || r.Cost != "0.002000" {
 			t.Errorf("ledger of route ocr: %+v, want 1 record of 1 image costing 0.002000", r)
 		}
+		for _, name := range []string{"ocr-health", "ocr-docs", "ocr-openapi"} {
+			if r := rows[name]; r.Requests != 1 || r.Cost != "0.000000" {
+				t.Errorf("ledger of public route %s: %+v, want 1 record at no cost", name, r)
+			}
+		}
 		var mine struct{ Total usageRow }
 		_, b := g.do("GET", "/v1/me/usage", alice, "")
 		if err := json.Unmarshal(b, &mine); err != nil || mine.Total.Requests != 1 || mine.Total.Cost != "0.002000" {
