@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -285,5 +286,28 @@ func TestEmbeddingsUsage(t *testing.T) {
 	}
 	if out := <-meter.released; out.Units.InputTokens != 8 || out.Units.OutputTokens != 0 {
 		t.Errorf("units %+v, want 8 input tokens", out.Units)
+	}
+}
+
+// TestStreamUsageWithContentLength: an upstream that sends its whole
+// event stream at once with a Content-Length still reaches the client
+// whole, without the usage chunk the gateway asked for, and metered.
+func TestStreamUsageWithContentLength(t *testing.T) {
+	body := sse(chunk1, chunk2, usageChunk, "[DONE]")
+	up := newUpstream(t, "llm", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		_, _ = io.WriteString(w, body)
+	})
+	meter := newAdmission("meter", nil)
+	g := setup(t, llmConfig(up.URL), proxy.Options{Admissions: []tollgate.Admission{meter}})
+	res := do(t, "POST", g.URL+"/v1/chat/completions", "tok-alice",
+		strings.NewReader(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	wantStatus(t, res, 200)
+	if got, want := readAll(t, res.Body), sse(chunk1, chunk2, "[DONE]"); got != want {
+		t.Errorf("client stream:\n%s\nwant:\n%s", got, want)
+	}
+	if out := <-meter.released; out.Units.InputTokens != 11 || out.Units.OutputTokens != 2 {
+		t.Errorf("outcome units %+v, want 11 in / 2 out", out.Units)
 	}
 }

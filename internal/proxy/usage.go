@@ -33,6 +33,12 @@ func (m *usageMode) wrap(res *http.Response, x *exchange) {
 	switch mt {
 	case "text/event-stream":
 		res.Body = &sseReader{rc: res.Body, x: x, suppress: m.suppress}
+		if m.suppress {
+			// The usage chunk is dropped, so the upstream's length no
+			// longer fits what the client gets.
+			res.ContentLength = -1
+			res.Header.Del("Content-Length")
+		}
 	case "application/json":
 		res.Body = &jsonUsageReader{rc: res.Body, x: x}
 	}
