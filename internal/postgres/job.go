@@ -144,19 +144,35 @@ func (s *JobStore) Enqueue(ctx context.Context, j *tollgate.Job, limits tollgate
 // Pick chooses the next job fairly and marks it processing. The upstream's
 // row and the user's lane are locked with SKIP LOCKED, so replicas picking
 // at once take different slots and users, and never wait on each other.
+// Its writes go in one batch, so a pick costs six round trips.
 func (s *JobStore) Pick(ctx context.Context, r tollgate.PickRequest) (*tollgate.Job, error) {
 	if len(r.Upstreams) == 0 || r.Capacity < 1 {
 		return nil, tollgate.Errorf(tollgate.EInvalid, "pick needs upstreams and a capacity")
 	}
-	if _, err := s.db.pool.Exec(ctx, `INSERT INTO job_upstreams (url) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING`, r.Upstreams); err != nil {
-		return nil, fmt.Errorf("register upstreams: %w", err)
+	for attempt := 0; ; attempt++ {
+		j, noSlot, err := s.pick(ctx, r)
+		if err != nil || !noSlot || attempt > 0 {
+			return j, err
+		}
+		// No free slot: maybe an upstream has no row yet. Register the
+		// upstreams (a no-op once they exist) and look once more.
+		tag, err := s.db.pool.Exec(ctx, `INSERT INTO job_upstreams (url) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING`, r.Upstreams)
+		if err != nil {
+			return nil, fmt.Errorf("register upstreams: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return nil, nil
+		}
 	}
-	var out *tollgate.Job
-	err := s.db.withTx(ctx, func(tx pgx.Tx) error {
+}
+
+func (s *JobStore) pick(ctx context.Context, r tollgate.PickRequest) (job *tollgate.Job, noSlot bool, err error) {
+	err = s.db.withTx(ctx, func(tx pgx.Tx) error {
 		var upstream string
 		err := tx.QueryRow(ctx, `SELECT url FROM job_upstreams WHERE url = ANY($1) AND running < $2
 			ORDER BY running, url LIMIT 1 FOR UPDATE SKIP LOCKED`, r.Upstreams, r.Capacity).Scan(&upstream)
 		if errors.Is(err, pgx.ErrNoRows) {
+			noSlot = true
 			return nil
 		} else if err != nil {
 			return fmt.Errorf("find a free upstream: %w", err)
@@ -183,37 +199,37 @@ func (s *JobStore) Pick(ctx context.Context, r tollgate.PickRequest) (*tollgate.
 			now = s.db.stamp()
 		}
 		j.Status, j.Upstream, j.StartedAt = tollgate.JobProcessing, upstream, now
-		if _, err := tx.Exec(ctx, `UPDATE jobs SET status = 'processing', upstream = $1, started_at = $2 WHERE seq = $3`,
-			upstream, now, j.Seq); err != nil {
+		b := &pgx.Batch{}
+		b.Queue(`UPDATE jobs SET status = 'processing', upstream = $1, started_at = $2 WHERE seq = $3`, upstream, now, j.Seq)
+		queueDequeue(b, j)
+		b.Queue(`UPDATE job_users SET running = running + 1, last_started_at = $1 WHERE tenant_id = $2 AND user_id = $3`,
+			now, j.TenantID, j.UserID)
+		b.Queue(`UPDATE job_upstreams SET running = running + 1 WHERE url = $1`, upstream)
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return fmt.Errorf("start job: %w", err)
 		}
-		if err := dequeue(ctx, tx, j); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE job_users SET running = running + 1, last_started_at = $1
-			WHERE tenant_id = $2 AND user_id = $3`, now, j.TenantID, j.UserID); err != nil {
-			return fmt.Errorf("count running job: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `UPDATE job_upstreams SET running = running + 1 WHERE url = $1`, upstream); err != nil {
-			return fmt.Errorf("take upstream slot: %w", err)
-		}
-		out = j
+		job = j
 		return nil
 	})
-	return out, err
+	return job, noSlot, err
+}
+
+// queueDequeue adds to b the writes that take a job that left the
+// starting state out of its lane and its user's queued count.
+func queueDequeue(b *pgx.Batch, j *tollgate.Job) {
+	b.Queue(`UPDATE job_lanes SET queued = queued - 1,
+		head_seq = COALESCE((SELECT seq FROM jobs WHERE model = $1 AND tenant_id = $2 AND user_id = $3
+			AND status = 'starting' ORDER BY seq LIMIT 1), 0)
+		WHERE model = $1 AND tenant_id = $2 AND user_id = $3`, j.Model, j.TenantID, j.UserID)
+	b.Queue(`UPDATE job_users SET queued = queued - 1 WHERE tenant_id = $1 AND user_id = $2`, j.TenantID, j.UserID)
 }
 
 // dequeue takes a job that left the starting state out of its lane and
 // its user's queued count; the caller holds the user's and lane's locks.
 func dequeue(ctx context.Context, tx pgx.Tx, j *tollgate.Job) error {
-	if _, err := tx.Exec(ctx, `UPDATE job_lanes SET queued = queued - 1,
-		head_seq = COALESCE((SELECT seq FROM jobs WHERE model = $1 AND tenant_id = $2 AND user_id = $3
-			AND status = 'starting' ORDER BY seq LIMIT 1), 0)
-		WHERE model = $1 AND tenant_id = $2 AND user_id = $3`, j.Model, j.TenantID, j.UserID); err != nil {
-		return fmt.Errorf("dequeue job: %w", err)
-	}
-	if _, err := tx.Exec(ctx, `UPDATE job_users SET queued = queued - 1 WHERE tenant_id = $1 AND user_id = $2`,
-		j.TenantID, j.UserID); err != nil {
+	b := &pgx.Batch{}
+	queueDequeue(b, j)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("dequeue job: %w", err)
 	}
 	return nil

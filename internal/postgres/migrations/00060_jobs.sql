@@ -4,7 +4,10 @@
 -- never the whole queue; job_users each user's waiting and running counts
 -- and when their last job started (fairness, max_queued, concurrency);
 -- job_upstreams the jobs running on each upstream (capacity, global across
--- replicas: a pick locks the upstream's row).
+-- replicas: a pick locks the upstream's row). The counter tables are
+-- updated on every submit and pick; they have no index beyond their keys
+-- and room on each page (fillfactor), so the updates are HOT and leave no
+-- dead index entries that a pick would wade through.
 
 -- +goose Up
 CREATE TABLE jobs (
@@ -51,8 +54,7 @@ CREATE TABLE job_lanes (
     head_seq    bigint NOT NULL,
     queued      integer NOT NULL,
     PRIMARY KEY (model, tenant_id, user_id)
-);
-CREATE INDEX job_lanes_waiting ON job_lanes (model, priority DESC, head_seq) WHERE queued > 0;
+) WITH (fillfactor = 50);
 
 CREATE TABLE job_users (
     tenant_id       text NOT NULL,
@@ -61,12 +63,12 @@ CREATE TABLE job_users (
     running         integer NOT NULL DEFAULT 0,
     last_started_at timestamptz,
     PRIMARY KEY (tenant_id, user_id)
-);
+) WITH (fillfactor = 50);
 
 CREATE TABLE job_upstreams (
     url     text PRIMARY KEY,
     running integer NOT NULL DEFAULT 0
-);
+) WITH (fillfactor = 50);
 
 -- +goose Down
 DROP TABLE job_upstreams;
