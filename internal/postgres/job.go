@@ -62,15 +62,23 @@ func nullJSON(b []byte) *string {
 	return &s
 }
 
-// lockUser creates the user's counter row when missing and locks it.
-func lockUser(ctx context.Context, tx pgx.Tx, tenant, user string) (queued int, err error) {
+// lockUser creates the user's counter row when missing, locks it, and
+// returns the user's queued and running jobs and last start.
+func lockUser(ctx context.Context, tx pgx.Tx, tenant, user string) (u userRow, err error) {
 	if _, err := tx.Exec(ctx, `INSERT INTO job_users (tenant_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, tenant, user); err != nil {
-		return 0, fmt.Errorf("lock job user: %w", err)
+		return u, fmt.Errorf("lock job user: %w", err)
 	}
-	if err := tx.QueryRow(ctx, `SELECT queued FROM job_users WHERE tenant_id = $1 AND user_id = $2 FOR UPDATE`, tenant, user).Scan(&queued); err != nil {
-		return 0, fmt.Errorf("lock job user: %w", err)
+	if err := tx.QueryRow(ctx, `SELECT queued, running, last_started_at FROM job_users WHERE tenant_id = $1 AND user_id = $2 FOR UPDATE`,
+		tenant, user).Scan(&u.queued, &u.running, &u.lastStarted); err != nil {
+		return u, fmt.Errorf("lock job user: %w", err)
 	}
-	return queued, nil
+	return u, nil
+}
+
+// userRow is a user's job counters.
+type userRow struct {
+	queued, running int
+	lastStarted     *time.Time
 }
 
 // Enqueue stores a new starting job, or finds the one of its idempotency
@@ -82,10 +90,11 @@ func (s *JobStore) Enqueue(ctx context.Context, j *tollgate.Job, limits tollgate
 	var out *tollgate.Job
 	created := false
 	err := s.db.withTx(ctx, func(tx pgx.Tx) error {
-		queued, err := lockUser(ctx, tx, j.TenantID, j.UserID)
+		u, err := lockUser(ctx, tx, j.TenantID, j.UserID)
 		if err != nil {
 			return err
 		}
+		queued := u.queued
 		if j.IdempotencyKey != "" {
 			prev, err := scanJob(tx.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs
 				WHERE tenant_id = $1 AND user_id = $2 AND idempotency_key = $3`, j.TenantID, j.UserID, j.IdempotencyKey))
@@ -119,12 +128,13 @@ func (s *JobStore) Enqueue(ctx context.Context, j *tollgate.Job, limits tollgate
 		} else if err != nil {
 			return fmt.Errorf("insert job: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO job_lanes AS l (model, tenant_id, user_id, priority, max_running, head_seq, queued)
-			VALUES ($1, $2, $3, $4, $5, $6, 1)
+		if _, err := tx.Exec(ctx, `INSERT INTO job_lanes AS l (model, tenant_id, user_id, priority, max_running, head_seq, queued,
+				user_running, user_last_started)
+			VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8)
 			ON CONFLICT (model, tenant_id, user_id) DO UPDATE SET queued = l.queued + 1,
 				priority = excluded.priority, max_running = excluded.max_running,
 				head_seq = CASE WHEN l.queued = 0 THEN excluded.head_seq ELSE l.head_seq END`,
-			j.Model, j.TenantID, j.UserID, j.Priority, j.MaxRunning, j.Seq); err != nil {
+			j.Model, j.TenantID, j.UserID, j.Priority, j.MaxRunning, j.Seq, u.running, u.lastStarted); err != nil {
 			return fmt.Errorf("queue job: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE job_users SET queued = queued + 1 WHERE tenant_id = $1 AND user_id = $2`,
@@ -178,10 +188,12 @@ func (s *JobStore) pick(ctx context.Context, r tollgate.PickRequest) (job *tollg
 			return fmt.Errorf("find a free upstream: %w", err)
 		}
 		var tenant, user string
+		// The lane's copies order the users; the user's own row, locked
+		// with the lane, has the last word on concurrency.
 		err = tx.QueryRow(ctx, `SELECT l.tenant_id, l.user_id FROM job_lanes l
 			JOIN job_users u ON u.tenant_id = l.tenant_id AND u.user_id = l.user_id
 			WHERE l.model = $1 AND l.queued > 0 AND (l.max_running = 0 OR u.running < l.max_running)
-			ORDER BY l.priority DESC, u.running, u.last_started_at NULLS FIRST, l.head_seq
+			ORDER BY l.priority DESC, l.user_running, l.user_last_started NULLS FIRST, l.head_seq
 			LIMIT 1 FOR UPDATE OF l, u SKIP LOCKED`, r.Model).Scan(&tenant, &user)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
@@ -203,6 +215,10 @@ func (s *JobStore) pick(ctx context.Context, r tollgate.PickRequest) (job *tollg
 		b.Queue(`UPDATE jobs SET status = 'processing', upstream = $1, started_at = $2 WHERE seq = $3`, upstream, now, j.Seq)
 		queueDequeue(b, j)
 		b.Queue(`UPDATE job_users SET running = running + 1, last_started_at = $1 WHERE tenant_id = $2 AND user_id = $3`,
+			now, j.TenantID, j.UserID)
+		// Every other holder of the user's lanes holds the user's row,
+		// locked here, so this waits on no one.
+		b.Queue(`UPDATE job_lanes SET user_running = user_running + 1, user_last_started = $1 WHERE tenant_id = $2 AND user_id = $3`,
 			now, j.TenantID, j.UserID)
 		b.Queue(`UPDATE job_upstreams SET running = running + 1 WHERE url = $1`, upstream)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
@@ -295,6 +311,10 @@ func (s *JobStore) Finish(ctx context.Context, id string, r tollgate.JobResult) 
 			return fmt.Errorf("finish job: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE job_users SET running = running - 1 WHERE tenant_id = $1 AND user_id = $2`,
+			j.TenantID, j.UserID); err != nil {
+			return fmt.Errorf("finish job: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE job_lanes SET user_running = user_running - 1 WHERE tenant_id = $1 AND user_id = $2`,
 			j.TenantID, j.UserID); err != nil {
 			return fmt.Errorf("finish job: %w", err)
 		}
