@@ -348,3 +348,54 @@ func onEngines(t *testing.T, test func(t *testing.T, engine string)) {
 		t.Run(engine, func(t *testing.T) { test(t, engine) })
 	}
 }
+
+// TestUpstreamOutcomes: an upstream error or a job past its timeout ends
+// failed and costs nothing; a body that is not JSON becomes the output
+// file.
+func TestUpstreamOutcomes(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /fail", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "out of memory", http.StatusInternalServerError)
+	})
+	mux.HandleFunc("POST /hang", func(w http.ResponseWriter, r *http.Request) {
+		io.ReadAll(r.Body) // a server notices a client gone only once the body is read
+		<-r.Context().Done()
+	})
+	mux.HandleFunc("POST /text", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "a plain answer")
+	})
+	e := setup(t, `
+jobs:
+  - {name: t/fail, backend: http, upstreams: [UPSTREAM], path: /fail, price: {per_request: "0.01"}}
+  - {name: t/hang, backend: http, upstreams: [UPSTREAM], path: /hang, timeout: 1s, price: {per_request: "0.01"}}
+  - {name: t/text, backend: http, upstreams: [UPSTREAM], path: /text, price: {per_request: "0.01"}}
+`, mux)
+	failed := e.create(t, "alice", "t/fail", nil, "Prefer", "wait")
+	if failed.Status != "failed" || failed.Error == nil || *failed.Error != "the upstream answered 500" {
+		t.Errorf("upstream error: %s %v", failed.Status, failed.Error)
+	}
+	hung := e.create(t, "alice", "t/hang", nil)
+	if _, p := e.streamUntilDone(t, "alice", hung); p.Status != "failed" || p.Error == nil || !strings.Contains(*p.Error, "timeout of 1s") {
+		t.Errorf("a job past its timeout: %s %v", p.Status, p.Error)
+	}
+	text := e.create(t, "alice", "t/text", nil, "Prefer", "wait")
+	link, _ := text.Output.(string)
+	resp, err := http.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if text.Status != "succeeded" || string(body) != "a plain answer" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		t.Errorf("text answer: %s, output %v gave %q (%s)", text.Status, text.Output, body, resp.Header.Get("Content-Type"))
+	}
+	for _, id := range []string{failed.ID, hung.ID} {
+		if r := e.record(t, id); r.Outcome != tollgate.ResultUpstreamError || r.Cost != 0 {
+			t.Errorf("failed job %s: outcome %s cost %s, want upstream_error costing nothing", id, r.Outcome, r.Cost)
+		}
+	}
+	if r := e.record(t, text.ID); r.Cost != 10_000 {
+		t.Errorf("succeeded job cost %s, want 0.01", r.Cost)
+	}
+}

@@ -42,6 +42,10 @@ type Options struct {
 	// processing at start may be theirs and are left alone. Defaults to
 	// false, where they are failed (their runner died with the process).
 	Cluster bool
+	// SubmitOnly makes this process take, serve and cancel predictions
+	// but run none: other replicas sharing the store run them. Defaults
+	// to false.
+	SubmitOnly bool
 	// PollInterval is how often the queue is looked at without a wake-up
 	// (jobs queued by other replicas, Cancel-After). Defaults to 1s.
 	PollInterval time.Duration
@@ -161,7 +165,9 @@ func (s *Service) Start(ctx context.Context) error {
 	bgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	for _, m := range s.models {
-		s.bg.Go(func() { s.schedule(bgCtx, m) })
+		if !s.opts.SubmitOnly {
+			s.bg.Go(func() { s.schedule(bgCtx, m) })
+		}
 	}
 	s.bg.Go(func() { s.sweep(bgCtx) })
 	return nil

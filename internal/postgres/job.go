@@ -62,15 +62,23 @@ func nullJSON(b []byte) *string {
 	return &s
 }
 
-// lockUser creates the user's counter row when missing and locks it.
-func lockUser(ctx context.Context, tx pgx.Tx, tenant, user string) (queued int, err error) {
+// lockUser creates the user's counter row when missing, locks it, and
+// returns the user's queued and running jobs and last start.
+func lockUser(ctx context.Context, tx pgx.Tx, tenant, user string) (u userRow, err error) {
 	if _, err := tx.Exec(ctx, `INSERT INTO job_users (tenant_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, tenant, user); err != nil {
-		return 0, fmt.Errorf("lock job user: %w", err)
+		return u, fmt.Errorf("lock job user: %w", err)
 	}
-	if err := tx.QueryRow(ctx, `SELECT queued FROM job_users WHERE tenant_id = $1 AND user_id = $2 FOR UPDATE`, tenant, user).Scan(&queued); err != nil {
-		return 0, fmt.Errorf("lock job user: %w", err)
+	if err := tx.QueryRow(ctx, `SELECT queued, running, last_started_at FROM job_users WHERE tenant_id = $1 AND user_id = $2 FOR UPDATE`,
+		tenant, user).Scan(&u.queued, &u.running, &u.lastStarted); err != nil {
+		return u, fmt.Errorf("lock job user: %w", err)
 	}
-	return queued, nil
+	return u, nil
+}
+
+// userRow is a user's job counters.
+type userRow struct {
+	queued, running int
+	lastStarted     *time.Time
 }
 
 // Enqueue stores a new starting job, or finds the one of its idempotency
@@ -82,10 +90,11 @@ func (s *JobStore) Enqueue(ctx context.Context, j *tollgate.Job, limits tollgate
 	var out *tollgate.Job
 	created := false
 	err := s.db.withTx(ctx, func(tx pgx.Tx) error {
-		queued, err := lockUser(ctx, tx, j.TenantID, j.UserID)
+		u, err := lockUser(ctx, tx, j.TenantID, j.UserID)
 		if err != nil {
 			return err
 		}
+		queued := u.queued
 		if j.IdempotencyKey != "" {
 			prev, err := scanJob(tx.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs
 				WHERE tenant_id = $1 AND user_id = $2 AND idempotency_key = $3`, j.TenantID, j.UserID, j.IdempotencyKey))
@@ -119,12 +128,13 @@ func (s *JobStore) Enqueue(ctx context.Context, j *tollgate.Job, limits tollgate
 		} else if err != nil {
 			return fmt.Errorf("insert job: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO job_lanes AS l (model, tenant_id, user_id, priority, max_running, head_seq, queued)
-			VALUES ($1, $2, $3, $4, $5, $6, 1)
+		if _, err := tx.Exec(ctx, `INSERT INTO job_lanes AS l (model, tenant_id, user_id, priority, max_running, head_seq, queued,
+				user_running, user_last_started)
+			VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8)
 			ON CONFLICT (model, tenant_id, user_id) DO UPDATE SET queued = l.queued + 1,
 				priority = excluded.priority, max_running = excluded.max_running,
 				head_seq = CASE WHEN l.queued = 0 THEN excluded.head_seq ELSE l.head_seq END`,
-			j.Model, j.TenantID, j.UserID, j.Priority, j.MaxRunning, j.Seq); err != nil {
+			j.Model, j.TenantID, j.UserID, j.Priority, j.MaxRunning, j.Seq, u.running, u.lastStarted); err != nil {
 			return fmt.Errorf("queue job: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE job_users SET queued = queued + 1 WHERE tenant_id = $1 AND user_id = $2`,
@@ -144,28 +154,46 @@ func (s *JobStore) Enqueue(ctx context.Context, j *tollgate.Job, limits tollgate
 // Pick chooses the next job fairly and marks it processing. The upstream's
 // row and the user's lane are locked with SKIP LOCKED, so replicas picking
 // at once take different slots and users, and never wait on each other.
+// Its writes go in one batch, so a pick costs six round trips.
 func (s *JobStore) Pick(ctx context.Context, r tollgate.PickRequest) (*tollgate.Job, error) {
 	if len(r.Upstreams) == 0 || r.Capacity < 1 {
 		return nil, tollgate.Errorf(tollgate.EInvalid, "pick needs upstreams and a capacity")
 	}
-	if _, err := s.db.pool.Exec(ctx, `INSERT INTO job_upstreams (url) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING`, r.Upstreams); err != nil {
-		return nil, fmt.Errorf("register upstreams: %w", err)
+	for attempt := 0; ; attempt++ {
+		j, noSlot, err := s.pick(ctx, r)
+		if err != nil || !noSlot || attempt > 0 {
+			return j, err
+		}
+		// No free slot: maybe an upstream has no row yet. Register the
+		// upstreams (a no-op once they exist) and look once more.
+		tag, err := s.db.pool.Exec(ctx, `INSERT INTO job_upstreams (url) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING`, r.Upstreams)
+		if err != nil {
+			return nil, fmt.Errorf("register upstreams: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return nil, nil
+		}
 	}
-	var out *tollgate.Job
-	err := s.db.withTx(ctx, func(tx pgx.Tx) error {
+}
+
+func (s *JobStore) pick(ctx context.Context, r tollgate.PickRequest) (job *tollgate.Job, noSlot bool, err error) {
+	err = s.db.withTx(ctx, func(tx pgx.Tx) error {
 		var upstream string
 		err := tx.QueryRow(ctx, `SELECT url FROM job_upstreams WHERE url = ANY($1) AND running < $2
 			ORDER BY running, url LIMIT 1 FOR UPDATE SKIP LOCKED`, r.Upstreams, r.Capacity).Scan(&upstream)
 		if errors.Is(err, pgx.ErrNoRows) {
+			noSlot = true
 			return nil
 		} else if err != nil {
 			return fmt.Errorf("find a free upstream: %w", err)
 		}
 		var tenant, user string
+		// The lane's copies order the users; the user's own row, locked
+		// with the lane, has the last word on concurrency.
 		err = tx.QueryRow(ctx, `SELECT l.tenant_id, l.user_id FROM job_lanes l
 			JOIN job_users u ON u.tenant_id = l.tenant_id AND u.user_id = l.user_id
 			WHERE l.model = $1 AND l.queued > 0 AND (l.max_running = 0 OR u.running < l.max_running)
-			ORDER BY l.priority DESC, u.running, u.last_started_at NULLS FIRST, l.head_seq
+			ORDER BY l.priority DESC, l.user_running, l.user_last_started NULLS FIRST, l.head_seq
 			LIMIT 1 FOR UPDATE OF l, u SKIP LOCKED`, r.Model).Scan(&tenant, &user)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
@@ -183,37 +211,41 @@ func (s *JobStore) Pick(ctx context.Context, r tollgate.PickRequest) (*tollgate.
 			now = s.db.stamp()
 		}
 		j.Status, j.Upstream, j.StartedAt = tollgate.JobProcessing, upstream, now
-		if _, err := tx.Exec(ctx, `UPDATE jobs SET status = 'processing', upstream = $1, started_at = $2 WHERE seq = $3`,
-			upstream, now, j.Seq); err != nil {
+		b := &pgx.Batch{}
+		b.Queue(`UPDATE jobs SET status = 'processing', upstream = $1, started_at = $2 WHERE seq = $3`, upstream, now, j.Seq)
+		queueDequeue(b, j)
+		b.Queue(`UPDATE job_users SET running = running + 1, last_started_at = $1 WHERE tenant_id = $2 AND user_id = $3`,
+			now, j.TenantID, j.UserID)
+		// Every other holder of the user's lanes holds the user's row,
+		// locked here, so this waits on no one.
+		b.Queue(`UPDATE job_lanes SET user_running = user_running + 1, user_last_started = $1 WHERE tenant_id = $2 AND user_id = $3`,
+			now, j.TenantID, j.UserID)
+		b.Queue(`UPDATE job_upstreams SET running = running + 1 WHERE url = $1`, upstream)
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return fmt.Errorf("start job: %w", err)
 		}
-		if err := dequeue(ctx, tx, j); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE job_users SET running = running + 1, last_started_at = $1
-			WHERE tenant_id = $2 AND user_id = $3`, now, j.TenantID, j.UserID); err != nil {
-			return fmt.Errorf("count running job: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `UPDATE job_upstreams SET running = running + 1 WHERE url = $1`, upstream); err != nil {
-			return fmt.Errorf("take upstream slot: %w", err)
-		}
-		out = j
+		job = j
 		return nil
 	})
-	return out, err
+	return job, noSlot, err
+}
+
+// queueDequeue adds to b the writes that take a job that left the
+// starting state out of its lane and its user's queued count.
+func queueDequeue(b *pgx.Batch, j *tollgate.Job) {
+	b.Queue(`UPDATE job_lanes SET queued = queued - 1,
+		head_seq = COALESCE((SELECT seq FROM jobs WHERE model = $1 AND tenant_id = $2 AND user_id = $3
+			AND status = 'starting' ORDER BY seq LIMIT 1), 0)
+		WHERE model = $1 AND tenant_id = $2 AND user_id = $3`, j.Model, j.TenantID, j.UserID)
+	b.Queue(`UPDATE job_users SET queued = queued - 1 WHERE tenant_id = $1 AND user_id = $2`, j.TenantID, j.UserID)
 }
 
 // dequeue takes a job that left the starting state out of its lane and
 // its user's queued count; the caller holds the user's and lane's locks.
 func dequeue(ctx context.Context, tx pgx.Tx, j *tollgate.Job) error {
-	if _, err := tx.Exec(ctx, `UPDATE job_lanes SET queued = queued - 1,
-		head_seq = COALESCE((SELECT seq FROM jobs WHERE model = $1 AND tenant_id = $2 AND user_id = $3
-			AND status = 'starting' ORDER BY seq LIMIT 1), 0)
-		WHERE model = $1 AND tenant_id = $2 AND user_id = $3`, j.Model, j.TenantID, j.UserID); err != nil {
-		return fmt.Errorf("dequeue job: %w", err)
-	}
-	if _, err := tx.Exec(ctx, `UPDATE job_users SET queued = queued - 1 WHERE tenant_id = $1 AND user_id = $2`,
-		j.TenantID, j.UserID); err != nil {
+	b := &pgx.Batch{}
+	queueDequeue(b, j)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("dequeue job: %w", err)
 	}
 	return nil
@@ -279,6 +311,10 @@ func (s *JobStore) Finish(ctx context.Context, id string, r tollgate.JobResult) 
 			return fmt.Errorf("finish job: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE job_users SET running = running - 1 WHERE tenant_id = $1 AND user_id = $2`,
+			j.TenantID, j.UserID); err != nil {
+			return fmt.Errorf("finish job: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE job_lanes SET user_running = user_running - 1 WHERE tenant_id = $1 AND user_id = $2`,
 			j.TenantID, j.UserID); err != nil {
 			return fmt.Errorf("finish job: %w", err)
 		}
