@@ -34,6 +34,8 @@ func TestTransportEarlyAnswerToUpload(t *testing.T) {
 	}
 	t.Cleanup(func() { ln.Close() })
 	var conns atomic.Int64
+	ended := make(chan struct{})
+	t.Cleanup(func() { close(ended) })
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -52,9 +54,10 @@ func TestTransportEarlyAnswerToUpload(t *testing.T) {
 					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext")
 					return
 				}
-				// Refused at once, the body left unread.
+				// Refused at once, the body left unread until the test
+				// ends.
 				_, _ = io.WriteString(c, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 8\r\n\r\ntoo much")
-				_, _ = io.Copy(io.Discard, br)
+				<-ended
 			}()
 		}
 	}()

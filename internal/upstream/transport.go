@@ -35,8 +35,8 @@ import (
 // goroutine before the response is read. A bigger body, or one of unknown
 // length (sent chunked), is written by a goroutine of its own while the
 // caller reads the response: an upstream may answer (413, 401) before it
-// has read a large upload, and a connection answered before its request
-// was written to the end is closed after the answer.
+// has read a large upload, and a connection whose request is not written
+// to the end shortly after its answer ended is closed.
 const MaxDirectBody = 64 << 10
 
 // max1xx is the most interim (1xx) answers read before the final one, as
@@ -475,15 +475,11 @@ func (pc *upConn) roundTrip(req *http.Request, o Options) (*http.Response, error
 		}
 	}
 	if pc.wrote != nil {
-		// An answer that came before its request was written to the end
-		// leaves the upstream's reading of the rest unknown: the
-		// connection is closed after it.
 		select {
 		case err := <-pc.wrote:
 			pc.wrote = nil
 			keep = keep && err == nil
-		default:
-			keep = false
+		default: // finish decides
 		}
 	}
 	b := &upBody{pc: pc, res: res, stop: stop, keep: keep && !res.Close && !req.Close}
@@ -534,19 +530,33 @@ func (b *upBody) Close() error {
 	return nil
 }
 
+// writeGrace is how long after its answer ended a request may still be
+// being written (its last bytes on their way) with its connection kept,
+// as in http.Transport.
+const writeGrace = 50 * time.Millisecond
+
 // finish ends the exchange: the connection goes back to the pool when the
-// response ended cleanly, nothing cancelled it, the request was written
-// before its answer came and no byte follows the answer; else it is
-// closed. A request still being written ends first (closing the
-// connection ends its writes), so nothing reads the request's body once
-// the exchange is over.
+// response ended cleanly, nothing cancelled it, the request was written to
+// the end and no byte follows the answer; else it is closed. A request
+// still being written writeGrace after its answer is one the upstream
+// answered without reading it all: its connection is closed, which ends
+// the writing, so nothing reads the request's body once the exchange is
+// over.
 func (b *upBody) finish(ok bool) {
 	b.done = true
 	stopped := b.stop()
 	if b.pc.wrote != nil {
-		_ = b.pc.conn.Close()
-		_ = b.pc.endWrite()
-		return
+		grace := time.NewTimer(writeGrace)
+		select {
+		case err := <-b.pc.wrote:
+			b.pc.wrote = nil
+			grace.Stop()
+			ok = ok && err == nil
+		case <-grace.C:
+			_ = b.pc.conn.Close()
+			_ = b.pc.endWrite()
+			return
+		}
 	}
 	if ok && stopped && b.keep && b.pc.br.Buffered() == 0 {
 		if b.pc.deadline {
