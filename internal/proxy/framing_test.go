@@ -274,7 +274,7 @@ func framingImpls(t *testing.T) []framingImpl {
 		}},
 		{name: "tollgate " + bigBody, opts: own, upload: bigBody, requests: 300},
 		{name: "tollgate " + chunkedBody, opts: own, upload: chunkedBody, requests: 300},
-		{name: "tollgate TLS upstream", tls: serverTLS, requests: 600, opts: func() proxy.Options {
+		{name: "tollgate TLS upstream", tls: serverTLS, requests: 300, opts: func() proxy.Options {
 			return proxy.Options{UpstreamTLS: &tls.Config{RootCAs: roots}}
 		}},
 	}
