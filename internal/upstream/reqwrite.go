@@ -17,7 +17,9 @@ import (
 // its length is unknown), and then closes its body. Unlike Request.Write it does
 // not sort the headers first: their order carries no meaning, and sorting
 // was a tenth of the cost of forwarding a request.
-func writeRequest(w *bufio.Writer, req *http.Request) (err error) {
+//
+// The body is copied through buf when it is not nil.
+func writeRequest(w *bufio.Writer, req *http.Request, buf []byte) (err error) {
 	if req.Body != nil {
 		defer func() {
 			if cerr := req.Body.Close(); err == nil && cerr != nil {
@@ -78,13 +80,16 @@ func writeRequest(w *bufio.Writer, req *http.Request) (err error) {
 	}
 	src := &sourceReader{r: req.Body}
 	if chunked {
-		if _, err := io.Copy(chunkWriter{w}, src); err != nil {
+		if _, err := io.CopyBuffer(chunkWriter{w}, src, buf); err != nil {
 			return src.cause(err)
 		}
 		w.WriteString("0\r\n\r\n")
 		return nil
 	}
-	n, err := io.Copy(w, io.LimitReader(src, req.ContentLength))
+	// writerOnly hides the buffered writer's ReadFrom, which would read
+	// the body a buffer (4 KiB) at a time: a larger piece goes to the
+	// connection in one write.
+	n, err := io.CopyBuffer(writerOnly{w}, io.LimitReader(src, req.ContentLength), buf)
 	if err != nil {
 		return src.cause(err)
 	}
@@ -161,3 +166,6 @@ func hasToken(vs []string, token string) bool {
 	}
 	return false
 }
+
+// writerOnly is an io.Writer and nothing else.
+type writerOnly struct{ io.Writer }

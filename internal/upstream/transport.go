@@ -62,6 +62,8 @@ type Transport struct {
 	now         func() time.Time
 	fields      *h1.Parser
 
+	bufs sync.Pool // of *[]byte, copyBuffer long: request bodies are copied through them
+
 	mu        sync.Mutex
 	idle      map[string][]*upConn // by scheme://host:port, most recently used last
 	lastSweep time.Time
@@ -109,6 +111,26 @@ func New(c Config) *Transport {
 		idle:        map[string][]*upConn{},
 		fields:      h1.NewParser(),
 	}
+}
+
+// copyBuffer is the size of the buffers request bodies are copied through.
+const copyBuffer = 32 << 10
+
+// copyBuf returns a buffer to copy a request body through; put it back in
+// t.bufs after.
+func (t *Transport) copyBuf() *[]byte {
+	if b, ok := t.bufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, copyBuffer)
+	return &b
+}
+
+func derefBuf(b *[]byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return *b
 }
 
 // Options are what one exchange asks of the transport beyond its request.
@@ -411,7 +433,9 @@ func (pc *upConn) roundTrip(req *http.Request, o Options) (*http.Response, error
 		// upstream may answer before it reads a large upload.
 		pc.wrote = make(chan error, 1)
 		go func() {
-			err := writeRequest(pc.bw, req)
+			buf := pc.t.copyBuf()
+			err := writeRequest(pc.bw, req, *buf)
+			pc.t.bufs.Put(buf)
 			if err == nil {
 				err = pc.bw.Flush()
 			}
@@ -424,7 +448,15 @@ func (pc *upConn) roundTrip(req *http.Request, o Options) (*http.Response, error
 			pc.wrote <- err
 		}()
 	} else {
-		if err := writeRequest(pc.bw, req); err != nil {
+		var buf *[]byte
+		if req.Body != nil && req.Body != http.NoBody {
+			buf = pc.t.copyBuf()
+		}
+		err := writeRequest(pc.bw, req, derefBuf(buf))
+		if buf != nil {
+			pc.t.bufs.Put(buf)
+		}
+		if err != nil {
 			return fail(err)
 		}
 		if err := pc.bw.Flush(); err != nil {
