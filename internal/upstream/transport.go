@@ -577,6 +577,11 @@ const writeGrace = 50 * time.Millisecond
 func (b *upBody) finish(ok bool) {
 	b.done = true
 	stopped := b.stop()
+	if b.pc.wrote != nil && !(ok && stopped && b.keep) {
+		_ = b.pc.conn.Close()
+		_ = b.pc.endWrite()
+		return
+	}
 	if b.pc.wrote != nil {
 		grace := time.NewTimer(writeGrace)
 		select {
