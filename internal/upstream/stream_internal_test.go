@@ -225,3 +225,83 @@ func TestFallbackNeverReusesConnections(t *testing.T) {
 		t.Fatalf("6 requests through http.Transport used %d connections, want 6", n)
 	}
 }
+
+// heldConn is a server's socket whose writes can be held and sent later
+// in one write, with bytes of its own behind them.
+type heldConn struct {
+	net.Conn
+	hold bool
+	buf  []byte
+}
+
+func (c *heldConn) Write(p []byte) (int, error) {
+	if c.hold {
+		c.buf = append(c.buf, p...)
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+// TestTransportTLSPartialRecord: the start of a TLS record that arrives
+// with an answer (and that the TLS layer keeps, waiting for the rest)
+// keeps the connection from being used again.
+func TestTransportTLSPartialRecord(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	srv.StartTLS()
+	srv.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var conns atomic.Int64
+	go func() {
+		for {
+			raw, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer raw.Close()
+				hc := &heldConn{Conn: raw}
+				c := tls.Server(hc, &tls.Config{Certificates: srv.TLS.Certificates})
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					if req.URL.Path != "/partial" {
+						_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext")
+						continue
+					}
+					// The answer's record and, in the same write, the
+					// first bytes of another record.
+					hc.hold = true
+					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+					hc.hold = false
+					_, _ = raw.Write(append(hc.buf, 0x17, 0x03, 0x03))
+					hc.buf = nil
+				}
+			}()
+		}
+	}()
+	tr := New(Config{TLS: &tls.Config{RootCAs: roots}})
+	t.Cleanup(tr.CloseIdleConnections)
+	url := "https://" + ln.Addr().String()
+	if _, got := mustDo(t, tr, newReq(t, "GET", url+"/partial", nil)); got != "ok" {
+		t.Fatalf("got %q", got)
+	}
+	next, err := tr.Do(newReq(t, "GET", url+"/next", nil), Options{Deadline: time.Now().Add(5 * time.Second)})
+	if err != nil {
+		t.Fatalf("the request after a partial record: %v", err)
+	}
+	b, _ := io.ReadAll(next.Body)
+	next.Body.Close()
+	if string(b) != "next" || conns.Load() != 2 {
+		t.Fatalf("the request after a partial record got %q over %d connections, want \"next\" over 2", b, conns.Load())
+	}
+}

@@ -23,7 +23,6 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
-	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -290,7 +289,8 @@ func (t *Transport) get(ctx context.Context, addr string, secure bool, deadline 
 			cfg = cfg.Clone()
 			cfg.ServerName, _, _ = net.SplitHostPort(addr)
 		}
-		tc := tls.Client(conn, cfg)
+		pc.records = &recordConn{Conn: conn}
+		tc := tls.Client(pc.records, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			_ = conn.Close()
 			return nil, false, fmt.Errorf("tls handshake with %s: %w", addr, err)
@@ -355,7 +355,8 @@ type upConn struct {
 	addr      string // host:port
 	key       string // of the idle pool
 	conn      net.Conn
-	tls       bool // conn is a *tls.Conn
+	tls       bool        // conn is a *tls.Conn, over records
+	records   *recordConn // the socket under TLS
 	peek      *peeker
 	br        *bufio.Reader
 	bw        *bufio.Writer
@@ -367,23 +368,6 @@ type upConn struct {
 	// of its own writes it; nil once received, or when the caller wrote
 	// it.
 	wrote chan error
-}
-
-// quiet reports whether nothing arrived on the idle connection: nothing
-// on its socket and, over TLS, nothing decrypted and held by the TLS
-// layer. That read has a deadline in the past: crypto/tls returns what it
-// holds, or the timeout, which it does not keep as the connection's error.
-func (pc *upConn) quiet() bool {
-	if !pc.peek.quietNow() {
-		return false
-	}
-	if !pc.tls {
-		return true
-	}
-	_ = pc.conn.SetReadDeadline(time.Unix(1, 0))
-	_, err := pc.br.Peek(1)
-	_ = pc.conn.SetReadDeadline(time.Time{})
-	return errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 // endWrite waits for the goroutine writing the request, if one is, and
@@ -523,85 +507,4 @@ func (pc *upConn) roundTrip(req *http.Request, o Options) (*http.Response, error
 	b.body = res.Body
 	res.Body = b
 	return res, nil
-}
-
-// upBody is a response body that gives its connection back when read to
-// the end and closes it when abandoned.
-type upBody struct {
-	pc   *upConn
-	res  *http.Response
-	body io.ReadCloser
-	stop func() bool
-	keep bool
-	done bool
-}
-
-func (b *upBody) Read(p []byte) (int, error) {
-	if b.done {
-		return 0, io.EOF
-	}
-	n, err := b.body.Read(p)
-	if err != nil {
-		ok := errors.Is(err, io.EOF)
-		b.finish(ok)
-		if !ok {
-			if ctxErr := b.res.Request.Context().Err(); ctxErr != nil {
-				err = fmt.Errorf("upstream %s: %w", b.pc.addr, ctxErr)
-			}
-		}
-	}
-	return n, err
-}
-
-// Close abandons the rest of the body: the connection is closed rather
-// than drained, since the rest may be a long stream.
-func (b *upBody) Close() error {
-	if !b.done {
-		b.finish(false)
-	}
-	return nil
-}
-
-// writeGrace is how long after its answer ended a request may still be
-// being written (its last bytes on their way) with its connection kept,
-// as in http.Transport.
-const writeGrace = 50 * time.Millisecond
-
-// finish ends the exchange: the connection goes back to the pool when the
-// response ended cleanly, nothing cancelled it, the request was written to
-// the end and no byte follows the answer; else it is closed. A request
-// still being written writeGrace after its answer is one the upstream
-// answered without reading it all: its connection is closed, which ends
-// the writing, so nothing reads the request's body once the exchange is
-// over.
-func (b *upBody) finish(ok bool) {
-	b.done = true
-	stopped := b.stop()
-	if b.pc.wrote != nil && !(ok && stopped && b.keep) {
-		_ = b.pc.conn.Close()
-		_ = b.pc.endWrite()
-		return
-	}
-	if b.pc.wrote != nil {
-		grace := time.NewTimer(writeGrace)
-		select {
-		case err := <-b.pc.wrote:
-			b.pc.wrote = nil
-			grace.Stop()
-			ok = ok && err == nil
-		case <-grace.C:
-			_ = b.pc.conn.Close()
-			_ = b.pc.endWrite()
-			return
-		}
-	}
-	if ok && stopped && b.keep && b.pc.br.Buffered() == 0 {
-		if b.pc.deadline {
-			b.pc.deadline = false
-			_ = b.pc.conn.SetDeadline(time.Time{})
-		}
-		b.pc.t.put(b.pc)
-		return
-	}
-	_ = b.pc.conn.Close()
 }
