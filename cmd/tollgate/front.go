@@ -3,6 +3,9 @@ package main
 import (
 	"net/http"
 	"strings"
+
+	"github.com/tollgate/tollgate/internal/limit"
+	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
 // front routes the gateway's own endpoints through a ServeMux and every
@@ -45,9 +48,17 @@ func (f *front) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Req
 	f.Handle(pattern, http.HandlerFunc(h))
 }
 
-func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) { f.ServeEntry(w, r, nil) }
+
+// ServeEntry hands the data plane the request's Entry, decided by the
+// limiter's middleware in front (limit.EntryHandler).
+func (f *front) ServeEntry(w http.ResponseWriter, r *http.Request, e *tollgate.Entry) {
 	if f.data == nil || f.ownPath(r) {
 		f.mux.ServeHTTP(w, r)
+		return
+	}
+	if eh, ok := f.data.(limit.EntryHandler); ok && e != nil {
+		eh.ServeEntry(w, r, e)
 		return
 	}
 	f.data.ServeHTTP(w, r)

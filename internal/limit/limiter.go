@@ -243,7 +243,7 @@ func (l *Limiter) Healthy() bool {
 // concurrency slots; the data plane calls it exactly once.
 func (l *Limiter) Admit(ctx context.Context, c *tollgate.Call) (func(context.Context, *tollgate.Outcome), error) {
 	keys, slots := l.callKeys(c)
-	keys = append(keys, takeDeferred(ctx)...)
+	keys = append(keys, takeDeferred(c.Entry)...)
 	if len(keys) == 0 && len(slots) == 0 {
 		return func(context.Context, *tollgate.Outcome) {}, nil
 	}
@@ -260,7 +260,7 @@ func (l *Limiter) Admit(ctx context.Context, c *tollgate.Call) (func(context.Con
 		return nil, &tollgate.Error{Code: tollgate.ERateLimited, Message: "too many requests in flight; wait for one to finish", RetryAfter: 1}
 	}
 	if len(keys) > 0 {
-		setHeaders(ctx, d)
+		setHeaders(c.Entry, d)
 		l.noteIP(d)
 		if err := l.refusal(d, keys); err != nil {
 			return nil, err

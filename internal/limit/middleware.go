@@ -11,21 +11,19 @@ import (
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
-type ctxKey struct{}
-
-// reqState is what Middleware hands on through the request's context: the
-// client IP, and the response headers, so that Admit can set the
-// RateLimit-* headers of the tightest limit that applied to the request.
+// reqState is what Middleware keeps of one request: the Entry it hands to
+// the data plane, and what backs it.
 type reqState struct {
-	ip        string
-	h         http.Header
-	remaining int
-	set       bool
-	// deferred are IP keys left for Admit to decide with the call's own.
-	deferred []tollgate.RateKey
-	taken    bool
-	keys     [2]tollgate.RateKey // backs deferred
-	sw       statusWriter
+	e    tollgate.Entry
+	keys [2]tollgate.RateKey // backs e.Deferred
+	sw   statusWriter
+}
+
+// EntryHandler is a handler that takes the request's Entry with it, as the
+// data plane does (to hand it to its admissions in the Call). Middleware
+// passes the Entry to a next handler that is one.
+type EntryHandler interface {
+	ServeEntry(w http.ResponseWriter, r *http.Request, e *tollgate.Entry)
 }
 
 // Canonical header names, written directly to skip canonicalising them on
@@ -37,39 +35,30 @@ const (
 )
 
 // setHeaders writes RateLimit-Limit, -Remaining and -Reset (seconds) for d
-// unless a tighter limit already set them.
-func setHeaders(ctx context.Context, d tollgate.RateDecision) {
-	s, _ := ctx.Value(ctxKey{}).(*reqState)
-	if s == nil || d.Limit == 0 {
+// into e's header unless a tighter limit already set them.
+func setHeaders(e *tollgate.Entry, d tollgate.RateDecision) {
+	if e == nil || e.Header == nil || d.Limit == 0 {
 		return
 	}
-	if s.set && d.Allowed && d.Remaining > s.remaining {
+	if e.HeaderSet && d.Allowed && d.Remaining > e.Remaining {
 		return
 	}
-	s.set, s.remaining = true, d.Remaining
+	e.HeaderSet, e.Remaining = true, d.Remaining
 	reset := d.Reset
 	if !d.Allowed {
 		reset = d.RetryAfter
 	}
 	v := []string{strconv.Itoa(d.Limit), strconv.Itoa(d.Remaining), strconv.Itoa(ceilSeconds(reset))}
-	s.h[hLimit], s.h[hRemaining], s.h[hReset] = v[0:1:1], v[1:2:2], v[2:3:3]
-}
-
-// ClientIP returns the client address that Middleware determined for the
-// request of ctx, or "".
-func ClientIP(ctx context.Context) string {
-	if s, _ := ctx.Value(ctxKey{}).(*reqState); s != nil {
-		return s.ip
-	}
-	return ""
+	e.Header[hLimit], e.Header[hRemaining], e.Header[hReset] = v[0:1:1], v[1:2:2], v[2:3:3]
 }
 
 // Middleware applies what must hold before authentication: it refuses
 // banned IPs, applies protection.ip_rate_limit per client IP (and
 // protection.login_rate_limit too on the login paths), and counts 401
 // responses against the ban threshold. An IPv6 client counts by its /64.
-// Refusals are 429 with Retry-After and RateLimit-* headers. The client IP
-// is available to later handlers through ClientIP(ctx).
+// Refusals are 429 with Retry-After and RateLimit-* headers. A next
+// handler that is an EntryHandler gets the request's Entry (its client IP,
+// the per-client limits left to its admissions).
 //
 // So that a call costs one decision (one Redis call in cluster mode), the
 // IP limit of a request that carries credentials is decided together with
@@ -87,8 +76,8 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 				return
 			}
 		}
-		st := &reqState{ip: ip, h: w.Header()}
-		ctx := context.WithValue(r.Context(), ctxKey{}, st)
+		st := &reqState{e: tollgate.Entry{ClientIP: ip, Header: w.Header()}}
+		ctx := r.Context()
 		login := slices.Contains(l.opts.LoginPaths, r.URL.Path) || slices.Contains(l.opts.LoginPaths, r.Method+" "+r.URL.Path)
 		keys := st.keys[:0]
 		if l.ipRate.N > 0 {
@@ -105,14 +94,13 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 		switch {
 		case len(keys) == 0:
 		case !login && r.Header.Get("Authorization") != "":
-			st.deferred = keys
+			st.e.Deferred = keys
 		default:
-			if err := l.decide(ctx, keys); err != nil {
+			if err := l.decide(ctx, &st.e, keys); err != nil {
 				httpx.WriteError(w, r, l.opts.Logger, err)
 				return
 			}
 		}
-		r = r.WithContext(ctx)
 		countBan := l.opts.Bans != nil && !login
 		if countBan {
 			sw := &st.sw
@@ -124,35 +112,38 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 				}
 			}()
 		}
-		next.ServeHTTP(w, r)
-		if st.deferred != nil && !st.taken {
+		if eh, ok := next.(EntryHandler); ok {
+			eh.ServeEntry(w, r, &st.e)
+		} else {
+			next.ServeHTTP(w, r)
+		}
+		if st.e.Deferred != nil && !st.e.Taken {
 			// Never admitted by the data plane: count the call now, so
 			// refused or built-in requests cost the IP its allowance too.
-			_ = l.decide(context.WithoutCancel(ctx), st.deferred)
+			_ = l.decide(context.WithoutCancel(ctx), &st.e, st.e.Deferred)
 		}
 	})
 }
 
 // decide takes one rate decision for keys, sets the RateLimit-* headers
-// and remembers a refused IP; it returns the refusal.
-func (l *Limiter) decide(ctx context.Context, keys []tollgate.RateKey) error {
+// in e and remembers a refused IP; it returns the refusal.
+func (l *Limiter) decide(ctx context.Context, e *tollgate.Entry, keys []tollgate.RateKey) error {
 	d, err := l.fo.allow(ctx, keys)
 	if err != nil {
 		return err
 	}
-	setHeaders(ctx, d)
+	setHeaders(e, d)
 	l.noteIP(d)
 	return l.refusal(d, keys)
 }
 
-// takeDeferred returns the IP keys Middleware left for Admit, once.
-func takeDeferred(ctx context.Context) []tollgate.RateKey {
-	s, _ := ctx.Value(ctxKey{}).(*reqState)
-	if s == nil || s.taken {
+// takeDeferred returns the per-client keys Middleware left for Admit, once.
+func takeDeferred(e *tollgate.Entry) []tollgate.RateKey {
+	if e == nil || e.Taken {
 		return nil
 	}
-	s.taken = true
-	return s.deferred
+	e.Taken = true
+	return e.Deferred
 }
 
 // noteIP remembers an IP refused by decision d, so Middleware refuses it

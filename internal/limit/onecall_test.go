@@ -2,14 +2,16 @@ package limit_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync/atomic"
 	"testing"
 
-	"github.com/tollgate/tollgate/internal/httpx"
 	"github.com/tollgate/tollgate/internal/limit"
+	"github.com/tollgate/tollgate/internal/proxy"
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
@@ -42,7 +44,7 @@ routes: [{name: chat, path: /v1/, upstreams: ["http://127.0.0.1:1"]}]
 		t.Fatal(err)
 	}
 	var upstream atomic.Int64
-	dataPlane := httpx.Handle(nil, func(w http.ResponseWriter, r *http.Request) error {
+	dataPlane := entryFunc(func(w http.ResponseWriter, r *http.Request, e *tollgate.Entry) error {
 		if r.URL.Path != "/v1/chat" {
 			return nil // a built-in endpoint: no admission
 		}
@@ -51,7 +53,7 @@ routes: [{name: chat, path: /v1/, upstreams: ["http://127.0.0.1:1"]}]
 		}
 		release, err := lim.Admit(r.Context(), &tollgate.Call{
 			Principal: &tollgate.Principal{UserID: "u1", TenantID: "t1", Plan: "free"},
-			ClientIP:  limit.ClientIP(r.Context()), Route: "chat",
+			ClientIP:  e.ClientIP, Route: "chat", Entry: e,
 		})
 		if err != nil {
 			return err
@@ -120,5 +122,46 @@ func TestIPLimitOff(t *testing.T) {
 	}
 	if n := rates.calls.Load(); n != 0 {
 		t.Fatalf("%d decisions with every limit off", n)
+	}
+}
+
+// TestOneDecisionThroughTheDataPlane: behind the real data plane an
+// authenticated call costs one shared decision too, the per-IP limit
+// decided with the user's from the Entry the middleware hands on, and the
+// tighter of the two is the one reported in the RateLimit-* headers.
+func TestOneDecisionThroughTheDataPlane(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	t.Cleanup(upstream.Close)
+	cfg := MustConfig(t, fmt.Sprintf(`protection: {ip_rate_limit: 3/m}
+plans: {free: {rate_limit: 100/m}}
+routes: [{name: chat, path: /v1/, upstreams: [%q]}]
+`, upstream.URL))
+	rates := &countingRates{RateStore: limit.NewMemoryRates(nil)}
+	lim, err := limit.New(cfg, limit.Options{
+		Rates: rates, Slots: limit.NewMemorySlots(), Ping: func(context.Context) error { return nil },
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := proxy.New(cfg, proxy.Options{Auth: bearerAuth{}, Admissions: []tollgate.Admission{lim}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(lim.Middleware(p))
+	t.Cleanup(srv.Close)
+	for i := range 3 {
+		before := rates.calls.Load()
+		res := get(t, srv.URL+"/v1/chat", "alice.j1")
+		if n := rates.calls.Load() - before; n != 1 {
+			t.Fatalf("call %d: %d shared decisions, want exactly 1", i, n)
+		}
+		if res.StatusCode != http.StatusOK || res.Header.Get("Ratelimit-Limit") != "3" || res.Header.Get("Ratelimit-Remaining") != strconv.Itoa(2-i) {
+			t.Fatalf("call %d: %d with RateLimit-Limit %q, -Remaining %q; want 200 with the IP's limit 3 and %d left",
+				i, res.StatusCode, res.Header.Get("Ratelimit-Limit"), res.Header.Get("Ratelimit-Remaining"), 2-i)
+		}
+	}
+	if res := get(t, srv.URL+"/v1/chat", "alice.j1"); res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("the fourth call in a minute from an IP allowed 3 got %d, want 429", res.StatusCode)
 	}
 }

@@ -100,7 +100,7 @@ func setup(t *testing.T, cfg *config.Config, db *redis.DB, now func() time.Time)
 		}
 		t.Cleanup(s.Stop)
 	}
-	r.srv = httptest.NewServer(r.lim.Middleware(httpx.Handle(nil, r.serve)))
+	r.srv = httptest.NewServer(r.lim.Middleware(entryFunc(r.serve)))
 	t.Cleanup(r.srv.Close)
 	return r
 }
@@ -108,7 +108,7 @@ func setup(t *testing.T, cfg *config.Config, db *redis.DB, now func() time.Time)
 // serve is a minimal data plane: authenticate "Bearer user.jti", admit,
 // then answer (or hold the request open with ?block until unblocked or
 // the client goes away), releasing exactly once.
-func (r *replica) serve(w http.ResponseWriter, req *http.Request) error {
+func (r *replica) serve(w http.ResponseWriter, req *http.Request, e *tollgate.Entry) error {
 	tok, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
 	user, jti, ok2 := strings.Cut(tok, ".")
 	if !ok || !ok2 || user == "" {
@@ -118,7 +118,7 @@ func (r *replica) serve(w http.ResponseWriter, req *http.Request) error {
 	if err := r.deny.Check(p); err != nil {
 		return err
 	}
-	call := &tollgate.Call{Principal: p, ClientIP: limit.ClientIP(req.Context()), Route: "chat", Start: time.Now()}
+	call := &tollgate.Call{Principal: p, ClientIP: e.ClientIP, Route: "chat", Start: time.Now(), Entry: e}
 	release, err := r.lim.Admit(req.Context(), call)
 	if err != nil {
 		return err
@@ -269,3 +269,14 @@ func (p *privateRedis) stop() {
 		p.cmd = nil
 	}
 }
+
+// entryFunc is a data plane that takes the request's Entry from the
+// limiter's middleware, as the real one does; its errors are rendered as
+// httpx.Handle renders them.
+type entryFunc func(w http.ResponseWriter, r *http.Request, e *tollgate.Entry) error
+
+func (f entryFunc) ServeEntry(w http.ResponseWriter, r *http.Request, e *tollgate.Entry) {
+	httpx.Handle(nil, func(w http.ResponseWriter, r *http.Request) error { return f(w, r, e) }).ServeHTTP(w, r)
+}
+
+func (f entryFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) { f.ServeEntry(w, r, nil) }

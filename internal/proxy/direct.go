@@ -14,23 +14,19 @@ import (
 	"github.com/tollgate/tollgate/internal/upstream"
 )
 
-// The direct exchange forwards a request of an http route to a plain-HTTP
-// upstream without httputil.ReverseProxy: the upstream request (built by
+// The direct exchange forwards a request of an http route to an HTTP or
+// HTTPS upstream without httputil.ReverseProxy: the upstream request (built by
 // outgoing, as for ReverseProxy) is carried by the own transport on the
 // handler's goroutine, and the response is copied back with its
 // hop-by-hop headers left out, as ReverseProxy copies it —
 // TestDirectMatchesReverseProxy compares the two on what the upstream
 // receives and what the client gets — at a fraction of the allocations.
-// OpenAI routes, upgrades, HTTPS upstreams, Expect, trailers and bodies
-// the transport would not carry directly go through ReverseProxy.
+// OpenAI routes, upgrades, Expect and request trailers go through
+// ReverseProxy (and OpenAI routes then through the own transport too).
 
 // directOK reports whether r can take the direct exchange on rt.
 func (p *Proxy) directOK(r *http.Request, rt *route, up *backend) bool {
-	if p.own == nil || rt.openai || up.url.Scheme != "http" || !upstream.Plain(r) {
-		return false
-	}
-	return r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 ||
-		(r.ContentLength > 0 && r.ContentLength <= upstream.MaxDirectBody)
+	return p.own != nil && !rt.openai && (up.url.Scheme == "http" || up.url.Scheme == "https") && upstream.Plain(r)
 }
 
 // forwardDirect serves x through the direct exchange, bounded by deadline.

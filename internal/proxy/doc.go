@@ -40,7 +40,9 @@
 // (RequestID, Start, Principal, ClientIP, Route, Method, Path; BytesIn, the
 // body's length when read or its Content-Length, 0 for a streamed body of
 // unknown length; Body when the body was read; on openai routes Model and
-// MaxOutputTokens) after every check above
+// MaxOutputTokens; Entry, what the gate in front decided before
+// authentication, when the request came through ServeEntry) after every
+// check above
 // and immediately before forwarding; requests refused earlier never reach
 // them. Each Admit either refuses with an error — rendered through
 // httpx.WriteError (e.g. 429 with Retry-After), the later admissions are not

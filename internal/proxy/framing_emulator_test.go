@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -49,11 +50,16 @@ type emuConn struct {
 	quiet chan struct{} // of the round a delayed answer is armed in
 }
 
-func newEmulator(t *testing.T, row *framingRow) *emulator {
+// newEmulator starts the upstream of row, behind TLS when serverTLS is
+// set.
+func newEmulator(t *testing.T, row *framingRow, serverTLS *tls.Config) *emulator {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if serverTLS != nil {
+		ln = tls.NewListener(ln, serverTLS)
 	}
 	e := &emulator{row: row, addr: ln.Addr().String(), conns: map[*emuConn]connState{},
 		changed: make(chan struct{}), quiet: make(chan struct{})}

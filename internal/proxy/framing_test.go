@@ -2,11 +2,15 @@ package proxy_test
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/internal/proxy"
+	upstreamtr "github.com/tollgate/tollgate/internal/upstream"
 )
 
 // The framing test runs every row of the upstream-side framing cases
@@ -23,7 +28,10 @@ import (
 // identities call at once on the same pooled upstream connections, and
 // every user's answer must name the user's own path and identity. The same
 // rows run through net/http (httputil.ReverseProxy and http.Transport)
-// beside tollgate's own transport.
+// beside tollgate's own transport, and through tollgate's transport again
+// with every call uploading a body larger than the transport writes
+// before it reads (and one of unknown length, sent chunked), and with the
+// upstream behind TLS.
 
 // poison is a whole response no request asked for. A client that reads
 // it as the answer to its request has been given bytes of another's.
@@ -236,15 +244,65 @@ type framingImpl struct {
 	// moment is answered with those bytes. On the rows with bytes behind
 	// the answer, net/http's wrong answers are reported, not failed on.
 	poolsFirst bool
+	// upload: every user call, and every trigger that is a plain GET, is
+	// a POST with this body ("" for none): bigBody or chunkedBody.
+	upload string
+	// tls: the upstream speaks TLS with this certificate, which the
+	// gateway trusts.
+	tls *tls.Config
+	// requests per row; framingRequestsPerRow when 0.
+	requests int
 }
 
-func framingImpls() []framingImpl {
+// The upload kinds of framingImpl.upload.
+const (
+	bigBody     = "large body" // of known length, above upstream.MaxDirectBody
+	chunkedBody = "chunked upload"
+)
+
+// uploadSize is the size of every upload: larger than the transport
+// writes before it reads the answer.
+const uploadSize = upstreamtr.MaxDirectBody + 2<<10
+
+func framingImpls(t *testing.T) []framingImpl {
+	serverTLS, roots := testCertificate(t)
+	own := func() proxy.Options { return proxy.Options{} }
 	return []framingImpl{
-		{name: "tollgate", opts: func() proxy.Options { return proxy.Options{} }},
+		{name: "tollgate", opts: own},
 		{name: "net-http", settle: true, poolsFirst: true, opts: func() proxy.Options {
 			return proxy.Options{Transport: viaTransport{&http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}}
 		}},
+		{name: "tollgate " + bigBody, opts: own, upload: bigBody, requests: 300},
+		{name: "tollgate " + chunkedBody, opts: own, upload: chunkedBody, requests: 300},
+		{name: "tollgate TLS upstream", tls: serverTLS, requests: 300, opts: func() proxy.Options {
+			return proxy.Options{UpstreamTLS: &tls.Config{RootCAs: roots}}
+		}},
 	}
+}
+
+// testCertificate is a self-signed certificate for 127.0.0.1, as a
+// server's TLS configuration and as the roots a client trusts it by.
+func testCertificate(t *testing.T) (*tls.Config, *x509.CertPool) {
+	t.Helper()
+	s := httptest.NewUnstartedServer(http.NotFoundHandler())
+	s.StartTLS()
+	defer s.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(s.Certificate())
+	return &tls.Config{Certificates: s.TLS.Certificates}, roots
+}
+
+// takes reports whether impl runs row: the upload runs carry bodies on
+// the rows whose trigger is a plain GET; the request-side rows are the
+// edge server's and run without TLS only.
+func (impl framingImpl) takes(row *framingRow) bool {
+	switch {
+	case impl.upload != "":
+		return row.method == "" && row.body == "" && row.raw == ""
+	case impl.tls != nil:
+		return row.raw == ""
+	}
+	return true
 }
 
 // TestFramingIsolation: whatever the upstream sends, no user receives an
@@ -254,11 +312,13 @@ func TestFramingIsolation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the framing test sends tens of thousands of requests")
 	}
-	for _, impl := range framingImpls() {
+	for _, impl := range framingImpls(t) {
 		t.Run(impl.name, func(t *testing.T) {
 			t.Parallel()
 			for _, row := range framingRows() {
-				t.Run(row.name, func(t *testing.T) { runFramingRow(t, impl, &row) })
+				if impl.takes(&row) {
+					t.Run(row.name, func(t *testing.T) { runFramingRow(t, impl, &row) })
+				}
 			}
 		})
 	}
@@ -287,15 +347,19 @@ type framingRun struct {
 }
 
 func runFramingRow(t *testing.T, impl framingImpl, row *framingRow) {
-	e := newEmulator(t, row)
+	e := newEmulator(t, row, impl.tls)
+	scheme := "http"
+	if impl.tls != nil {
+		scheme = "https"
+	}
 	g := setup(t, fmt.Sprintf(`
 server: {access_log: false}
 routes:
-  - {name: echo, path: /echo/, upstreams: ["http://%[1]s"]}
-  - {name: pub, path: /pub/, public: true, upstreams: ["http://%[1]s"]}
-  - {name: lax, path: /lax/, public: true, allow_get_body: true, upstreams: ["http://%[1]s"]}
-  - {name: hang, path: /hang/, public: true, timeout: 300ms, upstreams: ["http://%[1]s"]}
-`, e.addr), impl.opts())
+  - {name: echo, path: /echo/, upstreams: ["%[2]s://%[1]s"]}
+  - {name: pub, path: /pub/, public: true, upstreams: ["%[2]s://%[1]s"]}
+  - {name: lax, path: /lax/, public: true, allow_get_body: true, upstreams: ["%[2]s://%[1]s"]}
+  - {name: hang, path: /hang/, public: true, timeout: 300ms, upstreams: ["%[2]s://%[1]s"]}
+`, e.addr, scheme), impl.opts())
 	clientTransport := &http.Transport{MaxIdleConnsPerHost: 16, DisableCompression: true}
 	t.Cleanup(clientTransport.CloseIdleConnections)
 	r := &framingRun{impl: impl, row: row, e: e, g: g, client: &http.Client{Transport: clientTransport},
@@ -308,7 +372,7 @@ routes:
 	case row.delay > 0:
 		rounds = 6
 	}
-	perRow := framingRequestsPerRow
+	perRow := cmp.Or(impl.requests, framingRequestsPerRow)
 	if row.raw != "" {
 		perRow /= 3 // the request-side rows are the edge server's; here they only pass through
 	}
@@ -357,11 +421,15 @@ func (r *framingRun) round(round, perUser int, more bool) {
 
 // userCall is one user's call; its answer must be to this very request.
 func (r *framingRun) userCall(user, path string) {
-	got := userCall(r.client, r.g.URL, user, path)
+	got := userCall(r.client, r.g.URL, user, path, r.impl.upload)
+	method := "GET"
+	if r.impl.upload != "" {
+		method = "POST"
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.sent++
-	if want := "GET " + path + " user=" + user; got.status != 200 || got.err != nil || got.body != want {
+	if want := method + " " + path + " user=" + user; got.status != 200 || got.err != nil || got.body != want {
 		r.wrong++
 		if len(r.examples) < 5 {
 			r.examples = append(r.examples, fmt.Sprintf("%s asked %s, got %s", user, path, got))
@@ -372,7 +440,7 @@ func (r *framingRun) userCall(user, path string) {
 // trigger fires the row's trigger as the anonymous caller and checks its
 // answer: as the row wants, and never a user's or the hidden request's.
 func (r *framingRun) trigger() {
-	a := fireTrigger(r.client, r.g.URL, r.row, r.seq.Add(1))
+	a := fireTrigger(r.client, r.g.URL, r.row, r.seq.Add(1), r.impl.upload)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.triggers++
@@ -458,10 +526,15 @@ func (r *framingRun) verdict(t *testing.T) {
 	}
 }
 
-// userCall is one user's authenticated GET, with the identity headers a
-// client might try to spoof (C5).
-func userCall(client *http.Client, base, user, path string) answer {
-	req, err := http.NewRequest("GET", base+path, nil)
+// userCall is one user's authenticated GET (a POST with an upload of
+// that kind when upload is set), with the identity headers a client might
+// try to spoof (C5).
+func userCall(client *http.Client, base, user, path, upload string) answer {
+	method, body := "GET", uploadBody(upload)
+	if body != nil {
+		method = "POST"
+	}
+	req, err := http.NewRequest(method, base+path, body)
 	if err != nil {
 		return answer{err: err}
 	}
@@ -482,16 +555,33 @@ func call(client *http.Client, req *http.Request) answer {
 	return answer{status: res.StatusCode, body: string(b), err: err}
 }
 
-// fireTrigger sends the row's trigger as the anonymous caller.
-func fireTrigger(client *http.Client, base string, row *framingRow, n int64) answer {
+// uploadBody is a body of the upload kind, or nil for none.
+func uploadBody(upload string) io.Reader {
+	switch upload {
+	case bigBody:
+		return bytes.NewReader(bytes.Repeat([]byte("u"), uploadSize))
+	case chunkedBody:
+		// No length: the client sends it chunked.
+		return io.MultiReader(bytes.NewReader(bytes.Repeat([]byte("u"), uploadSize)))
+	}
+	return nil
+}
+
+// fireTrigger sends the row's trigger as the anonymous caller; a plain
+// GET trigger is a POST with an upload of that kind when upload is set.
+func fireTrigger(client *http.Client, base string, row *framingRow, n int64, upload string) answer {
 	if row.raw != "" {
 		return rawTrigger(strings.TrimPrefix(base, "http://"), row.raw)
 	}
+	method := cmp.Or(row.method, "GET")
 	var body io.Reader
-	if row.body != "" {
+	switch {
+	case row.body != "":
 		body = strings.NewReader(row.body)
+	case row.method == "" && upload != "":
+		method, body = "POST", uploadBody(upload)
 	}
-	req, err := http.NewRequest(cmp.Or(row.method, "GET"), fmt.Sprintf("%s%s-%d", base, row.path, n), body)
+	req, err := http.NewRequest(method, fmt.Sprintf("%s%s-%d", base, row.path, n), body)
 	if err != nil {
 		return answer{err: err}
 	}

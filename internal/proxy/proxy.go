@@ -3,6 +3,7 @@ package proxy
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -51,9 +52,14 @@ type Options struct {
 	// Cooldown an upstream is skipped after FailureThreshold failures.
 	// Defaults to 10s.
 	Cooldown time.Duration
-	// Transport carries requests to upstreams. Defaults to a shared
-	// transport tuned for many keep-alive connections per upstream.
+	// Transport carries requests to upstreams. Defaults to tollgate's own
+	// transport (internal/upstream), tuned for many keep-alive connections
+	// per upstream.
 	Transport http.RoundTripper
+	// UpstreamTLS configures the own transport's connections to HTTPS
+	// upstreams (trusted roots, client certificates). Defaults to the
+	// system's roots.
+	UpstreamTLS *tls.Config
 }
 
 // Proxy is the data plane: an http.Handler serving every configured route.
@@ -101,7 +107,7 @@ func New(cfg *config.Config, opts Options) (*Proxy, error) {
 		p.clientIP = remoteHost
 	}
 	if p.transport == nil {
-		p.own = upstream.New()
+		p.own = upstream.New(upstream.Config{TLS: opts.UpstreamTLS})
 		p.transport = p.own
 	}
 	for i, s := range cfg.Server.TrustedProxies {

@@ -12,7 +12,12 @@ import (
 // ServeHTTP serves one request on a configured route: strip reserved
 // headers, route, authenticate, authorize, read the body when needed,
 // check rules, admit, forward, then release admissions with the outcome.
-func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.ServeEntry(w, r, nil) }
+
+// ServeEntry serves r as ServeHTTP does, with what the gate in front of
+// the data plane decided about it before authentication (nil for
+// nothing), which the admissions get in the Call.
+func (p *Proxy) ServeEntry(w http.ResponseWriter, r *http.Request, e *tollgate.Entry) {
 	start := p.now()
 	reqID, newID := "", false
 	if p.fromTrustedProxy(r) {
@@ -28,7 +33,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{w: w, p: p, clientCt: r.Context()}
 	x.call = tollgate.Call{
 		RequestID: reqID, NewID: newID, Start: start, ClientIP: p.clientIP(r),
-		Method: r.Method, Path: r.URL.Path,
+		Method: r.Method, Path: r.URL.Path, Entry: e,
 	}
 	p.metrics.inFlight.Inc()
 	defer x.finish()

@@ -34,6 +34,9 @@ type Call struct {
 	// Body is the request body when the data plane read it (openai routes,
 	// routes with rules or schemas); nil when it was streamed through.
 	Body []byte
+	// Entry is what was decided about the request before it was
+	// authenticated; nil when it passed no gate.
+	Entry *Entry
 }
 
 // Outcome of a call, handed to the release function of every Admission.

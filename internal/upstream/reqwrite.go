@@ -13,11 +13,13 @@ import (
 )
 
 // writeRequest writes req as http.Request.Write does for the requests the
-// direct path takes (no trailers or transfer codings, no body or a body of
-// known length), and then closes its body. Unlike Request.Write it does
+// direct path takes (no trailers; a body of known length, or chunked when
+// its length is unknown), and then closes its body. Unlike Request.Write it does
 // not sort the headers first: their order carries no meaning, and sorting
 // was a tenth of the cost of forwarding a request.
-func writeRequest(w *bufio.Writer, req *http.Request) (err error) {
+//
+// The body is copied through buf when it is not nil.
+func writeRequest(w *bufio.Writer, req *http.Request, buf []byte) (err error) {
 	if req.Body != nil {
 		defer func() {
 			if cerr := req.Body.Close(); err == nil && cerr != nil {
@@ -47,8 +49,12 @@ func writeRequest(w *bufio.Writer, req *http.Request) (err error) {
 	} else if len(ua) > 0 && ua[0] != "" {
 		h1.WriteField(w, "User-Agent", ua[0])
 	}
-	hasBody := req.Body != nil && req.Body != http.NoBody && req.ContentLength > 0
+	// A body of length 0 is one of unknown length, as for http.Transport.
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	chunked := hasBody && req.ContentLength <= 0
 	switch {
+	case chunked:
+		w.WriteString("Transfer-Encoding: chunked\r\n")
 	case hasBody:
 		w.WriteString("Content-Length: ")
 		w.WriteString(strconv.FormatInt(req.ContentLength, 10))
@@ -72,14 +78,82 @@ func writeRequest(w *bufio.Writer, req *http.Request) (err error) {
 	if !hasBody {
 		return nil
 	}
-	n, err := io.Copy(w, io.LimitReader(req.Body, req.ContentLength))
+	src := &sourceReader{r: req.Body}
+	if chunked {
+		if _, err := io.CopyBuffer(chunkWriter{w}, src, buf); err != nil {
+			return src.cause(err)
+		}
+		w.WriteString("0\r\n\r\n")
+		return nil
+	}
+	// writerOnly hides the buffered writer's ReadFrom, which would read
+	// the body a buffer (4 KiB) at a time: a larger piece goes to the
+	// connection in one write.
+	n, err := io.CopyBuffer(writerOnly{w}, io.LimitReader(src, req.ContentLength), buf)
 	if err != nil {
-		return fmt.Errorf("write request body: %w", err)
+		return src.cause(err)
 	}
 	if n != req.ContentLength {
-		return fmt.Errorf("write request body: %d of its %d bytes", n, req.ContentLength)
+		return &bodyError{fmt.Errorf("%d of its %d bytes", n, req.ContentLength)}
 	}
 	return nil
+}
+
+// streamed reports whether req's body is written by a goroutine of its
+// own while the answer is read: a body larger than MaxDirectBody, or of
+// unknown length.
+func streamed(req *http.Request) bool {
+	return req.Body != nil && req.Body != http.NoBody && (req.ContentLength <= 0 || req.ContentLength > MaxDirectBody)
+}
+
+// bodyError is a request body that could not be read to its end (the
+// client went away, or sent more than its route allows).
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return "read request body: " + e.err.Error() }
+func (e *bodyError) Unwrap() error { return e.err }
+
+// sourceReader remembers an error reading the request body, to tell it
+// from an error writing to the connection.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		s.err = err
+	}
+	return n, err
+}
+
+// cause is the error of a failed body copy: the body's own, or the
+// connection's.
+func (s *sourceReader) cause(err error) error {
+	if s.err != nil {
+		return &bodyError{s.err}
+	}
+	return fmt.Errorf("write request body: %w", err)
+}
+
+// chunkWriter writes each Write as one chunk and flushes it, so a body
+// that trickles in reaches the upstream as it comes, as http.Transport
+// sends it.
+type chunkWriter struct{ w *bufio.Writer }
+
+func (c chunkWriter) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c.w.WriteString(strconv.FormatInt(int64(len(p)), 16))
+	c.w.WriteString("\r\n")
+	c.w.Write(p)
+	c.w.WriteString("\r\n")
+	if err := c.w.Flush(); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // hasToken reports whether one of the comma-separated values vs holds
@@ -92,3 +166,6 @@ func hasToken(vs []string, token string) bool {
 	}
 	return false
 }
+
+// writerOnly is an io.Writer and nothing else.
+type writerOnly struct{ io.Writer }

@@ -57,7 +57,7 @@ func TestWriteRequestMatchesRequestWrite(t *testing.T) {
 				t.Fatal("the direct path does not take this request")
 			}
 			bw := bufio.NewWriter(&got)
-			if err := writeRequest(bw, req); err != nil {
+			if err := writeRequest(bw, req, nil); err != nil {
 				t.Fatal(err)
 			}
 			bw.Flush()
@@ -103,7 +103,7 @@ func BenchmarkWriteRequest(b *testing.B) {
 	b.Run("writeRequest", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			_ = writeRequest(bw, req)
+			_ = writeRequest(bw, req, nil)
 			bw.Flush()
 		}
 	})

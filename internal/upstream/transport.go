@@ -1,8 +1,9 @@
-// Package upstream carries requests to plain-HTTP upstreams on the
+// Package upstream carries requests to HTTP and HTTPS upstreams on the
 // caller's own goroutine, over pooled keep-alive connections, and hands
-// every other request to net/http's http.Transport. It knows requests and
-// responses only: the caller passes the exchange's deadline and a
-// receiver of interim answers as Options.
+// protocol upgrades, Expect: 100-continue and request trailers to
+// net/http's http.Transport, on connections that are never used twice. It
+// knows requests and responses only: the caller passes the exchange's
+// deadline and a receiver of interim answers as Options.
 //
 // A connection is used again only when nothing can be left of one answer
 // to be read as another's: it is checked for unsolicited bytes before
@@ -14,6 +15,7 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -28,52 +30,79 @@ import (
 	"github.com/tollgate/tollgate/internal/h1"
 )
 
-// MaxDirectBody is the largest request body the direct path sends. Bigger
-// bodies, and bodies of unknown length, go through http.Transport, which
-// reads the response while it writes the request: an upstream may answer
-// (413, 401) before it has read a large upload.
+// MaxDirectBody is the largest request body written on the caller's
+// goroutine before the response is read. A bigger body, or one of unknown
+// length (sent chunked), is written by a goroutine of its own while the
+// caller reads the response: an upstream may answer (413, 401) before it
+// has read a large upload, and a connection whose request is not written
+// to the end shortly after its answer ended is closed.
 const MaxDirectBody = 64 << 10
 
 // max1xx is the most interim (1xx) answers read before the final one, as
 // in http.Transport.
 const max1xx = 5
 
-// Transport carries requests to plain-HTTP upstreams on the caller's own
-// goroutine: it writes the request on a pooled keep-alive connection and
-// reads the response from it, with no goroutine hand-offs. http.Transport
-// runs a read and a write goroutine per connection and passes every
-// request and response between them and the caller over channels; on a
-// small machine those hand-offs cost more CPU than the rest of the proxy.
-// Requests the direct path does not take (HTTPS, upgrades, Expect:
-// 100-continue, large or unknown-length bodies) go to fallback.
+// Transport carries requests to HTTP and HTTPS upstreams on the caller's
+// own goroutine: it writes the request on a pooled keep-alive connection
+// and reads the response from it, with no goroutine hand-offs.
+// http.Transport runs a read and a write goroutine per connection and
+// passes every request and response between them and the caller over
+// channels; on a small machine those hand-offs cost more CPU than the rest
+// of the proxy, and its read goroutine can put a connection back in the
+// pool before it has looked at the bytes behind an answer. Requests the
+// direct path does not take (upgrades, Expect: 100-continue, trailers) go
+// to fallback, which opens a connection per request.
 type Transport struct {
 	fallback    *http.Transport
+	tls         *tls.Config // for HTTPS upstreams; ServerName is set per host
 	dial        func(ctx context.Context, network, addr string) (net.Conn, error)
 	maxIdle     int           // idle connections kept per upstream
 	idleTimeout time.Duration // an idle connection older than this is closed
 	now         func() time.Time
 	fields      *h1.Parser
 
+	bufs sync.Pool // of *[]byte, copyBuffer long: request bodies are copied through them
+
 	mu        sync.Mutex
-	idle      map[string][]*upConn // by host:port, most recently used last
+	idle      map[string][]*upConn // by scheme://host:port, most recently used last
 	lastSweep time.Time
+}
+
+// Config is how a Transport reaches its upstreams.
+type Config struct {
+	// TLS configures connections to HTTPS upstreams (the roots their
+	// certificates are verified against, client certificates); ServerName
+	// is set to the upstream's host when empty. Defaults to the system's
+	// roots.
+	TLS *tls.Config
 }
 
 // New returns a transport keeping up to 256 idle connections per
 // upstream, each for at most 90 s.
-func New() *Transport {
+func New(c Config) *Transport {
 	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	tc := &tls.Config{}
+	if c.TLS != nil {
+		tc = c.TLS.Clone()
+	}
+	if tc.ClientSessionCache == nil {
+		tc.ClientSessionCache = tls.NewLRUClientSessionCache(0)
+	}
+	tc.NextProtos = nil // HTTP/1.1 only
 	return &Transport{
+		// A connection of the fallback carries one request: an answer it
+		// cannot check (a refused upgrade, an early answer to an
+		// Expect: 100-continue) is never followed by another caller's.
 		fallback: &http.Transport{
 			DialContext:           d.DialContext,
-			MaxIdleConns:          4096,
-			MaxIdleConnsPerHost:   256,
-			IdleConnTimeout:       90 * time.Second,
+			TLSClientConfig:       tc,
+			DisableKeepAlives:     true,
 			TLSHandshakeTimeout:   10 * time.Second,
 			ExpectContinueTimeout: time.Second,
 			DisableCompression:    true,
 			ForceAttemptHTTP2:     false,
 		},
+		tls:         tc,
 		dial:        d.DialContext,
 		maxIdle:     256,
 		idleTimeout: 90 * time.Second,
@@ -81,6 +110,26 @@ func New() *Transport {
 		idle:        map[string][]*upConn{},
 		fields:      h1.NewParser(),
 	}
+}
+
+// copyBuffer is the size of the buffers request bodies are copied through.
+const copyBuffer = 32 << 10
+
+// copyBuf returns a buffer to copy a request body through; put it back in
+// t.bufs after.
+func (t *Transport) copyBuf() *[]byte {
+	if b, ok := t.bufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, copyBuffer)
+	return &b
+}
+
+func derefBuf(b *[]byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return *b
 }
 
 // Options are what one exchange asks of the transport beyond its request.
@@ -96,22 +145,19 @@ type Options struct {
 }
 
 // Direct reports whether req is carried by the transport itself; every
-// other request goes to http.Transport.
+// other request goes to http.Transport, on a connection of its own.
 func Direct(req *http.Request) bool {
-	if req.URL.Scheme != "http" || req.URL.Host == "" || !Plain(req) {
-		return false
-	}
-	return req.Body == nil || req.Body == http.NoBody ||
-		(req.ContentLength > 0 && req.ContentLength <= MaxDirectBody)
+	return (req.URL.Scheme == "http" || req.URL.Scheme == "https") && req.URL.Host != "" && Plain(req)
 }
 
 // Plain reports whether req is an exchange the direct path can carry as
 // one request and one answer: not CONNECT, no upgrade, no 100-continue,
-// no trailers or transfer coding.
+// no trailers, no transfer coding but chunked.
 func Plain(req *http.Request) bool {
 	h := req.Header
 	return req.Method != http.MethodConnect && len(h["Upgrade"]) == 0 && len(h["Expect"]) == 0 &&
-		len(req.Trailer) == 0 && len(req.TransferEncoding) == 0
+		len(req.Trailer) == 0 &&
+		(len(req.TransferEncoding) == 0 || len(req.TransferEncoding) == 1 && req.TransferEncoding[0] == "chunked")
 }
 
 // RoundTrip implements http.RoundTripper.
@@ -124,9 +170,14 @@ func (t *Transport) Do(req *http.Request, o Options) (*http.Response, error) {
 	if !Direct(req) {
 		return t.fallback.RoundTrip(req)
 	}
-	addr := net.JoinHostPort(req.URL.Hostname(), cmp.Or(req.URL.Port(), "80"))
+	secure := req.URL.Scheme == "https"
+	port := "80"
+	if secure {
+		port = "443"
+	}
+	addr := net.JoinHostPort(req.URL.Hostname(), cmp.Or(req.URL.Port(), port))
 	for attempt := 0; ; attempt++ {
-		pc, reused, err := t.get(req.Context(), addr, o.Deadline)
+		pc, reused, err := t.get(req.Context(), addr, secure, o.Deadline)
 		if err != nil {
 			return nil, err
 		}
@@ -194,25 +245,30 @@ func (t *Transport) CloseIdleConnections() {
 	t.fallback.CloseIdleConnections()
 }
 
-// get returns a live idle connection to addr, or dials one.
-func (t *Transport) get(ctx context.Context, addr string, deadline time.Time) (pc *upConn, reused bool, err error) {
+// get returns a live idle connection to addr, or dials one (with TLS when
+// secure).
+func (t *Transport) get(ctx context.Context, addr string, secure bool, deadline time.Time) (pc *upConn, reused bool, err error) {
+	key := addr
+	if secure {
+		key = "https://" + addr
+	}
 	now := t.now()
 	for {
 		t.mu.Lock()
-		list := t.idle[addr]
+		list := t.idle[key]
 		if len(list) == 0 {
 			t.mu.Unlock()
 			break
 		}
 		pc = list[len(list)-1]
 		list[len(list)-1] = nil
-		t.idle[addr] = list[:len(list)-1]
+		t.idle[key] = list[:len(list)-1]
 		t.mu.Unlock()
 		// Every reuse is preceded by a look at the socket: a byte that
 		// arrived while the connection sat idle belongs to no request
 		// (an unsolicited answer, the rest of a misframed one, or the
 		// upstream's FIN), so the connection is closed, not used.
-		if now.Sub(pc.idleSince) < t.idleTimeout && pc.peek.quietNow() {
+		if now.Sub(pc.idleSince) < t.idleTimeout && pc.quiet() {
 			return pc, true, nil
 		}
 		_ = pc.conn.Close()
@@ -226,8 +282,22 @@ func (t *Transport) get(ctx context.Context, addr string, deadline time.Time) (p
 	if err != nil {
 		return nil, false, fmt.Errorf("dial %s: %w", addr, err)
 	}
-	pc = &upConn{t: t, addr: addr, conn: conn, peek: newPeeker(conn)}
-	pc.br = bufio.NewReaderSize(conn, headBuffer)
+	pc = &upConn{t: t, addr: addr, key: key, conn: conn, peek: newPeeker(conn)}
+	if secure {
+		cfg := t.tls
+		if cfg.ServerName == "" {
+			cfg = cfg.Clone()
+			cfg.ServerName, _, _ = net.SplitHostPort(addr)
+		}
+		pc.records = &recordConn{Conn: conn}
+		tc := tls.Client(pc.records, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = conn.Close()
+			return nil, false, fmt.Errorf("tls handshake with %s: %w", addr, err)
+		}
+		pc.conn, pc.tls = tc, true
+	}
+	pc.br = bufio.NewReaderSize(pc.conn, headBuffer)
 	pc.bw = bufio.NewWriterSize(pc, 4<<10)
 	return pc, false, nil
 }
@@ -238,10 +308,10 @@ func (t *Transport) put(pc *upConn) {
 	pc.idleSince = now
 	var stale []*upConn
 	t.mu.Lock()
-	list := t.idle[pc.addr]
+	list := t.idle[pc.key]
 	full := len(list) >= t.maxIdle
 	if !full {
-		t.idle[pc.addr] = append(list, pc)
+		t.idle[pc.key] = append(list, pc)
 	}
 	if now.Sub(t.lastSweep) > t.idleTimeout/2 {
 		t.lastSweep = now
@@ -260,7 +330,7 @@ func (t *Transport) put(pc *upConn) {
 // the pool (the oldest are first in each list) and returns them.
 func (t *Transport) sweepLocked(now time.Time) []*upConn {
 	var stale []*upConn
-	for addr, list := range t.idle {
+	for key, list := range t.idle {
 		n := 0
 		for n < len(list) && now.Sub(list[n].idleSince) >= t.idleTimeout {
 			n++
@@ -271,9 +341,9 @@ func (t *Transport) sweepLocked(now time.Time) []*upConn {
 		stale = append(stale, list[:n]...)
 		rest := append([]*upConn(nil), list[n:]...)
 		if len(rest) == 0 {
-			delete(t.idle, addr)
+			delete(t.idle, key)
 		} else {
-			t.idle[addr] = rest
+			t.idle[key] = rest
 		}
 	}
 	return stale
@@ -282,8 +352,11 @@ func (t *Transport) sweepLocked(now time.Time) []*upConn {
 // upConn is one keep-alive connection to an upstream.
 type upConn struct {
 	t         *Transport
-	addr      string
+	addr      string // host:port
+	key       string // of the idle pool
 	conn      net.Conn
+	tls       bool        // conn is a *tls.Conn, over records
+	records   *recordConn // the socket under TLS
 	peek      *peeker
 	br        *bufio.Reader
 	bw        *bufio.Writer
@@ -291,6 +364,21 @@ type upConn struct {
 	written   int64 // bytes of the current request on the wire
 	readAny   bool  // a byte of the current response arrived
 	deadline  bool  // the current exchange set a deadline on conn
+	// wrote receives the end of the request's writing when a goroutine
+	// of its own writes it; nil once received, or when the caller wrote
+	// it.
+	wrote chan error
+}
+
+// endWrite waits for the goroutine writing the request, if one is, and
+// returns its error.
+func (pc *upConn) endWrite() error {
+	if pc.wrote == nil {
+		return nil
+	}
+	err := <-pc.wrote
+	pc.wrote = nil
+	return err
 }
 
 // Write counts what reaches the connection, for retryable.
@@ -315,16 +403,49 @@ func (pc *upConn) roundTrip(req *http.Request, o Options) (*http.Response, error
 	fail := func(err error) (*http.Response, error) {
 		stop()
 		_ = pc.conn.Close()
+		var be *bodyError
+		if werr := pc.endWrite(); errors.As(werr, &be) {
+			err = werr // the request's own body failed: that is the cause
+		}
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("upstream %s: %w", pc.addr, ctx.Err())
 		}
 		return nil, fmt.Errorf("upstream %s: %w", pc.addr, err)
 	}
-	if err := writeRequest(pc.bw, req); err != nil {
-		return fail(err)
-	}
-	if err := pc.bw.Flush(); err != nil {
-		return fail(err)
+	if streamed(req) {
+		// The caller reads the answer while the body is written: an
+		// upstream may answer before it reads a large upload.
+		pc.wrote = make(chan error, 1)
+		go func() {
+			buf := pc.t.copyBuf()
+			err := writeRequest(pc.bw, req, *buf)
+			pc.t.bufs.Put(buf)
+			if err == nil {
+				err = pc.bw.Flush()
+			}
+			var be *bodyError
+			if errors.As(err, &be) {
+				// The upstream waits for the rest of a body that will
+				// not come: end the reading of its answer.
+				_ = pc.conn.SetDeadline(time.Unix(1, 0))
+			}
+			pc.wrote <- err
+		}()
+	} else {
+		var buf *[]byte
+		if req.Body != nil && req.Body != http.NoBody {
+			buf = pc.t.copyBuf()
+		}
+		err := writeRequest(pc.bw, req, derefBuf(buf))
+		if buf != nil {
+			pc.t.bufs.Put(buf)
+		}
+		if err != nil {
+			return fail(err)
+		}
+		if err := pc.bw.Flush(); err != nil {
+			return fail(err)
+		}
 	}
 	var res *http.Response
 	keep := true // no head so far announced bytes that may follow it
@@ -369,6 +490,14 @@ func (pc *upConn) roundTrip(req *http.Request, o Options) (*http.Response, error
 			o.Interim(r.StatusCode, r.Header)
 		}
 	}
+	if pc.wrote != nil {
+		select {
+		case err := <-pc.wrote:
+			pc.wrote = nil
+			keep = keep && err == nil
+		default: // finish decides
+		}
+	}
 	b := &upBody{pc: pc, res: res, stop: stop, keep: keep && !res.Close && !req.Close}
 	if res.Body == http.NoBody || res.Body == nil {
 		b.finish(true)
@@ -378,58 +507,4 @@ func (pc *upConn) roundTrip(req *http.Request, o Options) (*http.Response, error
 	b.body = res.Body
 	res.Body = b
 	return res, nil
-}
-
-// upBody is a response body that gives its connection back when read to
-// the end and closes it when abandoned.
-type upBody struct {
-	pc   *upConn
-	res  *http.Response
-	body io.ReadCloser
-	stop func() bool
-	keep bool
-	done bool
-}
-
-func (b *upBody) Read(p []byte) (int, error) {
-	if b.done {
-		return 0, io.EOF
-	}
-	n, err := b.body.Read(p)
-	if err != nil {
-		ok := errors.Is(err, io.EOF)
-		b.finish(ok)
-		if !ok {
-			if ctxErr := b.res.Request.Context().Err(); ctxErr != nil {
-				err = fmt.Errorf("upstream %s: %w", b.pc.addr, ctxErr)
-			}
-		}
-	}
-	return n, err
-}
-
-// Close abandons the rest of the body: the connection is closed rather
-// than drained, since the rest may be a long stream.
-func (b *upBody) Close() error {
-	if !b.done {
-		b.finish(false)
-	}
-	return nil
-}
-
-// finish ends the exchange: the connection goes back to the pool when the
-// response ended cleanly, nothing cancelled it and no byte follows the
-// answer; else it is closed.
-func (b *upBody) finish(ok bool) {
-	b.done = true
-	stopped := b.stop()
-	if ok && stopped && b.keep && b.pc.br.Buffered() == 0 {
-		if b.pc.deadline {
-			b.pc.deadline = false
-			_ = b.pc.conn.SetDeadline(time.Time{})
-		}
-		b.pc.t.put(b.pc)
-		return
-	}
-	_ = b.pc.conn.Close()
 }

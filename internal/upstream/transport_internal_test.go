@@ -46,7 +46,7 @@ func newConnUpstream(t *testing.T, h http.HandlerFunc) *connUpstream {
 
 func setupTransport(t *testing.T) *Transport {
 	t.Helper()
-	tr := New()
+	tr := New(Config{})
 	t.Cleanup(tr.CloseIdleConnections)
 	return tr
 }
@@ -294,20 +294,25 @@ func TestTransportFallbackAndInterimResponses(t *testing.T) {
 	if len(hints) != 1 || hints[0] != "103 </style.css>; rel=preload" {
 		t.Fatalf("interim answers seen by the client trace: %q, want the 103 with its Link", hints)
 	}
-	// Bodies above MaxDirectBody and of unknown length take http.Transport.
+	// Bodies above MaxDirectBody and of unknown length (sent chunked) are
+	// streamed on the direct path, and their connection is used again.
 	big := bytes.Repeat([]byte("x"), 3*MaxDirectBody)
+	before := up.conns.Load()
 	for _, body := range []io.Reader{bytes.NewReader(big), io.MultiReader(bytes.NewReader(big))} {
 		req := newReq(t, "POST", up.URL+"/big", body)
-		if Direct(req) {
-			t.Fatalf("a body of %d bytes takes the direct path", req.ContentLength)
+		if !Direct(req) {
+			t.Fatalf("a body of %d bytes does not take the direct path", req.ContentLength)
 		}
 		if _, got := mustDo(t, tr, req); got != strconv.Itoa(len(big)) {
 			t.Fatalf("upstream read %s bytes, want %d", got, len(big))
 		}
 	}
+	if n := up.conns.Load() - before; n != 0 {
+		t.Fatalf("two large uploads on a kept-alive connection opened %d new connections, want 0", n)
+	}
 	// "Connection: close" from the upstream: the connection is not pooled.
 	tr.CloseIdleConnections()
-	before := up.conns.Load()
+	before = up.conns.Load()
 	for range 3 {
 		if _, got := mustDo(t, tr, newReq(t, "GET", up.URL+"/close", nil)); got != "0" {
 			t.Fatalf("body %q", got)
