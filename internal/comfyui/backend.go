@@ -30,7 +30,8 @@ type Backend struct {
 	log      *slog.Logger
 
 	mu    sync.Mutex
-	conns map[string]*websocket.Conn // dialed at Submit, taken by Watch, by job id
+	conns map[string]*websocket.Conn       // dialed at Submit, taken by Watch, by job id
+	specs map[string]map[string]*fieldSpec // node fields by upstream and class
 }
 
 var _ tollgate.Backend = (*Backend)(nil)
@@ -58,7 +59,7 @@ func New(m *config.JobModel, o Options) (*Backend, error) {
 		return nil, fmt.Errorf("max_output: %w", err)
 	}
 	b := &Backend{model: m, workflow: w, client: o.Client, maxOut: maxOut, poll: o.Poll, log: o.Logger,
-		conns: map[string]*websocket.Conn{}}
+		conns: map[string]*websocket.Conn{}, specs: map[string]map[string]*fieldSpec{}}
 	if b.client == nil {
 		b.client = http.DefaultClient
 	}
@@ -132,6 +133,9 @@ func (b *Backend) Submit(ctx context.Context, run *tollgate.JobRun) (string, err
 	if err := c.queuePrompt(ctx, graph, promptID, ClientID(promptID)); err != nil {
 		if conn != nil {
 			_ = conn.CloseNow()
+		}
+		if ctx.Err() != nil { // ComfyUI may have queued it before the call broke off
+			b.abandon(ctx, run, promptID)
 		}
 		return "", b.explain(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -109,6 +110,15 @@ func (c *client) dial(ctx context.Context, clientID string) (*websocket.Conn, er
 		return nil, fmt.Errorf("comfyui websocket: %w", err)
 	}
 	conn.SetReadLimit(32 << 20)
+	// ComfyUI registers the socket after the handshake and then sends
+	// "status": until that greeting, messages of the client's prompt
+	// would go nowhere.
+	greetCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, _, err := conn.Read(greetCtx); err != nil {
+		_ = conn.CloseNow()
+		return nil, fmt.Errorf("comfyui websocket greeting: %w", err)
+	}
 	return conn, nil
 }
 

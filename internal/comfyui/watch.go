@@ -32,6 +32,11 @@ type frame struct {
 // by its handle.
 func (b *Backend) Watch(ctx context.Context, run *tollgate.JobRun, handle string) (*tollgate.JobResult, error) {
 	c := &client{http: b.client, base: strings.TrimSuffix(run.Upstream, "/"), user: ComfyUser(run.Job.Owner)}
+	defer func() {
+		if ctx.Err() != nil {
+			b.abandon(ctx, run, handle)
+		}
+	}()
 	conn := b.takeConn(run.Job.ID)
 	if conn == nil {
 		conn, _ = c.dial(ctx, ClientID(handle))
@@ -96,6 +101,17 @@ func (b *Backend) Watch(ctx context.Context, run *tollgate.JobRun, handle string
 				return &tollgate.JobResult{Status: tollgate.JobFailed, Error: "ComfyUI dropped the prompt (its queue was cleared or it restarted)"}, nil
 			}
 		}
+	}
+}
+
+// abandon stops a prompt whose job ended here (canceled, past its
+// timeout, or the gateway stopping, which fails the job): it leaves
+// ComfyUI's queue or is interrupted, so no GPU time goes to it.
+func (b *Backend) abandon(ctx context.Context, run *tollgate.JobRun, handle string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := b.Cancel(ctx, run, handle); err != nil {
+		b.log.Warn("comfyui: could not stop an abandoned prompt", "prompt", handle, "err", err)
 	}
 }
 

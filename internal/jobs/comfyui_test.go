@@ -30,6 +30,12 @@ jobs:
       image: {type: image, node: "1", field: image, required: true}
       size: {type: integer, node: "2", field: model_input_size, default: 512}
     price: {per_request: "0.01", per_gpu_second: "0.001"}
+  - name: photo/broken
+    backend: comfyui
+    upstreams: [COMFY]
+    workflow: BROKEN
+    inputs:
+      image: {type: image, node: "1", field: image, required: true}
 `
 
 // setupComfy runs the jobs service in front of a ComfyUI emulator, with
@@ -42,7 +48,14 @@ func setupComfy(t *testing.T, opts comfytest.Options) (*env, *comfytest.Server) 
 	if err := os.WriteFile(path, wf, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := strings.NewReplacer("COMFY", s.URL, "WORKFLOW", path).Replace(comfyModels)
+	broken := comfytest.DDColorPrompt("example.png", "ddcolor", 512)
+	broken["2"].(map[string]any)["inputs"].(map[string]any)["checkpoint"] = "missing.pth"
+	wf, _ = json.Marshal(broken)
+	brokenPath := filepath.Join(t.TempDir(), "broken.json")
+	if err := os.WriteFile(brokenPath, wf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.NewReplacer("COMFY", s.URL, "WORKFLOW", path, "BROKEN", brokenPath).Replace(comfyModels)
 	return setup(t, cfg, http.NotFoundHandler()), s
 }
 
@@ -161,10 +174,24 @@ func TestComfyUIProgress(t *testing.T) {
 
 func TestComfyUINodeErrors(t *testing.T) {
 	e, s := setupComfy(t, comfytest.Options{})
-	p := e.create(t, "alice", "photo/ddcolor", map[string]any{"image": pngURI(t, 32, 32), "size": 5000}, "Prefer", "wait=30")
-	if p.Status != "failed" || p.Error == nil || !strings.Contains(*p.Error, "input.size") || !strings.Contains(*p.Error, "bigger than max") {
-		t.Fatalf("prediction %s %v, want failed naming input.size and ComfyUI's reason", p.Status, p.Error)
-	}
+	t.Run("a value the node refuses is a 422 naming the input", func(t *testing.T) {
+		status, _, body := e.call(t, "alice", "POST", "/v1/models/photo/ddcolor/predictions",
+			map[string]any{"input": map[string]any{"image": pngURI(t, 32, 32), "size": 5000}})
+		if status != http.StatusUnprocessableEntity || !strings.Contains(string(body), "input.size") || !strings.Contains(string(body), "at most 4096") {
+			t.Fatalf("create: %d %s, want 422 naming input.size and ComfyUI's bound", status, body)
+		}
+		for _, r := range s.Requests() {
+			if r.Path == "/prompt" || r.Path == "/upload/image" {
+				t.Errorf("ComfyUI got %s %s for a refused input", r.Method, r.Path)
+			}
+		}
+	})
+	t.Run("node_errors of the workflow itself name the node", func(t *testing.T) {
+		p := e.create(t, "alice", "photo/broken", map[string]any{"image": pngURI(t, 32, 32)}, "Prefer", "wait=30")
+		if p.Status != "failed" || p.Error == nil || !strings.Contains(*p.Error, "node 2 (DDColor_Colorize)") || !strings.Contains(*p.Error, "missing.pth") {
+			t.Fatalf("prediction %s %v, want failed naming node 2 and ComfyUI's reason", p.Status, p.Error)
+		}
+	})
 	if len(s.Executions()) != 0 {
 		t.Errorf("ComfyUI executed %v", s.Order())
 	}

@@ -256,6 +256,11 @@ func (s *Service) Submit(ctx context.Context, p *tollgate.Principal, sub Submiss
 	if err := m.rules.Check(p, input, media); err != nil {
 		return nil, false, err
 	}
+	if c, ok := m.backend.(tollgate.InputChecker); ok {
+		if err := c.CheckInput(ctx, m.cfg.Upstreams[0], input); tollgate.ErrorCode(err) == tollgate.EInputInvalid {
+			return nil, false, err
+		}
+	}
 	var events []string
 	if sub.Webhook != "" {
 		if events, err = s.checkWebhook(ctx, sub.Webhook, sub.WebhookEvents); err != nil {
