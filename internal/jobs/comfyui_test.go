@@ -42,6 +42,12 @@ jobs:
 // the DDColor workflow as the model photo/ddcolor.
 func setupComfy(t *testing.T, opts comfytest.Options) (*env, *comfytest.Server) {
 	t.Helper()
+	return setupComfyOn(t, "sqlite", opts)
+}
+
+// setupComfyOn is setupComfy on the named engine.
+func setupComfyOn(t *testing.T, engine string, opts comfytest.Options) (*env, *comfytest.Server) {
+	t.Helper()
 	s := comfytest.New(t, opts)
 	wf, _ := json.Marshal(comfytest.DDColorPrompt("example.png", "ddcolor", 512))
 	path := filepath.Join(t.TempDir(), "ddcolor.json")
@@ -56,7 +62,7 @@ func setupComfy(t *testing.T, opts comfytest.Options) (*env, *comfytest.Server) 
 		t.Fatal(err)
 	}
 	cfg := strings.NewReplacer("COMFY", s.URL, "WORKFLOW", path, "BROKEN", brokenPath).Replace(comfyModels)
-	return setup(t, cfg, http.NotFoundHandler()), s
+	return setupOn(t, engine, cfg, http.NotFoundHandler()), s
 }
 
 // waitProgress opens a prediction's event stream, calls opened, and
@@ -103,8 +109,10 @@ func nthStarted(s *comfytest.Server, obs *comfytest.WSClient, n int) string {
 	return s.Order()[n-1]
 }
 
-func TestComfyUIDDColor(t *testing.T) {
-	e, s := setupComfy(t, comfytest.Options{})
+func TestComfyUIDDColor(t *testing.T) { onEngines(t, testComfyUIDDColor) }
+
+func testComfyUIDDColor(t *testing.T, engine string) {
+	e, s := setupComfyOn(t, engine, comfytest.Options{})
 	p := e.create(t, "alice", "photo/ddcolor", map[string]any{"image": pngURI(t, 64, 48)}, "Prefer", "wait=30")
 	if p.Status != "succeeded" {
 		t.Fatalf("prediction %+v, want succeeded", p)
@@ -335,4 +343,52 @@ func promptJob(t *testing.T, s *comfytest.Server, promptID string) string {
 	name, _ := inputs["image"].(string)
 	job, _, _ := strings.Cut(filepath.Base(name), "-image")
 	return job
+}
+
+func TestComfyUIUpstreamsShareTheQueue(t *testing.T) {
+	e, first := setupComfy(t, comfytest.Options{Hold: true})
+	second := comfytest.New(t, comfytest.Options{Hold: true})
+	m := e.cfg.JobModel("photo/ddcolor")
+	m.Upstreams = append(m.Upstreams, second.URL)
+	e.restart(t)
+	obs1 := comfytest.Dial(t, first.URL+"/ws?clientId=observer", nil)
+	obs2 := comfytest.Dial(t, second.URL+"/ws?clientId=observer", nil)
+	var preds []pred
+	for range 3 {
+		preds = append(preds, e.create(t, "alice", "photo/ddcolor", map[string]any{"image": pngURI(t, 16, 16)}))
+	}
+	a, b := nthStarted(first, obs1, 1), nthStarted(second, obs2, 1)
+	if len(first.Pending())+len(second.Pending()) != 0 {
+		t.Errorf("a ComfyUI got a second prompt while it ran one (capacity 1)")
+	}
+	first.Release(a)
+	second.Release(b)
+	if _, err := first.WaitDone(t.Context(), a); err != nil {
+		t.Fatal(err)
+	}
+	select { // the third runs on whichever freed first
+	case <-waitStarted(first, obs1, 2):
+		first.Release(first.Order()[1])
+	case <-waitStarted(second, obs2, 2):
+		second.Release(second.Order()[1])
+	}
+	for _, p := range preds {
+		if _, done := e.streamUntilDone(t, "alice", p); done.Status != "succeeded" {
+			t.Errorf("prediction %s", done.Status)
+		}
+	}
+}
+
+// waitStarted closes its channel once n prompts started on s.
+func waitStarted(s *comfytest.Server, obs *comfytest.WSClient, n int) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		for len(s.Order()) < n {
+			if _, ok := <-obs.Frames(); !ok {
+				return
+			}
+		}
+		close(ch)
+	}()
+	return ch
 }
