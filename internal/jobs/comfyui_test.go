@@ -12,8 +12,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tollgate/tollgate/internal/comfytest"
+	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
 const comfyModels = `
@@ -112,7 +114,9 @@ func nthStarted(s *comfytest.Server, obs *comfytest.WSClient, n int) string {
 func TestComfyUIDDColor(t *testing.T) { onEngines(t, testComfyUIDDColor) }
 
 func testComfyUIDDColor(t *testing.T, engine string) {
-	e, s := setupComfyOn(t, engine, comfytest.Options{})
+	// 250 ms of emulated GPU work, measured by ComfyUI's timestamps only
+	// (the gateway's clock stands still in these tests).
+	e, s := setupComfyOn(t, engine, comfytest.Options{Duration: func(comfytest.Prompt) time.Duration { return 250 * time.Millisecond }})
 	p := e.create(t, "alice", "photo/ddcolor", map[string]any{"image": pngURI(t, 64, 48)}, "Prefer", "wait=30")
 	if p.Status != "succeeded" {
 		t.Fatalf("prediction %+v, want succeeded", p)
@@ -157,8 +161,15 @@ func testComfyUIDDColor(t *testing.T, engine string) {
 	})
 	t.Run("the ledger's GPU time is ComfyUI's execution time", func(t *testing.T) {
 		want := execs[0].End.Sub(execs[0].Start).Milliseconds()
-		if rec := e.record(t, p.ID); rec.Units.GPUMillis != want {
+		if want < 250 {
+			t.Fatalf("the emulator ran %d ms, want at least its 250", want)
+		}
+		rec := e.record(t, p.ID)
+		if rec.Units.GPUMillis != want {
 			t.Errorf("ledger GPU ms %d, want %d (execution_start to execution_success)", rec.Units.GPUMillis, want)
+		}
+		if wantCost := tollgate.Money(10_000 + want); rec.Cost != wantCost {
+			t.Errorf("cost %s, want %s (0.01 + %d ms × 0.001/s)", rec.Cost, wantCost, want)
 		}
 	})
 }
