@@ -403,3 +403,39 @@ func waitStarted(s *comfytest.Server, obs *comfytest.WSClient, n int) <-chan str
 	}()
 	return ch
 }
+
+func TestComfyUIFailures(t *testing.T) {
+	t.Run("a node's error fails the prediction naming the node, charged its GPU time", func(t *testing.T) {
+		e, s := setupComfy(t, comfytest.Options{Hold: true})
+		obs := comfytest.Dial(t, s.URL+"/ws?clientId=observer", nil)
+		p := e.create(t, "alice", "photo/ddcolor", map[string]any{"image": pngURI(t, 16, 16)})
+		id := nthStarted(s, obs, 1)
+		if err := s.WaitHeld(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+		s.Fail(id, "CUDA out of memory")
+		_, done := e.streamUntilDone(t, "alice", p)
+		if done.Status != "failed" || done.Error == nil || *done.Error != "node 2 (DDColor_Colorize): CUDA out of memory" {
+			t.Fatalf("prediction %s %v, want failed naming node 2 and ComfyUI's message", done.Status, done.Error)
+		}
+		ex, _ := s.WaitDone(t.Context(), id)
+		if rec := e.record(t, p.ID); rec.Units.GPUMillis != ex.End.Sub(ex.Start).Milliseconds() {
+			t.Errorf("GPU ms %d, want ComfyUI's %d", rec.Units.GPUMillis, ex.End.Sub(ex.Start).Milliseconds())
+		}
+	})
+	t.Run("a prompt past the model's timeout is interrupted on ComfyUI", func(t *testing.T) {
+		e, s := setupComfy(t, comfytest.Options{Hold: true})
+		e.cfg.JobModel("photo/ddcolor").Timeout = time.Second
+		e.restart(t)
+		obs := comfytest.Dial(t, s.URL+"/ws?clientId=observer", nil)
+		p := e.create(t, "alice", "photo/ddcolor", map[string]any{"image": pngURI(t, 16, 16)})
+		id := nthStarted(s, obs, 1)
+		_, done := e.streamUntilDone(t, "alice", p)
+		if done.Status != "failed" || done.Error == nil || !strings.Contains(*done.Error, "timeout") {
+			t.Fatalf("prediction %s %v, want failed past its timeout", done.Status, done.Error)
+		}
+		if ex, err := s.WaitDone(t.Context(), id); err != nil || ex.Status != "interrupted" {
+			t.Errorf("ComfyUI's prompt ended %+v %v, want interrupted", ex, err)
+		}
+	})
+}
