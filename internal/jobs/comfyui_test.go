@@ -359,9 +359,10 @@ func promptJob(t *testing.T, s *comfytest.Server, promptID string) string {
 func TestComfyUIUpstreamsShareTheQueue(t *testing.T) {
 	e, first := setupComfy(t, comfytest.Options{Hold: true})
 	second := comfytest.New(t, comfytest.Options{Hold: true})
+	e.svc.Stop() // the config changes while no service reads it
 	m := e.cfg.JobModel("photo/ddcolor")
 	m.Upstreams = append(m.Upstreams, second.URL)
-	e.restart(t)
+	e.startAgain(t)
 	obs1 := comfytest.Dial(t, first.URL+"/ws?clientId=observer", nil)
 	obs2 := comfytest.Dial(t, second.URL+"/ws?clientId=observer", nil)
 	var preds []pred
@@ -425,8 +426,9 @@ func TestComfyUIFailures(t *testing.T) {
 	})
 	t.Run("a prompt past the model's timeout is interrupted on ComfyUI", func(t *testing.T) {
 		e, s := setupComfy(t, comfytest.Options{Hold: true})
+		e.svc.Stop() // the config changes while no service reads it
 		e.cfg.JobModel("photo/ddcolor").Timeout = time.Second
-		e.restart(t)
+		e.startAgain(t)
 		obs := comfytest.Dial(t, s.URL+"/ws?clientId=observer", nil)
 		p := e.create(t, "alice", "photo/ddcolor", map[string]any{"image": pngURI(t, 16, 16)})
 		id := nthStarted(s, obs, 1)
