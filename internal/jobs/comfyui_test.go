@@ -7,6 +7,9 @@ import (
 	"image/png"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -440,4 +443,29 @@ func TestComfyUIFailures(t *testing.T) {
 			t.Errorf("ComfyUI's prompt ended %+v %v, want interrupted", ex, err)
 		}
 	})
+}
+
+func TestComfyUIWithoutWebsocket(t *testing.T) {
+	e, s := setupComfy(t, comfytest.Options{})
+	target, _ := url.Parse(s.URL)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/ws") {
+			http.NotFound(w, r) // a proxy that does not pass websockets
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	e.svc.Stop() // the config changes while no service reads it
+	e.cfg.JobModel("photo/ddcolor").Upstreams = []string{front.URL}
+	e.startAgain(t)
+	p := e.create(t, "alice", "photo/ddcolor", map[string]any{"image": pngURI(t, 16, 16)}, "Prefer", "wait=30")
+	if link, _ := p.Output.(string); p.Status != "succeeded" || !strings.HasPrefix(link, e.URL+"/v1/results/") {
+		t.Fatalf("prediction %s %v %v, want succeeded from /history alone", p.Status, p.Output, p.Error)
+	}
+	ex := s.Executions()
+	if rec := e.record(t, p.ID); len(ex) != 1 || rec.Units.GPUMillis != ex[0].End.Sub(ex[0].Start).Milliseconds() {
+		t.Errorf("GPU ms %d, want ComfyUI's execution time", rec.Units.GPUMillis)
+	}
 }
