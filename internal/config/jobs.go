@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -12,7 +14,8 @@ import (
 
 // Job backends.
 const (
-	BackendHTTP = "http"
+	BackendHTTP    = "http"
+	BackendComfyUI = "comfyui"
 )
 
 // Job input types.
@@ -41,7 +44,7 @@ type JobModel struct {
 	// and model of its usage records. Required, unique.
 	Name string `yaml:"name"`
 	// Backend is how jobs run upstream: http (a slow endpoint called with
-	// the input as JSON). Required.
+	// the input as JSON) or comfyui (a ComfyUI workflow). Required.
 	Backend string `yaml:"backend"`
 	// Upstreams are the base URLs jobs run on; they share the model's
 	// queue, each taking the next job when one of its slots frees.
@@ -53,6 +56,10 @@ type JobModel struct {
 	// Path is what the http backend POSTs the input to on the upstream.
 	// Defaults to /.
 	Path string `yaml:"path"`
+	// Workflow is the comfyui backend's API-format workflow file, relative
+	// to the config file or absolute; inputs are bound to its nodes'
+	// fields. Required for comfyui, refused for other backends.
+	Workflow string `yaml:"workflow"`
 	// Inputs declare the input fields; an input field not declared here is
 	// refused. Defaults to none (every input refused).
 	Inputs map[string]JobInput `yaml:"inputs"`
@@ -100,6 +107,12 @@ type JobInput struct {
 	// MaxSize bounds a file input's decoded size, e.g. "4MiB". Defaults
 	// to 10MiB for file inputs.
 	MaxSize string `yaml:"max_size"`
+	// Node and Field bind the input to a comfyui workflow's node (its id
+	// in the API-format file) and that node's input field; a file input
+	// is uploaded to ComfyUI and its name set there. Required for comfyui
+	// models, refused for others.
+	Node  string `yaml:"node"`
+	Field string `yaml:"field"`
 }
 
 var jobName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}/[a-z0-9][a-z0-9_.-]{0,63}$`)
@@ -147,9 +160,10 @@ func (c *Config) validateJobs(p *problems) {
 			p.add(key+".name", "%q is used by another job model", j.Name)
 		}
 		names[j.Name] = true
-		if j.Backend != BackendHTTP {
-			p.add(key+".backend", "want http, got %q", j.Backend)
+		if j.Backend != BackendHTTP && j.Backend != BackendComfyUI {
+			p.add(key+".backend", "want http or comfyui, got %q", j.Backend)
 		}
+		checkComfyUI(p, key, j)
 		if len(j.Upstreams) == 0 {
 			p.add(key+".upstreams", "required")
 		}
@@ -315,6 +329,44 @@ func (c *Config) JobModel(name string) *JobModel {
 	for i := range c.Jobs {
 		if c.Jobs[i].Name == name {
 			return &c.Jobs[i]
+		}
+	}
+	return nil
+}
+
+// checkComfyUI checks the keys that only the comfyui backend takes: a
+// workflow, and each input bound to a node and field.
+func checkComfyUI(p *problems, key string, j JobModel) {
+	comfy := j.Backend == BackendComfyUI
+	switch {
+	case comfy && j.Workflow == "":
+		p.add(key+".workflow", "required for backend comfyui (an API-format workflow file)")
+	case !comfy && j.Workflow != "":
+		p.add(key+".workflow", "only backend comfyui runs a workflow")
+	}
+	for name, in := range j.Inputs {
+		switch {
+		case comfy && (in.Node == "" || in.Field == ""):
+			p.add(key+".inputs."+name, "backend comfyui needs node and field: the workflow node id and its input field")
+		case !comfy && (in.Node != "" || in.Field != ""):
+			p.add(key+".inputs."+name, "node and field bind inputs of backend comfyui only")
+		}
+	}
+}
+
+// ResolveWorkflows makes every relative comfyui workflow path relative to
+// dir (the config file's directory) and checks that each file is there.
+func (c *Config) ResolveWorkflows(dir string) error {
+	for i := range c.Jobs {
+		j := &c.Jobs[i]
+		if j.Workflow == "" {
+			continue
+		}
+		if !filepath.IsAbs(j.Workflow) {
+			j.Workflow = filepath.Join(dir, j.Workflow)
+		}
+		if st, err := os.Stat(j.Workflow); err != nil || st.IsDir() {
+			return fmt.Errorf("jobs[%d] (%s).workflow: no such file %s", i, j.Name, j.Workflow)
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package jobs
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"image"
 	_ "image/gif" // registers GIF headers for image.DecodeConfig
@@ -15,8 +16,8 @@ import (
 )
 
 // checkFile checks a file input, given as a data: URI, and returns its
-// media facts for rules: content_type and bytes, and width and height for
-// images (read from the header only). URLs are refused: tollgate never
+// media facts for rules: content_type and bytes, width and height for
+// images and seconds for WAV audio (read from the headers only). URLs are refused: tollgate never
 // fetches a URL a caller names.
 func checkFile(in config.JobInput, v any) (map[string]any, error) {
 	s, ok := v.(string)
@@ -61,7 +62,44 @@ func checkFile(in config.JobInput, v any) (map[string]any, error) {
 		}
 		facts["width"], facts["height"] = float64(cfg.Width), float64(cfg.Height)
 	}
+	if in.Type == config.InputAudio {
+		if secs, ok := wavSeconds(data); ok {
+			facts["seconds"] = secs
+		}
+	}
 	return facts, nil
+}
+
+// wavSeconds reads a WAV file's length from its fmt and data chunks
+// (byte rate and data size), without decoding samples.
+func wavSeconds(b []byte) (float64, bool) {
+	if len(b) < 12 || string(b[0:4]) != "RIFF" || string(b[8:12]) != "WAVE" {
+		return 0, false
+	}
+	var byteRate, dataSize uint32
+	for off := 12; off+8 <= len(b); {
+		id, size := string(b[off:off+4]), binary.LittleEndian.Uint32(b[off+4:off+8])
+		body := off + 8
+		switch id {
+		case "fmt ":
+			if body+12 > len(b) {
+				return 0, false
+			}
+			byteRate = binary.LittleEndian.Uint32(b[body+8 : body+12])
+		case "data":
+			dataSize = min(size, uint32(len(b)-body))
+			if byteRate == 0 {
+				return 0, false
+			}
+			return float64(dataSize) / float64(byteRate), true
+		}
+		next := body + int(size) + int(size&1)
+		if next <= off || size > uint32(len(b)) {
+			return 0, false
+		}
+		off = next
+	}
+	return 0, false
 }
 
 func an(kind string) string {

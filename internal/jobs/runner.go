@@ -182,6 +182,13 @@ func (s *Service) execute(ctx context.Context, m *model, r *runningJob) *tollgat
 	case ctx.Err() != nil:
 		return &tollgate.JobResult{Status: tollgate.JobFailed, Error: cause.Error(), PredictMillis: used}
 	}
+	var refused *tollgate.Error
+	if errors.As(err, &refused) && refused.Code == tollgate.EInputInvalid {
+		// The upstream refused the input (ComfyUI's node_errors) before
+		// any work: the message names the input, for the caller to act
+		// on, and no GPU time is charged.
+		return &tollgate.JobResult{Status: tollgate.JobFailed, Error: refused.Message}
+	}
 	s.log.Warn("jobs: backend failed", "job", r.run.Job.ID, "model", m.cfg.Name, "err", err)
 	return &tollgate.JobResult{Status: tollgate.JobFailed, Error: "the backend failed to run the job", PredictMillis: used}
 }

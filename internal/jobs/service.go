@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tollgate/tollgate/internal/comfyui"
 	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/policy"
 	"github.com/tollgate/tollgate/internal/tollgate"
@@ -33,7 +34,8 @@ type Options struct {
 	// without it jobs are not metered.
 	Admission tollgate.Admission
 	// Backends run each job model's jobs, by model name. Defaults to an
-	// HTTPBackend for every model of backend http.
+	// HTTPBackend for every model of backend http and a comfyui.Backend
+	// for every model of backend comfyui.
 	Backends map[string]tollgate.Backend
 	// Principal returns the verified caller of a request (nil when there
 	// is none). Required for the handlers.
@@ -136,6 +138,11 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 			return nil, fmt.Errorf("jobs[%d] (%s).%w", i, jc.Name, err)
 		}
 		b := o.Backends[jc.Name]
+		if b == nil && jc.Backend == config.BackendComfyUI {
+			if b, err = comfyui.New(jc, comfyui.Options{Poll: o.PollInterval, Logger: o.Logger}); err != nil {
+				return nil, fmt.Errorf("jobs[%d] (%s): %w", i, jc.Name, err)
+			}
+		}
 		if b == nil {
 			maxOut, _ := config.ParseSize(jc.MaxOutput)
 			b = &HTTPBackend{Path: jc.Path, MaxOutput: maxOut, Clock: o.Clock,
@@ -254,6 +261,11 @@ func (s *Service) Submit(ctx context.Context, p *tollgate.Principal, sub Submiss
 	}
 	if err := m.rules.Check(p, input, media); err != nil {
 		return nil, false, err
+	}
+	if c, ok := m.backend.(tollgate.InputChecker); ok {
+		if err := c.CheckInput(ctx, m.cfg.Upstreams[0], input); tollgate.ErrorCode(err) == tollgate.EInputInvalid {
+			return nil, false, err
+		}
 	}
 	var events []string
 	if sub.Webhook != "" {

@@ -261,6 +261,16 @@ type Backend interface {
 	Cancel(ctx context.Context, run *JobRun, handle string) error
 }
 
+// InputChecker is a Backend that can check a job's input with its
+// upstream before the job is queued (ComfyUI's node definitions), so a
+// value the upstream would refuse is a 422 at submit.
+type InputChecker interface {
+	// CheckInput returns EInputInvalid naming each input upstream would
+	// refuse. Any other error means the upstream could not be asked; the
+	// job is queued and the upstream decides.
+	CheckInput(ctx context.Context, upstream string, input map[string]any) error
+}
+
 // BlobKey names the results of one prediction of one user.
 type BlobKey struct {
 	TenantID     string
