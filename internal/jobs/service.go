@@ -33,7 +33,8 @@ type Options struct {
 	// without it jobs are not metered.
 	Admission tollgate.Admission
 	// Backends run each job model's jobs, by model name. Defaults to an
-	// HTTPBackend for every model of backend http.
+	// HTTPBackend for every model of backend http and a GradioBackend for
+	// every model of backend gradio.
 	Backends map[string]tollgate.Backend
 	// Principal returns the verified caller of a request (nil when there
 	// is none). Required for the handlers.
@@ -140,6 +141,11 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 			return nil, fmt.Errorf("jobs[%d] (%s).%w", i, jc.Name, err)
 		}
 		b := o.Backends[jc.Name]
+		if b == nil && jc.Backend == config.BackendGradio {
+			gb := NewGradioBackend(jc)
+			gb.Clock, gb.UserIDHeader, gb.TenantIDHeader = o.Clock, cfg.Headers.UserID, cfg.Headers.TenantID
+			b = gb
+		}
 		if b == nil {
 			maxOut, _ := config.ParseSize(jc.MaxOutput)
 			b = &HTTPBackend{Path: jc.Path, MaxOutput: maxOut, Clock: o.Clock,
