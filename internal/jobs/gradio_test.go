@@ -109,7 +109,7 @@ func TestGradioJob(t *testing.T) {
 			t.Fatalf("the stream ended without %q", want)
 		}
 		seen("Synthesizing 8 characters in zero-shot mode") // the app's log message
-		seen("0.25")                                          // index 1 of 4
+		seen("0.25")                                        // index 1 of 4
 		run.Finish()
 		seen("event: done")
 		if got := e.get(t, "alice", p.ID); got.Status != "succeeded" || !strings.Contains(getLogs(t, e, p.ID), "Synthesizing 8 characters") {
