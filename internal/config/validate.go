@@ -152,8 +152,11 @@ func (c *Config) validateRoutes(p *problems) {
 			p.add(key+".path", "%q is used by another route", r.Path)
 		}
 		paths[r.Path] = true
-		if r.Type != RouteOpenAI && r.Type != RouteHTTP {
-			p.add(key+".type", "want openai or http, got %q", r.Type)
+		if r.Type != RouteOpenAI && r.Type != RouteHTTP && r.Type != RouteGradio {
+			p.add(key+".type", "want openai, http or gradio, got %q", r.Type)
+		}
+		if r.Type == RouteGradio && !strings.HasSuffix(r.Path, "/") {
+			p.add(key+".path", "a gradio route serves a whole app: want a prefix ending in /, got %q", r.Path)
 		}
 		for j, m := range r.Methods {
 			if m != strings.ToUpper(m) || m == "" {

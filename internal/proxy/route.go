@@ -143,7 +143,7 @@ func (p *Proxy) compileRoute(rc *config.Route) (*route, error) {
 		name: rc.Name, path: rc.Path, prefix: strings.HasSuffix(rc.Path, "/"),
 		methods: rc.Methods, public: rc.Public, scopes: rc.Scopes, roles: rc.Roles,
 		openai: rc.Type == config.RouteOpenAI, maxBody: maxBody, timeout: rc.Timeout,
-		stripPrefix: rc.StripPrefix, internalToken: rc.InternalToken, allowGetBody: rc.AllowGetBody,
+		stripPrefix: rc.Strips(), internalToken: rc.InternalToken, allowGetBody: rc.AllowGetBody,
 		gpuHeader: rc.GPUSecondsHeader, health: rc.HealthCheck, measure: mediaPriced(rc.Price),
 		metrics: p.metrics.forRoute(rc.Name),
 	}
