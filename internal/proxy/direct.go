@@ -26,7 +26,7 @@ import (
 
 // directOK reports whether r can take the direct exchange on rt.
 func (p *Proxy) directOK(r *http.Request, rt *route, up *backend) bool {
-	if p.own == nil || rt.openai || up.url.Scheme != "http" || !upstream.Plain(r) {
+	if p.own == nil || rt.openai || rt.gradio != nil || up.url.Scheme != "http" || !upstream.Plain(r) {
 		return false
 	}
 	return r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 ||

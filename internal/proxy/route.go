@@ -43,6 +43,7 @@ type route struct {
 	upHeaders  []headerValue    // upstream_headers, expanded and canonical
 
 	policy  *policy.Policy
+	gradio  *gradioGuard // gradio routes
 	metrics *routeMetrics
 	health  *config.HealthCheck
 }
@@ -149,6 +150,9 @@ func (p *Proxy) compileRoute(rc *config.Route) (*route, error) {
 	}
 	if rt.timeout <= 0 {
 		rt.timeout = 300 * time.Second
+	}
+	if rc.Type == config.RouteGradio {
+		rt.gradio = newGradioGuard(rt.timeout, p.now)
 	}
 	for k, v := range rc.UpstreamHeaders {
 		rt.upHeaders = append(rt.upHeaders, headerValue{textproto.CanonicalMIMEHeaderKey(k), []string{expandEnv(v)}})
