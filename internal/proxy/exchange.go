@@ -37,7 +37,7 @@ type exchange struct {
 	// refusal, the upstream's answer or failure, or a broken stream.
 	result string
 	usage  *usageMode
-	gradio *gradioExchange // on gradio routes
+	gradio *gradioExchange  // on gradio routes
 	out    tollgate.Outcome // filled by finish
 }
 
