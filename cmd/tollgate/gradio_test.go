@@ -38,6 +38,7 @@ routes:
     type: gradio
     upstreams: [`+held.URL+`]
     scopes: [tts]
+    timeout: 30s
     price: {per_request: "0.01"}
 `, false)
 	return g, open, held
