@@ -304,3 +304,38 @@ func TestGradioRoute(t *testing.T) {
 		}
 	})
 }
+
+// TestReplicateRunsGradioJob runs a CosyVoice3-like job model of backend
+// gradio with the official replicate client.
+func TestReplicateRunsGradioJob(t *testing.T) {
+	clients := clienttest.Node(t)
+	app := gradiotest.New(t, gradiotest.Options{RunTime: 100 * time.Millisecond})
+	g := setupWith(t, `roles:
+  user: {scopes: [jobs]}
+jobs:
+  - name: voice/cosyvoice3
+    backend: gradio
+    upstreams: [`+app.URL+`]
+    api_name: /generate_audio
+    inputs:
+      text: {type: string, position: 0, required: true}
+      prompt: {type: audio, position: 1, required: true}
+      mode: {type: string, position: 2, default: cross-lingual}
+      speed: {type: number, position: 3, default: 2.0}
+    price: {per_request: "0.01", per_gpu_second: "0.001"}
+`, false)
+	alice := g.userKey("alice", "")
+	wav := filepath.Join(t.TempDir(), "prompt.wav")
+	if err := os.WriteFile(wav, gradiotest.SineWAV(16000, 8000, 220), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	input, _ := json.Marshal(map[string]any{"text": "twenty characters...", "prompt": wav})
+	got := replicateAs(t, clients, g, alice, "run-audio", "voice/cosyvoice3", string(input))
+	if got["status"] != float64(200) || got["seconds"] != 1.0 || !strings.HasPrefix(fmt.Sprint(got["output"]), g.URL+"/v1/results/") {
+		t.Errorf("run-audio printed %v; want a result link that downloads 1 s of WAV (20 characters at speed 2)", got)
+	}
+	if x := app.Executions(); len(x) != 1 || x[0].Data[2] != "cross-lingual" || x[0].AudioSecs != 1.0 ||
+		!strings.HasSuffix(fmt.Sprint(x[0].Data[1].(map[string]any)["path"]), ".wav") {
+		t.Errorf("the app ran %+v, want one call with the defaults filled in and the prompt uploaded as a .wav", x)
+	}
+}

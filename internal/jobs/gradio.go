@@ -173,7 +173,7 @@ func (b *GradioBackend) upload(ctx context.Context, run *tollgate.JobRun, name s
 		return nil, fmt.Errorf("file input %s: %w", name, err)
 	}
 	ct := strings.TrimSuffix(meta, ";base64")
-	fname := name + extensionFor(ct)
+	fname := name + uploadExtension(ct, content)
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	fw, err := mw.CreateFormFile("files", fname)
@@ -193,6 +193,29 @@ func (b *GradioBackend) upload(ctx context.Context, run *tollgate.JobRun, name s
 	}
 	return map[string]any{"path": paths[0], "orig_name": fname, "size": len(content), "mime_type": ct,
 		"meta": map[string]any{"_type": "gradio.FileData"}}, nil
+}
+
+// uploadExtension names an upload's kind for the app, which often decodes
+// media by the file's extension: the declared type's, else the sniffed
+// content's.
+func uploadExtension(contentType string, content []byte) string {
+	for _, ct := range []string{contentType, http.DetectContentType(content)} {
+		mt, _, _ := strings.Cut(ct, ";")
+		switch mt {
+		case "audio/wave", "audio/vnd.wave":
+			return ".wav"
+		case "application/ogg", "audio/ogg":
+			return ".ogg"
+		case "audio/flac", "audio/x-flac":
+			return ".flac"
+		case "application/octet-stream", "":
+			continue
+		}
+		if ext := extensionFor(mt); ext != ".bin" && ext != "" {
+			return ext
+		}
+	}
+	return ".bin"
 }
 
 // post POSTs to the app and decodes its JSON answer into v.
