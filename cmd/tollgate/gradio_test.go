@@ -227,6 +227,21 @@ func TestGradioRoute(t *testing.T) {
 		if resp, _ := gradioDo(t, g, bob, "POST", "/held/gradio_api/cancel", "application/json", cancel); resp.StatusCode != 404 {
 			t.Errorf("bob canceled alice's call: %d, want 404", resp.StatusCode)
 		}
+		for _, path := range []string{"/held/gradio_api/stream/" + event + "/playlist.m3u8", "/held/gradio_api/call/generate_audio/" + event} {
+			if resp, _ := gradioDo(t, g, bob, "GET", path, "", nil); resp.StatusCode != 404 {
+				t.Errorf("bob GET %s: %d, want 404", path, resp.StatusCode)
+			}
+		}
+		for _, path := range []string{"/held/gradio_api/mcp/sse", "/held/gradio_api/proxy=https://example.com/x"} {
+			if resp, _ := gradioDo(t, g, alice, "GET", path, "", nil); resp.StatusCode != 404 {
+				t.Errorf("GET %s: %d, want 404", path, resp.StatusCode)
+			}
+		}
+		for _, r := range held.Requests() {
+			if strings.Contains(r.Path, "/mcp") || strings.Contains(r.Path, "proxy=") || strings.Contains(r.Path, "/stream/") {
+				t.Errorf("the app got %s %s, which the gateway must not forward", r.Method, r.Path)
+			}
+		}
 		if st, _ := gradioOpen(t, g, bob, "/held/gradio_api/heartbeat/shared"); st != 200 {
 			t.Errorf("bob's own heartbeat: %d, want 200", st)
 		}

@@ -32,8 +32,9 @@ import (
 //     limits, budgets) run for them alone, and a queued call's usage
 //     record stays open until its process_completed passes on the
 //     caller's stream, with the app's duration as GPU time;
-//   - /gradio_api/call/{api_name}/{event_id} streams only the caller's
-//     events.
+//   - /gradio_api/call/{api_name}/{event_id} and /gradio_api/stream/{event_id}/
+//     serve only the caller's events; /gradio_api/proxy= and the MCP
+//     routes are not served.
 //
 // The app must know its public root, as behind any proxy: launch it with
 // root_path set to the route's path (GRADIO_ROOT_PATH=/tts); the gateway
@@ -171,6 +172,16 @@ func (g *gradioGuard) inbound(x *exchange, r *http.Request, rt *route) error {
 		if !g.has(u, &u.files, strings.TrimPrefix(api, "/file=")) {
 			return errGradioNotYours
 		}
+	case strings.HasPrefix(api, "/stream/"):
+		// Streamed media of an event: /stream/{event_id}/….
+		event, _, _ := strings.Cut(strings.TrimPrefix(api, "/stream/"), "/")
+		if !g.has(u, &u.events, event) {
+			return errGradioNotYours
+		}
+	case strings.HasPrefix(api, "/proxy=") || strings.HasPrefix(api, "/mcp"):
+		// Fetches for other Spaces, and tool calls that would bypass the
+		// queue's metering.
+		return tollgate.Errorf(tollgate.ENotFound, "not served through the gateway")
 	case !isAPI:
 		// The page and its assets.
 	case post && api == "/queue/join":
