@@ -26,6 +26,8 @@ func gradioGateway(t *testing.T) (g *testGateway, open, held *gradiotest.Server)
 	held = gradiotest.New(t, gradiotest.Options{RootPath: "/held", Hold: true})
 	g = setupWith(t, `roles:
   user: {scopes: [tts]}
+plans:
+  tiny: {budget: {amount: "0.015", period: month}}
 routes:
   - name: tts
     path: /tts/
@@ -304,13 +306,41 @@ func TestGradioRoute(t *testing.T) {
 		}
 	})
 
+	t.Run("a call is checked against the budget at queue/join and holds its reservation until it ends", func(t *testing.T) {
+		carol := g.userKey("carol", "tiny")
+		prompt := gradioUpload(t, g, carol, "/held/")
+		if st, _ := gradioJoin(t, g, carol, "/held/", "c1", "carol one", prompt); st != 200 {
+			t.Fatalf("carol's first call: %d, want 200", st)
+		}
+		run := held.NextStarted(t)
+		if st, _ := gradioJoin(t, g, carol, "/held/", "c1", "carol two", prompt); st != 429 {
+			t.Errorf("carol's second call while the first holds 0.01 of her 0.015: %d, want 429", st)
+		}
+		_, next := gradioStream(t, g, carol, "/held/", "c1")
+		run.Finish()
+		for m := next(); m != nil && m["msg"] != "process_completed"; m = next() {
+		}
+		if !eventually(5*time.Second, func() bool {
+			st, _ := gradioJoin(t, g, carol, "/held/", "c2", "carol three", prompt)
+			return st == 429
+		}) {
+			t.Error("carol's call after spending 0.01 of 0.015 was not refused")
+		}
+		if n := len(held.Executions()); n != 3 {
+			t.Errorf("the app ran %d calls, want 3 (alice's, bob's, carol's first)", n)
+		}
+	})
+
 	t.Run("the ledger has one record per call, with the app's time as GPU time", func(t *testing.T) {
 		rows := routeUsage(t, g)
 		if n := rows["tts"]["requests"]; n != float64(1) {
 			t.Errorf("tts route: %v records, want 1 (the client's one predict)", n)
 		}
-		if n := rows["held"]["requests"]; n != float64(2) {
-			t.Errorf("held route: %v records, want 2 (alice's and bob's calls)", n)
+		if n := rows["held"]["requests"]; n != float64(3) {
+			t.Errorf("held route: %v records, want 3 (alice's, bob's and carol's calls)", n)
+		}
+		if c := rows["held"]["cost"]; c != "0.03" && c != "0.030000" {
+			t.Errorf("held route cost %v, want 0.03 (three calls at 0.01)", c)
 		}
 		x := open.Executions()[0]
 		gpu := rows["tts"]["gpu_seconds"].(float64)
