@@ -158,6 +158,9 @@ func (c *Config) validateRoutes(p *problems) {
 		if r.Type == RouteGradio && !strings.HasSuffix(r.Path, "/") {
 			p.add(key+".path", "a gradio route serves a whole app: want a prefix ending in /, got %q", r.Path)
 		}
+		if r.Type == RouteGradio && r.Public {
+			p.add(key+".public", "a gradio route keeps each caller's sessions and files apart, so it needs authenticated callers")
+		}
 		for j, m := range r.Methods {
 			if m != strings.ToUpper(m) || m == "" {
 				p.add(fmt.Sprintf("%s.methods[%d]", key, j), "want an upper-case HTTP method, got %q", m)
