@@ -150,13 +150,24 @@ func (b *GradioBackend) Submit(ctx context.Context, run *tollgate.JobRun) (strin
 	var joined struct {
 		EventID string `json:"event_id"`
 	}
-	if err := b.post(ctx, run, "/gradio_api/queue/join", "application/json", body, &joined); err != nil {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	// Once sent, the join is seen through even when the job is stopped
+	// meanwhile, so the call it queued can be canceled by its event id.
+	jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := b.post(jctx, run, "/gradio_api/queue/join", "application/json", body, &joined); err != nil {
 		return "", err
 	}
 	if joined.EventID == "" {
 		return "", fmt.Errorf("gradio queue/join gave no event_id")
 	}
 	h.event = joined.EventID
+	if err := ctx.Err(); err != nil {
+		_ = b.cancelCall(jctx, run, h)
+		return "", err
+	}
 	return h.String(), nil
 }
 

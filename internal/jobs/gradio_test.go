@@ -97,6 +97,9 @@ func TestGradioJob(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		run := app.NextStarted(t)
+		// Sent once the stream is open (the app's first log may come
+		// before it).
+		run.Log("warning", "half way there")
 		run.Progress(1, 4, "half way there")
 		lines := bufio.NewScanner(resp.Body)
 		seen := func(want string) {
@@ -108,8 +111,8 @@ func TestGradioJob(t *testing.T) {
 			}
 			t.Fatalf("the stream ended without %q", want)
 		}
-		seen("Synthesizing 8 characters in zero-shot mode") // the app's log message
-		seen("0.25")                                        // index 1 of 4
+		seen("warning: half way there") // the app's log message
+		seen("0.25")                    // index 1 of 4
 		run.Finish()
 		seen("event: done")
 		if got := e.get(t, "alice", p.ID); got.Status != "succeeded" || !strings.Contains(getLogs(t, e, p.ID), "Synthesizing 8 characters") {
