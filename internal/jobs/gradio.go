@@ -158,6 +158,9 @@ func (b *GradioBackend) Submit(ctx context.Context, run *tollgate.JobRun) (strin
 	jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if err := b.post(jctx, run, "/gradio_api/queue/join", "application/json", body, &joined); err != nil {
+		b.mu.Lock()
+		delete(b.apps, run.Upstream) // the app may have changed: read it again next time
+		b.mu.Unlock()
 		return "", err
 	}
 	if joined.EventID == "" {
