@@ -4,6 +4,10 @@
 //                             without credentials
 //   create-wait MODEL PROMPT  create, then wait, noting every status seen
 //   create MODEL PROMPT       create only
+//   run-audio MODEL INPUT_JSON  replicate.run with the input (a JSON object
+//                             whose "prompt" names a WAV file, sent as a
+//                             Buffer), then download the output URL
+//                             without credentials and measure its WAV
 //   run-file MODEL            replicate.run with a PNG Buffer as input
 //                             "photo" (the client uploads it to /v1/files)
 //   create-hook MODEL PROMPT URL  create with a webhook for completed
@@ -40,6 +44,25 @@ async function main() {
       const output = await replicate.run(model, { input: { prompt, size: 64 } });
       const urls = (Array.isArray(output) ? output : [output]).map(String);
       return { output: urls, downloads: await Promise.all(urls.map(download)) };
+    }
+    case "run-audio": {
+      const input = JSON.parse(args[1]);
+      input.prompt = await readFile(input.prompt);
+      const output = String(await replicate.run(args[0], { input }));
+      const res = await fetch(output); // no Authorization header
+      const buf = new Uint8Array(await res.arrayBuffer());
+      const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+      const tag = (o) => String.fromCharCode(...buf.subarray(o, o + 4));
+      let seconds = -1, byteRate = 0;
+      if (tag(0) === "RIFF" && tag(8) === "WAVE") {
+        for (let off = 12; off + 8 <= buf.length; ) {
+          const size = view.getUint32(off + 4, true);
+          if (tag(off) === "fmt ") byteRate = view.getUint32(off + 16, true);
+          if (tag(off) === "data") { seconds = size / byteRate; break; }
+          off += 8 + size + (size % 2);
+        }
+      }
+      return { output, status: res.status, contentType: res.headers.get("content-type"), seconds };
     }
     case "run-file": {
       // A 1x1 PNG.

@@ -22,7 +22,7 @@ func TestComfyUIJobKeys(t *testing.T) {
     workflow: ./wf.json`, "workflow: only backend comfyui runs a workflow"},
 		{"http takes no node", `backend: http
     inputs: {size: {type: integer, node: "2", field: size}}`, "node and field bind inputs of backend comfyui only"},
-		{"unknown backend", `backend: gpu`, "want http or comfyui"},
+		{"unknown backend", `backend: gpu`, "want http, comfyui or gradio"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := config.Parse([]byte("jobs:\n  - name: photo/x\n    upstreams: [http://127.0.0.1:8188]\n    " + c.job + "\n"))

@@ -53,6 +53,8 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"duplicate route", "routes: [{name: a, path: /a, upstreams: [http://x]}, {name: a, path: /b, upstreams: [http://x]}]\n", "routes[1].name"},
 		{"shadowing route", "routes: [{name: a, path: /oauth/token, upstreams: [http://x]}]\n", "routes[0].path"},
 		{"bad max_body", "routes: [{name: a, path: /a, upstreams: [http://x], max_body: lots}]\n", "routes[0].max_body"},
+		{"gradio route not a prefix", "routes: [{name: a, path: /tts, type: gradio, upstreams: [http://x]}]\n", "routes[0].path: a gradio route serves a whole app"},
+		{"public gradio route", "routes: [{name: a, path: /tts/, type: gradio, public: true, upstreams: [http://x]}]\n", "routes[0].public: a gradio route"},
 		{"allow_get_body without GET", "routes: [{name: a, path: /a, upstreams: [http://x], methods: [POST], allow_get_body: true}]\n", "routes[0].allow_get_body"},
 		{"allow_get_body not a bool", "routes: [{name: a, path: /a, upstreams: [http://x], allow_get_body: sometimes}]\n", "routes[0].allow_get_body: want true or false"},
 		{"bad price", "routes: [{name: a, path: /a, upstreams: [http://x], price: {per_request: \"1e-3\"}}]\n", "routes[0].price.per_request"},
@@ -230,5 +232,21 @@ webhooks: [{url: "https://hooks.example/x?token=hook-secret"}]
 	}
 	if _, err := config.Parse(out); err != nil {
 		t.Fatalf("effective config does not load again: %v\n%s", err, text)
+	}
+}
+
+func TestStripPrefixDefaultsByRouteType(t *testing.T) {
+	cfg, err := config.Parse([]byte(`routes:
+  - {name: app, path: /tts/, type: gradio, upstreams: [http://x:1]}
+  - {name: api, path: /api/, upstreams: [http://x:1]}
+  - {name: mounted, path: /m/, type: gradio, strip_prefix: false, upstreams: [http://x:1]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bool{true, false, false} {
+		if got := cfg.Routes[i].Strips(); got != want {
+			t.Errorf("route %s strips its prefix: %v, want %v", cfg.Routes[i].Name, got, want)
+		}
 	}
 }

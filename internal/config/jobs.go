@@ -16,6 +16,7 @@ import (
 const (
 	BackendHTTP    = "http"
 	BackendComfyUI = "comfyui"
+	BackendGradio  = "gradio"
 )
 
 // Job input types.
@@ -44,7 +45,8 @@ type JobModel struct {
 	// and model of its usage records. Required, unique.
 	Name string `yaml:"name"`
 	// Backend is how jobs run upstream: http (a slow endpoint called with
-	// the input as JSON) or comfyui (a ComfyUI workflow). Required.
+	// the input as JSON), comfyui (a ComfyUI workflow) or gradio (an
+	// endpoint of a Gradio app, called through its queue). Required.
 	Backend string `yaml:"backend"`
 	// Upstreams are the base URLs jobs run on; they share the model's
 	// queue, each taking the next job when one of its slots frees.
@@ -60,6 +62,9 @@ type JobModel struct {
 	// to the config file or absolute; inputs are bound to its nodes'
 	// fields. Required for comfyui, refused for other backends.
 	Workflow string `yaml:"workflow"`
+	// APIName is the Gradio endpoint the gradio backend calls, e.g.
+	// /generate_audio. Required for backend gradio.
+	APIName string `yaml:"api_name"`
 	// Inputs declare the input fields; an input field not declared here is
 	// refused. Defaults to none (every input refused).
 	Inputs map[string]JobInput `yaml:"inputs"`
@@ -113,6 +118,10 @@ type JobInput struct {
 	// models, refused for others.
 	Node  string `yaml:"node"`
 	Field string `yaml:"field"`
+	// Position is the index of the input in the data of a gradio
+	// backend's endpoint (its parameters in /gradio_api/info). Required
+	// for backend gradio, unique within the model; refused otherwise.
+	Position *int `yaml:"position"`
 }
 
 var jobName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}/[a-z0-9][a-z0-9_.-]{0,63}$`)
@@ -160,10 +169,11 @@ func (c *Config) validateJobs(p *problems) {
 			p.add(key+".name", "%q is used by another job model", j.Name)
 		}
 		names[j.Name] = true
-		if j.Backend != BackendHTTP && j.Backend != BackendComfyUI {
-			p.add(key+".backend", "want http or comfyui, got %q", j.Backend)
+		if j.Backend != BackendHTTP && j.Backend != BackendComfyUI && j.Backend != BackendGradio {
+			p.add(key+".backend", "want http, comfyui or gradio, got %q", j.Backend)
 		}
 		checkComfyUI(p, key, j)
+		checkGradioJob(p, key, j)
 		if len(j.Upstreams) == 0 {
 			p.add(key+".upstreams", "required")
 		}
@@ -370,4 +380,43 @@ func (c *Config) ResolveWorkflows(dir string) error {
 		}
 	}
 	return nil
+}
+
+// checkGradioJob checks the fields that belong to the gradio backend:
+// api_name and the inputs' positions. Whether they match the app is
+// checked against its /gradio_api/info when the model first runs a job.
+func checkGradioJob(p *problems, key string, j JobModel) {
+	if j.Backend != BackendGradio {
+		if j.APIName != "" {
+			p.add(key+".api_name", "only the gradio backend has an api_name")
+		}
+		for name, in := range j.Inputs {
+			if in.Position != nil {
+				p.add(key+".inputs."+name+".position", "only the gradio backend binds inputs to positions")
+			}
+		}
+		return
+	}
+	if !strings.HasPrefix(j.APIName, "/") || len(j.APIName) < 2 {
+		p.add(key+".api_name", "want the endpoint's name starting with /, e.g. /generate, got %q", j.APIName)
+	}
+	used := map[int]string{}
+	names := make([]string, 0, len(j.Inputs))
+	for name := range j.Inputs {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		in := j.Inputs[name]
+		switch {
+		case in.Position == nil:
+			p.add(key+".inputs."+name+".position", "required for the gradio backend")
+		case *in.Position < 0:
+			p.add(key+".inputs."+name+".position", "must not be negative")
+		case used[*in.Position] != "":
+			p.add(key+".inputs."+name+".position", "%d is also the position of %s", *in.Position, used[*in.Position])
+		default:
+			used[*in.Position] = name
+		}
+	}
 }

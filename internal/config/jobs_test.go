@@ -51,7 +51,7 @@ func TestJobErrorsNameTheModel(t *testing.T) {
 	tests := []struct {
 		name, extra, want string
 	}{
-		{"unknown backend", ", backend: ftp", "jobs[0] (photo/colorize).backend: want http"},
+		{"unknown backend", ", backend: ftp", "jobs[0] (photo/colorize).backend: want http, comfyui or gradio"},
 		{"zero capacity", ", capacity: -1", "jobs[0] (photo/colorize).capacity: must be at least 1"},
 		{"bad input type", ", inputs: {size: {type: float}}", "jobs[0] (photo/colorize).inputs.size.type"},
 		{"default out of bounds", ", inputs: {size: {type: integer, default: 2000, max: 1280}}", "jobs[0] (photo/colorize).inputs.size.default: want at most 1280"},
@@ -67,6 +67,12 @@ func TestJobErrorsNameTheModel(t *testing.T) {
 		{"bad file size", ", inputs: {photo: {type: image, max_size: lots}}", "jobs[0] (photo/colorize).inputs.photo.max_size"},
 		{"size of a string", ", inputs: {name: {type: string, max_size: 1MiB}}", "inputs.name.max_size: only file inputs"},
 		{"plan bound on a string", ", inputs: {name: {type: string, plan_max: {free: 3}}}", "jobs[0] (photo/colorize).inputs.name.plan_max: only numbers"},
+		{"gradio without api_name", ", backend: gradio, inputs: {text: {type: string, position: 0}}", "jobs[0] (photo/colorize).api_name: want the endpoint's name"},
+		{"gradio input without position", ", backend: gradio, api_name: /generate, inputs: {text: {type: string}}", "jobs[0] (photo/colorize).inputs.text.position: required for the gradio backend"},
+		{"gradio positions shared", ", backend: gradio, api_name: /generate, inputs: {a: {type: string, position: 1}, b: {type: string, position: 1}}", "jobs[0] (photo/colorize).inputs.b.position: 1 is also the position of a"},
+		{"gradio negative position", ", backend: gradio, api_name: /generate, inputs: {a: {type: string, position: -1}}", "inputs.a.position: must not be negative"},
+		{"position on http", ", inputs: {a: {type: string, position: 0}}", "jobs[0] (photo/colorize).inputs.a.position: only the gradio backend"},
+		{"api_name on http", ", api_name: /generate", "jobs[0] (photo/colorize).api_name: only the gradio backend"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -220,6 +220,10 @@ func (c *Config) SetDefaults() {
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		r.Type = cmp.Or(r.Type, RouteHTTP)
+		if r.StripPrefix == nil {
+			strip := r.Strips()
+			r.StripPrefix = &strip
+		}
 		r.Timeout = cmp.Or(r.Timeout, 300*time.Second)
 		r.MaxBody = cmp.Or(r.MaxBody, "10MiB")
 		if hc := r.HealthCheck; hc != nil {

@@ -6,6 +6,9 @@ import "time"
 const (
 	RouteOpenAI = "openai"
 	RouteHTTP   = "http"
+	// RouteGradio serves a Gradio app's own UI and API to many users, each
+	// seeing only their own sessions, events and files.
+	RouteGradio = "gradio"
 )
 
 // Route is one configured upstream API.
@@ -34,8 +37,9 @@ type Route struct {
 	// Tenants maps a tenant_id to a dedicated upstream pool.
 	Tenants map[string][]string `yaml:"tenants"`
 	// StripPrefix removes the route's path prefix before forwarding.
-	// Defaults to false.
-	StripPrefix bool `yaml:"strip_prefix"`
+	// Defaults to true on gradio routes (the app is served at its root),
+	// false otherwise.
+	StripPrefix *bool `yaml:"strip_prefix"`
 	// AllowGetBody forwards GET and HEAD requests that carry a body
 	// (Content-Length above 0, or chunked). Without it they are refused
 	// with 400: an upstream that ignores such a body would read it as a
@@ -138,4 +142,13 @@ type Tier struct {
 	From int64 `yaml:"from"`
 	// Price per unit (per 1k for tokens).
 	Price string `yaml:"price"`
+}
+
+// Strips reports whether the route removes its path prefix before
+// forwarding: strip_prefix, or its default for the route's type.
+func (r *Route) Strips() bool {
+	if r.StripPrefix != nil {
+		return *r.StripPrefix
+	}
+	return r.Type == RouteGradio
 }

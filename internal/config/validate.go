@@ -156,8 +156,14 @@ func (c *Config) validateRoutes(p *problems) {
 			p.add(key+".path", "%q is used by another route", r.Path)
 		}
 		paths[r.Path] = true
-		if r.Type != RouteOpenAI && r.Type != RouteHTTP {
-			p.add(key+".type", "want openai or http, got %q", r.Type)
+		if r.Type != RouteOpenAI && r.Type != RouteHTTP && r.Type != RouteGradio {
+			p.add(key+".type", "want openai, http or gradio, got %q", r.Type)
+		}
+		if r.Type == RouteGradio && !strings.HasSuffix(r.Path, "/") {
+			p.add(key+".path", "a gradio route serves a whole app: want a prefix ending in /, got %q", r.Path)
+		}
+		if r.Type == RouteGradio && r.Public {
+			p.add(key+".public", "a gradio route keeps each caller's sessions and files apart, so it needs authenticated callers")
 		}
 		for j, m := range r.Methods {
 			if m != strings.ToUpper(m) || m == "" {

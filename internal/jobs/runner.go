@@ -189,6 +189,11 @@ func (s *Service) execute(ctx context.Context, m *model, r *runningJob) *tollgat
 		// on, and no GPU time is charged.
 		return &tollgate.JobResult{Status: tollgate.JobFailed, Error: refused.Message}
 	}
+	var ce *configError
+	if errors.As(err, &ce) {
+		s.log.Error("jobs: "+ce.msg, "job", r.run.Job.ID)
+		return &tollgate.JobResult{Status: tollgate.JobFailed, Error: ce.msg, PredictMillis: used}
+	}
 	s.log.Warn("jobs: backend failed", "job", r.run.Job.ID, "model", m.cfg.Name, "err", err)
 	return &tollgate.JobResult{Status: tollgate.JobFailed, Error: "the backend failed to run the job", PredictMillis: used}
 }

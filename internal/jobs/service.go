@@ -34,8 +34,9 @@ type Options struct {
 	// without it jobs are not metered.
 	Admission tollgate.Admission
 	// Backends run each job model's jobs, by model name. Defaults to an
-	// HTTPBackend for every model of backend http and a comfyui.Backend
-	// for every model of backend comfyui.
+	// HTTPBackend for every model of backend http, a comfyui.Backend for
+	// every model of backend comfyui and a GradioBackend for every model of
+	// backend gradio.
 	Backends map[string]tollgate.Backend
 	// Principal returns the verified caller of a request (nil when there
 	// is none). Required for the handlers.
@@ -142,6 +143,11 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 			if b, err = comfyui.New(jc, comfyui.Options{Poll: o.PollInterval, Logger: o.Logger}); err != nil {
 				return nil, fmt.Errorf("jobs[%d] (%s): %w", i, jc.Name, err)
 			}
+		}
+		if b == nil && jc.Backend == config.BackendGradio {
+			gb := NewGradioBackend(jc)
+			gb.Clock, gb.UserIDHeader, gb.TenantIDHeader = o.Clock, cfg.Headers.UserID, cfg.Headers.TenantID
+			b = gb
 		}
 		if b == nil {
 			maxOut, _ := config.ParseSize(jc.MaxOutput)

@@ -26,7 +26,7 @@ import (
 
 // directOK reports whether r can take the direct exchange on rt.
 func (p *Proxy) directOK(r *http.Request, rt *route, up *backend) bool {
-	return p.own != nil && !rt.openai && (up.url.Scheme == "http" || up.url.Scheme == "https") && upstream.Plain(r)
+	return p.own != nil && !rt.openai && rt.gradio == nil && (up.url.Scheme == "http" || up.url.Scheme == "https") && upstream.Plain(r)
 }
 
 // forwardDirect serves x through the direct exchange, bounded by deadline.

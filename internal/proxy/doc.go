@@ -34,6 +34,14 @@
 //     transport, otherwise by httputil.ReverseProxy; both send the request
 //     outgoing builds.
 //
+// On routes of type gradio (gradio.go), a guard runs before step 4: it
+// prefixes each session_hash with the caller's scope, refuses another
+// user's sessions, events and files, and marks queue/join, call and run
+// as the only metered requests; admissions run for those alone, and a
+// queued call's releases are called when its process_completed passes
+// on the caller's event stream (or after the route timeout), not when
+// the join's answer ends.
+//
 // # Admission contract
 //
 // Options.Admissions are called in order with the filled *tollgate.Call

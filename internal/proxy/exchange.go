@@ -37,6 +37,7 @@ type exchange struct {
 	// refusal, the upstream's answer or failure, or a broken stream.
 	result string
 	usage  *usageMode
+	gradio *gradioExchange  // on gradio routes
 	out    tollgate.Outcome // filled by finish
 }
 
@@ -148,6 +149,9 @@ func (x *exchange) finish() {
 	}
 	if len(x.releases) > 0 {
 		ctx := context.WithoutCancel(x.clientCt)
+		if x.gradio != nil && x.gradio.hold(ctx, x.releases, out) {
+			x.releases = nil // settled when the app's stream tells how the call ended
+		}
 		for _, rel := range x.releases {
 			rel(ctx, out)
 		}

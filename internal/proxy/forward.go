@@ -97,6 +97,9 @@ func (p *Proxy) onResponse(x *exchange, res *http.Response, pl *pool) {
 			}
 		}
 	}
+	if x.gradio != nil {
+		x.gradio.response(res)
+	}
 	if x.usage != nil && res.StatusCode >= 200 { // an error answer's usage counts too
 		x.usage.wrap(res, x)
 	}
@@ -131,7 +134,7 @@ func (p *Proxy) upstreamFailed(x *exchange, r *http.Request, pl *pool, err error
 }
 
 func flushInterval(rt *route) time.Duration {
-	if rt.openai {
+	if rt.openai || rt.gradio != nil {
 		return -1
 	}
 	return 0

@@ -60,6 +60,9 @@ func (p *Proxy) outgoing(ctx context.Context, x *exchange, r *http.Request) *htt
 		stripCookies(h, p.hdr.cookies)
 	}
 	setXForwarded(h, r, p.fromTrustedProxy(r))
+	if rt.gradio != nil {
+		h["X-Forwarded-Prefix"] = []string{gradioForwardedPrefix(rt)}
+	}
 	x.reqIDValue = p.hdr.set(h, x.call.Principal, x.call.RequestID)
 	if x.internalToken != "" {
 		h[p.hdr.internalToken] = []string{x.internalToken}

@@ -43,6 +43,7 @@ type route struct {
 	upHeaders  []headerValue    // upstream_headers, expanded and canonical
 
 	policy  *policy.Policy
+	gradio  *gradioGuard // gradio routes
 	metrics *routeMetrics
 	health  *config.HealthCheck
 }
@@ -143,12 +144,15 @@ func (p *Proxy) compileRoute(rc *config.Route) (*route, error) {
 		name: rc.Name, path: rc.Path, prefix: strings.HasSuffix(rc.Path, "/"),
 		methods: rc.Methods, public: rc.Public, scopes: rc.Scopes, roles: rc.Roles,
 		openai: rc.Type == config.RouteOpenAI, maxBody: maxBody, timeout: rc.Timeout,
-		stripPrefix: rc.StripPrefix, internalToken: rc.InternalToken, allowGetBody: rc.AllowGetBody,
+		stripPrefix: rc.Strips(), internalToken: rc.InternalToken, allowGetBody: rc.AllowGetBody,
 		gpuHeader: rc.GPUSecondsHeader, health: rc.HealthCheck, measure: mediaPriced(rc.Price),
 		metrics: p.metrics.forRoute(rc.Name),
 	}
 	if rt.timeout <= 0 {
 		rt.timeout = 300 * time.Second
+	}
+	if rc.Type == config.RouteGradio {
+		rt.gradio = newGradioGuard(rt.timeout, p.now)
 	}
 	for k, v := range rc.UpstreamHeaders {
 		rt.upHeaders = append(rt.upHeaders, headerValue{textproto.CanonicalMIMEHeaderKey(k), []string{expandEnv(v)}})

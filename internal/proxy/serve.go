@@ -95,6 +95,11 @@ func (p *Proxy) serveRoute(x *exchange, r *http.Request, rt *route) error {
 	if r.ContentLength > rt.maxBody {
 		return tooLarge(rt.maxBody)
 	}
+	if rt.gradio != nil {
+		if err := rt.gradio.inbound(x, r, rt); err != nil {
+			return err
+		}
+	}
 	var oa *openaiRequest
 	kind := kindOther
 	if rt.openai {
@@ -164,6 +169,9 @@ func (p *Proxy) serveRoute(x *exchange, r *http.Request, rt *route) error {
 		x.internalToken = tok
 	}
 	for _, a := range p.opts.Admissions {
+		if x.gradio != nil && !x.gradio.metered {
+			break // on a gradio route only calls are metered
+		}
 		rel, err := a.Admit(r.Context(), &x.call)
 		if err != nil {
 			return err // rendered and recorded by refuse

@@ -1,0 +1,190 @@
+package jobs_test
+
+import (
+	"bufio"
+	"encoding/base64"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/gradiotest"
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+// cosyModel is a CosyVoice3-like job model on the emulated app at APP.
+const cosyModel = `
+headers: {user_id: X-User-ID}
+jobs:
+  - name: voice/cosyvoice3
+    backend: gradio
+    upstreams: [APP]
+    api_name: /generate_audio
+    inputs:
+      text: {type: string, position: 0, required: true, max: 200}
+      prompt: {type: audio, position: 1, required: true}
+      mode: {type: string, position: 2, default: zero-shot, choices: [zero-shot, cross-lingual, instruct]}
+      speed: {type: number, position: 3, default: 1.0, min: 0.5, max: 2.0}
+    price: {per_request: "0.01", per_gpu_second: "0.001"}
+`
+
+func setupGradio(t *testing.T, cfgYAML string, opts gradiotest.Options) (*env, *gradiotest.Server) {
+	t.Helper()
+	app := gradiotest.New(t, opts)
+	return setup(t, strings.ReplaceAll(cfgYAML, "APP", app.URL), http.NotFoundHandler()), app
+}
+
+func promptWAV() string {
+	return "data:audio/wav;base64," + base64.StdEncoding.EncodeToString(gradiotest.SineWAV(16000, 8000, 220))
+}
+
+func TestGradioJob(t *testing.T) {
+	t.Parallel()
+	t.Run("a voice-cloning job returns a WAV link that downloads without auth, charged the app's time", func(t *testing.T) {
+		t.Parallel()
+		e, app := setupGradio(t, cosyModel, gradiotest.Options{RunTime: 250 * time.Millisecond})
+		text := "hello tollgate" // 14 characters: 1.4 s of audio at speed 1
+		p := e.create(t, "alice", "voice/cosyvoice3", map[string]any{"text": text, "prompt": promptWAV()}, "Prefer", "wait=30")
+		if p.Status != "succeeded" {
+			t.Fatalf("prediction %s (error %v), want succeeded", p.Status, p.Error)
+		}
+		link, ok := p.Output.(string)
+		if !ok || !strings.HasPrefix(link, e.URL) {
+			t.Fatalf("output %v, want a link into tollgate's result store", p.Output)
+		}
+		resp, err := http.Get(link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wav, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		secs, err := gradiotest.WAVSeconds(wav)
+		if resp.StatusCode != http.StatusOK || err != nil || secs < 1.39 || secs > 1.41 {
+			t.Fatalf("download: %d, %v, %.3f s of audio; want 200 and a WAV of 1.4 s", resp.StatusCode, err, secs)
+		}
+		execs := app.Executions()
+		if len(execs) != 1 {
+			t.Fatalf("the app ran %d calls, want 1", len(execs))
+		}
+		x := execs[0]
+		if x.Data[0] != text || x.Data[2] != "zero-shot" || x.Data[3] != 1.0 {
+			t.Errorf("the app got data %v, want the text, prompt, mode and speed in their positions", x.Data)
+		}
+		if got := x.Header.Get("X-User-ID"); got != "usr_alice" {
+			t.Errorf("the app saw X-User-ID %q, want usr_alice", got)
+		}
+		if ups := app.Uploads(); len(ups) != 1 || ups[0].Size != int64(len(gradiotest.SineWAV(16000, 8000, 220))) {
+			t.Errorf("uploads %+v, want the prompt WAV once", ups)
+		}
+		r := e.record(t, p.ID)
+		appTime := x.Ended.Sub(x.Started)
+		if gpu := time.Duration(r.Units.GPUMillis) * time.Millisecond; gpu < 250*time.Millisecond || gpu > appTime+time.Millisecond {
+			t.Errorf("GPU time %v in the ledger, want the app's processing time (at least 250ms, at most %v)", gpu, appTime)
+		}
+		if want := tollgate.Money(10_000 + r.Units.GPUMillis); r.Cost != want {
+			t.Errorf("cost %s, want %s (0.01 + GPU seconds × 0.001)", r.Cost, want)
+		}
+	})
+
+	t.Run("progress and logs reach the prediction's stream", func(t *testing.T) {
+		t.Parallel()
+		e, app := setupGradio(t, cosyModel, gradiotest.Options{Hold: true})
+		p := e.create(t, "alice", "voice/cosyvoice3", map[string]any{"text": "progress", "prompt": promptWAV()})
+		resp, err := http.Get(p.URLs["stream"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		run := app.NextStarted(t)
+		// Sent once the stream is open (the app's first log may come
+		// before it).
+		run.Log("warning", "half way there")
+		run.Progress(1, 4, "half way there")
+		lines := bufio.NewScanner(resp.Body)
+		seen := func(want string) {
+			t.Helper()
+			for lines.Scan() {
+				if strings.Contains(lines.Text(), want) {
+					return
+				}
+			}
+			t.Fatalf("the stream ended without %q", want)
+		}
+		seen("warning: half way there") // the app's log message
+		seen("0.25")                    // index 1 of 4
+		run.Finish()
+		seen("event: done")
+		if got := e.get(t, "alice", p.ID); got.Status != "succeeded" || !strings.Contains(getLogs(t, e, p.ID), "Synthesizing 8 characters") {
+			t.Errorf("prediction %s, want succeeded with the app's log in its logs", got.Status)
+		}
+	})
+
+	t.Run("canceling a running job reaches Gradio's cancel", func(t *testing.T) {
+		t.Parallel()
+		e, app := setupGradio(t, cosyModel, gradiotest.Options{Hold: true})
+		p := e.create(t, "alice", "voice/cosyvoice3", map[string]any{"text": "cancel me", "prompt": promptWAV()})
+		run := app.NextStarted(t)
+		if status, _, b := e.call(t, "alice", "POST", "/v1/predictions/"+p.ID+"/cancel", nil); status != http.StatusOK {
+			t.Fatalf("cancel: %d %s", status, b)
+		}
+		_, got := e.streamUntilDone(t, "alice", p)
+		if got.Status != "canceled" {
+			t.Errorf("prediction %s, want canceled", got.Status)
+		}
+		cancels := 0
+		for _, r := range app.Requests() {
+			if r.Method == "POST" && r.Path == "/gradio_api/cancel" {
+				cancels++
+			}
+		}
+		if cancels == 0 {
+			t.Errorf("the app got no cancel")
+		}
+		// The app runs one call at a time: the next job starts there once
+		// the canceled call has ended.
+		next := e.create(t, "alice", "voice/cosyvoice3", map[string]any{"text": "next", "prompt": promptWAV()})
+		app.NextStarted(t).Finish()
+		if _, got := e.streamUntilDone(t, "alice", next); got.Status != "succeeded" {
+			t.Errorf("the job after the canceled one: %s, want succeeded", got.Status)
+		}
+		var outcome gradiotest.Outcome
+		for _, x := range app.Executions() {
+			if x.EventID == run.EventID {
+				outcome = x.Outcome
+			}
+		}
+		if outcome != gradiotest.Cancelled {
+			t.Errorf("the app's call ended %q, want cancelled through /gradio_api/cancel", outcome)
+		}
+	})
+
+	t.Run("a position that does not match the app fails the job with a config error naming the model", func(t *testing.T) {
+		t.Parallel()
+		bad := strings.Replace(cosyModel, "prompt: {type: audio, position: 1", "prompt: {type: audio, position: 2", 1)
+		bad = strings.Replace(bad, "mode: {type: string, position: 2", "mode: {type: string, position: 1", 1)
+		e, app := setupGradio(t, bad, gradiotest.Options{})
+		p := e.create(t, "alice", "voice/cosyvoice3", map[string]any{"text": "x", "prompt": promptWAV()}, "Prefer", "wait=30")
+		if p.Status != "failed" || p.Error == nil || !strings.Contains(*p.Error, "voice/cosyvoice3") || !strings.Contains(*p.Error, "position 2") {
+			t.Fatalf("prediction %s, error %v; want failed with a config error naming the model and the position", p.Status, p.Error)
+		}
+		if len(app.Executions()) != 0 || len(app.Uploads()) != 0 {
+			t.Errorf("the app got %d calls and %d uploads, want none", len(app.Executions()), len(app.Uploads()))
+		}
+	})
+
+	t.Run("an api_name the app lacks fails the job naming the model", func(t *testing.T) {
+		t.Parallel()
+		e, _ := setupGradio(t, strings.Replace(cosyModel, "/generate_audio", "/clone", 1), gradiotest.Options{})
+		p := e.create(t, "alice", "voice/cosyvoice3", map[string]any{"text": "x", "prompt": promptWAV()}, "Prefer", "wait=30")
+		if p.Status != "failed" || p.Error == nil || !strings.Contains(*p.Error, "voice/cosyvoice3") || !strings.Contains(*p.Error, "/clone") {
+			t.Fatalf("prediction %s, error %v; want failed naming the model and /clone", p.Status, p.Error)
+		}
+	})
+}
+
+func getLogs(t *testing.T, e *env, id string) string {
+	t.Helper()
+	_, _, b := e.call(t, "alice", "GET", "/v1/predictions/"+id, nil)
+	return string(b)
+}
