@@ -1,7 +1,6 @@
 package web
 
 import (
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -83,13 +82,12 @@ func (l lang) text(key string) string {
 	return key
 }
 
-// scriptStrings is the JSON of every translation of l, for the pages'
-// scripts.
-func (l lang) scriptStrings() string {
+// scriptStrings is every translation of l, for the pages' scripts (the
+// template writes it as JSON).
+func (l lang) scriptStrings() map[string]string {
 	out := map[string]string{}
 	for k := range messages[langEN] {
 		out[k] = l.text(k)
 	}
-	b, _ := json.Marshal(out)
-	return string(b)
+	return out
 }

@@ -75,10 +75,10 @@ type view struct {
 	Role    string
 	Plan    string
 	Admin   bool
-	Section string   // the admin section shown, "" on the user's page
-	Menu    []string // admin sections
-	Path    string   // the page's path, for the language links
-	Strings string   // the page's translations for its script, JSON
+	Section string            // the admin section shown, "" on the user's page
+	Menu    []string          // admin sections
+	Path    string            // the page's path, for the language links
+	Strings map[string]string // the page's translations, for its script
 }
 
 func (u *UI) view(w http.ResponseWriter, r *http.Request) view {
