@@ -31,6 +31,8 @@ var messages = map[lang]map[string]string{
 		"confirm_revoke": "Revoke this?", "confirm_sessions": "End every session, this one too?",
 		"input": "Input", "new_job": "Run a job", "run": "Run", "prompt": "Prompt", "loading": "Loading…",
 		"none": "none", "new_user": "New user", "new_tenant": "New tenant", "edit_user": "Change role or plan",
+		"job_starting": "starting", "job_processing": "processing", "job_succeeded": "succeeded",
+		"job_failed": "failed", "job_canceled": "canceled",
 	},
 	langZH: {
 		"title": "tollgate", "dashboard": "仪表盘", "admin": "管理", "logged_in_as": "当前用户",
@@ -61,5 +63,7 @@ var messages = map[lang]map[string]string{
 		"confirm_revoke": "确定吊销？", "confirm_sessions": "结束所有会话（包括当前会话）？",
 		"input": "输入", "new_job": "运行任务", "run": "运行", "prompt": "提示词", "loading": "加载中…",
 		"none": "无", "new_user": "新建用户", "new_tenant": "新建租户", "edit_user": "修改角色或套餐",
+		"job_starting": "启动中", "job_processing": "处理中", "job_succeeded": "已完成",
+		"job_failed": "失败", "job_canceled": "已取消",
 	},
 }

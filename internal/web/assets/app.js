@@ -54,7 +54,7 @@
   const fmtTime = (s) => (s ? new Date(s).toLocaleString(document.documentElement.lang) : t("never"));
 
   // Usage: a report's rows as one measure, charted by uPlot as bars.
-  const groupKey = { day: "day", model: "model", user: "user_id", tenant: "tenant_id", route: "route" };
+  const groupKey = { day: "day", model: "model", user: "user", tenant: "tenant_id", route: "route" };
   function measure(row, m) {
     switch (m) {
       case "tokens": return row.input_tokens + row.output_tokens;
@@ -104,6 +104,11 @@
       try {
         const rep = await api("GET", path + "?group_by=" + group);
         rows = (rep && rep.rows) || [];
+        if (group === "user" && path.startsWith("/admin/")) {
+          const { users } = await api("GET", "/admin/v1/users");
+          const names = new Map(users.map((u) => [u.id, u.name]));
+          for (const r of rows) r.user = names.get(r.user_id) || r.user_id;
+        }
         if (group === "day") rows.sort((a, b) => (a.day < b.day ? -1 : 1));
         drawUsage(rows, group, $("usage-metric").value);
         usageTable(rows, group);
@@ -116,8 +121,9 @@
     if (csv) csv.addEventListener("click", () => {
       const group = $("usage-group").value;
       const q = (v) => (/[",\n]/.test(String(v)) ? '"' + String(v).replace(/"/g, '""') + '"' : String(v));
-      const lines = [[group, "requests", "input_tokens", "output_tokens", "images", "gpu_seconds", "cost", "in_flight", "reserved"].join(",")];
-      for (const r of rows) lines.push([r[groupKey[group]] || "", r.requests, r.input_tokens, r.output_tokens, r.images, r.gpu_seconds, r.cost, r.in_flight, r.reserved].map(q).join(","));
+      const idCol = group === "user" ? ["user_id"] : [];
+      const lines = [[group, ...idCol, "requests", "input_tokens", "output_tokens", "images", "gpu_seconds", "cost", "in_flight", "reserved"].join(",")];
+      for (const r of rows) lines.push([r[groupKey[group]] || "", ...(group === "user" ? [r.user_id] : []), r.requests, r.input_tokens, r.output_tokens, r.images, r.gpu_seconds, r.cost, r.in_flight, r.reserved].map(q).join(","));
       const a = el("a", { href: URL.createObjectURL(new Blob([lines.join("\n") + "\n"], { type: "text/csv" })), download: "usage-by-" + group + ".csv" });
       document.body.append(a); a.click(); a.remove();
     });
@@ -175,7 +181,7 @@
     return li;
   }
   function setStatus(li, status) {
-    li.querySelector(".status").textContent = status;
+    li.querySelector(".status").textContent = t("job_" + status) === "job_" + status ? status : t("job_" + status);
     li.dataset.status = status;
     const seen = li.dataset.statuses ? li.dataset.statuses.split(",") : [];
     if (seen[seen.length - 1] !== status) li.dataset.statuses = seen.concat(status).join(",");
