@@ -116,6 +116,17 @@ try {
   out.adminUsersStatus = users.status();
   await ready();
   out.adminUsersText = await page.locator("#list").textContent();
+  // Create a user with the form, then disable ana, by keyboard.
+  await page.getByLabel("Name", { exact: true }).fill("carol");
+  await page.getByLabel("Password", { exact: true }).fill("carol-password");
+  await page.getByLabel("Tenant", { exact: true }).fill("acme");
+  await page.getByLabel("Password", { exact: true }).press("Enter");
+  await page.waitForFunction(() => document.querySelector("#list").textContent.includes("carol"));
+  const anaRow = page.locator("#list tr", { hasText: /^ana/ });
+  await anaRow.getByRole("button", { name: "Disable" }).focus();
+  await page.keyboard.press("Enter");
+  await anaRow.getByRole("button", { name: "Enable" }).waitFor();
+  out.adminUsersAfter = await page.locator("#list").textContent();
   await page.screenshot({ path: join(shots, "admin-users.png"), fullPage: true });
   await page.goto(base + "/ui/admin/usage");
   await ready();

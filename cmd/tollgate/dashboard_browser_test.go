@@ -45,23 +45,23 @@ func TestBrowserDashboard(t *testing.T) {
 	}
 	raw := clients.Run(t, 3*time.Minute, "dashboard.mjs", chromium, g.URL, "ana", "password-ana", "admin", adminPassword, demo.SketchModel, shots)
 	var got struct {
-		OtherHosts                                 []string
-		ChartRenderedBy                            string
-		ChartTotal                                 float64
-		ChartCanvasInked                           int
-		UsageByModel, BudgetText                   string
-		JobStatuses, JobDownload                   string
-		JobImageWidth                              int
-		KeySecret                                  string
-		KeyCheck                                   int
-		KeyRevokedShown                            bool
-		UserAdminStatus                            int
-		UserAdminText, ZhHeading, ZhLang, ZhBudget string
-		PhoneScrollWidth                           int
-		AdminLink, AdminUsersStatus                int
-		AdminUsersText, AdminChartRenderedBy       string
-		AdminChartTotal                            float64
-		CSV, AuditText, QueuesHeading              string
+		OtherHosts                                     []string
+		ChartRenderedBy                                string
+		ChartTotal                                     float64
+		ChartCanvasInked                               int
+		UsageByModel, BudgetText                       string
+		JobStatuses, JobDownload                       string
+		JobImageWidth                                  int
+		KeySecret                                      string
+		KeyCheck                                       int
+		KeyRevokedShown                                bool
+		UserAdminStatus                                int
+		UserAdminText, ZhHeading, ZhLang, ZhBudget     string
+		PhoneScrollWidth                               int
+		AdminLink, AdminUsersStatus                    int
+		AdminUsersText, AdminChartRenderedBy           string
+		AdminChartTotal                                float64
+		AdminUsersAfter, CSV, AuditText, QueuesHeading string
 	}
 	if err := json.Unmarshal(raw, &got); err != nil {
 		t.Fatalf("browser output %s: %v", raw, err)
@@ -104,6 +104,12 @@ func TestBrowserDashboard(t *testing.T) {
 	}
 	if got.AdminLink != 1 || got.AdminUsersStatus != 200 || !strings.Contains(got.AdminUsersText, "ana") {
 		t.Errorf("admin: link %d, users page %d %q", got.AdminLink, got.AdminUsersStatus, got.AdminUsersText)
+	}
+	if !strings.Contains(got.AdminUsersAfter, "carolacmeuser") || !strings.Contains(got.AdminUsersAfter, "anaacmeusermeteredDisabled") {
+		t.Errorf("after creating carol and disabling ana, the users page shows %q", got.AdminUsersAfter)
+	}
+	if !eventually(3*time.Second, func() bool { s, _ := g.do("GET", "/v1/me", key, ""); return s.StatusCode == 401 }) {
+		t.Error("ana's key still works after the admin disabled ana on the page")
 	}
 	if got.AdminChartRenderedBy != "uplot" || got.AdminChartTotal < calls {
 		t.Errorf("admin usage chart: %q total %v", got.AdminChartRenderedBy, got.AdminChartTotal)
