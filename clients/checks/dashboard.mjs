@@ -71,6 +71,11 @@ try {
   out.jobImageWidth = await page.evaluate(() => document.querySelector(".job .result img").naturalWidth);
   out.jobDownload = await job.locator("a[download]").getAttribute("href");
   await page.screenshot({ path: join(shots, "dashboard.png"), fullPage: true });
+  await page.setViewportSize({ width: 900, height: 1000 });
+  await page.waitForFunction(() => Number(document.querySelector("#usage-chart").dataset.width) < 900); // redrawn for the new width
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: join(shots, "dashboard-small.png") });
+  await page.setViewportSize({ width: 1280, height: 900 });
 
   // An API key by keyboard: focus the name field, type, Enter.
   await page.getByLabel("Key name").focus();

@@ -87,6 +87,7 @@
       series: [{}, { label: t(m), fill: "rgba(11,87,208,.35)", stroke: "#0b57d0", paths: uPlot.paths.bars({ size: [0.6, 80] }), points: { show: false } }],
     }, [xs, values], box);
     box.dataset.rendered = "uplot";
+    box.dataset.width = String(width);
   }
 
   function usageTable(rows, group) {
