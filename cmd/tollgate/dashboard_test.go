@@ -179,3 +179,42 @@ func TestDashboardKeys(t *testing.T) {
 		t.Error("the session lives on after revoking every session")
 	}
 }
+
+// TestDashboardEndOtherSessions: "End other sessions" ends the user's
+// other sessions and access tokens on the spot, while the session asking
+// continues with a new cookie; it needs the CSRF token.
+func TestDashboardEndOtherSessions(t *testing.T) {
+	g := setup(t, "")
+	g.mustCLI("user", "add", "ana", "--password", "ana-password", "--tenant", "acme", "--role", "user")
+	here, there := newBrowser(t, g.URL, nil), newBrowser(t, g.URL, nil)
+	csrf := csrfOf(t, here.mustLogin("ana", "ana-password"))
+	there.mustLogin("ana", "ana-password")
+	access := g.login("ana", "ana-password").AccessToken
+
+	if resp, _ := here.do("POST", "/ui/sessions/end-others", nil, nil); resp.StatusCode != 403 {
+		t.Fatalf("without the CSRF token: %d, want 403", resp.StatusCode)
+	}
+	if resp, _ := here.do("POST", "/ui/sessions/end-others", nil, map[string]string{"X-CSRF-Token": csrf, "Origin": "http://evil.example"}); resp.StatusCode != 403 {
+		t.Fatalf("from another origin: %d, want 403", resp.StatusCode)
+	}
+	if resp, _ := there.do("GET", "/ui/", nil, nil); resp.StatusCode != 200 {
+		t.Fatalf("a refused request ended the other session: %d", resp.StatusCode)
+	}
+	resp, body := here.do("POST", "/ui/sessions/end-others", nil, map[string]string{"X-CSRF-Token": csrf})
+	if resp.StatusCode != 200 || setCookie(resp, "tollgate_session") == nil {
+		t.Fatalf("end other sessions: %d %s, new cookie %v", resp.StatusCode, body, setCookie(resp, "tollgate_session"))
+	}
+	if resp, _ := there.do("GET", "/ui/", nil, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("the other session after it was ended: %d, want a redirect to /login", resp.StatusCode)
+	}
+	if s, _ := g.do("GET", "/v1/me", access, ""); s.StatusCode != 401 {
+		t.Errorf("an access token issued before: %d, want 401", s.StatusCode)
+	}
+	resp, page := here.do("GET", "/ui/", nil, nil)
+	if resp.StatusCode != 200 || !strings.Contains(page, `<strong id="user">ana</strong>`) {
+		t.Fatalf("the session that asked: %d", resp.StatusCode)
+	}
+	if newCSRF := csrfOf(t, page); newCSRF == csrf {
+		t.Error("the continuing session kept the old CSRF token")
+	}
+}

@@ -107,15 +107,23 @@ func (a *API) revokeOwnKey(w http.ResponseWriter, r *http.Request) error {
 
 // revokeSelf ends every session and token of the caller, this one too.
 func (a *API) revokeSelf(w http.ResponseWriter, r *http.Request) error {
-	uid, err := self(r)
+	uid, err := a.RevokeSelf(r)
 	if err != nil {
-		return err
-	}
-	if err := a.change(r, &tollgate.AuditEvent{Action: tollgate.AuditUserRevoke, Target: uid}, func(tx tollgate.AuditTx) (commitFunc, error) {
-		return a.opts.Auth.RevokeUserIn(r.Context(), tx, uid)
-	}); err != nil {
 		return err
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"revoked_user": uid})
 	return nil
+}
+
+// RevokeSelf ends every session and token of r's caller, audited, and
+// returns the caller's user id.
+func (a *API) RevokeSelf(r *http.Request) (string, error) {
+	uid, err := self(r)
+	if err != nil {
+		return "", err
+	}
+	err = a.change(r, &tollgate.AuditEvent{Action: tollgate.AuditUserRevoke, Target: uid, Detail: "by the user"}, func(tx tollgate.AuditTx) (commitFunc, error) {
+		return a.opts.Auth.RevokeUserIn(r.Context(), tx, uid)
+	})
+	return uid, err
 }

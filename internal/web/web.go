@@ -29,8 +29,12 @@ type Options struct {
 	Store tollgate.Store
 	// API serves the JSON APIs the pages call (the gateway's own mux);
 	// /ui/api/P is served as P for the paths apiAllowed lets through.
-	API    http.Handler
-	Logger *slog.Logger
+	API http.Handler
+	// RevokeSelf ends every session and token of r's caller (audited) and
+	// returns the caller's user id; the page then starts a new session
+	// for itself, so "end other sessions" keeps the one asking.
+	RevokeSelf func(r *http.Request) (string, error)
+	Logger     *slog.Logger
 }
 
 // UI serves /ui/.
@@ -61,6 +65,24 @@ func (u *UI) Register(mux httpx.Mux) {
 	mux.Handle("GET /ui/admin/{section}", page(u.admin))
 	mux.Handle("GET /ui/assets/", http.HandlerFunc(u.asset))
 	mux.Handle("/ui/api/", u.opts.Auth.RequireSession(http.HandlerFunc(u.api)))
+	if u.opts.RevokeSelf != nil {
+		mux.Handle("POST /ui/sessions/end-others", u.opts.Auth.RequireSession(httpx.Handle(u.opts.Logger, u.endOtherSessions)))
+	}
+}
+
+// endOtherSessions ends every session of the caller but the one asking,
+// which continues with a new cookie (and so a new CSRF token: the page
+// reloads).
+func (u *UI) endOtherSessions(w http.ResponseWriter, r *http.Request) error {
+	uid, err := u.opts.RevokeSelf(r)
+	if err != nil {
+		return err
+	}
+	if err := u.opts.Auth.StartSessionFor(w, r, uid); err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"ended_other_sessions": true})
+	return nil
 }
 
 // adminSections are the admin pages, in the order of their menu.

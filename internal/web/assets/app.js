@@ -272,8 +272,8 @@
   function setupAccount() {
     $("revoke-sessions").addEventListener("click", async () => {
       if (!confirm(t("confirm_sessions"))) return;
-      await api("POST", "/v1/me/revoke");
-      location.href = "/login";
+      const r = await fetch("/ui/sessions/end-others", { method: "POST", headers: { "X-CSRF-Token": csrf } });
+      if (r.ok) location.reload(); else location.href = "/login";
     });
     $("show-secret").addEventListener("click", async () => {
       const s = await api("GET", "/v1/webhooks/default/secret");
@@ -302,7 +302,7 @@
         u.name, u.tenant_id, u.role, u.plan, u.disabled ? t("disabled") : t("active"),
         el("span", { class: "inline" },
           act(u.disabled ? t("enable") : t("disable"), () => api("POST", "/admin/v1/users/" + encodeURIComponent(u.id) + (u.disabled ? "/enable" : "/disable"))),
-          act(t("revoke_sessions"), () => api("POST", "/admin/v1/users/" + encodeURIComponent(u.id) + "/revoke"), "danger"),
+          act(t("end_user_sessions"), () => api("POST", "/admin/v1/users/" + encodeURIComponent(u.id) + "/revoke"), "danger"),
           act(t("edit_user"), async () => {
             const plan = prompt(t("plan"), u.plan); if (plan === null) return;
             const role = prompt(t("role"), u.role); if (role === null) return;
