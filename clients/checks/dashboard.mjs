@@ -147,6 +147,9 @@ try {
   await page.goto(base + "/ui/admin/queues");
   await ready();
   out.queuesHeading = await page.locator("h1").textContent();
+  await page.waitForFunction(() => document.querySelector("#list").textContent.includes("test/slot"));
+  out.queuesText = await page.locator("#list").textContent();
+  await page.screenshot({ path: join(shots, "admin-queues.png"), fullPage: true });
 } finally {
   await context.close();
   rmSync(profile, { recursive: true, force: true });

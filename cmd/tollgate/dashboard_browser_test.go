@@ -23,8 +23,26 @@ import (
 func TestBrowserDashboard(t *testing.T) {
 	clients := clienttest.Node(t)
 	chromium := clienttest.Chromium(t)
-	g := setupWith(t, "plans:\n  metered: {budget: {amount: \"5\", period: month}}\n", true)
+	slot, slotURL := newSlot(t)
+	g := setupWith(t, `plans:
+  metered: {budget: {amount: "5", period: month}}
+jobs:
+  - name: test/slot
+    backend: http
+    upstreams: [`+slotURL+`]
+    capacity: 1
+    inputs:
+      prompt: {type: string, required: true}
+`, true)
 	key := g.userKey("ana", "metered")
+	// Two jobs of test/slot: one held running by its upstream, one queued
+	// behind it, for the admin's live queues.
+	for _, prompt := range []string{"held", "waiting"} {
+		if resp, out := g.do("POST", "/v1/models/test/slot/predictions", key, `{"input":{"prompt":"`+prompt+`"}}`); resp.StatusCode != 201 {
+			t.Fatalf("job %s: %d %s", prompt, resp.StatusCode, out)
+		}
+	}
+	<-slot.arrived
 	const calls = 3
 	for i := range calls {
 		body := `{"model":"` + demo.EchoModel + `","messages":[{"role":"user","content":"hello number ` + string(rune('a'+i)) + `"}]}`
@@ -45,23 +63,23 @@ func TestBrowserDashboard(t *testing.T) {
 	}
 	raw := clients.Run(t, 3*time.Minute, "dashboard.mjs", chromium, g.URL, "ana", "password-ana", "admin", adminPassword, demo.SketchModel, shots)
 	var got struct {
-		OtherHosts                                     []string
-		ChartRenderedBy                                string
-		ChartTotal                                     float64
-		ChartCanvasInked                               int
-		UsageByModel, BudgetText                       string
-		JobStatuses, JobDownload                       string
-		JobImageWidth                                  int
-		KeySecret                                      string
-		KeyCheck                                       int
-		KeyRevokedShown                                bool
-		UserAdminStatus                                int
-		UserAdminText, ZhHeading, ZhLang, ZhBudget     string
-		PhoneScrollWidth                               int
-		AdminLink, AdminUsersStatus                    int
-		AdminUsersText, AdminChartRenderedBy           string
-		AdminChartTotal                                float64
-		AdminUsersAfter, CSV, AuditText, QueuesHeading string
+		OtherHosts                                                 []string
+		ChartRenderedBy                                            string
+		ChartTotal                                                 float64
+		ChartCanvasInked                                           int
+		UsageByModel, BudgetText                                   string
+		JobStatuses, JobDownload                                   string
+		JobImageWidth                                              int
+		KeySecret                                                  string
+		KeyCheck                                                   int
+		KeyRevokedShown                                            bool
+		UserAdminStatus                                            int
+		UserAdminText, ZhHeading, ZhLang, ZhBudget                 string
+		PhoneScrollWidth                                           int
+		AdminLink, AdminUsersStatus                                int
+		AdminUsersText, AdminChartRenderedBy                       string
+		AdminChartTotal                                            float64
+		AdminUsersAfter, CSV, AuditText, QueuesHeading, QueuesText string
 	}
 	if err := json.Unmarshal(raw, &got); err != nil {
 		t.Fatalf("browser output %s: %v", raw, err)
@@ -120,8 +138,9 @@ func TestBrowserDashboard(t *testing.T) {
 	if !strings.Contains(got.AuditText, "key.create") || !strings.Contains(got.AuditText, "key.revoke") {
 		t.Errorf("audit page lacks the key changes: %q", got.AuditText)
 	}
-	if got.QueuesHeading != "Live queues" {
-		t.Errorf("queues page heading %q", got.QueuesHeading)
+	// A queued job has no upstream yet; a running one has its upstream.
+	if got.QueuesHeading != "Live queues" || !strings.Contains(got.QueuesText, "test/slot—10") || !strings.Contains(got.QueuesText, "test/slot"+slotURL+"01") {
+		t.Errorf("queues page %q: %q, want test/slot with 1 queued and 1 running on %s", got.QueuesHeading, got.QueuesText, slotURL)
 	}
 	if len(got.OtherHosts) > 0 {
 		t.Errorf("the pages requested other hosts: %v", got.OtherHosts)
