@@ -138,7 +138,6 @@ func newGateway(ctx context.Context, cfg *config.Config, opts gatewayOptions) (_
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.registry, promhttp.HandlerOpts{}))
 	auth := g.identity.auth
 	auth.Register(mux)
-	web.New(web.Options{Auth: auth, Store: g.store, Logger: g.log}).Register(mux)
 	mux.Handle("GET /v1/me/usage", auth.Require(httpx.Handle(g.log, g.meter.MeUsageHandler())))
 	if err := g.mountWebhooks(ctx, mux); err != nil {
 		return nil, err
@@ -146,7 +145,10 @@ func newGateway(ctx context.Context, cfg *config.Config, opts gatewayOptions) (_
 	if err := g.mountJobs(ctx, mux); err != nil { // after the webhooks it sends through
 		return nil, err
 	}
-	g.adminAPI().Register(mux)
+	adminAPI := g.adminAPI()
+	adminAPI.Register(mux)
+	adminAPI.RegisterSelf(mux)
+	web.New(web.Options{Auth: auth, Store: g.store, API: mux, RevokeSelf: adminAPI.RevokeSelf, Logger: g.log}).Register(mux)
 	dataPlane, drain, err := g.dataPlane(ctx)
 	if err != nil {
 		return nil, err

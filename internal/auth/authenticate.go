@@ -49,8 +49,14 @@ func PrincipalFrom(ctx context.Context) *tollgate.Principal {
 }
 
 // Require authenticates every request before next, answering 401 itself.
+// A request RequireSession already let through (the dashboard's calls
+// under /ui/api/) keeps its session's principal.
 func (s *Service) Require(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if PrincipalFrom(r.Context()) != nil {
+			next.ServeHTTP(w, r)
+			return
+		}
 		p, err := s.Authenticate(r.Context(), r)
 		if err != nil {
 			httpx.WriteError(w, r, s.opts.Logger, err)
