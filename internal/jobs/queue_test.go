@@ -392,3 +392,41 @@ func TestTwoReplicas(t *testing.T) {
 		}
 	}
 }
+
+// TestQueuePosition: a queued prediction says how many jobs start before
+// it under the fair order, on create and get; a running one says nothing;
+// the start order then matches the positions.
+func TestQueuePosition(t *testing.T) { onEngines(t, testQueuePosition) }
+
+func testQueuePosition(t *testing.T, engine string) {
+	g := newGate()
+	e := setupOn(t, engine, models, g)
+	running := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "a0"})
+	<-g.arrived
+	a1 := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "a1"})
+	a2 := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "a2"})
+	b0 := e.create(t, "bob", "demo/echo", map[string]any{"prompt": "b0"})
+	if b0.QueuePos == nil || *b0.QueuePos != 0 {
+		t.Errorf("bob's first job on create: queue_position %v, want 0 (alice already has a job running)", b0.QueuePos)
+	}
+	want := map[string]int{a1.ID: 1, a2.ID: 2, b0.ID: 0}
+	users := map[string]string{a1.ID: "alice", a2.ID: "alice", b0.ID: "bob"}
+	for id, n := range want {
+		if p := e.get(t, users[id], id); p.QueuePos == nil || *p.QueuePos != n {
+			t.Errorf("%s: queue_position %v, want %d", p.Input["prompt"], p.QueuePos, n)
+		}
+	}
+	if p := e.get(t, "alice", running.ID); p.QueuePos != nil {
+		t.Errorf("a running job has queue_position %d", *p.QueuePos)
+	}
+	for range 4 {
+		g.release <- struct{}{}
+	}
+	e.streamUntilDone(t, "alice", a2)
+	if got := g.order(); !slices.Equal(got, []string{"a0", "b0", "a1", "a2"}) {
+		t.Errorf("start order %v, want a0 b0 a1 a2 as the positions said", got)
+	}
+	if p := e.get(t, "bob", b0.ID); p.QueuePos != nil {
+		t.Errorf("an ended job has queue_position %d", *p.QueuePos)
+	}
+}

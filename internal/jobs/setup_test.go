@@ -284,6 +284,7 @@ type pred struct {
 	CompletedAt *string            `json:"completed_at"`
 	URLs        map[string]string  `json:"urls"`
 	Metrics     map[string]float64 `json:"metrics"`
+	QueuePos    *int               `json:"queue_position"`
 }
 
 // call makes a request as user and returns the status, headers and body.
