@@ -435,7 +435,9 @@ func testQueuePosition(t *testing.T, engine string) {
 // for 10 jobs (each reserves 0.02 of 0.20): exactly 10 are accepted, the
 // rest are 429 insufficient_quota, and once they ran the ledger holds one
 // settled record per accepted job whose costs sum to what the user spent.
-func TestConcurrentCreatesAgainstBudget(t *testing.T) { onEngines(t, testConcurrentCreatesAgainstBudget) }
+func TestConcurrentCreatesAgainstBudget(t *testing.T) {
+	onEngines(t, testConcurrentCreatesAgainstBudget)
+}
 
 func testConcurrentCreatesAgainstBudget(t *testing.T, engine string) {
 	g := newGate()
