@@ -22,6 +22,7 @@ import (
 
 	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/redis"
+	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
 // setupCluster starts two replicas sharing a fresh PostgreSQL schema and a
@@ -239,4 +240,82 @@ func TestClusterReplicasStartTogether(t *testing.T) {
 		t.Fatalf("want exactly one admin:\n%s", out)
 	}
 	g.login("admin", adminPassword)
+}
+
+// TestClusterJobsBudgetIsExact: 30 predictions created at once through two
+// replicas against a budget for 10 (each reserves 0.01 + 10 s × 0.001 of
+// 0.20): exactly 10 are accepted, the rest 429 insufficient_quota, and
+// once they ran the ledger holds 10 records costing what was spent.
+func TestClusterJobsBudgetIsExact(t *testing.T) {
+	up, upURL := newSlot(t)
+	cfg := strings.Replace(jobsConfig(upURL), "  pro: {priority: 10}", "  pro: {priority: 10}\n  tenjobs: {budget: {amount: \"0.20\", period: month}}", 1)
+	cfg = strings.Replace(cfg, "    capacity: 1\n", "    capacity: 1\n    timeout: 10s\n", 1)
+	a, b := setupCluster(t, cfg+"protection: {ip_rate_limit: 100000/s, login_rate_limit: 1000/m, replicas: 2}\n")
+	key := a.userKey("ten", "tenjobs")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var accepted []string
+	var quota, other int
+	for i := range 30 {
+		g := a
+		if i%2 == 1 {
+			g = b
+		}
+		wg.Go(func() {
+			resp, body := g.do("POST", "/v1/models/test/slot/predictions", key, fmt.Sprintf(`{"input": {"prompt": "j%d"}}`, i))
+			status := resp.StatusCode
+			var p struct {
+				ID    string
+				Error struct{ Code string }
+			}
+			_ = json.Unmarshal(body, &p)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case status == http.StatusCreated && p.ID != "":
+				accepted = append(accepted, p.ID)
+			case status == http.StatusTooManyRequests && p.Error.Code == "insufficient_quota":
+				quota++
+			default:
+				other++
+				t.Errorf("create: %d %s", status, body)
+			}
+		})
+	}
+	wg.Wait()
+	if len(accepted) != 10 || quota != 20 || other != 0 {
+		t.Fatalf("accepted %d, insufficient_quota %d, other %d; want 10, 20, 0", len(accepted), quota, other)
+	}
+	for range accepted {
+		up.release <- struct{}{}
+	}
+	for _, id := range accepted {
+		var p struct{ Status string }
+		if !eventually(10*time.Second, func() bool {
+			_, body := a.do("GET", "/v1/predictions/"+id, key, "")
+			return json.Unmarshal(body, &p) == nil && p.Status == "succeeded"
+		}) {
+			t.Fatalf("prediction %s is %s, want succeeded", id, p.Status)
+		}
+	}
+	admin := a.login("admin", adminPassword).AccessToken
+	var report struct {
+		Total struct {
+			Requests int64
+			Cost     string
+			InFlight int64 `json:"in_flight"`
+		}
+	}
+	if !eventually(10*time.Second, func() bool {
+		_, body := b.do("GET", "/admin/v1/usage?group_by=user", admin, "")
+		_ = json.Unmarshal(body, &report)
+		return report.Total.Requests == 10
+	}) {
+		t.Fatalf("ledger total %+v, want 10 settled jobs", report.Total)
+	}
+	cost, err := tollgate.ParseMoney(report.Total.Cost)
+	limit, _ := tollgate.ParseMoney("0.20")
+	if err != nil || cost <= 0 || cost > limit {
+		t.Errorf("ledger cost %s, want more than 0 and at most %s", report.Total.Cost, limit)
+	}
 }

@@ -116,7 +116,7 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) error {
 		status = http.StatusOK
 	}
 	w.Header().Set("Location", s.links.base+"/v1/predictions/"+url.PathEscape(j.ID))
-	httpx.WriteJSON(w, status, s.render(j))
+	httpx.WriteJSON(w, status, s.renderQueued(r.Context(), j))
 	return nil
 }
 
@@ -189,7 +189,7 @@ func (s *Service) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusOK, s.render(j))
+	httpx.WriteJSON(w, http.StatusOK, s.renderQueued(r.Context(), j))
 	return nil
 }
 
@@ -243,7 +243,7 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := page{Results: make([]*prediction, 0, len(jobs))}
 	for _, j := range jobs {
-		out.Results = append(out.Results, s.render(j))
+		out.Results = append(out.Results, s.renderQueued(r.Context(), j))
 	}
 	link := func(dir byte, seq int64) *string {
 		v := url.Values{"cursor": {encodeCursor(dir, seq)}}

@@ -21,6 +21,7 @@ plans:
   free: {max_queued: 3}
   pro: {priority: 10}
   capped: {budget: {amount: "0.05", period: day}}
+  tenjobs: {budget: {amount: "0.20", period: day}}
 jobs:
   - name: demo/echo
     backend: http

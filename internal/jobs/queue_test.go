@@ -392,3 +392,104 @@ func TestTwoReplicas(t *testing.T) {
 		}
 	}
 }
+
+// TestQueuePosition: a queued prediction says how many jobs start before
+// it under the fair order, on create and get; a running one says nothing;
+// the start order then matches the positions.
+func TestQueuePosition(t *testing.T) { onEngines(t, testQueuePosition) }
+
+func testQueuePosition(t *testing.T, engine string) {
+	g := newGate()
+	e := setupOn(t, engine, models, g)
+	running := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "a0"})
+	<-g.arrived
+	a1 := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "a1"})
+	a2 := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "a2"})
+	b0 := e.create(t, "bob", "demo/echo", map[string]any{"prompt": "b0"})
+	if b0.QueuePos == nil || *b0.QueuePos != 0 {
+		t.Errorf("bob's first job on create: queue_position %v, want 0 (alice already has a job running)", b0.QueuePos)
+	}
+	want := map[string]int{a1.ID: 1, a2.ID: 2, b0.ID: 0}
+	users := map[string]string{a1.ID: "alice", a2.ID: "alice", b0.ID: "bob"}
+	for id, n := range want {
+		if p := e.get(t, users[id], id); p.QueuePos == nil || *p.QueuePos != n {
+			t.Errorf("%s: queue_position %v, want %d", p.Input["prompt"], p.QueuePos, n)
+		}
+	}
+	if p := e.get(t, "alice", running.ID); p.QueuePos != nil {
+		t.Errorf("a running job has queue_position %d", *p.QueuePos)
+	}
+	for range 4 {
+		g.release <- struct{}{}
+	}
+	e.streamUntilDone(t, "alice", a2)
+	if got := g.order(); !slices.Equal(got, []string{"a0", "b0", "a1", "a2"}) {
+		t.Errorf("start order %v, want a0 b0 a1 a2 as the positions said", got)
+	}
+	if p := e.get(t, "bob", b0.ID); p.QueuePos != nil {
+		t.Errorf("an ended job has queue_position %d", *p.QueuePos)
+	}
+}
+
+// TestConcurrentCreatesAgainstBudget: 30 creates at once against a budget
+// for 10 jobs (each reserves 0.02 of 0.20): exactly 10 are accepted, the
+// rest are 429 insufficient_quota, and once they ran the ledger holds one
+// settled record per accepted job whose costs sum to what the user spent.
+func TestConcurrentCreatesAgainstBudget(t *testing.T) {
+	onEngines(t, testConcurrentCreatesAgainstBudget)
+}
+
+func testConcurrentCreatesAgainstBudget(t *testing.T, engine string) {
+	g := newGate()
+	e := setupOn(t, engine, models, g)
+	var mu sync.Mutex
+	var accepted []pred
+	var quota, other int
+	var wg sync.WaitGroup
+	for i := range 30 {
+		wg.Go(func() {
+			status, _, b := e.call(t, "tenjobs", "POST", "/v1/models/demo/echo/predictions",
+				map[string]any{"input": map[string]any{"prompt": fmt.Sprint("j", i)}})
+			mu.Lock()
+			defer mu.Unlock()
+			var p pred
+			switch {
+			case status == http.StatusCreated && json.Unmarshal(b, &p) == nil:
+				accepted = append(accepted, p)
+			case status == http.StatusTooManyRequests && strings.Contains(string(b), "insufficient_quota"):
+				quota++
+			default:
+				other++
+				t.Errorf("create: %d %s", status, b)
+			}
+		})
+	}
+	wg.Wait()
+	if len(accepted) != 10 || quota != 20 || other != 0 {
+		t.Fatalf("accepted %d, insufficient_quota %d, other %d; want 10, 20, 0", len(accepted), quota, other)
+	}
+	for range accepted {
+		g.release <- struct{}{}
+	}
+	for _, p := range accepted {
+		if _, done := e.streamUntilDone(t, "tenjobs", p); done.Status != "succeeded" {
+			t.Fatalf("an accepted job ended %s", done.Status)
+		}
+	}
+	var sum tollgate.Money
+	for _, p := range accepted {
+		r := e.record(t, p.ID)
+		if !r.Settled || r.Cost <= 0 {
+			t.Errorf("job %s: settled %v cost %s, want settled at a price", p.ID, r.Settled, r.Cost)
+		}
+		sum += r.Cost
+	}
+	rows, err := e.ledger.Usage(t.Context(), tollgate.UsageQuery{UserID: "usr_ten"})
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("Usage = %v, %v", rows, err)
+	}
+	limit, _ := tollgate.ParseMoney("0.20")
+	if rows[0].Requests != 10 || rows[0].Cost != sum || rows[0].InFlight != 0 || sum > limit {
+		t.Errorf("ledger: %d records costing %s (%d open), want 10 costing %s within %s", rows[0].Requests, rows[0].Cost, rows[0].InFlight, sum, limit)
+	}
+}

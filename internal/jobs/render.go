@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"context"
 	"encoding/json"
 	"net/url"
 	"strings"
@@ -26,6 +27,9 @@ type prediction struct {
 	URLs        map[string]string  `json:"urls"`
 	Metrics     map[string]any     `json:"metrics,omitempty"`
 	DataRemoved bool               `json:"data_removed"`
+	// QueuePosition, while queued, estimates how many jobs start before
+	// this one (JobStore.QueuePosition).
+	QueuePosition *int `json:"queue_position,omitempty"`
 }
 
 func stamp(t time.Time) *string {
@@ -71,6 +75,21 @@ func (s *Service) render(j *tollgate.Job) *prediction {
 			if json.Unmarshal(j.Output, &out) == nil {
 				p.Output = s.signOutput(j.ID, out, minTime(now.Add(linkTTL), expires))
 			}
+		}
+	}
+	return p
+}
+
+// renderQueued renders j and, while it is queued, its queue position; a
+// position that cannot be read is left out.
+func (s *Service) renderQueued(ctx context.Context, j *tollgate.Job) *prediction {
+	p := s.render(j)
+	if j.Status == tollgate.JobStarting {
+		n, err := s.store.QueuePosition(ctx, j)
+		if err != nil {
+			s.log.Warn("jobs: could not estimate a queue position", "job", j.ID, "err", err)
+		} else {
+			p.QueuePosition = &n
 		}
 	}
 	return p

@@ -75,6 +75,7 @@ var users = map[string]*tollgate.Principal{
 	"bob":     {UserID: "usr_bob", TenantID: "acme", Role: "user", Plan: "free", Scopes: []string{"jobs"}},
 	"pro":     {UserID: "usr_pro", TenantID: "big", Role: "user", Plan: "pro", Scopes: []string{"jobs"}},
 	"capped":  {UserID: "usr_capped", TenantID: "acme", Role: "user", Plan: "capped", Scopes: []string{"jobs"}},
+	"tenjobs": {UserID: "usr_ten", TenantID: "acme", Role: "user", Plan: "tenjobs", Scopes: []string{"jobs"}},
 	"noscope": {UserID: "usr_none", TenantID: "acme", Role: "user", Plan: "free", Scopes: []string{"infer:text"}},
 }
 
@@ -284,6 +285,7 @@ type pred struct {
 	CompletedAt *string            `json:"completed_at"`
 	URLs        map[string]string  `json:"urls"`
 	Metrics     map[string]float64 `json:"metrics"`
+	QueuePos    *int               `json:"queue_position"`
 }
 
 // call makes a request as user and returns the status, headers and body.

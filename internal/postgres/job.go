@@ -530,3 +530,27 @@ func placeholders(q string) string {
 		q = q[i+2:]
 	}
 }
+
+// QueuePosition estimates the waiting jobs that start before j. Users
+// take turns in Pick's order: never started first, then the one whose
+// last job started longest ago, then the oldest waiting job.
+func (s *JobStore) QueuePosition(ctx context.Context, j *tollgate.Job) (int, error) {
+	if j.Status != tollgate.JobStarting {
+		return 0, nil
+	}
+	var pos int
+	err := s.db.pool.QueryRow(ctx, `WITH mine AS (
+			SELECT (SELECT COUNT(*) FROM jobs
+				WHERE model = $1 AND tenant_id = $2 AND user_id = $3 AND status = 'starting' AND seq < $4) AS k,
+			COALESCE((SELECT last_started_at FROM job_users WHERE tenant_id = $2 AND user_id = $3), '-infinity') AS last,
+			COALESCE((SELECT head_seq FROM job_lanes WHERE model = $1 AND tenant_id = $2 AND user_id = $3), $4) AS head)
+		SELECT (mine.k + COALESCE(SUM(CASE WHEN l.priority > $5 THEN l.queued
+			WHEN l.priority = $5 THEN LEAST(l.queued, mine.k + ((COALESCE(l.user_last_started, '-infinity'), l.head_seq) < (mine.last, mine.head))::int)
+			ELSE 0 END), 0))::int
+		FROM mine LEFT JOIN job_lanes l ON l.model = $1 AND l.queued > 0 AND NOT (l.tenant_id = $2 AND l.user_id = $3)
+		GROUP BY mine.k`, j.Model, j.TenantID, j.UserID, j.Seq, j.Priority).Scan(&pos)
+	if err != nil {
+		return 0, fmt.Errorf("queue position: %w", err)
+	}
+	return pos, nil
+}

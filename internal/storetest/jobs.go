@@ -3,6 +3,7 @@ package storetest
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -27,6 +28,61 @@ func RunJobs(t *testing.T, open func(t *testing.T) tollgate.JobStore) {
 	t.Run("ExpiredResults", func(t *testing.T) { testJobResultsExpire(t, open(t)) })
 	t.Run("Stats", func(t *testing.T) { testJobStats(t, open(t)) })
 	t.Run("AllJobs", func(t *testing.T) { testAllJobs(t, open(t)) })
+	t.Run("QueuePosition", func(t *testing.T) { testJobQueuePosition(t, open(t)) })
+}
+
+// testJobQueuePosition: before every pick, each waiting job's position is
+// the number of jobs that then start before it.
+func testJobQueuePosition(t *testing.T, s tollgate.JobStore) {
+	var waiting []*tollgate.Job
+	for i := range 5 {
+		waiting = append(waiting, MustEnqueue(t, s, NewJob(ownerA, "m/x", fmt.Sprint("a", i))))
+	}
+	MustEnqueue(t, s, NewJob(ownerA, "m/other", "other"))
+	first := pick(t, s, "m/x", 1)
+	waiting = waiting[1:]
+	for i := range 2 {
+		waiting = append(waiting, MustEnqueue(t, s, NewJob(ownerB, "m/x", fmt.Sprint("b", i))))
+	}
+	p := NewJob(ownerP, "m/x", "p0")
+	p.Priority = 10
+	waiting = append(waiting, MustEnqueue(t, s, p))
+	finish(t, s, first.ID)
+	positions := func() map[string]int {
+		out := map[string]int{}
+		for _, j := range waiting {
+			n, err := s.QueuePosition(t.Context(), j)
+			if err != nil {
+				t.Fatalf("QueuePosition(%s): %v", j.ID, err)
+			}
+			out[j.ID] = n
+		}
+		return out
+	}
+	var order []string
+	var before []map[string]int
+	for len(waiting) > 0 {
+		before = append(before, positions())
+		// Each job starts at a time of its own, as on a real clock.
+		j, err := s.Pick(t.Context(), tollgate.PickRequest{Model: "m/x", Upstreams: []string{"http://gpu-1"}, Capacity: 1,
+			Now: at(time.Duration(len(order)+2) * time.Minute)})
+		if err != nil || j == nil {
+			t.Fatalf("Pick with %d waiting = %v, %v", len(waiting), j, err)
+		}
+		order = append(order, j.ID)
+		waiting = slices.DeleteFunc(waiting, func(w *tollgate.Job) bool { return w.ID == j.ID })
+		finish(t, s, j.ID)
+	}
+	for step, pos := range before {
+		for id, n := range pos {
+			if want := slices.Index(order[step:], id); n != want {
+				t.Errorf("before pick %d (order %v) %s had position %d, want %d", step, order[step:], id, n, want)
+			}
+		}
+	}
+	if n, err := s.QueuePosition(t.Context(), first); err != nil || n != 0 {
+		t.Errorf("a finished job's position = %d, %v; want 0", n, err)
+	}
 }
 
 var (

@@ -186,6 +186,14 @@ type JobStore interface {
 	// Running returns every processing job, oldest first (to re-attach
 	// them after a restart).
 	Running(ctx context.Context) ([]*Job, error)
+	// QueuePosition estimates how many waiting jobs of j's model start
+	// before the starting job j under Pick's order: the owner's own jobs
+	// queued before j (k of them), every job of a higher priority, and of
+	// each other user at j's priority at most k+1 jobs when that user's
+	// oldest waiting job is older than the owner's, else at most k. It
+	// leaves out running counts and MaxRunning, so it is an estimate. 0
+	// when j is not starting.
+	QueuePosition(ctx context.Context, j *Job) (int, error)
 	// ExpiredResults returns up to limit jobs of model that ended before
 	// before and whose results are not yet removed, oldest end first.
 	ExpiredResults(ctx context.Context, model string, before time.Time, limit int) ([]*Job, error)
