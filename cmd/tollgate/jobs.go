@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 
 	"github.com/tollgate/tollgate/internal/auth"
 	"github.com/tollgate/tollgate/internal/jobs"
+	"github.com/tollgate/tollgate/internal/s3"
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
@@ -18,7 +20,7 @@ func (g *gateway) mountJobs(ctx context.Context, mux *front) error {
 	if len(g.cfg.Jobs) == 0 {
 		return nil
 	}
-	blobs, err := jobs.NewFileBlobs(filepath.Join(g.cfg.DataDir, "results"))
+	blobs, err := openResults(ctx, g.cfg.Results, g.cfg.DataDir)
 	if err != nil {
 		return err
 	}
@@ -41,4 +43,17 @@ func (g *gateway) mountJobs(ctx context.Context, mux *front) error {
 	svc.Register(mux, g.identity.auth.Require)
 	g.jobs = svc
 	return nil
+}
+
+// openResults opens the result store: S3 when results is an s3:// URL,
+// else files under dataDir/results.
+func openResults(ctx context.Context, results, dataDir string) (tollgate.BlobStore, error) {
+	if results == "" {
+		return jobs.NewFileBlobs(filepath.Join(dataDir, "results"))
+	}
+	cfg, err := s3.ParseURL(results, os.Getenv)
+	if err != nil {
+		return nil, fmt.Errorf("results: %w", err)
+	}
+	return s3.Open(ctx, cfg)
 }

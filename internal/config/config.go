@@ -22,6 +22,12 @@ type Config struct {
 	// RedisPrefix starts every Redis key and channel, so deployments
 	// sharing one Redis never collide. Defaults to "tollgate:".
 	RedisPrefix string `yaml:"redis_prefix"`
+	// Results is where job results are kept: "" for files under
+	// DataDir/results, or an s3:// URL for cluster mode,
+	// s3://bucket/prefix?endpoint=host:port&secure=false&region=R&create_bucket=true
+	// (credentials from the URL's userinfo or AWS_ACCESS_KEY_ID and
+	// AWS_SECRET_ACCESS_KEY). Defaults to "".
+	Results string `yaml:"results"`
 	// PublicURL is the gateway's external URL and the issuer (iss) of its
 	// tokens. Defaults to http://<listen>.
 	PublicURL string `yaml:"public_url"`

@@ -250,3 +250,28 @@ func TestStripPrefixDefaultsByRouteType(t *testing.T) {
 		}
 	}
 }
+
+func TestResultsURL(t *testing.T) {
+	for _, good := range []string{"", "s3://results/tg?endpoint=10.0.0.5:9000&secure=false", "s3://ak:sk@results"} {
+		if _, err := config.Parse([]byte("results: \"" + good + "\"\n")); err != nil {
+			t.Errorf("results %q: %v", good, err)
+		}
+	}
+	for _, bad := range []string{"/srv/results", "s3://", "s3://Bad_Bucket", "s3://results?typo=1", "http://results"} {
+		_, err := config.Parse([]byte("results: \"" + bad + "\"\n"))
+		if err == nil || !strings.Contains(err.Error(), "results:") {
+			t.Errorf("results %q = %v, want an error naming results", bad, err)
+		}
+	}
+	cfg, err := config.Parse([]byte("results: \"s3://ak:topsecret@results?endpoint=h:9000\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cfg.EffectiveYAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "topsecret") || !strings.Contains(string(out), "results: s3://ak:"+config.Masked+"@results") {
+		t.Errorf("printed config shows the secret or lost the URL:\n%s", out)
+	}
+}

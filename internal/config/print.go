@@ -17,7 +17,7 @@ const Masked = "***"
 var envRef = regexp.MustCompile(`\$\{[A-Za-z_][A-Za-z0-9_]*\}`)
 
 // EffectiveYAML renders the config with every default filled, as YAML,
-// secrets masked: the password of store, redis, webhook and JWKS URLs, and
+// secrets masked: the password of store, results, redis, webhook and JWKS URLs, and
 // the literal parts of upstream header values and client secrets (${VAR}
 // references stay).
 func (c *Config) EffectiveYAML() ([]byte, error) {
@@ -47,7 +47,7 @@ func maskNode(n *yaml.Node, key string) {
 			case k == "client_secret" && v.Kind == yaml.ScalarNode && v.Value != "":
 				v.Value = maskLiteral(v.Value)
 				v.Style = yaml.DoubleQuotedStyle
-			case (k == "store" || k == "redis" || k == "url" || k == "jwks_url") && v.Kind == yaml.ScalarNode:
+			case (k == "store" || k == "redis" || k == "results" || k == "url" || k == "jwks_url") && v.Kind == yaml.ScalarNode:
 				v.Value = maskURL(v.Value)
 			default:
 				maskNode(v, k)

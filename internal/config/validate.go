@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate/tollgate/internal/s3"
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
@@ -35,6 +36,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Redis != "" && !strings.HasPrefix(c.Redis, "redis://") && !strings.HasPrefix(c.Redis, "rediss://") {
 		p.add("redis", "want empty or a redis:// URL")
+	}
+	if c.Results != "" {
+		if _, err := s3.ParseURL(c.Results, nil); err != nil {
+			p.add("results", "%v", err)
+		}
 	}
 	checkURL(&p, "public_url", c.PublicURL)
 	if len(c.Currency) != 3 || strings.ToUpper(c.Currency) != c.Currency {

@@ -31,7 +31,15 @@ func NewFileBlobs(root string) (*FileBlobs, error) {
 	return &FileBlobs{root: root}, nil
 }
 
-func segment(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+// segment encodes one id as a folder name. The empty id (a user of no
+// tenant) is "_", which no non-empty id encodes to, so no key's folder is
+// ever another key's parent.
+func segment(s string) string {
+	if s == "" {
+		return "_"
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(s))
+}
 
 func (f *FileBlobs) dir(k tollgate.BlobKey) (string, error) {
 	if k.UserID == "" || k.PredictionID == "" {

@@ -144,6 +144,12 @@ func setup(t *testing.T, cfgYAML string, upstream http.Handler) *env {
 // setupOn is setup on the named engine.
 func setupOn(t *testing.T, engine, cfgYAML string, upstream http.Handler) *env {
 	t.Helper()
+	return setupWith(t, engine, cfgYAML, upstream, nil)
+}
+
+// setupWith is setupOn with results in blobs; nil keeps them in files.
+func setupWith(t *testing.T, engine, cfgYAML string, upstream http.Handler, blobs tollgate.BlobStore) *env {
+	t.Helper()
 	up := httptest.NewServer(upstream)
 	t.Cleanup(up.Close)
 	dir := t.TempDir()
@@ -164,9 +170,10 @@ func setupOn(t *testing.T, engine, cfgYAML string, upstream http.Handler) *env {
 	if err := m.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	blobs, err := jobs.NewFileBlobs(filepath.Join(dir, "results"))
-	if err != nil {
-		t.Fatal(err)
+	if blobs == nil {
+		if blobs, err = jobs.NewFileBlobs(filepath.Join(dir, "results")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	key, err := jobs.LoadLinkKey(filepath.Join(dir, "results.key"))
 	if err != nil {
