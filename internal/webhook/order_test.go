@@ -108,9 +108,14 @@ func TestCompletedLast(t *testing.T) {
 		mustSend(t, f.svc, event(r.URL, "p1", tollgate.WebhookOutput, 4))
 		mustSend(t, f.svc, event(r.URL, "p1", tollgate.WebhookLogs, 5))
 		timeline(r, time.Hour, time.Second)
+		// The second output may be tried (and fail) before completed is
+		// queued, or be replaced by it while it waits: both are right.
+		// Wrong is anything after completed, completed twice, or an
+		// output of a later sequence reaching the receiver.
 		got := events(r.Hits())
-		if want := []string{"start", "output", "completed"}; !slices.Equal(got, want) {
-			t.Errorf("receiver got %v, want %v: the waiting output dropped for completed, nothing after it", got, want)
+		want, wantTried := []string{"start", "output", "completed"}, []string{"start", "output", "output", "completed"}
+		if !slices.Equal(got, want) && !slices.Equal(got, wantTried) {
+			t.Errorf("receiver got %v, want %v (or the second output tried once before completed): completed last, nothing after it", got, want)
 		}
 	})
 }
