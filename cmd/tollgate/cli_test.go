@@ -34,7 +34,13 @@ func TestCLI(t *testing.T) {
 	t.Run("key list shows keys but never secrets", func(t *testing.T) {
 		key := strings.TrimSpace(g.mustCLI("key", "create", "--user", "minty", "--name", "ci"))
 		out := g.mustCLI("key", "list", "--user", "minty")
-		secret := key[strings.LastIndex(key, "_")+1:]
+		// tg_<id>_<secret>: the id is 16 hex digits; the secret may hold
+		// "_" itself.
+		rest, ok := strings.CutPrefix(key, "tg_")
+		_, secret, ok2 := strings.Cut(rest, "_")
+		if !ok || !ok2 || len(secret) < 16 {
+			t.Fatalf("key create printed %q, want tg_<id>_<secret>", key)
+		}
 		if !strings.Contains(out, "ci") || strings.Contains(out, secret) {
 			t.Fatalf("key list:\n%s", out)
 		}
