@@ -38,18 +38,9 @@ type GradioBackend struct {
 	APIName string
 	// Inputs are the model's inputs, each with its position. Required.
 	Inputs map[string]config.JobInput
-	// Client makes the calls. Defaults to a client without a timeout (the
-	// runner's context bounds each job).
-	Client *http.Client
-	// MaxOutput bounds each output file. Defaults to 256 MiB.
-	MaxOutput int64
-	// Clock measures the call when the app reports no duration. Defaults
-	// to time.Now.
-	Clock func() time.Time
-	// UserIDHeader and TenantIDHeader, when set, name the headers that
-	// carry the job owner's ids to the app (the config's headers).
-	UserIDHeader   string
-	TenantIDHeader string
+	// UpstreamCall reaches the app; its Clock measures a call when the
+	// app reports no duration.
+	UpstreamCall
 
 	mu       sync.Mutex
 	apps     map[string]*gradioApp // by upstream
@@ -61,7 +52,7 @@ var _ tollgate.Backend = (*GradioBackend)(nil)
 // NewGradioBackend returns the backend of a job model of backend gradio.
 func NewGradioBackend(jc *config.JobModel) *GradioBackend {
 	maxOut, _ := config.ParseSize(jc.MaxOutput)
-	return &GradioBackend{Model: jc.Name, APIName: jc.APIName, Inputs: jc.Inputs, MaxOutput: maxOut}
+	return &GradioBackend{Model: jc.Name, APIName: jc.APIName, Inputs: jc.Inputs, UpstreamCall: UpstreamCall{MaxOutput: maxOut}}
 }
 
 // gradioHandle is a job's call on the app: "session_hash fn_index event_id".
@@ -83,27 +74,6 @@ func parseGradioHandle(s string) (gradioHandle, error) {
 		return gradioHandle{}, fmt.Errorf("gradio handle %q: %w", s, err)
 	}
 	return gradioHandle{session: f[0], fn: fn, event: f[2]}, nil
-}
-
-func (b *GradioBackend) client() *http.Client {
-	if b.Client != nil {
-		return b.Client
-	}
-	return http.DefaultClient
-}
-
-func (b *GradioBackend) now() time.Time {
-	if b.Clock != nil {
-		return b.Clock()
-	}
-	return time.Now()
-}
-
-func (b *GradioBackend) limit() int64 {
-	if b.MaxOutput > 0 {
-		return b.MaxOutput
-	}
-	return 256 << 20
 }
 
 // Submit checks the app, uploads the file inputs and joins the queue.
@@ -260,16 +230,6 @@ func (b *GradioBackend) post(ctx context.Context, run *tollgate.JobRun, p, conte
 		return fmt.Errorf("gradio %s: %w", p, err)
 	}
 	return nil
-}
-
-func (b *GradioBackend) identify(req *http.Request, run *tollgate.JobRun) {
-	req.Header.Set("X-Request-ID", run.Job.ID)
-	if b.UserIDHeader != "" {
-		req.Header.Set(b.UserIDHeader, run.Job.UserID)
-	}
-	if b.TenantIDHeader != "" {
-		req.Header.Set(b.TenantIDHeader, run.Job.TenantID)
-	}
 }
 
 // Cancel asks the app to cancel the job's call.

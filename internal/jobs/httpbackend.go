@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"path"
 	"strings"
-	"time"
 
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
@@ -23,17 +22,7 @@ import (
 type HTTPBackend struct {
 	// Path is POSTed to on the upstream. Defaults to /.
 	Path string
-	// Client makes the calls. Defaults to a client without a timeout (the
-	// runner's context bounds each job).
-	Client *http.Client
-	// MaxOutput bounds the answer and each copied file. Defaults to 256 MiB.
-	MaxOutput int64
-	// Clock measures the call. Defaults to time.Now.
-	Clock func() time.Time
-	// UserIDHeader and TenantIDHeader, when set, name the headers that
-	// carry the job owner's ids to the upstream (the config's headers).
-	UserIDHeader   string
-	TenantIDHeader string
+	UpstreamCall
 }
 
 var _ tollgate.Backend = (*HTTPBackend)(nil)
@@ -47,27 +36,6 @@ func (b *HTTPBackend) Submit(context.Context, *tollgate.JobRun) (string, error) 
 // Cancel does nothing: ending Watch's context aborts the call.
 func (b *HTTPBackend) Cancel(context.Context, *tollgate.JobRun, string) error { return nil }
 
-func (b *HTTPBackend) client() *http.Client {
-	if b.Client != nil {
-		return b.Client
-	}
-	return http.DefaultClient
-}
-
-func (b *HTTPBackend) now() time.Time {
-	if b.Clock != nil {
-		return b.Clock()
-	}
-	return time.Now()
-}
-
-func (b *HTTPBackend) limit() int64 {
-	if b.MaxOutput > 0 {
-		return b.MaxOutput
-	}
-	return 256 << 20
-}
-
 // Watch makes the call and collects its output.
 func (b *HTTPBackend) Watch(ctx context.Context, run *tollgate.JobRun, _ string) (*tollgate.JobResult, error) {
 	target, err := url.JoinPath(run.Upstream, cmpOr(b.Path, "/"))
@@ -79,13 +47,7 @@ func (b *HTTPBackend) Watch(ctx context.Context, run *tollgate.JobRun, _ string)
 		return nil, fmt.Errorf("upstream request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Request-ID", run.Job.ID)
-	if b.UserIDHeader != "" {
-		req.Header.Set(b.UserIDHeader, run.Job.UserID)
-	}
-	if b.TenantIDHeader != "" {
-		req.Header.Set(b.TenantIDHeader, run.Job.TenantID)
-	}
+	b.identify(req, run)
 	run.Report(tollgate.JobEvent{Progress: 0})
 	start := b.now()
 	resp, err := b.client().Do(req)

@@ -340,7 +340,7 @@ func TestTwoReplicas(t *testing.T) {
 	for _, name := range []string{"front", "one", "two"} {
 		opts := e.opts
 		opts.Cluster, opts.SubmitOnly, opts.Metrics = true, name == "front", nil
-		opts.Backends = map[string]tollgate.Backend{"demo/echo": &jobs.HTTPBackend{Path: "/run", Client: &http.Client{Transport: replicaTransport{name}}}}
+		opts.Backends = map[string]tollgate.Backend{"demo/echo": &jobs.HTTPBackend{Path: "/run", UpstreamCall: jobs.UpstreamCall{Client: &http.Client{Transport: replicaTransport{name}}}}}
 		svc, err := jobs.New(e.cfg, opts)
 		if err != nil {
 			t.Fatal(err)

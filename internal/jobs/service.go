@@ -151,8 +151,8 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 		}
 		if b == nil {
 			maxOut, _ := config.ParseSize(jc.MaxOutput)
-			b = &HTTPBackend{Path: jc.Path, MaxOutput: maxOut, Clock: o.Clock,
-				UserIDHeader: cfg.Headers.UserID, TenantIDHeader: cfg.Headers.TenantID}
+			b = &HTTPBackend{Path: jc.Path, UpstreamCall: UpstreamCall{MaxOutput: maxOut, Clock: o.Clock,
+				UserIDHeader: cfg.Headers.UserID, TenantIDHeader: cfg.Headers.TenantID}}
 		}
 		s.models[jc.Name] = &model{cfg: jc, rules: rules, backend: b, wake: make(chan struct{}, 1)}
 		var files int64
