@@ -441,33 +441,23 @@ func (b *GradioBackend) completed(ctx context.Context, run *tollgate.JobRun, m g
 // copy in the result store, fetched by its path from the app's own
 // /gradio_api/file= (never from the url the app names).
 func (b *GradioBackend) copyFiles(ctx context.Context, run *tollgate.JobRun, v any, copied *int) (any, error) {
-	switch x := v.(type) {
-	case map[string]any:
-		if p, ok := x["path"].(string); ok && isFileData(x) {
-			if *copied >= maxCopied {
-				return nil, fmt.Errorf("the app's answer names more than %d files", maxCopied)
-			}
-			*copied++
-			orig, _ := x["orig_name"].(string)
-			return b.copyFile(ctx, run, p, orig, *copied)
+	return walkJSON(v, func(v any) (any, bool, error) {
+		x, ok := v.(map[string]any)
+		if !ok {
+			return nil, false, nil
 		}
-		for k, e := range x {
-			nv, err := b.copyFiles(ctx, run, e, copied)
-			if err != nil {
-				return nil, err
-			}
-			x[k] = nv
+		p, ok := x["path"].(string)
+		if !ok || !isFileData(x) {
+			return nil, false, nil
 		}
-	case []any:
-		for i, e := range x {
-			nv, err := b.copyFiles(ctx, run, e, copied)
-			if err != nil {
-				return nil, err
-			}
-			x[i] = nv
+		if *copied >= maxCopied {
+			return nil, true, fmt.Errorf("the app's answer names more than %d files", maxCopied)
 		}
-	}
-	return v, nil
+		*copied++
+		orig, _ := x["orig_name"].(string)
+		ref, err := b.copyFile(ctx, run, p, orig, *copied)
+		return ref, true, err
+	})
 }
 
 func isFileData(m map[string]any) bool {

@@ -118,10 +118,35 @@ func (b *HTTPBackend) output(ctx context.Context, run *tollgate.JobRun, contentT
 // elsewhere are left as they are (never fetched: no request goes where an
 // upstream's answer points, except back to that upstream).
 func (b *HTTPBackend) copyFiles(ctx context.Context, run *tollgate.JobRun, v any, copied *int) (any, error) {
+	return walkJSON(v, func(v any) (any, bool, error) {
+		x, ok := v.(string)
+		if !ok {
+			return nil, false, nil
+		}
+		u, ok := sameOrigin(run.Upstream, x)
+		if !ok {
+			return nil, false, nil
+		}
+		if *copied >= maxCopied {
+			return nil, true, fmt.Errorf("the upstream's answer names more than %d files", maxCopied)
+		}
+		*copied++
+		ref, err := b.copyFile(ctx, run, u, *copied)
+		return ref, true, err
+	})
+}
+
+// walkJSON rebuilds v, a decoded JSON value, in place: each value that
+// replace takes (its ok) becomes what replace returns; the maps and lists
+// of the others are walked.
+func walkJSON(v any, replace func(any) (any, bool, error)) (any, error) {
+	if nv, ok, err := replace(v); ok || err != nil {
+		return nv, err
+	}
 	switch x := v.(type) {
 	case map[string]any:
 		for k, e := range x {
-			nv, err := b.copyFiles(ctx, run, e, copied)
+			nv, err := walkJSON(e, replace)
 			if err != nil {
 				return nil, err
 			}
@@ -129,19 +154,11 @@ func (b *HTTPBackend) copyFiles(ctx context.Context, run *tollgate.JobRun, v any
 		}
 	case []any:
 		for i, e := range x {
-			nv, err := b.copyFiles(ctx, run, e, copied)
+			nv, err := walkJSON(e, replace)
 			if err != nil {
 				return nil, err
 			}
 			x[i] = nv
-		}
-	case string:
-		if u, ok := sameOrigin(run.Upstream, x); ok {
-			if *copied >= maxCopied {
-				return nil, fmt.Errorf("the upstream's answer names more than %d files", maxCopied)
-			}
-			*copied++
-			return b.copyFile(ctx, run, u, *copied)
 		}
 	}
 	return v, nil
