@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"fmt"
 	"image"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/media"
+	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
 // checkFile checks a file input, given as a data: URI, and returns its
@@ -79,4 +81,30 @@ func an(kind string) string {
 		return "an " + kind
 	}
 	return "a " + kind
+}
+
+// audioResults stores a job's output files through its ResultWriter and
+// adds up the audio in them (per_output_audio_second).
+type audioResults struct {
+	tollgate.ResultWriter
+	millis int64
+}
+
+// measuringAudio returns a copy of run whose Results measure the audio of
+// every file saved through them.
+func measuringAudio(run *tollgate.JobRun) (*tollgate.JobRun, *audioResults) {
+	ar := &audioResults{ResultWriter: run.Results}
+	measured := *run
+	measured.Results = ar
+	return &measured, ar
+}
+
+func (a *audioResults) Save(ctx context.Context, name, contentType string, body []byte) (string, error) {
+	ref, err := a.ResultWriter.Save(ctx, name, contentType, body)
+	if err == nil {
+		if d, ok := media.AudioDuration(body, body, int64(len(body))); ok {
+			a.millis += media.Millis(d)
+		}
+	}
+	return ref, err
 }
