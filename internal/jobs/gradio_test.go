@@ -2,8 +2,8 @@ package jobs_test
 
 import (
 	"bufio"
-	"encoding/binary"
 	"encoding/base64"
+	"encoding/binary"
 	"io"
 	"net/http"
 	"strings"
