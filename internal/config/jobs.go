@@ -214,7 +214,7 @@ func (c *Config) validateJobs(p *problems) {
 			p.add(key+".max_output", "%v", err)
 		}
 		checkPrice(p, key+".price", j.Price)
-		if j.Backend == BackendComfyUI && pricesOutputAudio(j.Price) {
+		if j.Backend == BackendComfyUI && j.Price.ChargesOutputAudio() {
 			p.add(key+".price", "output audio is measured for the gradio and http backends only (per_output_audio_second, unit output_audio_seconds)")
 		}
 		if j.MaxOutputAudio < 0 {

@@ -143,6 +143,25 @@ type Price struct {
 	Models map[string]Price `yaml:"models"`
 }
 
+// ChargesOutputAudio reports whether the price charges output audio,
+// itself or through a tier or a model's price.
+func (p Price) ChargesOutputAudio() bool {
+	if p.PerOutputAudioSecond != "" {
+		return true
+	}
+	for _, t := range p.Tiers {
+		if t.Unit == "output_audio_seconds" {
+			return true
+		}
+	}
+	for _, mp := range p.Models {
+		if mp.ChargesOutputAudio() {
+			return true
+		}
+	}
+	return false
+}
+
 // Tier is one step of graduated pricing.
 type Tier struct {
 	// Unit is requests, input_tokens, output_tokens, images, megapixels,

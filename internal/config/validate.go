@@ -168,7 +168,7 @@ func (c *Config) validateRoutes(p *problems) {
 		if r.Type == RouteGradio && !strings.HasSuffix(r.Path, "/") {
 			p.add(key+".path", "a gradio route serves a whole app: want a prefix ending in /, got %q", r.Path)
 		}
-		if r.Type != RouteGradio && pricesOutputAudio(r.Price) {
+		if r.Type != RouteGradio && r.Price.ChargesOutputAudio() {
 			p.add(key+".price", "output audio is measured on gradio routes only (per_output_audio_second, unit output_audio_seconds)")
 		}
 		if r.MaxOutputAudio < 0 {
@@ -283,25 +283,6 @@ func checkBudget(p *problems, key string, b *Budget) {
 			p.add(fmt.Sprintf("%s.alerts[%d]", key, i), "want a percentage from 1 to 100")
 		}
 	}
-}
-
-// pricesOutputAudio reports whether a price charges output audio, itself
-// or through a tier or a model's price.
-func pricesOutputAudio(pr Price) bool {
-	if pr.PerOutputAudioSecond != "" {
-		return true
-	}
-	for _, t := range pr.Tiers {
-		if t.Unit == "output_audio_seconds" {
-			return true
-		}
-	}
-	for _, mp := range pr.Models {
-		if pricesOutputAudio(mp) {
-			return true
-		}
-	}
-	return false
 }
 
 func checkPrice(p *problems, key string, pr Price) {
