@@ -26,7 +26,9 @@ const (
 
 // WebUIModes are webui.py's inference_mode_list: pretrained voice, 3 s
 // voice cloning (zero-shot), cross-lingual cloning, instruct.
-func WebUIModes() []string { return []string{"预训练音色", "3s极速复刻", "跨语种复刻", "自然语言控制"} }
+func WebUIModes() []string {
+	return []string{"预训练音色", "3s极速复刻", "跨语种复刻", "自然语言控制"}
+}
 
 // Component ids of the webui in its Blocks config, in the order webui.py
 // creates them.
