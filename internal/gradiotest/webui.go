@@ -157,7 +157,8 @@ func (s *Server) webuiCall(ctx context.Context, ev *event) ([]any, error) {
 
 // webuiGenerate is webui.py's generate_audio: it checks the mode's inputs
 // as the webui does (a gr.Warning and a second of silence when one is
-// missing), then yields the synthesized speech once, a 16-bit mono WAV at
+// missing; webui.py sends no progress, and its other logs go to the
+// server's log only), then yields the synthesized speech once, a 16-bit mono WAV at
 // Options.SampleRate lasting len(tts_text runes) × SecondsPerChar / speed.
 func (s *Server) webuiGenerate(ctx context.Context, ev *event) ([]any, error) {
 	if len(ev.data) != 10 {
@@ -202,8 +203,6 @@ func (s *Server) webuiGenerate(ctx context.Context, ev *event) ([]any, error) {
 	if warning != "" {
 		s.sendLog(ev, "warning", warning)
 	} else {
-		s.sendLog(ev, "info", fmt.Sprintf("get %s inference request", mode))
-		s.sendProgress(ev, 0, 1, "synthesizing")
 		samples = int(math.Round(float64(utf8.RuneCountInString(text)) * s.opts.SecondsPerChar / speed * float64(s.opts.SampleRate)))
 	}
 	if err := s.wait(ctx, ev); err != nil {
