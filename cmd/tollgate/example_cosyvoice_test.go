@@ -136,6 +136,31 @@ func TestExampleCosyVoice(t *testing.T) {
 		wantCharge(t, "job voice/cosyvoice3", rows["voice/cosyvoice3"], x, 1.7)
 	})
 
+	t.Run("a call through /call is charged the speech it returned too", func(t *testing.T) {
+		upload := gradioUpload(t, g, bob, "/cosyvoice/")
+		body, _ := json.Marshal(map[string]any{"data": []any{"你好，世界。", "跨语种复刻", "", "",
+			map[string]any{"path": upload, "meta": map[string]any{"_type": "gradio.FileData"}}, nil, "", 0, false, 2}})
+		resp, b := gradioDo(t, g, bob, "POST", "/cosyvoice/gradio_api/call/generate_audio", "application/json", body)
+		var call struct {
+			EventID string `json:"event_id"`
+		}
+		if resp.StatusCode != 200 || json.Unmarshal(b, &call) != nil || call.EventID == "" {
+			t.Fatalf("POST call/generate_audio: %d %s", resp.StatusCode, b)
+		}
+		_, next := gradioOpen(t, g, bob, "/cosyvoice/gradio_api/call/generate_audio/"+call.EventID)
+		for m := next(); m != nil; m = next() {
+		}
+		x := app.Executions()[len(app.Executions())-1]
+		if x.Header.Get("X-User-ID") != userIDOfKey(t, g, bob) || x.AudioSecs != 0.3 { // 6 characters at speed 2
+			t.Fatalf("the app ran %+v, want bob's call making 0.3 s", x)
+		}
+		r := usageRows(t, g, admin, "user", 3)[userIDOfKey(t, g, bob)]
+		// A /call stream carries no duration: 0.005 + 0.3 s × 0.002.
+		if r.Requests != 1 || r.OutputAudioSeconds != 0.3 || r.Cost != "0.005600" {
+			t.Errorf("bob's usage %+v, want 1 call with 0.3 s of output audio costing 0.005600", r)
+		}
+	})
+
 	t.Run("budgets are exact: a call or job that could exceed one never reaches the app", func(t *testing.T) {
 		// A call reserves its worst case: 0.005 + 300 s × 0.001 + 120 s
 		// of speech × 0.002 = 0.545.
@@ -163,7 +188,7 @@ func TestExampleCosyVoice(t *testing.T) {
 		if len(ran) != 1 || ran[0].Header.Get("X-User-ID") != carolID {
 			t.Fatalf("the app ran %+v; want only carol's call within budget, as carol whatever X-User-ID she sent", ran)
 		}
-		spent := usageRows(t, g, admin, "user", 3)[carolID]
+		spent := usageRows(t, g, admin, "user", 4)[carolID]
 		cost, _ := tollgate.ParseMoney(spent.Cost)
 		setBudget(cost + 544_999)
 		wav := "data:audio/wav;base64," + base64.StdEncoding.EncodeToString(gradiotest.SineWAV(16000, 16000, 220))
