@@ -7,23 +7,10 @@
 // status stages and logs seen, the output FileData and the download of
 // its url (status, content type and seconds of WAV).
 import { Client, handle_file } from "@gradio/client";
+import { wavSeconds } from "./wav.mjs";
 
 const [url, key, wavPath, text] = process.argv.slice(2);
 const headers = key && key !== "-" ? { Authorization: `Bearer ${key}` } : {};
-
-function wavSeconds(buf) {
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const tag = (o) => String.fromCharCode(...buf.subarray(o, o + 4));
-  if (buf.length < 12 || tag(0) !== "RIFF" || tag(8) !== "WAVE") return -1;
-  let byteRate = 0;
-  for (let off = 12; off + 8 <= buf.length; ) {
-    const size = view.getUint32(off + 4, true);
-    if (tag(off) === "fmt ") byteRate = view.getUint32(off + 16, true);
-    if (tag(off) === "data") return size / byteRate;
-    off += 8 + size + (size % 2);
-  }
-  return -1;
-}
 
 const client = await Client.connect(url, { headers, events: ["data", "status", "log"] });
 const api = await client.view_api();

@@ -3,7 +3,6 @@ package jobs_test
 import (
 	"bufio"
 	"encoding/base64"
-	"encoding/binary"
 	"io"
 	"net/http"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/internal/gradiotest"
+	"github.com/tollgate/tollgate/internal/media/mediatest"
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
@@ -194,16 +194,9 @@ func getLogs(t *testing.T, e *env, id string) string {
 	return string(b)
 }
 
-// flacURI is a FLAC prompt of the given seconds at 16 kHz: its marker and
-// STREAMINFO block, which is all a length is read from.
+// flacURI is a FLAC prompt of the given seconds at 16 kHz.
 func flacURI(seconds int) string {
-	rate := 16000
-	samples := rate * seconds
-	b := []byte("fLaC\x80\x00\x00\x22")
-	si := make([]byte, 34)
-	si[10], si[11], si[12] = byte(rate>>12), byte(rate>>4), byte(rate<<4)
-	binary.BigEndian.PutUint32(si[14:], uint32(samples))
-	return "data:audio/flac;base64," + base64.StdEncoding.EncodeToString(append(append(b, si...), make([]byte, 64)...))
+	return "data:audio/flac;base64," + base64.StdEncoding.EncodeToString(mediatest.FLAC(16000, int64(16000*seconds)))
 }
 
 func TestGradioJobRulesReadNonWAVPromptLengths(t *testing.T) {
