@@ -147,6 +147,7 @@ func New(cfg *config.Config, o Options) (*Meter, error) {
 }
 
 func compileRoute(rc config.Route) (*routeMeter, error) {
+	rc.MaxOutputAudio = cmp.Or(rc.MaxOutputAudio, rc.Timeout) // as config's defaults, for a config built by hand
 	pt, err := compilePrice(rc.Price, nil)
 	if err != nil {
 		return nil, err
