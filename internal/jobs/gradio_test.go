@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"bufio"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -220,5 +221,49 @@ func TestGradioJobRulesReadNonWAVPromptLengths(t *testing.T) {
 	}
 	if ups := app.Uploads(); len(ups) != 1 || !strings.HasSuffix(ups[0].Path, ".flac") {
 		t.Errorf("uploads %+v, want the FLAC prompt once, named .flac", ups)
+	}
+}
+
+// An http job model whose upstream answers with speech, and one whose
+// JSON answer links two WAVs on itself: each is charged the audio it
+// returned, at most max_output_audio.
+func TestHTTPJobChargesOutputAudio(t *testing.T) {
+	t.Parallel()
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /speak", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "audio/wav")
+		w.Write(gradiotest.SineWAV(24000, 36000, 440)) // 1.5 s
+	})
+	mux.HandleFunc("POST /pair", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"a":"http://%s/a.wav","b":"http://%s/b.wav"}`, r.Host, r.Host)
+	})
+	mux.HandleFunc("GET /a.wav", func(w http.ResponseWriter, r *http.Request) { w.Write(gradiotest.SineWAV(24000, 48000, 440)) }) // 2 s
+	mux.HandleFunc("GET /b.wav", func(w http.ResponseWriter, r *http.Request) { w.Write(gradiotest.SineWAV(24000, 96000, 440)) }) // 4 s
+	e := setup(t, `
+jobs:
+  - name: voice/speak
+    backend: http
+    upstreams: [UPSTREAM]
+    path: /speak
+    price: {per_request: "0.01", per_output_audio_second: "0.002"}
+  - name: voice/pair
+    backend: http
+    upstreams: [UPSTREAM]
+    path: /pair
+    max_output_audio: 5s
+    price: {per_output_audio_second: "0.002"}
+`, mux)
+	speak := e.create(t, "alice", "voice/speak", map[string]any{}, "Prefer", "wait=30")
+	pair := e.create(t, "alice", "voice/pair", map[string]any{}, "Prefer", "wait=30")
+	if speak.Status != "succeeded" || pair.Status != "succeeded" {
+		t.Fatalf("predictions %s %v, %s %v; want both succeeded", speak.Status, speak.Error, pair.Status, pair.Error)
+	}
+	if r := e.record(t, speak.ID); r.Units.OutputAudioMillis != 1500 || r.Cost != 13_000 {
+		t.Errorf("voice/speak: %d ms of output audio costing %s; want 1500 ms, 0.01 + 1.5 s × 0.002 = 0.013", r.Units.OutputAudioMillis, r.Cost)
+	}
+	if r := e.record(t, pair.ID); r.Units.OutputAudioMillis != 6000 || r.Cost != 10_000 || r.Reserved != 10_000 {
+		t.Errorf("voice/pair: %d ms of output audio costing %s (reserved %s); want 6000 ms charged as the 5 s bound, 0.010",
+			r.Units.OutputAudioMillis, r.Cost, r.Reserved)
 	}
 }
