@@ -4,24 +4,11 @@
 // Usage: node checks/gradio-client.mjs APP_URL PROMPT_WAV_PATH
 // The app holds the call whose text is "cancel me" until it is cancelled.
 import { Client, handle_file } from "@gradio/client";
+import { wavSeconds } from "./wav.mjs";
 import { readFile } from "node:fs/promises";
 
 const [url, wavPath] = process.argv.slice(2);
 const out = {};
-
-function wavSeconds(buf) {
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const tag = (o) => String.fromCharCode(...buf.subarray(o, o + 4));
-  if (tag(0) !== "RIFF" || tag(8) !== "WAVE") return -1;
-  let byteRate = 0;
-  for (let off = 12; off + 8 <= buf.length; ) {
-    const size = view.getUint32(off + 4, true);
-    if (tag(off) === "fmt ") byteRate = view.getUint32(off + 16, true);
-    if (tag(off) === "data") return size / byteRate;
-    off += 8 + size + (size % 2);
-  }
-  return -1;
-}
 
 async function download(file) {
   const r = await fetch(file.url);

@@ -5,23 +5,10 @@
 // client resolved, its session_hash, the output FileData of one predict,
 // the download of its url with the same key, and the status stages seen.
 import { Client, handle_file } from "@gradio/client";
+import { wavSeconds } from "./wav.mjs";
 
 const [url, key, wavPath] = process.argv.slice(2);
 const headers = { Authorization: `Bearer ${key}` };
-
-function wavSeconds(buf) {
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const tag = (o) => String.fromCharCode(...buf.subarray(o, o + 4));
-  if (tag(0) !== "RIFF" || tag(8) !== "WAVE") return -1;
-  let byteRate = 0;
-  for (let off = 12; off + 8 <= buf.length; ) {
-    const size = view.getUint32(off + 4, true);
-    if (tag(off) === "fmt ") byteRate = view.getUint32(off + 16, true);
-    if (tag(off) === "data") return size / byteRate;
-    off += 8 + size + (size % 2);
-  }
-  return -1;
-}
 
 const client = await Client.connect(url, { headers, events: ["data", "status", "log"] });
 const out = { root: client.config.root, session: client.session_hash, events: [] };

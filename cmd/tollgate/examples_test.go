@@ -148,6 +148,9 @@ type usageRow struct {
 	Images       int64  `json:"images"`
 	Cost         string `json:"cost"`
 	InFlight     int64  `json:"in_flight"`
+
+	GPUSeconds         float64 `json:"gpu_seconds"`
+	OutputAudioSeconds float64 `json:"output_audio_seconds"`
 }
 
 // userID returns the id `tollgate user add` printed.

@@ -84,9 +84,15 @@ type JobModel struct {
 	// MaxOutput is the largest output or result file taken from the
 	// upstream, e.g. "512MiB". Defaults to 256MiB.
 	MaxOutput string `yaml:"max_output"`
-	// Price of a job: per_request and per_gpu_second (GPU seconds are the
-	// upstream's run time). Defaults to free.
+	// Price of a job: per_request, per_gpu_second (GPU seconds are the
+	// upstream's run time) and per_output_audio_second (the audio in the
+	// job's output files; gradio and http backends). Defaults to free.
 	Price Price `yaml:"price"`
+	// MaxOutputAudio bounds the output audio one job is charged for
+	// (per_output_audio_second); its reservation holds this much. Longer
+	// audio is delivered but charged as this much. Defaults to the
+	// timeout.
+	MaxOutputAudio time.Duration `yaml:"max_output_audio"`
 }
 
 // JobInput declares one input field of a job model.
@@ -146,6 +152,7 @@ func (j *JobModel) SetDefaults() {
 	j.Retention = cmp.Or(j.Retention, 24*time.Hour)
 	j.LinkTTL = cmp.Or(j.LinkTTL, time.Hour)
 	j.MaxOutput = cmp.Or(j.MaxOutput, "256MiB")
+	j.MaxOutputAudio = cmp.Or(j.MaxOutputAudio, j.Timeout)
 	for k := range j.Rules {
 		j.Rules[k].Message = cmp.Or(j.Rules[k].Message, "input refused by rule: "+j.Rules[k].Expr)
 	}
@@ -207,12 +214,18 @@ func (c *Config) validateJobs(p *problems) {
 			p.add(key+".max_output", "%v", err)
 		}
 		checkPrice(p, key+".price", j.Price)
+		if j.Backend == BackendComfyUI && j.Price.ChargesOutputAudio() {
+			p.add(key+".price", "output audio is measured for the gradio and http backends only (per_output_audio_second, unit output_audio_seconds)")
+		}
+		if j.MaxOutputAudio < 0 {
+			p.add(key+".max_output_audio", "must not be negative")
+		}
 		for _, field := range []struct{ name, v string }{
 			{"per_1k_input_tokens", j.Price.Per1kInputTokens}, {"per_1k_output_tokens", j.Price.Per1kOutputToken},
 			{"per_image", j.Price.PerImage}, {"per_megapixel", j.Price.PerMegapixel}, {"per_audio_second", j.Price.PerAudioSecond},
 		} {
 			if field.v != "" {
-				p.add(key+".price."+field.name, "not a job price; want per_request or per_gpu_second")
+				p.add(key+".price."+field.name, "not a job price; want per_request, per_gpu_second or per_output_audio_second")
 			}
 		}
 		if len(j.Price.Models) > 0 {

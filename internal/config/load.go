@@ -225,6 +225,7 @@ func (c *Config) SetDefaults() {
 			r.StripPrefix = &strip
 		}
 		r.Timeout = cmp.Or(r.Timeout, 300*time.Second)
+		r.MaxOutputAudio = cmp.Or(r.MaxOutputAudio, r.Timeout)
 		r.MaxBody = cmp.Or(r.MaxBody, "10MiB")
 		if hc := r.HealthCheck; hc != nil {
 			hc.Path = cmp.Or(hc.Path, "/health")

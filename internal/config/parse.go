@@ -10,7 +10,7 @@ import (
 // UnitNames returns the billable unit names used by free units and price
 // tiers.
 func UnitNames() []string {
-	return []string{"requests", "input_tokens", "output_tokens", "images", "megapixels", "audio_seconds", "gpu_seconds"}
+	return []string{"requests", "input_tokens", "output_tokens", "images", "megapixels", "audio_seconds", "gpu_seconds", "output_audio_seconds"}
 }
 
 // RateOff turns a rate limit off where a default would apply (for example

@@ -69,6 +69,11 @@ type Route struct {
 	// MaxCost is the most a call may cost, reserved against budgets before
 	// forwarding when it cannot be derived from the request.
 	MaxCost string `yaml:"max_cost"`
+	// MaxOutputAudio bounds the output audio one call is charged for
+	// (per_output_audio_second); its reservation holds this much. Longer
+	// audio is delivered but charged as this much. Defaults to the
+	// route's timeout.
+	MaxOutputAudio time.Duration `yaml:"max_output_audio"`
 	// ChargeFailures charges a call the upstream answered with a 4xx or
 	// 5xx status its full price. Otherwise such a call (outcome
 	// upstream_error) is charged only the tokens and GPU time the upstream
@@ -126,6 +131,11 @@ type Price struct {
 	PerMegapixel     string `yaml:"per_megapixel"`
 	PerAudioSecond   string `yaml:"per_audio_second"`
 	PerGPUSecond     string `yaml:"per_gpu_second"`
+	// PerOutputAudioSecond prices each second of audio in the files a
+	// call returns (gradio routes and job models), measured from the
+	// files' headers (WAV, MP3, FLAC, Ogg Opus or Vorbis), at most
+	// max_output_audio per call.
+	PerOutputAudioSecond string `yaml:"per_output_audio_second"`
 	// Tiers are graduated: from a cumulative usage in the billing period
 	// on, a unit costs the tier's price.
 	Tiers []Tier `yaml:"tiers"`
@@ -133,10 +143,29 @@ type Price struct {
 	Models map[string]Price `yaml:"models"`
 }
 
+// ChargesOutputAudio reports whether the price charges output audio,
+// itself or through a tier or a model's price.
+func (p Price) ChargesOutputAudio() bool {
+	if p.PerOutputAudioSecond != "" {
+		return true
+	}
+	for _, t := range p.Tiers {
+		if t.Unit == "output_audio_seconds" {
+			return true
+		}
+	}
+	for _, mp := range p.Models {
+		if mp.ChargesOutputAudio() {
+			return true
+		}
+	}
+	return false
+}
+
 // Tier is one step of graduated pricing.
 type Tier struct {
 	// Unit is requests, input_tokens, output_tokens, images, megapixels,
-	// audio_seconds or gpu_seconds.
+	// audio_seconds, gpu_seconds or output_audio_seconds.
 	Unit string `yaml:"unit"`
 	// From is the cumulative usage in the period from which Price applies.
 	From int64 `yaml:"from"`

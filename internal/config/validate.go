@@ -168,6 +168,12 @@ func (c *Config) validateRoutes(p *problems) {
 		if r.Type == RouteGradio && !strings.HasSuffix(r.Path, "/") {
 			p.add(key+".path", "a gradio route serves a whole app: want a prefix ending in /, got %q", r.Path)
 		}
+		if r.Type != RouteGradio && r.Price.ChargesOutputAudio() {
+			p.add(key+".price", "output audio is measured on gradio routes only (per_output_audio_second, unit output_audio_seconds)")
+		}
+		if r.MaxOutputAudio < 0 {
+			p.add(key+".max_output_audio", "must not be negative")
+		}
 		if r.Type == RouteGradio && r.Public {
 			p.add(key+".public", "a gradio route keeps each caller's sessions and files apart, so it needs authenticated callers")
 		}
@@ -284,7 +290,7 @@ func checkPrice(p *problems, key string, pr Price) {
 		"per_request": pr.PerRequest, "per_1k_input_tokens": pr.Per1kInputTokens,
 		"per_1k_output_tokens": pr.Per1kOutputToken, "per_image": pr.PerImage,
 		"per_megapixel": pr.PerMegapixel, "per_audio_second": pr.PerAudioSecond,
-		"per_gpu_second": pr.PerGPUSecond,
+		"per_gpu_second": pr.PerGPUSecond, "per_output_audio_second": pr.PerOutputAudioSecond,
 	} {
 		if v != "" {
 			checkMoney(p, key+"."+k, v)

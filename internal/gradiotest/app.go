@@ -102,6 +102,9 @@ type component struct {
 }
 
 func (s *Server) components() []component {
+	if s.opts.App == AppCosyVoiceWebUI {
+		return webuiComponents()
+	}
 	modes := appModes()
 	choices := make([]any, len(modes))
 	enum := make([]any, len(modes))
@@ -237,7 +240,7 @@ func (s *Server) info() map[string]any {
 	cs := s.components()
 	named := map[string]any{}
 	for _, e := range s.fns {
-		var params, returns []any
+		params, returns := []any{}, []any{}
 		for i, id := range e.inputs {
 			c := componentByID(cs, id)
 			var def any

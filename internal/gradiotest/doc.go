@@ -10,6 +10,19 @@
 //     one by one into a Textbox, so process_generating (with sse_v3 diffs)
 //     is exercised.
 //
+// With Options.App set to AppCosyVoiceWebUI it is shaped like CosyVoice's
+// own webui.py instead (as served for Fun-CosyVoice3-0.5B): its components
+// with their Chinese labels and defaults, and its functions in webui.py's
+// order: /generate_seed (fn 0), /generate_audio (fn 1: tts_text,
+// mode_checkbox_group, sft_dropdown, prompt_text, prompt_wav_upload,
+// prompt_wav_record, instruct_text, seed, stream, speed; a generator that
+// yields one WAV as process_generating, then completes with it) and
+// /change_instruction (fn 2). A mode whose inputs are missing logs the
+// webui's gr.Warning and returns a second of silence, as webui.py does;
+// the speech is a WAV of len(tts_text runes) × SecondsPerChar / speed.
+// The streaming Audio output is sent whole (no /stream/ segments), and the
+// page's plain form drives the demo app only.
+//
 // New starts it on 127.0.0.1 with httptest and closes it with tb.Cleanup.
 // The routes, message shapes and queue semantics follow Gradio's
 // gradio/routes.py, route_utils.py, queueing.py, server_messages.py,
@@ -68,7 +81,7 @@
 //   - SineWAV makes a prompt WAV; WAVSeconds measures a returned one.
 //
 // Known deviations from Gradio:
-//   - Only this one app; no gr.Blocks, no custom apps, no pages besides "".
+//   - Only these two apps; no gr.Blocks, no custom apps, no pages besides "".
 //   - The page at / is not Gradio's Svelte frontend: a plain form whose
 //     script uses the same routes (upload, queue/join, queue/data, file=)
 //     from config.root as @gradio/client resolves it in a browser; no

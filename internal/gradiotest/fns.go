@@ -12,6 +12,9 @@ import (
 
 // call runs the event's function and returns its output data.
 func (s *Server) call(ctx context.Context, ev *event) ([]any, error) {
+	if s.opts.App == AppCosyVoiceWebUI {
+		return s.webuiCall(ctx, ev)
+	}
 	if ev.fn == 0 {
 		return s.generateAudio(ctx, ev)
 	}

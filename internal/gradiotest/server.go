@@ -55,6 +55,8 @@ type Options struct {
 	// SecondsPerChar is how many seconds of audio one character of text
 	// yields at speed 1. Defaults to 0.1.
 	SecondsPerChar float64
+	// App is the app's shape. Defaults to AppDemo.
+	App App
 }
 
 // Server is a running emulated Gradio app.
@@ -116,6 +118,9 @@ func New(tb testing.TB, opts Options) *Server {
 		events:   map[string]*event{},
 		fns:      appEndpoints(),
 		page:     parsePage(),
+	}
+	if opts.App == AppCosyVoiceWebUI {
+		s.fns = webuiEndpoints()
 	}
 	for range s.fns {
 		s.groups = append(s.groups, &group{limit: opts.Concurrency, avg: &processTime{}})

@@ -383,7 +383,8 @@ func progressShare(progress, index, length *float64) float64 {
 
 // completed turns process_completed into the job's result: GPU time is
 // the app's own duration of the call (from process_starts to
-// process_completed), else what the gateway measured between the two.
+// process_completed), else what the gateway measured between the two;
+// output audio is the audio in the output files copied.
 func (b *GradioBackend) completed(ctx context.Context, run *tollgate.JobRun, m gradioMessage, started time.Time) (*tollgate.JobResult, error) {
 	var out struct {
 		Data     []any    `json:"data"`
@@ -413,6 +414,7 @@ func (b *GradioBackend) completed(ctx context.Context, run *tollgate.JobRun, m g
 		return res, nil
 	}
 	copied := 0
+	run, audio := measuringAudio(run)
 	for i, v := range out.Data {
 		nv, err := b.copyFiles(ctx, run, v, &copied)
 		if err != nil {
@@ -433,7 +435,7 @@ func (b *GradioBackend) completed(ctx context.Context, run *tollgate.JobRun, m g
 		return nil, fmt.Errorf("encode output: %w", err)
 	}
 	run.Report(tollgate.JobEvent{Progress: 1})
-	res.Status, res.Output = tollgate.JobSucceeded, raw
+	res.Status, res.Output, res.OutputAudioMillis = tollgate.JobSucceeded, raw, audio.millis
 	return res, nil
 }
 

@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"bufio"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tollgate/tollgate/internal/gradiotest"
+	"github.com/tollgate/tollgate/internal/media/mediatest"
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
@@ -26,7 +28,7 @@ jobs:
       prompt: {type: audio, position: 1, required: true}
       mode: {type: string, position: 2, default: zero-shot, choices: [zero-shot, cross-lingual, instruct]}
       speed: {type: number, position: 3, default: 1.0, min: 0.5, max: 2.0}
-    price: {per_request: "0.01", per_gpu_second: "0.001"}
+    price: {per_request: "0.01", per_gpu_second: "0.001", per_output_audio_second: "0.002"}
 `
 
 func setupGradio(t *testing.T, cfgYAML string, opts gradiotest.Options) (*env, *gradiotest.Server) {
@@ -41,7 +43,7 @@ func promptWAV() string {
 
 func TestGradioJob(t *testing.T) {
 	t.Parallel()
-	t.Run("a voice-cloning job returns a WAV link that downloads without auth, charged the app's time", func(t *testing.T) {
+	t.Run("a voice-cloning job returns a WAV link that downloads without auth, charged the app's time and the audio", func(t *testing.T) {
 		t.Parallel()
 		e, app := setupGradio(t, cosyModel, gradiotest.Options{RunTime: 250 * time.Millisecond})
 		text := "hello tollgate" // 14 characters: 1.4 s of audio at speed 1
@@ -82,8 +84,12 @@ func TestGradioJob(t *testing.T) {
 		if gpu := time.Duration(r.Units.GPUMillis) * time.Millisecond; gpu < 250*time.Millisecond || gpu > appTime+time.Millisecond {
 			t.Errorf("GPU time %v in the ledger, want the app's processing time (at least 250ms, at most %v)", gpu, appTime)
 		}
-		if want := tollgate.Money(10_000 + r.Units.GPUMillis); r.Cost != want {
-			t.Errorf("cost %s, want %s (0.01 + GPU seconds × 0.001)", r.Cost, want)
+		if r.Units.OutputAudioMillis != int64(secs*1000+0.5) || r.Units.AudioMillis != 0 {
+			t.Errorf("output audio %d ms, input audio %d ms in the ledger; want the returned WAV's %.3f s apart from the prompt",
+				r.Units.OutputAudioMillis, r.Units.AudioMillis, secs)
+		}
+		if want := tollgate.Money(10_000 + r.Units.GPUMillis + 2*1400); r.Cost != want {
+			t.Errorf("cost %s, want %s (0.01 + GPU seconds × 0.001 + 1.4 s of audio × 0.002)", r.Cost, want)
 		}
 	})
 
@@ -187,4 +193,77 @@ func getLogs(t *testing.T, e *env, id string) string {
 	t.Helper()
 	_, _, b := e.call(t, "alice", "GET", "/v1/predictions/"+id, nil)
 	return string(b)
+}
+
+// flacURI is a FLAC prompt of the given seconds at 16 kHz.
+func flacURI(seconds int) string {
+	return "data:audio/flac;base64," + base64.StdEncoding.EncodeToString(mediatest.FLAC(16000, int64(16000*seconds)))
+}
+
+func TestGradioJobRulesReadNonWAVPromptLengths(t *testing.T) {
+	t.Parallel()
+	limited := strings.Replace(cosyModel, "    price:", `    rules:
+      - expr: 'media.prompt.seconds <= 5.0'
+        message: "the prompt audio may last at most 5 s"
+    price:`, 1)
+	e, app := setupGradio(t, limited, gradiotest.Options{})
+	status, _, body := e.call(t, "alice", "POST", "/v1/models/voice/cosyvoice3/predictions",
+		map[string]any{"input": map[string]any{"text": "hi", "prompt": flacURI(10)}})
+	if status < 400 || status >= 500 || !strings.Contains(string(body), "at most 5 s") {
+		t.Errorf("a 10 s FLAC prompt: %d %s, want refused by the rule", status, body)
+	}
+	if len(app.Uploads()) != 0 {
+		t.Errorf("the app got %d uploads for a refused prediction", len(app.Uploads()))
+	}
+	p := e.create(t, "alice", "voice/cosyvoice3", map[string]any{"text": "hi", "prompt": flacURI(3)}, "Prefer", "wait=30")
+	if p.Status != "succeeded" {
+		t.Errorf("a 3 s FLAC prompt: %s %v, want succeeded", p.Status, p.Error)
+	}
+	if ups := app.Uploads(); len(ups) != 1 || !strings.HasSuffix(ups[0].Path, ".flac") {
+		t.Errorf("uploads %+v, want the FLAC prompt once, named .flac", ups)
+	}
+}
+
+// An http job model whose upstream answers with speech, and one whose
+// JSON answer links two WAVs on itself: each is charged the audio it
+// returned, at most max_output_audio.
+func TestHTTPJobChargesOutputAudio(t *testing.T) {
+	t.Parallel()
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /speak", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "audio/wav")
+		w.Write(gradiotest.SineWAV(24000, 36000, 440)) // 1.5 s
+	})
+	mux.HandleFunc("POST /pair", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"a":"http://%s/a.wav","b":"http://%s/b.wav"}`, r.Host, r.Host)
+	})
+	mux.HandleFunc("GET /a.wav", func(w http.ResponseWriter, r *http.Request) { w.Write(gradiotest.SineWAV(24000, 48000, 440)) }) // 2 s
+	mux.HandleFunc("GET /b.wav", func(w http.ResponseWriter, r *http.Request) { w.Write(gradiotest.SineWAV(24000, 96000, 440)) }) // 4 s
+	e := setup(t, `
+jobs:
+  - name: voice/speak
+    backend: http
+    upstreams: [UPSTREAM]
+    path: /speak
+    price: {per_request: "0.01", per_output_audio_second: "0.002"}
+  - name: voice/pair
+    backend: http
+    upstreams: [UPSTREAM]
+    path: /pair
+    max_output_audio: 5s
+    price: {per_output_audio_second: "0.002"}
+`, mux)
+	speak := e.create(t, "alice", "voice/speak", map[string]any{}, "Prefer", "wait=30")
+	pair := e.create(t, "alice", "voice/pair", map[string]any{}, "Prefer", "wait=30")
+	if speak.Status != "succeeded" || pair.Status != "succeeded" {
+		t.Fatalf("predictions %s %v, %s %v; want both succeeded", speak.Status, speak.Error, pair.Status, pair.Error)
+	}
+	if r := e.record(t, speak.ID); r.Units.OutputAudioMillis != 1500 || r.Cost != 13_000 {
+		t.Errorf("voice/speak: %d ms of output audio costing %s; want 1500 ms, 0.01 + 1.5 s × 0.002 = 0.013", r.Units.OutputAudioMillis, r.Cost)
+	}
+	if r := e.record(t, pair.ID); r.Units.OutputAudioMillis != 6000 || r.Cost != 10_000 || r.Reserved != 10_000 {
+		t.Errorf("voice/pair: %d ms of output audio costing %s (reserved %s); want 6000 ms charged as the 5 s bound, 0.010",
+			r.Units.OutputAudioMillis, r.Cost, r.Reserved)
+	}
 }

@@ -74,14 +74,15 @@ func (b *HTTPBackend) Watch(ctx context.Context, run *tollgate.JobRun, _ string)
 	case resp.StatusCode >= 300:
 		res.Status, res.Error = tollgate.JobFailed, fmt.Sprintf("the upstream answered %d", resp.StatusCode)
 	default:
-		out, err := b.output(ctx, run, resp.Header.Get("Content-Type"), body)
+		measured, audio := measuringAudio(run)
+		out, err := b.output(ctx, measured, resp.Header.Get("Content-Type"), body)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
 			res.Status, res.Error = tollgate.JobFailed, err.Error()
 		} else {
-			res.Status, res.Output = tollgate.JobSucceeded, out
+			res.Status, res.Output, res.OutputAudioMillis = tollgate.JobSucceeded, out, audio.millis
 		}
 	}
 	run.Report(tollgate.JobEvent{Progress: 1})

@@ -2,8 +2,8 @@ package jobs
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
-	"encoding/binary"
 	"fmt"
 	"image"
 	_ "image/gif" // registers GIF headers for image.DecodeConfig
@@ -13,12 +13,15 @@ import (
 	"strings"
 
 	"github.com/tollgate/tollgate/internal/config"
+	"github.com/tollgate/tollgate/internal/media"
+	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
 // checkFile checks a file input, given as a data: URI, and returns its
 // media facts for rules: content_type and bytes, width and height for
-// images and seconds for WAV audio (read from the headers only). URLs are refused: tollgate never
-// fetches a URL a caller names.
+// images and seconds for audio (WAV, MP3, FLAC and Ogg Opus or Vorbis,
+// read from the headers only). URLs are refused: tollgate never fetches a
+// URL a caller names.
 func checkFile(in config.JobInput, v any) (map[string]any, error) {
 	s, ok := v.(string)
 	if !ok {
@@ -48,9 +51,12 @@ func checkFile(in config.JobInput, v any) (map[string]any, error) {
 	}
 	sniffed := http.DetectContentType(data)
 	kind, _, _ := strings.Cut(sniffed, "/")
+	// Audio that content sniffing does not name (FLAC, MP3 without an ID3
+	// tag, Ogg) is audio when its header gives a length.
+	length, isAudio := media.AudioDuration(data, data, int64(len(data)))
 	switch in.Type {
 	case config.InputImage, config.InputAudio, config.InputVideo:
-		if kind != in.Type && !(in.Type == config.InputAudio && sniffed == "application/ogg") {
+		if kind != in.Type && !(in.Type == config.InputAudio && (isAudio || sniffed == "application/ogg")) {
 			return nil, fmt.Errorf("the content is %s, not %s", sniffed, an(in.Type))
 		}
 	}
@@ -63,43 +69,11 @@ func checkFile(in config.JobInput, v any) (map[string]any, error) {
 		facts["width"], facts["height"] = float64(cfg.Width), float64(cfg.Height)
 	}
 	if in.Type == config.InputAudio {
-		if secs, ok := wavSeconds(data); ok {
-			facts["seconds"] = secs
+		if isAudio {
+			facts["seconds"] = length.Seconds()
 		}
 	}
 	return facts, nil
-}
-
-// wavSeconds reads a WAV file's length from its fmt and data chunks
-// (byte rate and data size), without decoding samples.
-func wavSeconds(b []byte) (float64, bool) {
-	if len(b) < 12 || string(b[0:4]) != "RIFF" || string(b[8:12]) != "WAVE" {
-		return 0, false
-	}
-	var byteRate, dataSize uint32
-	for off := 12; off+8 <= len(b); {
-		id, size := string(b[off:off+4]), binary.LittleEndian.Uint32(b[off+4:off+8])
-		body := off + 8
-		switch id {
-		case "fmt ":
-			if body+12 > len(b) {
-				return 0, false
-			}
-			byteRate = binary.LittleEndian.Uint32(b[body+8 : body+12])
-		case "data":
-			dataSize = min(size, uint32(len(b)-body))
-			if byteRate == 0 {
-				return 0, false
-			}
-			return float64(dataSize) / float64(byteRate), true
-		}
-		next := body + int(size) + int(size&1)
-		if next <= off || size > uint32(len(b)) {
-			return 0, false
-		}
-		off = next
-	}
-	return 0, false
 }
 
 func an(kind string) string {
@@ -107,4 +81,30 @@ func an(kind string) string {
 		return "an " + kind
 	}
 	return "a " + kind
+}
+
+// audioResults stores a job's output files through its ResultWriter and
+// adds up the audio in them (per_output_audio_second).
+type audioResults struct {
+	tollgate.ResultWriter
+	millis int64
+}
+
+// measuringAudio returns a copy of run whose Results measure the audio of
+// every file saved through them.
+func measuringAudio(run *tollgate.JobRun) (*tollgate.JobRun, *audioResults) {
+	ar := &audioResults{ResultWriter: run.Results}
+	measured := *run
+	measured.Results = ar
+	return &measured, ar
+}
+
+func (a *audioResults) Save(ctx context.Context, name, contentType string, body []byte) (string, error) {
+	ref, err := a.ResultWriter.Save(ctx, name, contentType, body)
+	if err == nil {
+		if d, ok := media.AudioDuration(body, body, int64(len(body))); ok {
+			a.millis += media.Millis(d)
+		}
+	}
+	return ref, err
 }

@@ -368,7 +368,8 @@ func (s *Service) ended(ctx context.Context, j *tollgate.Job) {
 	delete(s.releases, j.ID)
 	s.mu.Unlock()
 	if release != nil {
-		out := &tollgate.Outcome{End: j.CompletedAt, Units: tollgate.Units{GPUMillis: j.PredictMillis}}
+		out := &tollgate.Outcome{End: j.CompletedAt, Units: tollgate.Units{GPUMillis: j.PredictMillis,
+			OutputAudioMillis: j.OutputAudioMillis}}
 		switch {
 		case j.StartedAt.IsZero():
 			out.Result, out.Units = tollgate.ResultRejected, tollgate.Units{}

@@ -68,11 +68,13 @@ func (m *Meter) Admit(ctx context.Context, c *tollgate.Call) (func(context.Conte
 
 // maxCost is what a call is reserved at: its price at the highest tier
 // with max_tokens (or DefaultMaxOutputTokens) output tokens, at most one
-// token per input byte, the measured media and, for GPU-priced routes, the
-// whole route timeout; or the route's max_cost when that bound cannot be
+// token per input byte, the measured media, for GPU-priced routes the
+// whole route timeout and for routes priced by output audio their
+// max_output_audio; or the route's max_cost when that bound cannot be
 // derived from the request.
 func (m *Meter) maxCost(rm *routeMeter, t *priceTable, c *tollgate.Call, req tollgate.Units) tollgate.Money {
-	derivable := (t[dimOutputTokens].maxPrice() == 0 || c.MaxOutputTokens > 0) && t[dimGPU].maxPrice() == 0
+	derivable := (t[dimOutputTokens].maxPrice() == 0 || c.MaxOutputTokens > 0) && t[dimGPU].maxPrice() == 0 &&
+		t[dimOutAudio].maxPrice() == 0
 	if rm.maxCost > 0 && !derivable {
 		return rm.maxCost
 	}
@@ -83,6 +85,7 @@ func (m *Meter) maxCost(rm *routeMeter, t *priceTable, c *tollgate.Call, req tol
 		q[dimOutputTokens] = m.opts.DefaultMaxOutputTokens
 	}
 	q[dimGPU] = rm.cfg.Timeout.Milliseconds()
+	q[dimOutAudio] = rm.cfg.MaxOutputAudio.Milliseconds()
 	return t.MaxCost(q)
 }
 
@@ -182,6 +185,9 @@ func (s *settlement) settle(ctx context.Context, out *tollgate.Outcome) {
 // failures the upstream answered). A rejected call costs nothing.
 func (s *settlement) price(ctx context.Context, r *tollgate.UsageRecord, chargeFull bool) tollgate.Money {
 	q := quantitiesOf(1, r.Units)
+	// Output audio past the bound its reservation held is delivered but
+	// not charged.
+	q[dimOutAudio] = min(q[dimOutAudio], s.rm.cfg.MaxOutputAudio.Milliseconds())
 	switch r.Outcome {
 	case tollgate.ResultOK, tollgate.ResultCancelled:
 	case tollgate.ResultUpstreamError:

@@ -51,8 +51,11 @@ type EventData struct {
 	Megapixels   float64   `json:"megapixels"`
 	AudioSeconds float64   `json:"audio_seconds"`
 	GPUSeconds   float64   `json:"gpu_seconds"`
-	Cost         string    `json:"cost"`
-	Currency     string    `json:"currency"`
+	// OutputAudioSeconds is the audio in the files the call returned.
+	OutputAudioSeconds float64 `json:"output_audio_seconds"`
+
+	Cost     string `json:"cost"`
+	Currency string `json:"currency"`
 }
 
 // ExportParams select an export.
@@ -112,7 +115,8 @@ func cloudEvent(r *tollgate.UsageRecord, source, currency string) CloudEvent {
 			Status: r.Status, Start: r.Start, End: r.End, LatencyMS: r.LatencyMS, BytesIn: r.BytesIn, BytesOut: r.BytesOut,
 			InputTokens: r.Units.InputTokens, OutputTokens: r.Units.OutputTokens, Images: r.Units.Images,
 			Megapixels: float64(r.Units.MegapixelMillis) / 1000, AudioSeconds: float64(r.Units.AudioMillis) / 1000,
-			GPUSeconds: float64(r.Units.GPUMillis) / 1000, Cost: r.Cost.String(), Currency: currency}}
+			GPUSeconds: float64(r.Units.GPUMillis) / 1000, OutputAudioSeconds: float64(r.Units.OutputAudioMillis) / 1000,
+			Cost: r.Cost.String(), Currency: currency}}
 }
 
 // UsageParams select a usage report for `tollgate usage`.
@@ -137,7 +141,7 @@ func WriteUsage(ctx context.Context, l tollgate.Ledger, p UsageParams, w io.Writ
 		key = "group"
 	}
 	named := p.Names != nil && (p.Format == "" || p.Format == "table") && (key == tollgate.GroupUser || key == tollgate.GroupTenant)
-	header := []string{key, "requests", "input_tokens", "output_tokens", "images", "megapixels", "audio_seconds", "gpu_seconds", "in_flight", "reserved", "cost"}
+	header := []string{key, "requests", "input_tokens", "output_tokens", "images", "megapixels", "audio_seconds", "gpu_seconds", "output_audio_seconds", "in_flight", "reserved", "cost"}
 	if named {
 		header = slices.Insert(header, 1, "name")
 	}
@@ -158,7 +162,7 @@ func WriteUsage(ctx context.Context, l tollgate.Ledger, p UsageParams, w io.Writ
 			cells = append(cells, name)
 		}
 		rows = append(rows, append(cells, itoa(r.Requests), itoa(r.InputTokens), itoa(r.OutputTokens), itoa(r.Images),
-			ftoa(r.Megapixels), ftoa(r.AudioSeconds), ftoa(r.GPUSeconds), itoa(r.InFlight), r.Reserved, r.Cost))
+			ftoa(r.Megapixels), ftoa(r.AudioSeconds), ftoa(r.GPUSeconds), ftoa(r.OutputAudioSeconds), itoa(r.InFlight), r.Reserved, r.Cost))
 	}
 	switch p.Format {
 	case "", "table":

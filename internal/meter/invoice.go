@@ -48,7 +48,10 @@ type InvoiceLine struct {
 	Megapixels   float64 `json:"megapixels"`
 	AudioSeconds float64 `json:"audio_seconds"`
 	GPUSeconds   float64 `json:"gpu_seconds"`
-	Amount       string  `json:"amount"`
+	// OutputAudioSeconds is the audio in the files the calls returned.
+	OutputAudioSeconds float64 `json:"output_audio_seconds"`
+
+	Amount string `json:"amount"`
 }
 
 // BuildInvoice reads a tenant's month from the ledger. EInvalid for a bad
@@ -78,7 +81,8 @@ func BuildInvoice(ctx context.Context, l tollgate.Ledger, p InvoiceParams) (*Inv
 		inv.Lines = append(inv.Lines, InvoiceLine{UserID: r.UserID, Route: r.Route, Model: r.Model, Requests: r.Requests,
 			InputTokens: r.Units.InputTokens, OutputTokens: r.Units.OutputTokens, Images: r.Units.Images,
 			Megapixels: float64(r.Units.MegapixelMillis) / 1000, AudioSeconds: float64(r.Units.AudioMillis) / 1000,
-			GPUSeconds: float64(r.Units.GPUMillis) / 1000, Amount: r.Cost.String()})
+			GPUSeconds: float64(r.Units.GPUMillis) / 1000, OutputAudioSeconds: float64(r.Units.OutputAudioMillis) / 1000,
+			Amount: r.Cost.String()})
 		inv.Requests += r.Requests
 		total += r.Cost
 	}
@@ -108,7 +112,7 @@ func WriteInvoice(ctx context.Context, l tollgate.Ledger, p InvoiceParams, w io.
 }
 
 var invoiceHeader = []string{"tenant_id", "month", "user_id", "route", "model", "requests", "input_tokens",
-	"output_tokens", "images", "megapixels", "audio_seconds", "gpu_seconds", "amount", "currency"}
+	"output_tokens", "images", "megapixels", "audio_seconds", "gpu_seconds", "output_audio_seconds", "amount", "currency"}
 
 // writeInvoiceCSV writes one header row, one row per line and a TOTAL row,
 // RFC 4180 quoted (CRLF line ends) and safe to open in a spreadsheet.
@@ -119,9 +123,9 @@ func writeInvoiceCSV(inv *Invoice, w io.Writer) error {
 	for _, l := range inv.Lines {
 		rows = append(rows, []string{inv.TenantID, inv.Month, l.UserID, l.Route, l.Model, itoa(l.Requests),
 			itoa(l.InputTokens), itoa(l.OutputTokens), itoa(l.Images), ftoa(l.Megapixels), ftoa(l.AudioSeconds),
-			ftoa(l.GPUSeconds), l.Amount, inv.Currency})
+			ftoa(l.GPUSeconds), ftoa(l.OutputAudioSeconds), l.Amount, inv.Currency})
 	}
-	rows = append(rows, []string{inv.TenantID, inv.Month, "TOTAL", "", "", itoa(inv.Requests), "", "", "", "", "", "",
+	rows = append(rows, []string{inv.TenantID, inv.Month, "TOTAL", "", "", itoa(inv.Requests), "", "", "", "", "", "", "",
 		inv.Total, inv.Currency})
 	for _, row := range rows {
 		if err := cw.Write(safeCells(row)); err != nil {

@@ -127,7 +127,8 @@ func New(cfg *config.Config, o Options) (*Meter, error) {
 		m.maxAge = max(m.maxAge, rc.Timeout)
 	}
 	for i, jc := range cfg.Jobs { // a job is metered as a call of a route named after its model
-		rm, err := compileRoute(config.Route{Name: jc.Name, Timeout: jc.Timeout, Price: jc.Price})
+		rm, err := compileRoute(config.Route{Name: jc.Name, Timeout: jc.Timeout, Price: jc.Price,
+			MaxOutputAudio: jc.MaxOutputAudio})
 		if err != nil {
 			return nil, fmt.Errorf("jobs[%d].price: %w", i, err)
 		}
@@ -146,6 +147,7 @@ func New(cfg *config.Config, o Options) (*Meter, error) {
 }
 
 func compileRoute(rc config.Route) (*routeMeter, error) {
+	rc.MaxOutputAudio = cmp.Or(rc.MaxOutputAudio, rc.Timeout) // as config's defaults, for a config built by hand
 	pt, err := compilePrice(rc.Price, nil)
 	if err != nil {
 		return nil, err

@@ -20,6 +20,7 @@ const (
 	dimMegapixels // quantity in millis of a megapixel
 	dimAudio      // quantity in milliseconds
 	dimGPU        // quantity in milliseconds
+	dimOutAudio   // audio returned; quantity in milliseconds
 	numDims
 )
 
@@ -44,8 +45,10 @@ func dimInfo(d dim) (name string, scale int64) {
 		return "megapixels", 1000
 	case dimAudio:
 		return "audio_seconds", 1000
-	default:
+	case dimGPU:
 		return "gpu_seconds", 1000
+	default:
+		return "output_audio_seconds", 1000
 	}
 }
 
@@ -53,7 +56,7 @@ func dimInfo(d dim) (name string, scale int64) {
 // base quantities: megapixels and seconds are kept in thousandths.
 func configScale(d dim) int64 {
 	switch d {
-	case dimMegapixels, dimAudio, dimGPU:
+	case dimMegapixels, dimAudio, dimGPU, dimOutAudio:
 		return 1000
 	default:
 		return 1
@@ -71,7 +74,7 @@ func dimByName(name string) (dim, bool) {
 
 // quantitiesOf turns units of requests calls into quantities.
 func quantitiesOf(requests int64, u tollgate.Units) quantities {
-	return quantities{requests, u.InputTokens, u.OutputTokens, u.Images, u.MegapixelMillis, u.AudioMillis, u.GPUMillis}
+	return quantities{requests, u.InputTokens, u.OutputTokens, u.Images, u.MegapixelMillis, u.AudioMillis, u.GPUMillis, u.OutputAudioMillis}
 }
 
 // freeQuantities converts a plan's free units (by config unit name).
@@ -107,7 +110,7 @@ func compilePrice(p config.Price, parent *priceTable) (priceTable, error) {
 	if parent != nil {
 		t = *parent
 	}
-	fields := [numDims]string{p.PerRequest, p.Per1kInputTokens, p.Per1kOutputToken, p.PerImage, p.PerMegapixel, p.PerAudioSecond, p.PerGPUSecond}
+	fields := [numDims]string{p.PerRequest, p.Per1kInputTokens, p.Per1kOutputToken, p.PerImage, p.PerMegapixel, p.PerAudioSecond, p.PerGPUSecond, p.PerOutputAudioSecond}
 	for d, s := range fields {
 		if s == "" {
 			continue

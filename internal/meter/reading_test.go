@@ -86,12 +86,12 @@ func TestInvoiceTotalsEqualLedgerSum(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CSV does not parse: %v", err)
 	}
-	if rows[0][0] != "tenant_id" || rows[0][12] != "amount" || len(rows) != 1+9+1 {
+	if rows[0][0] != "tenant_id" || rows[0][13] != "amount" || len(rows) != 1+9+1 {
 		t.Fatalf("CSV header %v, %d rows; want a header, 9 lines and a total", rows[0], len(rows))
 	}
 	sum = 0
 	for _, row := range rows[1 : len(rows)-1] {
-		a, _ := tollgate.ParseMoney(row[12])
+		a, _ := tollgate.ParseMoney(row[13])
 		sum += a
 		for _, cell := range row {
 			if cell != "" && strings.ContainsRune("=+-@", rune(cell[0])) {
@@ -100,7 +100,7 @@ func TestInvoiceTotalsEqualLedgerSum(t *testing.T) {
 		}
 	}
 	last := rows[len(rows)-1]
-	if last[2] != "TOTAL" || last[12] != want[0].Cost.String() || sum != want[0].Cost {
+	if last[2] != "TOTAL" || last[13] != want[0].Cost.String() || sum != want[0].Cost {
 		t.Errorf("CSV total row %v, lines sum %s; want %s", last, sum, want[0].Cost)
 	}
 	if !strings.Contains(buf.String(), `"'=HYPERLINK(""http://x"")"`) || !strings.Contains(buf.String(), `"big, ""quoted"""`) {

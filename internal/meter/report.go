@@ -33,7 +33,10 @@ type ReportRow struct {
 	Megapixels   float64 `json:"megapixels"`
 	AudioSeconds float64 `json:"audio_seconds"`
 	GPUSeconds   float64 `json:"gpu_seconds"`
-	Cost         string  `json:"cost"`
+	// OutputAudioSeconds is the audio in the files the calls returned.
+	OutputAudioSeconds float64 `json:"output_audio_seconds"`
+
+	Cost string `json:"cost"`
 	// InFlight counts calls whose records are still open: running, or
 	// left by a replica that died, until they are reconciled. Reserved is
 	// what they hold against budgets. Neither is in the sums above.
@@ -75,7 +78,8 @@ func reportRow(r tollgate.UsageRow) ReportRow {
 	return ReportRow{Requests: r.Requests, InputTokens: r.Units.InputTokens, OutputTokens: r.Units.OutputTokens,
 		Images: r.Units.Images, Megapixels: float64(r.Units.MegapixelMillis) / 1000,
 		AudioSeconds: float64(r.Units.AudioMillis) / 1000, GPUSeconds: float64(r.Units.GPUMillis) / 1000,
-		Cost: r.Cost.String(), InFlight: r.InFlight, Reserved: r.Reserved.String()}
+		OutputAudioSeconds: float64(r.Units.OutputAudioMillis) / 1000, Cost: r.Cost.String(),
+		InFlight: r.InFlight, Reserved: r.Reserved.String()}
 }
 
 func addRows(a, b tollgate.UsageRow) tollgate.UsageRow {
@@ -86,6 +90,7 @@ func addRows(a, b tollgate.UsageRow) tollgate.UsageRow {
 	a.Units.MegapixelMillis += b.Units.MegapixelMillis
 	a.Units.AudioMillis += b.Units.AudioMillis
 	a.Units.GPUMillis += b.Units.GPUMillis
+	a.Units.OutputAudioMillis += b.Units.OutputAudioMillis
 	a.Cost += b.Cost
 	a.InFlight += b.InFlight
 	a.Reserved += b.Reserved

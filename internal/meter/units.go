@@ -13,6 +13,7 @@ import (
 	"mime/multipart"
 	"strings"
 
+	"github.com/tollgate/tollgate/internal/media"
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
@@ -110,16 +111,18 @@ func base64Media(s string, u *tollgate.Units) bool {
 	if mediaUnits(head, total, u) {
 		return true
 	}
-	if len(prefix) == len(s) || !isImage(head) {
+	if len(prefix) == len(s) || !needsWhole(head) {
 		return false
 	}
 	full, err := raw.DecodeString(s)
 	return err == nil && mediaUnits(full, total, u)
 }
 
-// isImage reports whether data starts like an image mediaUnits knows.
-func isImage(data []byte) bool {
-	for _, sig := range []string{"\x89PNG", "\xff\xd8\xff", "GIF8", "RIFF"} {
+// needsWhole reports whether data starts like a file whose facts may lie
+// past its first bytes: an image mediaUnits knows, or an Ogg stream (its
+// length is in its last page).
+func needsWhole(data []byte) bool {
+	for _, sig := range []string{"\x89PNG", "\xff\xd8\xff", "GIF8", "RIFF", "OggS"} {
 		if bytes.HasPrefix(data, []byte(sig)) {
 			return true
 		}
@@ -128,7 +131,8 @@ func isImage(data []byte) bool {
 }
 
 // mediaUnits measures one image or audio file from its first bytes; total
-// is the file's full length (MP3 durations need it). It reports whether
+// is the file's full length (MP3 durations need it, Ogg ones the whole
+// file). It reports whether
 // the data was media.
 func mediaUnits(data []byte, total int64, u *tollgate.Units) bool {
 	if w, h, ok := imageSize(data); ok {
@@ -136,12 +140,12 @@ func mediaUnits(data []byte, total int64, u *tollgate.Units) bool {
 		u.MegapixelMillis += (int64(w)*int64(h) + 500) / 1000
 		return true
 	}
-	if ms, ok := wavMillis(data); ok {
-		u.AudioMillis += ms
-		return true
+	var tail []byte
+	if int64(len(data)) >= total {
+		tail = data
 	}
-	if ms, ok := mp3Millis(data, total); ok {
-		u.AudioMillis += ms
+	if d, ok := media.AudioDuration(data, tail, total); ok {
+		u.AudioMillis += media.Millis(d)
 		return true
 	}
 	return false

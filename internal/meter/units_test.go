@@ -13,6 +13,7 @@ import (
 	"mime/multipart"
 	"testing"
 
+	"github.com/tollgate/tollgate/internal/media/mediatest"
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
@@ -77,26 +78,6 @@ func wav(ms int) []byte {
 	return b.Bytes()
 }
 
-// mp3CBR is an MPEG-1 Layer III file at 128 kbit/s, 44.1 kHz, of n bytes
-// after an ID3 tag: n*8/128 ms.
-func mp3CBR(n int) []byte {
-	b := []byte("ID3\x03\x00\x00\x00\x00\x00\x0a")
-	b = append(b, make([]byte, 10)...)
-	frame := make([]byte, n)
-	copy(frame, []byte{0xff, 0xfb, 0x90, 0x64})
-	return append(b, frame...)
-}
-
-// mp3Xing is an MPEG-1 Layer III stereo file with a Xing header of frames.
-func mp3Xing(frames uint32) []byte {
-	b := make([]byte, 417)
-	copy(b, []byte{0xff, 0xfb, 0x90, 0x04})
-	copy(b[36:], "Xing")
-	binary.BigEndian.PutUint32(b[40:], 1)
-	binary.BigEndian.PutUint32(b[44:], frames)
-	return b
-}
-
 func multipartBody(t *testing.T, files map[string][]byte) []byte {
 	t.Helper()
 	var b bytes.Buffer
@@ -117,6 +98,10 @@ func TestRequestUnits(t *testing.T) {
 	png1 := encodePNG(t, 1024, 768) // 0.786432 MP
 	jpg := encodeJPEG(t, 640, 480)  // 0.3072 MP
 	jsonBody := func(v any) []byte { b, _ := json.Marshal(v); return b }
+	// 4 s of Opus whose last page lies past the first 64 KiB.
+	longOpus := append(mediatest.OggPage(5, 0, 0, 2, append([]byte("OpusHead\x01\x01"), 0, 0, 0x80, 0xbb, 0, 0, 0, 0, 0)),
+		mediatest.OggPage(5, 1, 96000, 0, make([]byte, 100<<10))...)
+	longOpus = append(longOpus, mediatest.OggPage(5, 2, 192000, 4, make([]byte, 100))...)
 	tests := []struct {
 		name string
 		body []byte
@@ -129,8 +114,8 @@ func TestRequestUnits(t *testing.T) {
 		{"raw webp lossless", webpLossless(2000, 1000), tollgate.Units{Images: 1, MegapixelMillis: 2000}},
 		{"raw webp lossy", webpLossy(800, 600), tollgate.Units{Images: 1, MegapixelMillis: 480}},
 		{"wav", wav(2500), tollgate.Units{AudioMillis: 2500}},
-		{"mp3 cbr", mp3CBR(160000), tollgate.Units{AudioMillis: 10000}},
-		{"mp3 xing", mp3Xing(100), tollgate.Units{AudioMillis: 2612}}, // 100*1152/44100 s
+		{"mp3 cbr", mediatest.MP3CBR(160000), tollgate.Units{AudioMillis: 10000}},
+		{"mp3 xing", mediatest.MP3Xing(100), tollgate.Units{AudioMillis: 2612}}, // 100*1152/44100 s
 		{"multipart two images", multipartBody(t, map[string][]byte{"a.png": png1, "b.jpg": jpg}),
 			tollgate.Units{Images: 2, MegapixelMillis: 786 + 307}},
 		{"multipart audio", multipartBody(t, map[string][]byte{"v.wav": wav(1500)}), tollgate.Units{AudioMillis: 1500}},
@@ -143,6 +128,10 @@ func TestRequestUnits(t *testing.T) {
 			map[string]any{"type": "image_url", "image_url": map[string]any{"url": "data:image/jpeg;base64," + base64.StdEncoding.EncodeToString(jpg)}}}}}}),
 			tollgate.Units{Images: 1, MegapixelMillis: 307}},
 		{"json base64 audio", jsonBody(map[string]any{"audio": base64.StdEncoding.EncodeToString(wav(3000))}), tollgate.Units{AudioMillis: 3000}},
+		{"flac", mediatest.FLAC(44100, 441000), tollgate.Units{AudioMillis: 10000}},
+		{"multipart ogg opus", multipartBody(t, map[string][]byte{"v.opus": mediatest.Opus(48000 * 3)}), tollgate.Units{AudioMillis: 3000}},
+		{"json base64 ogg longer than a header's read", jsonBody(map[string]any{"audio": base64.StdEncoding.EncodeToString(longOpus)}),
+			tollgate.Units{AudioMillis: 4000}},
 		{"truncated png", png1[:10], tollgate.Units{}},
 		{"text", []byte("hello there"), tollgate.Units{}},
 	}

@@ -25,7 +25,7 @@ func (db *DB) Jobs() *JobStore { return &JobStore{db: db} }
 
 const jobColumns = `seq, id, model, tenant_id, user_id, plan, priority, max_running, input,
 	COALESCE(idempotency_key, ''), body_hash, status, output, error, logs, upstream, handle,
-	cancel_at, cancel_requested, created_at, started_at, completed_at, predict_ms, results_removed, webhook, webhook_events`
+	cancel_at, cancel_requested, created_at, started_at, completed_at, predict_ms, output_audio_ms, results_removed, webhook, webhook_events`
 
 func scanJob(row pgx.Row) (*tollgate.Job, error) {
 	var j tollgate.Job
@@ -35,7 +35,7 @@ func scanJob(row pgx.Row) (*tollgate.Job, error) {
 	var status, webhookEvents string
 	if err := row.Scan(&j.Seq, &j.ID, &j.Model, &j.TenantID, &j.UserID, &j.Plan, &j.Priority, &j.MaxRunning, &input,
 		&j.IdempotencyKey, &j.BodyHash, &status, &output, &j.Error, &j.Logs, &j.Upstream, &j.Handle,
-		&cancelAt, &j.CancelRequested, &created, &started, &completed, &j.PredictMillis, &j.ResultsRemoved, &j.Webhook, &webhookEvents); err != nil {
+		&cancelAt, &j.CancelRequested, &created, &started, &completed, &j.PredictMillis, &j.OutputAudioMillis, &j.ResultsRemoved, &j.Webhook, &webhookEvents); err != nil {
 		return nil, err
 	}
 	j.Input, j.Status = []byte(input), tollgate.JobStatus(status)
@@ -306,8 +306,10 @@ func (s *JobStore) Finish(ctx context.Context, id string, r tollgate.JobResult) 
 			at = s.db.stamp()
 		}
 		j.Status, j.Output, j.Error, j.Logs, j.PredictMillis, j.CompletedAt = r.Status, r.Output, r.Error, r.Logs, r.PredictMillis, at
-		if _, err := tx.Exec(ctx, `UPDATE jobs SET status = $1, output = $2, error = $3, logs = $4, predict_ms = $5, completed_at = $6
-			WHERE seq = $7`, string(r.Status), nullJSON(r.Output), r.Error, r.Logs, r.PredictMillis, at, j.Seq); err != nil {
+		j.OutputAudioMillis = r.OutputAudioMillis
+		if _, err := tx.Exec(ctx, `UPDATE jobs SET status = $1, output = $2, error = $3, logs = $4, predict_ms = $5, completed_at = $6,
+			output_audio_ms = $7 WHERE seq = $8`, string(r.Status), nullJSON(r.Output), r.Error, r.Logs, r.PredictMillis, at,
+			r.OutputAudioMillis, j.Seq); err != nil {
 			return fmt.Errorf("finish job: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE job_users SET running = running - 1 WHERE tenant_id = $1 AND user_id = $2`,

@@ -34,9 +34,9 @@ func (db *DB) Ledger() *Ledger {
 
 const usageColumns = `request_id, started_at, ended_at, tenant_id, user_id, route, model, outcome,
 	status, bytes_in, bytes_out, latency_ms, input_tokens, output_tokens, images,
-	megapixel_millis, audio_millis, gpu_millis, cost, reserved, settled, seq, replica`
+	megapixel_millis, audio_millis, gpu_millis, output_audio_millis, cost, reserved, settled, seq, replica`
 
-const usageValues = `$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23`
+const usageValues = `$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24`
 
 func usageArgs(r *tollgate.UsageRecord) []any {
 	var seq *int64
@@ -45,7 +45,7 @@ func usageArgs(r *tollgate.UsageRecord) []any {
 	}
 	return []any{r.RequestID, r.Start.UTC(), toTime(r.End), r.TenantID, r.UserID, r.Route, r.Model, r.Outcome,
 		r.Status, r.BytesIn, r.BytesOut, r.LatencyMS, r.Units.InputTokens, r.Units.OutputTokens, r.Units.Images,
-		r.Units.MegapixelMillis, r.Units.AudioMillis, r.Units.GPUMillis, int64(r.Cost), int64(r.Reserved), r.Settled, seq, r.Replica}
+		r.Units.MegapixelMillis, r.Units.AudioMillis, r.Units.GPUMillis, r.Units.OutputAudioMillis, int64(r.Cost), int64(r.Reserved), r.Settled, seq, r.Replica}
 }
 
 func scanUsage(row pgx.Row) (*tollgate.UsageRecord, error) {
@@ -55,7 +55,7 @@ func scanUsage(row pgx.Row) (*tollgate.UsageRecord, error) {
 	var cost, reserved int64
 	err := row.Scan(&r.RequestID, &r.Start, &end, &r.TenantID, &r.UserID, &r.Route, &r.Model, &r.Outcome,
 		&r.Status, &r.BytesIn, &r.BytesOut, &r.LatencyMS, &r.Units.InputTokens, &r.Units.OutputTokens, &r.Units.Images,
-		&r.Units.MegapixelMillis, &r.Units.AudioMillis, &r.Units.GPUMillis, &cost, &reserved, &r.Settled, &seq, &r.Replica)
+		&r.Units.MegapixelMillis, &r.Units.AudioMillis, &r.Units.GPUMillis, &r.Units.OutputAudioMillis, &cost, &reserved, &r.Settled, &seq, &r.Replica)
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +74,7 @@ const settleSQL = `INSERT INTO usage_records (` + usageColumns + `) VALUES (` + 
 		latency_ms = excluded.latency_ms, input_tokens = excluded.input_tokens,
 		output_tokens = excluded.output_tokens, images = excluded.images,
 		megapixel_millis = excluded.megapixel_millis, audio_millis = excluded.audio_millis,
-		gpu_millis = excluded.gpu_millis, cost = excluded.cost, settled = true, seq = excluded.seq
+		gpu_millis = excluded.gpu_millis, output_audio_millis = excluded.output_audio_millis, cost = excluded.cost, settled = true, seq = excluded.seq
 	WHERE NOT usage_records.settled`
 
 // Write appends open records and settles settled ones in one transaction,
@@ -240,7 +240,7 @@ func (l *Ledger) Committed(ctx context.Context, scope tollgate.BudgetScope, id s
 
 const sumColumns = `COUNT(*), COALESCE(SUM(input_tokens), 0)::bigint, COALESCE(SUM(output_tokens), 0)::bigint,
 	COALESCE(SUM(images), 0)::bigint, COALESCE(SUM(megapixel_millis), 0)::bigint, COALESCE(SUM(audio_millis), 0)::bigint,
-	COALESCE(SUM(gpu_millis), 0)::bigint, COALESCE(SUM(cost), 0)::bigint`
+	COALESCE(SUM(gpu_millis), 0)::bigint, COALESCE(SUM(output_audio_millis), 0)::bigint, COALESCE(SUM(cost), 0)::bigint`
 
 // reportColumns are sumColumns over settled records, then the count and
 // reservations of open ones.
@@ -248,12 +248,13 @@ const reportColumns = `COUNT(*) FILTER (WHERE settled),
 	COALESCE(SUM(input_tokens) FILTER (WHERE settled), 0)::bigint, COALESCE(SUM(output_tokens) FILTER (WHERE settled), 0)::bigint,
 	COALESCE(SUM(images) FILTER (WHERE settled), 0)::bigint, COALESCE(SUM(megapixel_millis) FILTER (WHERE settled), 0)::bigint,
 	COALESCE(SUM(audio_millis) FILTER (WHERE settled), 0)::bigint, COALESCE(SUM(gpu_millis) FILTER (WHERE settled), 0)::bigint,
+	COALESCE(SUM(output_audio_millis) FILTER (WHERE settled), 0)::bigint,
 	COALESCE(SUM(cost) FILTER (WHERE settled), 0)::bigint,
 	COUNT(*) FILTER (WHERE NOT settled), COALESCE(SUM(reserved) FILTER (WHERE NOT settled), 0)::bigint`
 
 func sumDest(r *tollgate.UsageRow, cost *int64) []any {
 	return []any{&r.Requests, &r.Units.InputTokens, &r.Units.OutputTokens, &r.Units.Images,
-		&r.Units.MegapixelMillis, &r.Units.AudioMillis, &r.Units.GPUMillis, cost}
+		&r.Units.MegapixelMillis, &r.Units.AudioMillis, &r.Units.GPUMillis, &r.Units.OutputAudioMillis, cost}
 }
 
 // UnitTotals sums one user's billable usage since a time.

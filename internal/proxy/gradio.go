@@ -55,6 +55,7 @@ var gradioHash = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 type gradioGuard struct {
 	timeout time.Duration // how long a queued call's usage record may stay open
 	now     func() time.Time
+	audio   *gradioAudio // measures output audio; nil when the route does not price it
 
 	mu      sync.Mutex
 	users   map[string]*gradioUser
@@ -109,9 +110,10 @@ type gradioPending struct {
 
 // gradioDone is how a call ended, as its stream told.
 type gradioDone struct {
-	result    string
-	gpuMillis int64
-	end       time.Time
+	result      string
+	gpuMillis   int64
+	audioMillis int64 // audio in the output files, when the route prices it
+	end         time.Time
 }
 
 // user returns the caller's state, created on first use.
@@ -130,6 +132,7 @@ func (g *gradioGuard) user(p *tollgate.Principal) *gradioUser {
 
 // gradioExchange is what a gradio route learned of one request.
 type gradioExchange struct {
+	x       *exchange
 	g       *gradioGuard
 	u       *gradioUser
 	kind    gradioKind
@@ -159,7 +162,7 @@ func (g *gradioGuard) inbound(x *exchange, r *http.Request, rt *route) error {
 		return tollgate.Errorf(tollgate.EUnauthorized, "a gradio route needs an authenticated caller")
 	}
 	u := g.user(x.call.Principal)
-	gx := &gradioExchange{g: g, u: u}
+	gx := &gradioExchange{x: x, g: g, u: u}
 	x.gradio = gx
 	rel := "/" + strings.TrimPrefix(r.URL.Path, rt.path)
 	api, isAPI := strings.CutPrefix(rel, gradioAPI)
@@ -355,7 +358,17 @@ func (gx *gradioExchange) response(res *http.Response) {
 			}
 		}}
 	case gradioRun:
-		res.Body = &jsonTap{ReadCloser: res.Body, done: func(b []byte) { g.received(u, b) }}
+		res.Body = &jsonTap{ReadCloser: res.Body, done: func(b []byte) {
+			g.received(u, b)
+			if g.audio != nil {
+				var v struct {
+					Data []any `json:"data"`
+				}
+				if json.Unmarshal(b, &v) == nil {
+					gx.x.units.OutputAudioMillis = g.audio.millis(gx.x, v.Data)
+				}
+			}
+		}}
 	case gradioData, gradioCallStream:
 		starts := map[string]time.Time{}
 		res.Body = &sseTap{ReadCloser: res.Body, line: func(event, data string) {
@@ -363,7 +376,14 @@ func (gx *gradioExchange) response(res *http.Response) {
 			if gx.kind == gradioCallStream {
 				switch event {
 				case "complete":
-					g.completed(gx.event, &gradioDone{result: tollgate.ResultOK, end: g.now()})
+					d := &gradioDone{result: tollgate.ResultOK, end: g.now()}
+					if g.audio != nil {
+						var out []any
+						if json.Unmarshal([]byte(data), &out) == nil {
+							d.audioMillis = g.audio.millis(gx.x, out)
+						}
+					}
+					g.completed(gx.event, d)
 				case "error":
 					g.completed(gx.event, &gradioDone{result: tollgate.ResultUpstreamError, end: g.now()})
 				}
@@ -391,6 +411,11 @@ func (gx *gradioExchange) response(res *http.Response) {
 					d.result = tollgate.ResultUpstreamError
 				case m.Output.Data == nil:
 					d.result = tollgate.ResultCancelled
+				}
+				if d.result == tollgate.ResultOK && g.audio != nil {
+					// Measured before the message reaches the client, so
+					// the call is settled once the client sees it end.
+					d.audioMillis = g.audio.millis(gx.x, m.Output.Data)
 				}
 				if m.Output.Duration != nil && *m.Output.Duration >= 0 {
 					d.gpuMillis = int64(*m.Output.Duration*1000 + 0.5)
@@ -467,7 +492,7 @@ func (g *gradioGuard) completed(event string, d *gradioDone) {
 func (pd *gradioPending) settle(d *gradioDone) {
 	out := pd.out
 	out.Result, out.End = d.result, d.end
-	out.Units.GPUMillis = d.gpuMillis
+	out.Units.GPUMillis, out.Units.OutputAudioMillis = d.gpuMillis, d.audioMillis
 	for _, rel := range pd.releases {
 		rel(pd.ctx, &out)
 	}

@@ -153,6 +153,9 @@ func (p *Proxy) compileRoute(rc *config.Route) (*route, error) {
 	}
 	if rc.Type == config.RouteGradio {
 		rt.gradio = newGradioGuard(rt.timeout, p.now)
+		if rc.Price.ChargesOutputAudio() {
+			rt.gradio.audio = &gradioAudio{p: p, rt: rt}
+		}
 	}
 	for k, v := range rc.UpstreamHeaders {
 		rt.upHeaders = append(rt.upHeaders, headerValue{textproto.CanonicalMIMEHeaderKey(k), []string{expandEnv(v)}})

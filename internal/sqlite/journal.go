@@ -308,6 +308,7 @@ type entry struct {
 	MPMillis  int64  `json:"mpx,omitempty"`
 	Audio     int64  `json:"audio,omitempty"`
 	GPU       int64  `json:"gpu,omitempty"`
+	OutAudio  int64  `json:"oaudio,omitempty"`
 	Cost      int64  `json:"cost,omitempty"`
 	Reserved  int64  `json:"reserved,omitempty"`
 	Replica   string `json:"replica,omitempty"`
@@ -318,7 +319,7 @@ func (e *entry) record() *tollgate.UsageRecord {
 		UserID: e.UserID, Route: e.Route, Model: e.Model, Outcome: e.Outcome, Status: e.Status,
 		BytesIn: e.BytesIn, BytesOut: e.BytesOut, LatencyMS: e.LatencyMS,
 		Units: tollgate.Units{InputTokens: e.InTok, OutputTokens: e.OutTok, Images: e.Images,
-			MegapixelMillis: e.MPMillis, AudioMillis: e.Audio, GPUMillis: e.GPU},
+			MegapixelMillis: e.MPMillis, AudioMillis: e.Audio, GPUMillis: e.GPU, OutputAudioMillis: e.OutAudio},
 		Cost: tollgate.Money(e.Cost), Reserved: tollgate.Money(e.Reserved), Replica: e.Replica}
 	if e.End != 0 {
 		r.End = time.UnixMicro(e.End).UTC()
@@ -339,7 +340,7 @@ func toEntry(r *tollgate.UsageRecord) entry {
 		Route: r.Route, Model: r.Model, Outcome: r.Outcome, Status: r.Status, BytesIn: r.BytesIn,
 		BytesOut: r.BytesOut, LatencyMS: r.LatencyMS, InTok: r.Units.InputTokens, OutTok: r.Units.OutputTokens,
 		Images: r.Units.Images, MPMillis: r.Units.MegapixelMillis, Audio: r.Units.AudioMillis,
-		GPU: r.Units.GPUMillis, Cost: int64(r.Cost), Reserved: int64(r.Reserved), Replica: r.Replica}
+		GPU: r.Units.GPUMillis, OutAudio: r.Units.OutputAudioMillis, Cost: int64(r.Cost), Reserved: int64(r.Reserved), Replica: r.Replica}
 	if !r.End.IsZero() {
 		e.End = r.End.UnixMicro()
 	}
@@ -370,7 +371,7 @@ func appendEntry(b []byte, r *tollgate.UsageRecord) []byte {
 		v   int64
 	}{{"end", e.End}, {"status", int64(e.Status)}, {"in", e.BytesIn}, {"out", e.BytesOut}, {"ms", e.LatencyMS},
 		{"itok", e.InTok}, {"otok", e.OutTok}, {"img", e.Images}, {"mpx", e.MPMillis}, {"audio", e.Audio},
-		{"gpu", e.GPU}, {"cost", e.Cost}, {"reserved", e.Reserved}} {
+		{"gpu", e.GPU}, {"oaudio", e.OutAudio}, {"cost", e.Cost}, {"reserved", e.Reserved}} {
 		if f.v != 0 {
 			b = append(b, `,"`...)
 			b = append(b, f.key...)

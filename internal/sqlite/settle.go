@@ -187,7 +187,7 @@ const upsertTail = ` ON CONFLICT (request_id) DO UPDATE SET ended_at = excluded.
 	status = excluded.status, bytes_in = excluded.bytes_in, bytes_out = excluded.bytes_out,
 	latency_ms = excluded.latency_ms, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
 	images = excluded.images, megapixel_millis = excluded.megapixel_millis, audio_millis = excluded.audio_millis,
-	gpu_millis = excluded.gpu_millis, cost = excluded.cost, settled = 1, seq = excluded.seq
+	gpu_millis = excluded.gpu_millis, output_audio_millis = excluded.output_audio_millis, cost = excluded.cost, settled = 1, seq = excluded.seq
 	WHERE usage_records.settled = 0`
 
 // prepare readies the statements once: the inserts and the next sequence

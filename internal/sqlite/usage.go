@@ -80,13 +80,13 @@ func newLedger(db *DB, segSize int64) *Ledger {
 
 const usageColumns = `request_id, started_at, ended_at, tenant_id, user_id, route, model, outcome,
 	status, bytes_in, bytes_out, latency_ms, input_tokens, output_tokens, images,
-	megapixel_millis, audio_millis, gpu_millis, cost, reserved, settled, seq, replica`
+	megapixel_millis, audio_millis, gpu_millis, output_audio_millis, cost, reserved, settled, seq, replica`
 
 // settledValues are the placeholders of one settled row of usageColumns:
 // settledArgs values, settled is 1.
-const settledValues = `?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?`
+const settledValues = `?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?`
 
-const settledArgs = 22
+const settledArgs = 23
 
 // appendSettledArgs appends the values of r, settled and numbered, for
 // settledValues. They are of the driver's own types (int64, not int), so
@@ -94,7 +94,7 @@ const settledArgs = 22
 func appendSettledArgs(args []any, r *tollgate.UsageRecord) []any {
 	return append(args, r.RequestID, r.Start.UnixMicro(), toTime(r.End), r.TenantID, r.UserID, r.Route, r.Model, r.Outcome,
 		int64(r.Status), r.BytesIn, r.BytesOut, r.LatencyMS, r.Units.InputTokens, r.Units.OutputTokens, r.Units.Images,
-		r.Units.MegapixelMillis, r.Units.AudioMillis, r.Units.GPUMillis, int64(r.Cost), int64(r.Reserved), r.Seq, r.Replica)
+		r.Units.MegapixelMillis, r.Units.AudioMillis, r.Units.GPUMillis, r.Units.OutputAudioMillis, int64(r.Cost), int64(r.Reserved), r.Seq, r.Replica)
 }
 
 func scanUsage(s scanner) (*tollgate.UsageRecord, error) {
@@ -104,7 +104,7 @@ func scanUsage(s scanner) (*tollgate.UsageRecord, error) {
 	var cost, reserved int64
 	err := s.Scan(&r.RequestID, &start, &end, &r.TenantID, &r.UserID, &r.Route, &r.Model, &r.Outcome,
 		&r.Status, &r.BytesIn, &r.BytesOut, &r.LatencyMS, &r.Units.InputTokens, &r.Units.OutputTokens, &r.Units.Images,
-		&r.Units.MegapixelMillis, &r.Units.AudioMillis, &r.Units.GPUMillis, &cost, &reserved, &r.Settled, &seq, &r.Replica)
+		&r.Units.MegapixelMillis, &r.Units.AudioMillis, &r.Units.GPUMillis, &r.Units.OutputAudioMillis, &cost, &reserved, &r.Settled, &seq, &r.Replica)
 	if err != nil {
 		return nil, err
 	}
@@ -157,11 +157,11 @@ func scopeColumn(scope tollgate.BudgetScope) (string, error) {
 
 const sumColumns = `COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
 	COALESCE(SUM(images), 0), COALESCE(SUM(megapixel_millis), 0), COALESCE(SUM(audio_millis), 0),
-	COALESCE(SUM(gpu_millis), 0), COALESCE(SUM(cost), 0)`
+	COALESCE(SUM(gpu_millis), 0), COALESCE(SUM(output_audio_millis), 0), COALESCE(SUM(cost), 0)`
 
 func sumDest(r *tollgate.UsageRow, cost *int64) []any {
 	return []any{&r.Requests, &r.Units.InputTokens, &r.Units.OutputTokens, &r.Units.Images,
-		&r.Units.MegapixelMillis, &r.Units.AudioMillis, &r.Units.GPUMillis, cost}
+		&r.Units.MegapixelMillis, &r.Units.AudioMillis, &r.Units.GPUMillis, &r.Units.OutputAudioMillis, cost}
 }
 
 // UnitTotals sums one user's billable usage since a time.
@@ -296,7 +296,8 @@ func (l *Ledger) openRecords(ctx context.Context) ([]*tollgate.UsageRecord, erro
 const reportColumns = `COALESCE(SUM(settled), 0), COALESCE(SUM(CASE WHEN settled = 1 THEN input_tokens END), 0),
 	COALESCE(SUM(CASE WHEN settled = 1 THEN output_tokens END), 0), COALESCE(SUM(CASE WHEN settled = 1 THEN images END), 0),
 	COALESCE(SUM(CASE WHEN settled = 1 THEN megapixel_millis END), 0), COALESCE(SUM(CASE WHEN settled = 1 THEN audio_millis END), 0),
-	COALESCE(SUM(CASE WHEN settled = 1 THEN gpu_millis END), 0), COALESCE(SUM(CASE WHEN settled = 1 THEN cost END), 0),
+	COALESCE(SUM(CASE WHEN settled = 1 THEN gpu_millis END), 0), COALESCE(SUM(CASE WHEN settled = 1 THEN output_audio_millis END), 0),
+	COALESCE(SUM(CASE WHEN settled = 1 THEN cost END), 0),
 	COALESCE(SUM(1 - settled), 0), COALESCE(SUM(CASE WHEN settled = 0 THEN reserved END), 0)`
 
 // addInFlight counts the open records that q selects into the rows of

@@ -121,7 +121,7 @@ func pick(t *testing.T, s tollgate.JobStore, model string, capacity int, upstrea
 func finish(t *testing.T, s tollgate.JobStore, id string) *tollgate.Job {
 	t.Helper()
 	j, err := s.Finish(t.Context(), id, tollgate.JobResult{Status: tollgate.JobSucceeded, Output: json.RawMessage(`"done"`),
-		PredictMillis: 1500, CompletedAt: at(2 * time.Minute)})
+		PredictMillis: 1500, OutputAudioMillis: 2800, CompletedAt: at(2 * time.Minute)})
 	if err != nil {
 		t.Fatalf("Finish(%s): %v", id, err)
 	}
@@ -338,7 +338,8 @@ func testJobFinish(t *testing.T, s tollgate.JobStore) {
 		t.Fatalf("Running = %+v, %v", run, err)
 	}
 	done := finish(t, s, "f0")
-	if done.Status != tollgate.JobSucceeded || string(done.Output) != `"done"` || done.PredictMillis != 1500 {
+	if done.Status != tollgate.JobSucceeded || string(done.Output) != `"done"` || done.PredictMillis != 1500 ||
+		done.OutputAudioMillis != 2800 {
 		t.Errorf("Finish = %+v", done)
 	}
 	wantTime(t, "CompletedAt", done.CompletedAt, at(2*time.Minute))
@@ -355,8 +356,8 @@ func testJobFinish(t *testing.T, s tollgate.JobStore) {
 	for err := range errs {
 		wantCode(t, "a second Finish", err, tollgate.EConflict)
 	}
-	if got, _ := s.JobByID(t.Context(), "f0"); got.Status != tollgate.JobSucceeded {
-		t.Errorf("a second Finish changed the job to %s", got.Status)
+	if got, _ := s.JobByID(t.Context(), "f0"); got.Status != tollgate.JobSucceeded || got.OutputAudioMillis != 2800 {
+		t.Errorf("a second Finish changed the job to %s, %d ms of output audio", got.Status, got.OutputAudioMillis)
 	}
 	if run, _ := s.Running(t.Context()); len(run) != 0 {
 		t.Errorf("Running after finish = %d jobs", len(run))

@@ -67,7 +67,8 @@ func testOpenThenSettle(t *testing.T, l LedgerStore) {
 	wantTime(t, "Start", got.Start, r.Start)
 	wantTime(t, "End", got.End, time.Time{})
 
-	u := tollgate.Units{InputTokens: 10, OutputTokens: 20, Images: 1, MegapixelMillis: 786, AudioMillis: 1500, GPUMillis: 250}
+	u := tollgate.Units{InputTokens: 10, OutputTokens: 20, Images: 1, MegapixelMillis: 786, AudioMillis: 1500, GPUMillis: 250,
+		OutputAudioMillis: 2800}
 	s := settle(r, 4200, u)
 	mustWrite(t, l, nil, []*tollgate.UsageRecord{s})
 	got, err = l.Record(t.Context(), "req-1")
@@ -197,11 +198,12 @@ func testCommitted(t *testing.T, l LedgerStore) {
 	f := settle(failed, 0, tollgate.Units{InputTokens: 50})
 	f.Outcome = tollgate.ResultUpstreamError
 	cancelled := openRecord("cancelled", "u1", "t1", 5*time.Hour, 100)
-	c := settle(cancelled, 30, tollgate.Units{InputTokens: 7})
+	c := settle(cancelled, 30, tollgate.Units{InputTokens: 7, OutputAudioMillis: 900})
 	c.Outcome = tollgate.ResultCancelled
 	mustWrite(t, l, []*tollgate.UsageRecord{failed, cancelled}, []*tollgate.UsageRecord{f, c})
 	tot, err := l.UnitTotals(t.Context(), "u1", day0)
-	if err != nil || tot.Requests != 2 || tot.Cost != 280 || tot.Units.InputTokens != 7 {
+	if err != nil || tot.Requests != 2 || tot.Cost != 280 || tot.Units.InputTokens != 7 ||
+		tot.Units.OutputAudioMillis != 900 {
 		t.Errorf("UnitTotals(u1) = %+v, %v; want the ok and the cancelled record of the day, not the failed one", tot, err)
 	}
 }

@@ -72,8 +72,11 @@ type Units struct {
 	Megapixels   float64 // reporting only; priced via MegapixelMillis
 	// MegapixelMillis is megapixels × 1000, an integer for pricing.
 	MegapixelMillis int64
-	AudioMillis     int64
-	GPUMillis       int64
+	// AudioMillis is the audio uploaded with the call, OutputAudioMillis
+	// the audio in the files it returned.
+	AudioMillis       int64
+	GPUMillis         int64
+	OutputAudioMillis int64
 }
 
 // Admission is a step that decides whether a call may go to the upstream

@@ -78,6 +78,8 @@ type Job struct {
 	CompletedAt     time.Time
 	// PredictMillis is the time the upstream spent on the job.
 	PredictMillis int64
+	// OutputAudioMillis is the audio in the job's output files.
+	OutputAudioMillis int64
 	// ResultsRemoved is set once the job's result files were deleted
 	// after its model's retention.
 	ResultsRemoved bool
@@ -128,7 +130,9 @@ type JobResult struct {
 	Error         string
 	Logs          string
 	PredictMillis int64
-	CompletedAt   time.Time
+	// OutputAudioMillis is the audio in the output files.
+	OutputAudioMillis int64
+	CompletedAt       time.Time
 }
 
 // JobQuery selects one owner's jobs for a page of a list, newest first.
