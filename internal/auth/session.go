@@ -70,7 +70,7 @@ func (c *sessionCache) drop(key string) {
 }
 
 // errNoSession is the refusal of a request without a live session.
-var errNoSession = tollgate.Errorf(tollgate.EUnauthorized, "not logged in or the session ended")
+var errNoSession = tollgate.ErrNoSession
 
 // HasSessionCookie reports whether r carries a session cookie at all.
 func (s *Service) HasSessionCookie(r *http.Request) bool {
@@ -122,7 +122,7 @@ func (s *Service) session(ctx context.Context, r *http.Request) (*tollgate.Princ
 		return nil, nil, errNoSession
 	}
 	p := s.principalOf(user, "")
-	p.SessionID, p.IssuedAt = rt.FamilyID, rt.IssuedAt
+	p.SessionID, p.IssuedAt, p.ViaSession = rt.FamilyID, rt.IssuedAt, true
 	if err := s.opts.Verifier.Denylist().Check(p); err != nil {
 		return nil, nil, errNoSession
 	}

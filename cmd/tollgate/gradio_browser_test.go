@@ -1,0 +1,126 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/clienttest"
+	"github.com/tollgate/tollgate/internal/gradiotest"
+)
+
+// screenshotDir is where browser tests save their screenshots:
+// TOLLGATE_SCREENSHOTS when set (created), else a temporary directory.
+// The test logs it.
+func screenshotDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("TOLLGATE_SCREENSHOTS")
+	if dir == "" {
+		dir = t.TempDir()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshots in %s", dir)
+	return dir
+}
+
+// evilSite serves a page of another origin that posts a form to the URL
+// in its target parameter (with the token parameter as csrf_token) as
+// soon as it loads.
+func evilSite(t *testing.T) *httptest.Server {
+	t.Helper()
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_ = crossSite.Execute(w, map[string]string{"Target": r.URL.Query().Get("target"), "Token": r.URL.Query().Get("token")})
+	}))
+	t.Cleanup(evil.Close)
+	return evil
+}
+
+// TestBrowserGradioUI opens a Gradio app's own page through a route of
+// type gradio in Chromium with a logged-in session: the route sends the
+// browser to the login form and back; the page carries the session's
+// CSRF token and tollgate's script, so its own upload and queue/join
+// calls pass and the audio plays; the call is metered to the user, whose
+// id the app saw; a form posted to the route from another origin, and
+// one from the page without the token, are refused. It saves a
+// screenshot of the page.
+func TestBrowserGradioUI(t *testing.T) {
+	clients := clienttest.Node(t)
+	chromium := clienttest.Chromium(t)
+	g, open, _ := gradioGateway(t)
+	aliceID := userIDOfKey(t, g, g.userKey("alice", ""))
+	evil := evilSite(t)
+	shots := screenshotDir(t)
+	wav := filepath.Join(t.TempDir(), "prompt.wav")
+	if err := os.WriteFile(wav, gradiotest.SineWAV(16000, 8000, 220), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	raw := clients.Run(t, 2*time.Minute, "gradio-ui.mjs", chromium, g.URL, "/tts/", evil.URL, "alice", "password-alice", wav, shots)
+	t.Logf("browser: %s", raw)
+	var got struct {
+		LoginRedirect, Back, MetaToken, Status, AudioSrc string
+		AudioStatus, AudioBytes                          int
+		SameOriginWithoutToken, CrossOrigin              int
+		Calls                                            []struct {
+			Path   string
+			Status int
+			CSRF   bool
+		}
+	}
+	if err := json.Unmarshal(raw, &got); err != nil {
+		t.Fatalf("browser output %s: %v", raw, err)
+	}
+	if got.LoginRedirect != "/login?next=%2Ftts%2F" || got.Back != "/tts/" {
+		t.Errorf("the route without a session went to %q, after login to %q; want /login?next=%%2Ftts%%2F and back to /tts/", got.LoginRedirect, got.Back)
+	}
+	if got.MetaToken == "" {
+		t.Error("the app's page carries no csrf-token meta")
+	}
+	if got.Status != "complete" || got.AudioStatus != 200 || got.AudioBytes < 1000 || !strings.Contains(got.AudioSrc, "/tts/") {
+		t.Errorf("the page's call: status %q, audio %s → %d (%d bytes)", got.Status, got.AudioSrc, got.AudioStatus, got.AudioBytes)
+	}
+	seen := map[string]int{}
+	for _, c := range got.Calls {
+		if !c.CSRF && c.Status < 400 {
+			t.Errorf("POST %s without the token passed: %d", c.Path, c.Status)
+		}
+		if c.CSRF {
+			seen[c.Path] = c.Status
+		}
+	}
+	if seen["gradio_api/upload"] != 200 || seen["gradio_api/queue/join"] != 200 {
+		t.Errorf("the page's own calls with the token: %v, want upload and queue/join 200", seen)
+	}
+	if got.SameOriginWithoutToken != 403 || got.CrossOrigin != 403 {
+		t.Errorf("a form posted from the page without the token: %d; from another origin: %d; want 403 both", got.SameOriginWithoutToken, got.CrossOrigin)
+	}
+
+	execs := open.Executions()
+	if len(execs) != 1 || execs[0].Header.Get("X-User-ID") != aliceID || execs[0].Outcome != gradiotest.Completed {
+		t.Fatalf("the app ran %d calls, want 1 of %s completed: %+v", len(execs), aliceID, execs)
+	}
+	admin := g.login("admin", adminPassword).AccessToken
+	var rep struct {
+		Rows []struct {
+			Route    string `json:"route"`
+			Requests int    `json:"requests"`
+			Cost     string `json:"cost"`
+		} `json:"rows"`
+	}
+	if !eventually(5*time.Second, func() bool {
+		_, body := g.do("GET", "/admin/v1/usage?group_by=route&user="+aliceID, admin, "")
+		return json.Unmarshal(body, &rep) == nil && len(rep.Rows) == 1 && rep.Rows[0].Cost != "0.000000"
+	}) {
+		t.Fatalf("usage of %s by route: %+v", aliceID, rep.Rows)
+	}
+	if r := rep.Rows[0]; r.Route != "tts" || r.Requests != 1 || !strings.HasPrefix(r.Cost, "0.010") {
+		t.Errorf("usage of %s: %+v, want 1 request on tts costing 0.010…", aliceID, r)
+	}
+}
