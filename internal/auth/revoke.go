@@ -183,6 +183,10 @@ func (s *Service) Apply(ev tollgate.Event) {
 		dl.DisableUser(ev.UserID)
 	case tollgate.EventEnableUser:
 		dl.EnableUser(ev.UserID)
+	case tollgate.EventDisableTenant:
+		dl.DisableTenant(ev.TenantID)
+	case tollgate.EventEnableTenant:
+		dl.EnableTenant(ev.TenantID)
 	}
 }
 

@@ -118,7 +118,7 @@ func (s *Service) session(ctx context.Context, r *http.Request) (*tollgate.Princ
 	// A token renewed a moment ago still serves the requests that were
 	// on their way with it.
 	renewedLongAgo := !rt.UsedAt.IsZero() && now.Sub(rt.UsedAt) >= renewGrace
-	if rt.Revoked || renewedLongAgo || !now.Before(rt.ExpiresAt) || !now.Before(rt.FamilyExpiresAt) || user.Disabled {
+	if rt.Revoked || renewedLongAgo || !now.Before(rt.ExpiresAt) || !now.Before(rt.FamilyExpiresAt) || s.blocked(user) {
 		return nil, nil, errNoSession
 	}
 	p := s.principalOf(user, "")
@@ -292,7 +292,7 @@ func (s *Service) StartSessionFor(w http.ResponseWriter, r *http.Request, userID
 	} else if err != nil {
 		return err
 	}
-	if user.Disabled {
+	if s.blocked(user) {
 		return errNoSession
 	}
 	if c, err := r.Cookie(s.opts.Config.Login.CookieName); err == nil {

@@ -312,7 +312,19 @@
     },
     async tenants() {
       const { tenants } = await api("GET", "/admin/v1/tenants");
-      table(list(), [t("id"), t("name"), t("created")], (tenants || []).map((x) => [x.ID || x.id, x.Name || x.name, fmtTime(x.CreatedAt || x.created_at)]));
+      const path = (x) => "/admin/v1/tenants/" + encodeURIComponent(x.id);
+      table(list(), [t("id"), t("name"), { label: t("users"), num: 1 }, t("status"), t("created"), t("actions")], (tenants || []).map((x) => [
+        x.id, x.name, x.users, x.disabled ? t("disabled") : t("active"), fmtTime(x.created_at),
+        el("span", { class: "inline" },
+          act(x.disabled ? t("enable") : t("disable"), async () => {
+            if (!x.disabled && !confirm(t("confirm_disable_tenant"))) return;
+            await api("POST", path(x) + (x.disabled ? "/enable" : "/disable"));
+          }, x.disabled ? undefined : "danger"),
+          act(t("rename"), async () => {
+            const name = prompt(t("name"), x.name); if (name === null || name === x.name) return;
+            await api("PATCH", path(x), { name });
+          })),
+      ]));
     },
     async budgets() {
       const plans = await api("GET", "/admin/v1/plans");
