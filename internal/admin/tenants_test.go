@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -55,6 +56,14 @@ func TestTenantLifecycle(t *testing.T) {
 		}
 		if g.login("alice", "alice-password") != "" {
 			t.Error("a user of a disabled tenant logged in")
+		}
+		resp, err := http.PostForm(g.URL+"/oauth/token", url.Values{"grant_type": {"client_credentials"}, "client_secret": {aliceKey}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("client_credentials with the key of a disabled tenant's user: %d, want 401", resp.StatusCode)
 		}
 		if bob := g.login("bob", "bob-password"); bob == "" || !g.keyWorks(bob) {
 			t.Error("a user of another tenant was refused")

@@ -273,6 +273,8 @@ func (s *Service) clientCredentials(r *http.Request, ev *tollgate.AuditEvent) (*
 	switch {
 	case err != nil:
 		ev.Reason = "API key: " + tollgate.ErrorMessage(err)
+	case s.blocked(user):
+		ev.Reason = "tenant disabled"
 	case id != "" && id != keyID:
 		ev.Reason = "client_id is not the API key's ID"
 	default:
