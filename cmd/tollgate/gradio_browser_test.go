@@ -2,8 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,34 +11,6 @@ import (
 	"github.com/tollgate/tollgate/internal/clienttest"
 	"github.com/tollgate/tollgate/internal/gradiotest"
 )
-
-// screenshotDir is where browser tests save their screenshots:
-// TOLLGATE_SCREENSHOTS when set (created), else a temporary directory.
-// The test logs it.
-func screenshotDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("TOLLGATE_SCREENSHOTS")
-	if dir == "" {
-		dir = t.TempDir()
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshots in %s", dir)
-	return dir
-}
-
-// evilSite serves a page of another origin that posts a form to the URL
-// in its target parameter (with the token parameter as csrf_token) as
-// soon as it loads.
-func evilSite(t *testing.T) *httptest.Server {
-	t.Helper()
-	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_ = crossSite.Execute(w, map[string]string{"Target": r.URL.Query().Get("target"), "Token": r.URL.Query().Get("token")})
-	}))
-	t.Cleanup(evil.Close)
-	return evil
-}
 
 // TestBrowserGradioUI opens a Gradio app's own page through a route of
 // type gradio in Chromium with a logged-in session: the route sends the
