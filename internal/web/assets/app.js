@@ -245,6 +245,17 @@
     });
   }
 
+  // Sessions: the user's live logins; any but this one can be ended.
+  async function loadSessions() {
+    const { sessions } = await api("GET", "/v1/me/sessions");
+    table($("sessions"), [t("signed_in"), t("last_used"), t("actions")], (sessions || []).map((s) => [
+      fmtTime(s.created_at), fmtTime(s.last_used_at),
+      s.current ? t("this_session") : el("button", { type: "button", class: "danger", "data-session": s.id, on: { click: async () => {
+        await api("DELETE", "/v1/me/sessions/" + encodeURIComponent(s.id)); loadSessions();
+      } } }, t("end_session")),
+    ]));
+  }
+
   // API keys.
   async function loadKeys() {
     const data = await api("GET", "/v1/me/keys");
@@ -390,7 +401,7 @@
 
   async function homePage() {
     setupJobForm(); setupKeys(); setupAccount();
-    await Promise.allSettled([setupUsage("/v1/me/usage"), loadBudget().catch((e) => $("budget").replaceChildren(el("p", { class: "error" }, e.message))), loadJobs(), loadKeys()]);
+    await Promise.allSettled([setupUsage("/v1/me/usage"), loadBudget().catch((e) => $("budget").replaceChildren(el("p", { class: "error" }, e.message))), loadJobs(), loadKeys(), loadSessions()]);
   }
 
   const page = document.body.dataset.page;
