@@ -88,6 +88,8 @@ try {
   await page.getByRole("button", { name: "Revoke laptop" }).click();
   await page.getByRole("button", { name: "Revoke laptop" }).waitFor({ state: "detached" });
   out.keyRevokedShown = true;
+  await page.waitForFunction(() => document.querySelector("#sessions").textContent.includes("This session"));
+  out.sessionsText = await page.locator("#sessions").textContent();
 
   // The admin pages are not the user's.
   const denied = await page.goto(base + "/ui/admin/users");

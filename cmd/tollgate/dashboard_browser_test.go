@@ -79,7 +79,7 @@ jobs:
 		AdminUsersText, AdminChartRenderedBy                       string
 		AdminChartTotal                                            float64
 		AdminUsersAfter, CSV, AuditText, QueuesHeading, QueuesText string
-		AdminTenantsAfter                                          string
+		AdminTenantsAfter, SessionsText                            string
 	}
 	if err := json.Unmarshal(raw, &got); err != nil {
 		t.Fatalf("browser output %s: %v", raw, err)
@@ -110,6 +110,9 @@ jobs:
 		if !eventually(3*time.Second, func() bool { s, _ := g.do("GET", "/v1/me", got.KeySecret, ""); return s.StatusCode == 401 }) {
 			t.Errorf("the key revoked on the page still works")
 		}
+	}
+	if !strings.Contains(got.SessionsText, "This session") {
+		t.Errorf("the sessions table %q does not mark the page's own session", got.SessionsText)
 	}
 	if got.UserAdminStatus != 403 {
 		t.Errorf("user on /ui/admin/users: %d %q, want 403", got.UserAdminStatus, got.UserAdminText)
