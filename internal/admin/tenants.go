@@ -63,12 +63,7 @@ func (a *API) getTenant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	users, err := a.opts.Store.Users().Users(r.Context(), t.ID)
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, viewTenant(t, len(users)))
-	return nil
+	return a.writeTenant(w, r, t)
 }
 
 // createTenant serves POST /tenants: {"id","name"}; the name defaults to
@@ -119,11 +114,10 @@ func (a *API) updateTenant(w http.ResponseWriter, r *http.Request) error {
 	ev.Detail = "name " + name
 	var t *tollgate.Tenant
 	err := a.change(r, ev, func(tx tollgate.AuditTx) (commitFunc, error) {
-		old, err := tx.Tenants().Tenant(r.Context(), r.PathValue("id"))
+		old, err := pathTenant(r, tx, ev)
 		if err != nil {
 			return nil, err
 		}
-		ev.Target = old.ID
 		t, err = tx.Tenants().UpdateTenant(r.Context(), old.ID, tollgate.TenantUpdate{Name: &name})
 		return nil, err
 	})
@@ -146,11 +140,10 @@ func (a *API) setTenantDisabled(disabled bool) httpx.HandlerFunc {
 		ev := &tollgate.AuditEvent{Action: action, Target: r.PathValue("id")}
 		var t *tollgate.Tenant
 		err := a.change(r, ev, func(tx tollgate.AuditTx) (commitFunc, error) {
-			old, err := tx.Tenants().Tenant(r.Context(), r.PathValue("id"))
+			old, err := pathTenant(r, tx, ev)
 			if err != nil {
 				return nil, err
 			}
-			ev.Target = old.ID
 			if p := auth.PrincipalFrom(r.Context()); disabled && p != nil && p.TenantID == old.ID {
 				return nil, tollgate.Errorf(tollgate.EConflict, "you cannot disable your own tenant")
 			}
@@ -165,6 +158,18 @@ func (a *API) setTenantDisabled(disabled bool) httpx.HandlerFunc {
 	}
 }
 
+// pathTenant loads the tenant r's path names (an id or a name) in tx and
+// makes its id the target of ev.
+func pathTenant(r *http.Request, tx tollgate.AuditTx, ev *tollgate.AuditEvent) (*tollgate.Tenant, error) {
+	t, err := tx.Tenants().Tenant(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	ev.Target = t.ID
+	return t, nil
+}
+
+// writeTenant answers with t and how many users it has.
 func (a *API) writeTenant(w http.ResponseWriter, r *http.Request, t *tollgate.Tenant) error {
 	users, err := a.opts.Store.Users().Users(r.Context(), t.ID)
 	if err != nil {
