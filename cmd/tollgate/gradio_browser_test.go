@@ -94,3 +94,36 @@ func TestBrowserGradioUI(t *testing.T) {
 		t.Errorf("usage of %s: %+v, want 1 request on tts costing 0.010…", aliceID, r)
 	}
 }
+
+// TestGradioRouteCookieOrigin: on a gradio route the session cookie
+// authenticates a websocket upgrade only from the gateway's own origin
+// (a websocket carries no CSRF header, so a foreign Origin is how a
+// cross-site hijack shows), and a state-changing call needs the token.
+func TestGradioRouteCookieOrigin(t *testing.T) {
+	g, _, _ := gradioGateway(t)
+	g.userKey("alice", "")
+	b := newBrowser(t, g.URL, nil)
+	b.mustLogin("alice", "password-alice")
+	resp, page := b.do("GET", "/tts/", nil, map[string]string{"Sec-Fetch-Mode": "navigate"})
+	if resp.StatusCode != 200 {
+		t.Fatalf("the app's page with the session: %d", resp.StatusCode)
+	}
+	token := csrfOf(t, page)
+	ws := map[string]string{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+		"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Origin": "http://evil.example"}
+	if resp, _ := b.do("GET", "/tts/gradio_api/queue/join", nil, ws); resp.StatusCode != 403 {
+		t.Errorf("websocket upgrade with the cookie from another origin: %d, want 403", resp.StatusCode)
+	}
+	ws["Origin"] = g.URL
+	if resp, _ := b.do("GET", "/tts/gradio_api/queue/join", nil, ws); resp.StatusCode == 403 || resp.StatusCode == 401 {
+		t.Errorf("websocket upgrade with the cookie from the gateway's origin: %d, want it passed to the app", resp.StatusCode)
+	}
+	join := map[string]string{"Content-Type": "application/json"}
+	if resp, _ := b.do("POST", "/tts/gradio_api/upload", nil, join); resp.StatusCode != 403 {
+		t.Errorf("a POST with the cookie and no CSRF token: %d, want 403", resp.StatusCode)
+	}
+	join["X-CSRF-Token"], join["Origin"] = token, "http://evil.example"
+	if resp, _ := b.do("POST", "/tts/gradio_api/upload", nil, join); resp.StatusCode != 403 {
+		t.Errorf("a POST with the token from another origin: %d, want 403", resp.StatusCode)
+	}
+}
