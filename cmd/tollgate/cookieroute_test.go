@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -62,5 +63,37 @@ func TestEndedSessionIsNotBanned(t *testing.T) {
 	}
 	if resp, _ := g.do("GET", "/app/x", key, ""); resp.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("after 6 bad tokens (threshold 5) a valid key: %d, want 429 (banned)", resp.StatusCode)
+	}
+}
+
+// TestCookieRoutePageGetsTheToken: an http route with cookie_auth serves
+// an app's HTML page; opened with the session it carries the session's
+// CSRF token and tollgate's script (and is not cached), opened with a
+// bearer token it is the app's page byte for byte.
+func TestCookieRoutePageGetsTheToken(t *testing.T) {
+	const app = `<!doctype html><html><head><title>app</title></head><body>hi</body></html>`
+	up := newUpstreamFunc(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("ETag", `"v1"`)
+		_, _ = w.Write([]byte(app))
+	})
+	g := setup(t, cookieRouteYAML(up.URL))
+	key := g.userKey("ana", "")
+	b := newBrowser(t, g.URL, nil)
+	ui := b.mustLogin("ana", "password-ana")
+	resp, page := b.do("GET", "/app/index.html", nil, map[string]string{"Sec-Fetch-Mode": "navigate"})
+	if resp.StatusCode != 200 || csrfOf(t, page) != csrfOf(t, ui) || !strings.Contains(page, `<head><meta name="csrf-token"`) ||
+		!strings.Contains(page, `<script src="/ui/assets/csrf.js"></script><title>app</title>`) {
+		t.Fatalf("the page opened with the session: %d\n%s", resp.StatusCode, page)
+	}
+	if resp.Header.Get("Cache-Control") != "no-store" || resp.Header.Get("ETag") != "" || resp.ContentLength != int64(len(page)) {
+		t.Errorf("headers of the page opened with the session: %v", resp.Header)
+	}
+	if resp, js := b.do("GET", "/ui/assets/csrf.js", nil, nil); resp.StatusCode != 200 || !strings.Contains(js, "X-CSRF-Token") ||
+		!strings.HasPrefix(resp.Header.Get("Content-Type"), "text/javascript") {
+		t.Errorf("the script: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if resp, body := g.do("GET", "/app/index.html", key, ""); resp.StatusCode != 200 || string(body) != app || resp.Header.Get("ETag") != `"v1"` {
+		t.Errorf("the page opened with an API key: %d %v\n%s", resp.StatusCode, resp.Header, body)
 	}
 }
