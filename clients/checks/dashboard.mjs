@@ -88,6 +88,8 @@ try {
   await page.getByRole("button", { name: "Revoke laptop" }).click();
   await page.getByRole("button", { name: "Revoke laptop" }).waitFor({ state: "detached" });
   out.keyRevokedShown = true;
+  await page.waitForFunction(() => document.querySelector("#sessions").textContent.includes("This session"));
+  out.sessionsText = await page.locator("#sessions").textContent();
 
   // The admin pages are not the user's.
   const denied = await page.goto(base + "/ui/admin/users");
@@ -133,6 +135,20 @@ try {
   await anaRow.getByRole("button", { name: "Enable" }).waitFor();
   out.adminUsersAfter = await page.locator("#list").textContent();
   await page.screenshot({ path: join(shots, "admin-users.png"), fullPage: true });
+  // Create a tenant with the form, then disable globex (the confirmation
+  // is accepted), by keyboard.
+  await page.goto(base + "/ui/admin/tenants");
+  await ready();
+  await page.getByLabel("ID", { exact: true }).fill("initech");
+  await page.getByLabel("Name", { exact: true }).fill("Initech");
+  await page.getByLabel("Name", { exact: true }).press("Enter");
+  await page.waitForFunction(() => document.querySelector("#list").textContent.includes("Initech"));
+  const globexRow = page.locator("#list tr", { hasText: /^globex/ });
+  await globexRow.getByRole("button", { name: "Disable" }).focus();
+  await page.keyboard.press("Enter");
+  await globexRow.getByRole("button", { name: "Enable" }).waitFor();
+  out.adminTenantsAfter = await page.locator("#list").textContent();
+  await page.screenshot({ path: join(shots, "admin-tenants.png"), fullPage: true });
   await page.goto(base + "/ui/admin/usage");
   await ready();
   out.adminChartRenderedBy = await page.locator("#usage-chart").getAttribute("data-rendered");

@@ -19,6 +19,34 @@ var crossSite = template.Must(template.New("evil").Parse(`<!doctype html><html><
 <form id="f" method="post" action="{{.Target}}"><input name="csrf_token" value="{{.Token}}"><input name="a" value="1"></form>
 <script>document.getElementById("f").submit()</script></body></html>`))
 
+// screenshotDir is where browser tests save their screenshots:
+// TOLLGATE_SCREENSHOTS when set (created), else a temporary directory.
+// The test logs it.
+func screenshotDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("TOLLGATE_SCREENSHOTS")
+	if dir == "" {
+		dir = t.TempDir()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshots in %s", dir)
+	return dir
+}
+
+// evilSite serves a page of another origin that posts a form to the URL
+// in its target parameter (with the token parameter as csrf_token) as
+// soon as it loads.
+func evilSite(t *testing.T) *httptest.Server {
+	t.Helper()
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_ = crossSite.Execute(w, map[string]string{"Target": r.URL.Query().Get("target"), "Token": r.URL.Query().Get("token")})
+	}))
+	t.Cleanup(evil.Close)
+	return evil
+}
+
 // TestBrowserLogin logs in with Chromium driven by playwright-core: the
 // form leads to /ui/ showing the user; the session cookie is HttpOnly and
 // SameSite=Lax and invisible to scripts; a form posted from another
@@ -31,15 +59,8 @@ func TestBrowserLogin(t *testing.T) {
 	up := newUpstream(t)
 	g := setup(t, cookieRouteYAML(up.URL))
 	g.mustCLI("user", "add", "ana", "--password", "ana-password", "--tenant", "acme", "--role", "user")
-	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_ = crossSite.Execute(w, map[string]string{"Target": r.URL.Query().Get("target"), "Token": r.URL.Query().Get("token")})
-	}))
-	t.Cleanup(evil.Close)
-	shots := os.Getenv("TOLLGATE_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	}
+	evil := evilSite(t)
+	shots := screenshotDir(t)
 	out := clients.Run(t, 2*time.Minute, "browser-session.mjs", chromium, g.URL, evil.URL, "ana", "ana-password", shots)
 	var got struct {
 		RedirectedTo, ShownUser, AfterLogout string

@@ -47,6 +47,11 @@ var synopses = []struct{ name, line string }{
 	{"user enable", "tollgate user disable|enable NAME"},
 	{"user delete", "tollgate user delete NAME"},
 	{"user list", "tollgate user list [--tenant T]"},
+	{"tenant list", "tollgate tenant list"},
+	{"tenant add", "tollgate tenant add ID [--name NAME]"},
+	{"tenant rename", "tollgate tenant rename ID --name NAME"},
+	{"tenant disable", "tollgate tenant disable|enable ID   (its users cannot authenticate while disabled)"},
+	{"tenant enable", "tollgate tenant disable|enable ID   (its users cannot authenticate while disabled)"},
 	{"key create", "tollgate key create --user NAME [--name LABEL]   (prints the key once)"},
 	{"key list", "tollgate key list --user NAME"},
 	{"key revoke", "tollgate key revoke ID"},
@@ -124,6 +129,8 @@ func run(ctx context.Context, args []string, env Env) error {
 		return runMigrate(ctx, rest, env)
 	case "user":
 		return runUser(ctx, rest, env)
+	case "tenant":
+		return runTenant(ctx, rest, env)
 	case "key":
 		return runKey(ctx, rest, env)
 	case "token":

@@ -35,6 +35,8 @@ jobs:
       prompt: {type: string, required: true}
 `, true)
 	key := g.userKey("ana", "metered")
+	g.mustCLI("user", "add", "dave", "--password", "password-dave", "--tenant", "globex")
+	daveKey := strings.TrimSpace(g.mustCLI("key", "create", "--user", "dave"))
 	// Two jobs of test/slot: one held running by its upstream, one queued
 	// behind it, for the admin's live queues.
 	for _, prompt := range []string{"held", "waiting"} {
@@ -57,10 +59,7 @@ jobs:
 	}) {
 		t.Fatal("the three calls never reached the usage report")
 	}
-	shots := os.Getenv("TOLLGATE_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	}
+	shots := screenshotDir(t)
 	raw := clients.Run(t, 3*time.Minute, "dashboard.mjs", chromium, g.URL, "ana", "password-ana", "admin", adminPassword, demo.SketchModel, shots)
 	var got struct {
 		OtherHosts                                                 []string
@@ -80,6 +79,7 @@ jobs:
 		AdminUsersText, AdminChartRenderedBy                       string
 		AdminChartTotal                                            float64
 		AdminUsersAfter, CSV, AuditText, QueuesHeading, QueuesText string
+		AdminTenantsAfter, SessionsText                            string
 	}
 	if err := json.Unmarshal(raw, &got); err != nil {
 		t.Fatalf("browser output %s: %v", raw, err)
@@ -111,6 +111,9 @@ jobs:
 			t.Errorf("the key revoked on the page still works")
 		}
 	}
+	if !strings.Contains(got.SessionsText, "This session") {
+		t.Errorf("the sessions table %q does not mark the page's own session", got.SessionsText)
+	}
 	if got.UserAdminStatus != 403 {
 		t.Errorf("user on /ui/admin/users: %d %q, want 403", got.UserAdminStatus, got.UserAdminText)
 	}
@@ -129,13 +132,19 @@ jobs:
 	if !eventually(3*time.Second, func() bool { s, _ := g.do("GET", "/v1/me", key, ""); return s.StatusCode == 401 }) {
 		t.Error("ana's key still works after the admin disabled ana on the page")
 	}
+	if !strings.Contains(got.AdminTenantsAfter, "initechInitech0Active") || !strings.Contains(got.AdminTenantsAfter, "globexglobex1Disabled") {
+		t.Errorf("after creating initech and disabling globex, the tenants page shows %q", got.AdminTenantsAfter)
+	}
+	if !eventually(3*time.Second, func() bool { s, _ := g.do("GET", "/v1/me", daveKey, ""); return s.StatusCode == 401 }) {
+		t.Error("the key of dave, of tenant globex, still works after the admin disabled globex on the page")
+	}
 	if got.AdminChartRenderedBy != "uplot" || got.AdminChartTotal < calls {
 		t.Errorf("admin usage chart: %q total %v", got.AdminChartRenderedBy, got.AdminChartTotal)
 	}
 	if !strings.HasPrefix(got.CSV, "user,user_id,requests,") || !strings.Contains(got.CSV, "\nana,usr_") {
 		t.Errorf("usage CSV %q", got.CSV)
 	}
-	if !strings.Contains(got.AuditText, "key.create") || !strings.Contains(got.AuditText, "key.revoke") {
+	if !strings.Contains(got.AuditText, "key.create") || !strings.Contains(got.AuditText, "key.revoke") || !strings.Contains(got.AuditText, "tenant.disable") {
 		t.Errorf("audit page lacks the key changes: %q", got.AuditText)
 	}
 	// A queued job has no upstream yet; a running one has its upstream.
@@ -145,7 +154,7 @@ jobs:
 	if len(got.OtherHosts) > 0 {
 		t.Errorf("the pages requested other hosts: %v", got.OtherHosts)
 	}
-	for _, name := range []string{"dashboard.png", "dashboard-zh.png", "dashboard-phone.png", "admin-users.png", "admin-usage.png"} {
+	for _, name := range []string{"dashboard.png", "dashboard-zh.png", "dashboard-phone.png", "admin-users.png", "admin-tenants.png", "admin-usage.png", "admin-queues.png"} {
 		if fi, err := os.Stat(filepath.Join(shots, name)); err != nil || fi.Size() == 0 {
 			t.Errorf("screenshot %s: %v", name, err)
 		}

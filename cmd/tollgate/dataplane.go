@@ -9,6 +9,7 @@ import (
 	"github.com/tollgate/tollgate/internal/meter"
 	"github.com/tollgate/tollgate/internal/proxy"
 	"github.com/tollgate/tollgate/internal/tollgate"
+	"github.com/tollgate/tollgate/internal/web"
 )
 
 // newMeter builds and starts the meter over the store's ledger, with live
@@ -43,6 +44,9 @@ func (g *gateway) dataPlane(ctx context.Context) (http.Handler, func(), error) {
 		Logger:     g.log,
 		Metrics:    g.registry,
 		ClientIP:   g.prot.clientIP,
+		// The pages of native UIs opened with the cookie get the CSRF
+		// token their own calls need.
+		SessionPage: web.SessionPage,
 		InternalToken: func(ctx context.Context, pr *tollgate.Principal, aud string) (string, error) {
 			tok, _, err := g.identity.issuer.IssueInternal(ctx, pr, aud)
 			return tok, err

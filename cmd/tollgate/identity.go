@@ -45,7 +45,7 @@ func (id *identity) watch(store tollgate.Store, log *slog.Logger) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if err := id.verifier.Denylist().Load(ctx, store.Revocations(), store.Users()); err != nil && ctx.Err() == nil {
+				if err := id.verifier.Denylist().Load(ctx, store.Revocations(), store.Users(), store.Tenants()); err != nil && ctx.Err() == nil {
 					log.Warn("reload revocations", "err", err)
 				}
 				// Keys rotated by the CLI or another replica are
@@ -105,7 +105,7 @@ func newIdentity(ctx context.Context, cfg *config.Config, store *engines, prot *
 		return nil, err
 	}
 	deny := token.NewDenylist(nil)
-	if err := deny.Load(ctx, store.Revocations(), store.Users()); err != nil {
+	if err := deny.Load(ctx, store.Revocations(), store.Users(), store.Tenants()); err != nil {
 		id.Stop()
 		return nil, err
 	}
@@ -143,7 +143,9 @@ func newIdentity(ctx context.Context, cfg *config.Config, store *engines, prot *
 	}
 	id.fanout = limit.NewFanout(limit.FanoutOptions{
 		Bus: prot.bus, Apply: id.auth.Apply, Logger: log,
-		Reload: func(ctx context.Context) error { return deny.Load(ctx, store.Revocations(), store.Users()) },
+		Reload: func(ctx context.Context) error {
+			return deny.Load(ctx, store.Revocations(), store.Users(), store.Tenants())
+		},
 	})
 	if err := id.fanout.Start(ctx); err != nil {
 		id.Stop()

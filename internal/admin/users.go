@@ -344,40 +344,6 @@ func (a *API) revokeKey(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (a *API) listTenants(w http.ResponseWriter, r *http.Request) error {
-	ts, err := a.opts.Store.Tenants().Tenants(r.Context())
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"tenants": ts})
-	return nil
-}
-
-func (a *API) createTenant(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		ID   string `json:"id"`
-		Name string `json:"name"`
-	}
-	if err := decode(r, &req); err != nil {
-		return err
-	}
-	if req.Name == "" {
-		req.Name = req.ID
-	}
-	t := &tollgate.Tenant{ID: req.ID, Name: req.Name}
-	ev := &tollgate.AuditEvent{Action: tollgate.AuditTenantCreate, Target: req.ID, Detail: "name " + req.Name}
-	err := a.change(r, ev, func(tx tollgate.AuditTx) (commitFunc, error) {
-		err := tx.Tenants().CreateTenant(r.Context(), t)
-		ev.Target = t.ID
-		return nil, err
-	})
-	if err != nil {
-		return err
-	}
-	httpx.WriteJSON(w, http.StatusCreated, t)
-	return nil
-}
-
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {

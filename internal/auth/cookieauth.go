@@ -79,9 +79,16 @@ func (a *cookieRoutes) cookieAllowed(path string) bool {
 	return false
 }
 
+// Authenticate verifies a bearer credential when the request carries one
+// or its route takes no cookie. On a cookie route without one it checks
+// the session cookie; no cookie, or a cookie whose session ended, is
+// tollgate.ErrNoSession: a browser that must log in again, not a guess.
 func (a *cookieRoutes) Authenticate(ctx context.Context, r *http.Request) (*tollgate.Principal, error) {
-	if r.Header.Get("Authorization") != "" || !a.s.HasSessionCookie(r) || !a.cookieAllowed(r.URL.Path) {
+	if r.Header.Get("Authorization") != "" || !a.cookieAllowed(r.URL.Path) {
 		return a.s.Authenticate(ctx, r)
+	}
+	if !a.s.HasSessionCookie(r) {
+		return nil, tollgate.ErrNoSession
 	}
 	p, err := a.s.Session(ctx, r)
 	if err != nil {

@@ -129,6 +129,8 @@ func (s *Service) checkPassword(r *http.Request, name, password string) (_ *toll
 		return user, "wrong password", invalid
 	case user.Disabled:
 		return user, "user disabled", invalid
+	case s.blocked(user):
+		return user, "tenant disabled", invalid
 	}
 	return user, "", nil
 }
@@ -271,6 +273,8 @@ func (s *Service) clientCredentials(r *http.Request, ev *tollgate.AuditEvent) (*
 	switch {
 	case err != nil:
 		ev.Reason = "API key: " + tollgate.ErrorMessage(err)
+	case s.blocked(user):
+		ev.Reason = "tenant disabled"
 	case id != "" && id != keyID:
 		ev.Reason = "client_id is not the API key's ID"
 	default:
@@ -282,7 +286,7 @@ func (s *Service) clientCredentials(r *http.Request, ev *tollgate.AuditEvent) (*
 // activeUser loads a user that may still get tokens.
 func (s *Service) activeUser(r *http.Request, id string) (*tollgate.User, error) {
 	user, err := s.opts.Store.Users().User(r.Context(), id)
-	if tollgate.ErrorCode(err) == tollgate.ENotFound || (err == nil && user.Disabled) {
+	if tollgate.ErrorCode(err) == tollgate.ENotFound || (err == nil && s.blocked(user)) {
 		return nil, tollgate.Errorf(tollgate.EUnauthorized, "user unknown or disabled")
 	}
 	return user, err

@@ -309,6 +309,9 @@ func (s *Service) ssoUser(ctx context.Context, iss *ssoIssuer, p *tollgate.Princ
 		return nil, tollgate.Errorf(tollgate.EUnauthorized, "the subject is too long")
 	}
 	tenant := cmp.Or(p.TenantID, iss.cfg.DefaultTenant)
+	if s.opts.Verifier.Denylist().TenantDisabled(tenant) {
+		return nil, tollgate.Errorf(tollgate.EUnauthorized, "the tenant is disabled")
+	}
 	role := cmp.Or(p.Role, iss.cfg.DefaultRole)
 	plan := cmp.Or(p.Plan, iss.cfg.DefaultPlan)
 	if _, ok := cfg.Roles[role]; !ok {

@@ -183,6 +183,10 @@ func (s *Service) Apply(ev tollgate.Event) {
 		dl.DisableUser(ev.UserID)
 	case tollgate.EventEnableUser:
 		dl.EnableUser(ev.UserID)
+	case tollgate.EventDisableTenant:
+		dl.DisableTenant(ev.TenantID)
+	case tollgate.EventEnableTenant:
+		dl.EnableTenant(ev.TenantID)
 	}
 }
 
@@ -195,4 +199,16 @@ func (s *Service) publish(ctx context.Context, ev tollgate.Event) {
 	if err := s.opts.Publish(ctx, ev); err != nil {
 		s.opts.Logger.WarnContext(ctx, "publish revocation", "kind", ev.Kind, "err", err)
 	}
+}
+
+// RevokeSessionIn ends one refresh-token family (a session) in st: its
+// refresh tokens and every access token issued with it are refused. The
+// returned Commit applies it on every replica once st's transaction
+// commits. ENotFound when no token of the family exists.
+func (s *Service) RevokeSessionIn(ctx context.Context, st Stores, familyID string) (Commit, error) {
+	if err := st.RefreshTokens().RevokeRefreshFamily(ctx, familyID); err != nil {
+		return nil, err
+	}
+	until := s.opts.Now().Add(s.opts.Issuer.TTL() + time.Minute)
+	return s.RevokeTokenIn(ctx, st, s.opts.Issuer.Issuer(), token.SessionJTI(familyID), until)
 }

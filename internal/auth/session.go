@@ -70,7 +70,7 @@ func (c *sessionCache) drop(key string) {
 }
 
 // errNoSession is the refusal of a request without a live session.
-var errNoSession = tollgate.Errorf(tollgate.EUnauthorized, "not logged in or the session ended")
+var errNoSession = tollgate.ErrNoSession
 
 // HasSessionCookie reports whether r carries a session cookie at all.
 func (s *Service) HasSessionCookie(r *http.Request) bool {
@@ -118,11 +118,11 @@ func (s *Service) session(ctx context.Context, r *http.Request) (*tollgate.Princ
 	// A token renewed a moment ago still serves the requests that were
 	// on their way with it.
 	renewedLongAgo := !rt.UsedAt.IsZero() && now.Sub(rt.UsedAt) >= renewGrace
-	if rt.Revoked || renewedLongAgo || !now.Before(rt.ExpiresAt) || !now.Before(rt.FamilyExpiresAt) || user.Disabled {
+	if rt.Revoked || renewedLongAgo || !now.Before(rt.ExpiresAt) || !now.Before(rt.FamilyExpiresAt) || s.blocked(user) {
 		return nil, nil, errNoSession
 	}
 	p := s.principalOf(user, "")
-	p.SessionID, p.IssuedAt = rt.FamilyID, rt.IssuedAt
+	p.SessionID, p.IssuedAt, p.ViaSession = rt.FamilyID, rt.IssuedAt, true
 	if err := s.opts.Verifier.Denylist().Check(p); err != nil {
 		return nil, nil, errNoSession
 	}
@@ -292,7 +292,7 @@ func (s *Service) StartSessionFor(w http.ResponseWriter, r *http.Request, userID
 	} else if err != nil {
 		return err
 	}
-	if user.Disabled {
+	if s.blocked(user) {
 		return errNoSession
 	}
 	if c, err := r.Cookie(s.opts.Config.Login.CookieName); err == nil {

@@ -22,7 +22,7 @@
 //	lim, err := limit.New(cfg, limit.Options{Rates: rdb.Rates(), Slots: rdb.Slots(), Ping: rdb.Ping, Bans: bans, Registerer: reg})
 //	guard := limit.NewLoginGuard(limit.LoginOptions{Counters: rdb.Counters(), Max: cfg.Protection.LoginBackoffMax})
 //	fan := limit.NewFanout(limit.FanoutOptions{Bus: rdb.Bus(), Apply: authService.Apply,
-//		Reload: func(ctx context.Context) error { return denylist.Load(ctx, store.Revocations(), store.Users()) }})
+//		Reload: func(ctx context.Context) error { return denylist.Load(ctx, store.Revocations(), store.Users(), store.Tenants()) }})
 //
 // Then, in both modes:
 //

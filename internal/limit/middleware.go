@@ -55,7 +55,8 @@ func setHeaders(e *tollgate.Entry, d tollgate.RateDecision) {
 // Middleware applies what must hold before authentication: it refuses
 // banned IPs, applies protection.ip_rate_limit per client IP (and
 // protection.login_rate_limit too on the login paths), and counts 401
-// responses against the ban threshold. An IPv6 client counts by its /64.
+// responses against the ban threshold, but for those the data plane marks
+// as carrying no credential at all (Entry.NoCredential). An IPv6 client counts by its /64.
 // Refusals are 429 with Retry-After and RateLimit-* headers. A next
 // handler that is an EntryHandler gets the request's Entry (its client IP,
 // the per-client limits left to its admissions).
@@ -107,7 +108,7 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 			sw.ResponseWriter = w
 			w = sw
 			defer func() {
-				if sw.status == http.StatusUnauthorized {
+				if sw.status == http.StatusUnauthorized && !st.e.NoCredential {
 					l.opts.Bans.InvalidToken(context.WithoutCancel(ctx), ip)
 				}
 			}()

@@ -65,7 +65,7 @@ func (f *Fanout) Stop() {
 func (f *Fanout) handle(e tollgate.Event) {
 	switch e.Kind {
 	case tollgate.EventRevokeToken, tollgate.EventRevokeFamily, tollgate.EventRevokeUser,
-		tollgate.EventDisableUser, tollgate.EventEnableUser:
+		tollgate.EventDisableUser, tollgate.EventEnableUser, tollgate.EventDisableTenant, tollgate.EventEnableTenant:
 		f.opts.Apply(e)
 	}
 }
@@ -105,6 +105,8 @@ type Denylister interface {
 	RevokeUserTokens(userID string, t time.Time)
 	DisableUser(userID string)
 	EnableUser(userID string)
+	DisableTenant(tenantID string)
+	EnableTenant(tenantID string)
 }
 
 // ApplyTo returns an Apply function for FanoutOptions that updates d.
@@ -121,6 +123,10 @@ func ApplyTo(d Denylister) func(tollgate.Event) {
 			d.DisableUser(e.UserID)
 		case tollgate.EventEnableUser:
 			d.EnableUser(e.UserID)
+		case tollgate.EventDisableTenant:
+			d.DisableTenant(e.TenantID)
+		case tollgate.EventEnableTenant:
+			d.EnableTenant(e.TenantID)
 		}
 	}
 }

@@ -149,6 +149,30 @@ func (s *RefreshTokenStore) RevokeUserRefreshTokens(ctx context.Context, userID 
 	return nil
 }
 
+// Sessions lists the user's live families, newest login first.
+func (s *RefreshTokenStore) Sessions(ctx context.Context, userID string, now time.Time) ([]*tollgate.Session, error) {
+	rows, _ := s.db.conn().Query(ctx,
+		`SELECT f.id, f.user_id, f.created_at, f.expires_at, max(t.issued_at)
+		FROM refresh_families f JOIN refresh_tokens t ON t.family_id = f.id
+		WHERE f.user_id = $1 AND NOT f.revoked AND (f.expires_at IS NULL OR f.expires_at > $2)
+		GROUP BY f.id
+		HAVING bool_or(t.used_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2))
+		ORDER BY f.created_at DESC, f.id`, userID, now)
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*tollgate.Session, error) {
+		var ss tollgate.Session
+		var created, expires, last *time.Time
+		if err := row.Scan(&ss.FamilyID, &ss.UserID, &created, &expires, &last); err != nil {
+			return nil, err
+		}
+		ss.CreatedAt, ss.ExpiresAt, ss.LastUsed = fromTime(created), fromTime(expires), fromTime(last)
+		return &ss, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	return out, nil
+}
+
 // DeleteExpiredRefreshTokens removes the families whose absolute expiry is
 // before t, with their tokens, and returns how many tokens it removed.
 func (s *RefreshTokenStore) DeleteExpiredRefreshTokens(ctx context.Context, t time.Time) (int, error) {

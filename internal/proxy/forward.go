@@ -100,6 +100,9 @@ func (p *Proxy) onResponse(x *exchange, res *http.Response, pl *pool) {
 	if x.gradio != nil {
 		x.gradio.response(res)
 	}
+	if pr := x.call.Principal; pr != nil && pr.ViaSession && p.opts.SessionPage != nil && res.StatusCode != http.StatusSwitchingProtocols {
+		p.opts.SessionPage(pr, res)
+	}
 	if x.usage != nil && res.StatusCode >= 200 { // an error answer's usage counts too
 		x.usage.wrap(res, x)
 	}

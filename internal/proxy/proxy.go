@@ -52,6 +52,12 @@ type Options struct {
 	// Cooldown an upstream is skipped after FailureThreshold failures.
 	// Defaults to 10s.
 	Cooldown time.Duration
+	// SessionPage, when set, sees every upstream answer to a caller the
+	// session cookie authenticated (Principal.ViaSession) before it is
+	// copied, and may rewrite it: web.SessionPage gives an HTML page the
+	// session's CSRF token and the script that sends it, so native UIs
+	// (ComfyUI, Gradio) work with the cookie. Optional.
+	SessionPage func(p *tollgate.Principal, res *http.Response)
 	// Transport carries requests to upstreams. Defaults to tollgate's own
 	// transport (internal/upstream), tuned for many keep-alive connections
 	// per upstream.

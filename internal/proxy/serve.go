@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/tollgate/tollgate/internal/policy"
@@ -70,6 +72,10 @@ func (p *Proxy) serve(x *exchange, r *http.Request) {
 	}
 	if !rt.public {
 		pr, err := p.opts.Auth.Authenticate(r.Context(), r)
+		if errors.Is(err, tollgate.ErrNoSession) {
+			p.refuseNoSession(x, r)
+			return
+		}
 		if err != nil {
 			p.refuse(x, r, err)
 			return
@@ -204,4 +210,34 @@ func hasDotSegment(path string) bool {
 		i = i + 2 + j
 	}
 	return false
+}
+
+// refuseNoSession answers a request that carried no credential (a browser
+// whose session ended): a page load goes to the login page, which brings
+// it back; anything else gets 401. Neither counts toward an IP ban, so a
+// page of many assets loaded after a logout does not ban its reader.
+func (p *Proxy) refuseNoSession(x *exchange, r *http.Request) {
+	if x.call.Entry != nil {
+		x.call.Entry.NoCredential = true
+	}
+	if !pageLoad(r) {
+		p.refuse(x, r, tollgate.ErrNoSession)
+		return
+	}
+	x.result = tollgate.ResultRejected
+	x.Header().Set("Cache-Control", "no-store")
+	http.Redirect(x, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+}
+
+// pageLoad reports whether r is a browser's navigation to a page: a GET
+// or HEAD for a document (Sec-Fetch-Mode: navigate, or HTML first in
+// Accept where the browser sends no Sec-Fetch-Mode).
+func pageLoad(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	if mode := r.Header.Get("Sec-Fetch-Mode"); mode != "" {
+		return mode == "navigate"
+	}
+	return strings.HasPrefix(r.Header.Get("Accept"), "text/html")
 }

@@ -145,6 +145,36 @@ func (s *RefreshTokenStore) RevokeUserRefreshTokens(ctx context.Context, userID 
 	return nil
 }
 
+// Sessions lists the user's live families, newest login first.
+func (s *RefreshTokenStore) Sessions(ctx context.Context, userID string, now time.Time) ([]*tollgate.Session, error) {
+	at := now.UnixMicro()
+	rows, err := s.db.reader().QueryContext(ctx,
+		`SELECT f.id, f.user_id, f.created_at, f.expires_at, max(t.issued_at)
+		FROM refresh_families f JOIN refresh_tokens t ON t.family_id = f.id
+		WHERE f.user_id = ? AND f.revoked = 0 AND (f.expires_at IS NULL OR f.expires_at > ?)
+		GROUP BY f.id
+		HAVING sum(t.used_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > ?)) > 0
+		ORDER BY f.created_at DESC, f.id`, userID, at, at)
+	if err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	defer rows.Close()
+	var out []*tollgate.Session
+	for rows.Next() {
+		var ss tollgate.Session
+		var created, expires, last sql.NullInt64
+		if err := rows.Scan(&ss.FamilyID, &ss.UserID, &created, &expires, &last); err != nil {
+			return nil, fmt.Errorf("list sessions: %w", err)
+		}
+		ss.CreatedAt, ss.ExpiresAt, ss.LastUsed = fromTime(created), fromTime(expires), fromTime(last)
+		out = append(out, &ss)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	return out, nil
+}
+
 // DeleteExpiredRefreshTokens removes the families whose absolute expiry is
 // before t, with their tokens, and returns how many tokens it removed.
 func (s *RefreshTokenStore) DeleteExpiredRefreshTokens(ctx context.Context, t time.Time) (int, error) {

@@ -26,8 +26,8 @@ func (s *TenantStore) CreateTenant(ctx context.Context, t *tollgate.Tenant) erro
 		t.CreatedAt = s.db.stamp()
 	}
 	_, err := s.db.writer().ExecContext(ctx,
-		`INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)`,
-		t.ID, t.Name, toTime(t.CreatedAt))
+		`INSERT INTO tenants (id, name, disabled, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
+		t.ID, t.Name, t.Disabled, toTime(t.CreatedAt), toTime(t.UpdatedAt))
 	switch {
 	case isUnique(err):
 		return tollgate.Errorf(tollgate.EConflict, "a tenant with ID %q or name %q already exists", t.ID, t.Name)
@@ -40,7 +40,7 @@ func (s *TenantStore) CreateTenant(ctx context.Context, t *tollgate.Tenant) erro
 // Tenant returns a tenant by ID or, failing that, by name.
 func (s *TenantStore) Tenant(ctx context.Context, idOrName string) (*tollgate.Tenant, error) {
 	row := s.db.reader().QueryRowContext(ctx,
-		`SELECT id, name, created_at FROM tenants WHERE id = ?1 OR name = ?1
+		`SELECT id, name, disabled, created_at, updated_at FROM tenants WHERE id = ?1 OR name = ?1
 		 ORDER BY id = ?1 DESC LIMIT 1`, idOrName)
 	t, err := scanTenant(row)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -54,7 +54,7 @@ func (s *TenantStore) Tenant(ctx context.Context, idOrName string) (*tollgate.Te
 
 // Tenants lists all tenants ordered by name.
 func (s *TenantStore) Tenants(ctx context.Context) ([]*tollgate.Tenant, error) {
-	rows, err := s.db.reader().QueryContext(ctx, `SELECT id, name, created_at FROM tenants ORDER BY name`)
+	rows, err := s.db.reader().QueryContext(ctx, `SELECT id, name, disabled, created_at, updated_at FROM tenants ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list tenants: %w", err)
 	}
@@ -73,12 +73,46 @@ func (s *TenantStore) Tenants(ctx context.Context) ([]*tollgate.Tenant, error) {
 	return out, nil
 }
 
+// UpdateTenant applies upd to the tenant with this ID and sets UpdatedAt.
+func (s *TenantStore) UpdateTenant(ctx context.Context, id string, upd tollgate.TenantUpdate) (*tollgate.Tenant, error) {
+	if upd.Name != nil && *upd.Name == "" {
+		return nil, tollgate.Errorf(tollgate.EInvalid, "tenant name is required")
+	}
+	var t *tollgate.Tenant
+	err := s.db.withTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		t, err = scanTenant(tx.QueryRowContext(ctx,
+			`SELECT id, name, disabled, created_at, updated_at FROM tenants WHERE id = ?`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return tollgate.Errorf(tollgate.ENotFound, "tenant %q not found", id)
+		} else if err != nil {
+			return fmt.Errorf("get tenant: %w", err)
+		}
+		t.ApplyUpdate(upd)
+		t.UpdatedAt = s.db.stamp()
+		_, err = tx.ExecContext(ctx, `UPDATE tenants SET name = ?, disabled = ?, updated_at = ? WHERE id = ?`,
+			t.Name, t.Disabled, toTime(t.UpdatedAt), id)
+		switch {
+		case isUnique(err):
+			return tollgate.Errorf(tollgate.EConflict, "a tenant named %q already exists", t.Name)
+		case err != nil:
+			return fmt.Errorf("update tenant: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
 func scanTenant(sc scanner) (*tollgate.Tenant, error) {
 	var t tollgate.Tenant
-	var created sql.NullInt64
-	if err := sc.Scan(&t.ID, &t.Name, &created); err != nil {
+	var created, updated sql.NullInt64
+	if err := sc.Scan(&t.ID, &t.Name, &t.Disabled, &created, &updated); err != nil {
 		return nil, err
 	}
 	t.CreatedAt = fromTime(created)
+	t.UpdatedAt = fromTime(updated)
 	return &t, nil
 }

@@ -33,6 +33,7 @@ func mustRefresh(t *testing.T, s tollgate.Store, tok *tollgate.RefreshToken) {
 }
 
 func testRefreshTokens(t *testing.T, open func(t *testing.T) tollgate.Store) {
+	t.Run("Sessions", func(t *testing.T) { testSessions(t, open(t)) })
 	t.Run("CreateAndGet", func(t *testing.T) {
 		s := open(t)
 		tok := newRefresh("r1", "fam1", "usr_1")
@@ -258,5 +259,59 @@ func testRefreshExpiry(open func(t *testing.T) tollgate.Store) func(t *testing.T
 				}
 			})
 		}
+	}
+}
+
+// testSessions lists a user's live families at at(40m): a rotated one and
+// a newer one, not those revoked, idle, rotated to nothing, past their
+// absolute expiry or of another user.
+func testSessions(t *testing.T, s tollgate.Store) {
+	ctx := t.Context()
+	rts := s.RefreshTokens()
+	mustRefresh(t, s, newRefresh("r1", "fam1", "usr_1"))
+	if _, err := rts.ConsumeRefreshToken(ctx, refreshHash("r1"), at(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	next := newRefresh("r1b", "fam1", "usr_1")
+	next.IssuedAt, next.ExpiresAt = at(time.Minute), at(61*time.Minute)
+	mustRefresh(t, s, next)
+	newer := newRefresh("r2", "fam2", "usr_1")
+	newer.IssuedAt, newer.ExpiresAt = at(10*time.Minute), at(70*time.Minute)
+	mustRefresh(t, s, newer)
+	mustRefresh(t, s, newRefresh("r3", "fam3", "usr_1"))
+	if err := rts.RevokeRefreshFamily(ctx, "fam3"); err != nil {
+		t.Fatal(err)
+	}
+	idle := newRefresh("r4", "fam4", "usr_1")
+	idle.ExpiresAt = at(30 * time.Minute)
+	mustRefresh(t, s, idle)
+	mustRefresh(t, s, newRefresh("r5", "fam5", "usr_1"))
+	if _, err := rts.ConsumeRefreshToken(ctx, refreshHash("r5"), at(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	mustRefresh(t, s, newRefresh("r6", "fam6", "usr_2"))
+	ended := newRefresh("r7", "fam7", "usr_1")
+	ended.FamilyExpiresAt = at(35 * time.Minute)
+	mustRefresh(t, s, ended)
+
+	got, err := rts.Sessions(ctx, "usr_1", at(40*time.Minute))
+	if err != nil {
+		t.Fatalf("Sessions: %v", err)
+	}
+	var ids []string
+	for _, ss := range got {
+		ids = append(ids, ss.FamilyID)
+	}
+	if want := []string{"fam2", "fam1"}; !slices.Equal(ids, want) {
+		t.Fatalf("Sessions = %v, want %v", ids, want)
+	}
+	if got[1].UserID != "usr_1" {
+		t.Errorf("UserID = %q", got[1].UserID)
+	}
+	wantTime(t, "CreatedAt", got[1].CreatedAt, at(0))
+	wantTime(t, "LastUsed", got[1].LastUsed, at(time.Minute))
+	wantTime(t, "ExpiresAt", got[1].ExpiresAt, at(24*time.Hour))
+	if none, err := rts.Sessions(ctx, "usr_nobody", at(0)); err != nil || len(none) != 0 {
+		t.Errorf("Sessions of a user without any = %v, %v", none, err)
 	}
 }

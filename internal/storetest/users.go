@@ -110,6 +110,42 @@ func testTenants(t *testing.T, open func(t *testing.T) tollgate.Store) {
 			t.Errorf("Tenants = %v, want %v", names, want)
 		}
 	})
+	t.Run("Update", func(t *testing.T) {
+		s := open(t)
+		MustTenant(t, s, "acme", "Acme")
+		MustTenant(t, s, "globex", "Globex")
+		before := time.Now().Add(-time.Second)
+		yes, name := true, "Acme Inc"
+		got, err := s.Tenants().UpdateTenant(t.Context(), "acme", tollgate.TenantUpdate{Disabled: &yes})
+		if err != nil || !got.Disabled || got.Name != "Acme" || got.UpdatedAt.Before(before) {
+			t.Fatalf("UpdateTenant(disable) = %+v, %v; want disabled, name kept, UpdatedAt about now", got, err)
+		}
+		if got, err = s.Tenants().UpdateTenant(t.Context(), "acme", tollgate.TenantUpdate{Name: &name}); err != nil || !got.Disabled || got.Name != name {
+			t.Fatalf("UpdateTenant(rename) = %+v, %v; want renamed and still disabled", got, err)
+		}
+		stored, err := s.Tenants().Tenant(t.Context(), name)
+		if err != nil || stored.ID != "acme" || !stored.Disabled {
+			t.Fatalf("Tenant(%q) = %+v, %v; want acme, disabled", name, stored, err)
+		}
+		wantTime(t, "UpdatedAt", stored.UpdatedAt, got.UpdatedAt)
+		if other, _ := s.Tenants().Tenant(t.Context(), "globex"); other.Disabled || !other.UpdatedAt.IsZero() {
+			t.Errorf("the other tenant changed: %+v", other)
+		}
+		no := false
+		if got, err = s.Tenants().UpdateTenant(t.Context(), "acme", tollgate.TenantUpdate{Disabled: &no}); err != nil || got.Disabled {
+			t.Errorf("UpdateTenant(enable) = %+v, %v", got, err)
+		}
+		empty, taken := "", "Globex"
+		_, err = s.Tenants().UpdateTenant(t.Context(), "acme", tollgate.TenantUpdate{Name: &empty})
+		wantCode(t, "UpdateTenant(empty name)", err, tollgate.EInvalid)
+		_, err = s.Tenants().UpdateTenant(t.Context(), "acme", tollgate.TenantUpdate{Name: &taken})
+		wantCode(t, "UpdateTenant(a taken name)", err, tollgate.EConflict)
+		_, err = s.Tenants().UpdateTenant(t.Context(), "nope", tollgate.TenantUpdate{Disabled: &yes})
+		wantCode(t, "UpdateTenant(absent)", err, tollgate.ENotFound)
+		if stored, _ := s.Tenants().Tenant(t.Context(), "acme"); stored.Name != name || stored.Disabled {
+			t.Errorf("refused updates changed the tenant: %+v", stored)
+		}
+	})
 }
 
 func testUsers(t *testing.T, open func(t *testing.T) tollgate.Store) {

@@ -23,6 +23,7 @@ type Denylist struct {
 	tokens     map[tokenID]time.Time // → the token's expiry
 	validAfter map[string]time.Time  // user id → tokens issued before are invalid
 	disabled   map[string]struct{}
+	tenantsOff map[string]struct{} // disabled tenants
 	// deleted holds (iss, user id) of the UserJTI entries of tokens, so a
 	// check looks it up without building the entry's jti.
 	deleted map[tokenID]struct{}
@@ -44,13 +45,15 @@ func NewDenylist(now func() time.Time) *Denylist {
 		tokens:     map[tokenID]time.Time{},
 		validAfter: map[string]time.Time{},
 		disabled:   map[string]struct{}{},
+		tenantsOff: map[string]struct{}{},
 		deleted:    map[tokenID]struct{}{},
 	}
 }
 
 // Load adds the store's unexpired revocations and, when users is not nil,
-// every user's TokensValidAfter mark and disabled flag.
-func (d *Denylist) Load(ctx context.Context, revs tollgate.RevocationStore, users tollgate.UserStore) error {
+// every user's TokensValidAfter mark and disabled flag, and when tenants
+// is not nil every tenant's disabled flag.
+func (d *Denylist) Load(ctx context.Context, revs tollgate.RevocationStore, users tollgate.UserStore, tenants tollgate.TenantStore) error {
 	if revs != nil {
 		list, err := revs.Revocations(ctx, d.now())
 		if err != nil {
@@ -67,6 +70,19 @@ func (d *Denylist) Load(ctx context.Context, revs tollgate.RevocationStore, user
 		}
 		for _, u := range list {
 			d.SetUser(u)
+		}
+	}
+	if tenants != nil {
+		list, err := tenants.Tenants(ctx)
+		if err != nil {
+			return fmt.Errorf("load tenants for revocation: %w", err)
+		}
+		for _, t := range list {
+			if t.Disabled {
+				d.DisableTenant(t.ID)
+			} else {
+				d.EnableTenant(t.ID)
+			}
 		}
 	}
 	return nil
@@ -132,6 +148,29 @@ func (d *Denylist) EnableUser(userID string) {
 	delete(d.disabled, userID)
 }
 
+// DisableTenant refuses every token of the tenant's users, tollgate's own
+// and those of trusted issuers that map to it, until EnableTenant.
+func (d *Denylist) DisableTenant(tenantID string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.tenantsOff[tenantID] = struct{}{}
+}
+
+// EnableTenant lifts DisableTenant.
+func (d *Denylist) EnableTenant(tenantID string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.tenantsOff, tenantID)
+}
+
+// TenantDisabled reports whether the tenant is disabled.
+func (d *Denylist) TenantDisabled(tenantID string) bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	_, off := d.tenantsOff[tenantID]
+	return off
+}
+
 // SetUser applies a user row: its disabled flag and TokensValidAfter mark.
 func (d *Denylist) SetUser(u *tollgate.User) {
 	if u.Disabled {
@@ -144,15 +183,21 @@ func (d *Denylist) SetUser(u *tollgate.User) {
 	}
 }
 
-// Check returns an EUnauthorized error when p's token is revoked or its
-// user disabled. User marks apply to tollgate's own users only: an
-// external issuer's subjects are not tollgate user ids.
+// Check returns an EUnauthorized error when p's token is revoked, its
+// user disabled or its tenant disabled. User marks apply to tollgate's own
+// users only: an external issuer's subjects are not tollgate user ids;
+// its tenants are tollgate's tenants.
 func (d *Denylist) Check(p *tollgate.Principal) error {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	if p.JTI != "" {
 		if _, ok := d.tokens[tokenID{p.Issuer, p.JTI}]; ok {
 			return errRevoked
+		}
+	}
+	if len(d.tenantsOff) > 0 {
+		if _, off := d.tenantsOff[p.TenantID]; off {
+			return errTenantOff
 		}
 	}
 	if p.External {

@@ -32,7 +32,7 @@
 // fixed message that never quotes the token. Revocation state lives in
 // memory and is consulted on every Verify, cache hits included:
 //
-//	dl := NewDenylist(now); err := dl.Load(ctx, store.Revocations(), store.Users())
+//	dl := NewDenylist(now); err := dl.Load(ctx, store.Revocations(), store.Users(), store.Tenants())
 //	dl.RevokeToken(iss, jti, exp); dl.UnrevokeToken(iss, jti)
 //	dl.RevokeUserTokens(userID, t); dl.DisableUser(id); dl.EnableUser(id); dl.SetUser(u)
 //	dl.Check(p); dl.Prune(); dl.Len()

@@ -20,6 +20,7 @@ var (
 	errClaims      = unauthorized("token claims invalid")
 	errRevoked     = unauthorized("token revoked")
 	errUserBlocked = unauthorized("user disabled")
+	errTenantOff   = unauthorized("tenant disabled")
 )
 
 func unauthorized(msg string) *tollgate.Error {

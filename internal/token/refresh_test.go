@@ -179,7 +179,7 @@ func TestRevocationFromStore(t *testing.T) {
 	if _, err := db.Users().UpdateUser(ctx, carol.ID, tollgate.UserUpdate{TokensValidAfter: &after}); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.deny.Load(ctx, db.Revocations(), db.Users()); err != nil {
+	if err := f.deny.Load(ctx, db.Revocations(), db.Users(), nil); err != nil {
 		t.Fatal(err)
 	}
 	for name, tok := range map[string]string{"revoked_jti": aliceTok, "disabled_user": bobTok, "tokens_before_mark": carolTok} {

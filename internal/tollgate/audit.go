@@ -20,12 +20,15 @@ const (
 	AuditUserEnable        = "user.enable"   //
 	AuditUserRevoke        = "user.revoke"   // every token of a user
 	AuditTenantCreate      = "tenant.create" //
-	AuditKeyCreate         = "key.create"    //
-	AuditKeyRevoke         = "key.revoke"    //
-	AuditBanAdd            = "ban.add"       //
-	AuditBanLift           = "ban.lift"      //
-	AuditAdminChange       = "admin.change"  // another admin API change (e.g. a budget)
-	AuditAdminDenied       = "admin.denied"  // a non-admin called the admin API
+	AuditTenantUpdate      = "tenant.update" // its name
+	AuditTenantDisable     = "tenant.disable"
+	AuditTenantEnable      = "tenant.enable"
+	AuditKeyCreate         = "key.create"   //
+	AuditKeyRevoke         = "key.revoke"   //
+	AuditBanAdd            = "ban.add"      //
+	AuditBanLift           = "ban.lift"     //
+	AuditAdminChange       = "admin.change" // another admin API change (e.g. a budget)
+	AuditAdminDenied       = "admin.denied" // a non-admin called the admin API
 )
 
 // AuditOutcomeOK is the outcome of an event that succeeded; a failed one

@@ -48,6 +48,16 @@ type RefreshToken struct {
 	Revoked         bool      // the family is revoked
 }
 
+// Session is a live refresh-token family of a user: a browser's session
+// or a client's login.
+type Session struct {
+	FamilyID  string
+	UserID    string
+	CreatedAt time.Time // the login
+	LastUsed  time.Time // when its newest token was issued: the login or its latest renewal
+	ExpiresAt time.Time // the family's absolute expiry; zero when it has none
+}
+
 // RefreshTokenStore keeps refresh-token families.
 type RefreshTokenStore interface {
 	// CreateRefreshToken stores t. EConflict if the hash exists.
@@ -65,6 +75,10 @@ type RefreshTokenStore interface {
 	RevokeRefreshFamily(ctx context.Context, familyID string) error
 	// RevokeUserRefreshTokens revokes every family of a user.
 	RevokeUserRefreshTokens(ctx context.Context, userID string) error
+	// Sessions lists the user's live families at now: not revoked, not
+	// past their absolute expiry, holding a token neither used nor past its
+	// idle expiry. Newest login first.
+	Sessions(ctx context.Context, userID string, now time.Time) ([]*Session, error)
 	// DeleteExpiredRefreshTokens removes tokens whose family expired before
 	// t and returns how many it removed.
 	DeleteExpiredRefreshTokens(ctx context.Context, t time.Time) (int, error)

@@ -21,4 +21,8 @@ type Entry struct {
 	// none does, the gate decides them after the response.
 	Deferred []RateKey
 	Taken    bool
+	// NoCredential is set by the data plane when it refused the request
+	// for carrying no credential at all (ErrNoSession): its 401 guessed
+	// nothing, so the gate does not count it toward an IP ban.
+	NoCredential bool
 }

@@ -86,4 +86,10 @@ var (
 	// token that was already rotated is presented again; the store has then
 	// revoked the token's whole family.
 	ErrRefreshReused = &Error{Code: EUnauthorized, Message: "refresh token reused; its family is revoked"}
+	// ErrNoSession is the refusal of a request that carried no credential
+	// to check: no bearer token, and no session cookie or one whose
+	// session ended (a browser after a logout, an expiry or a
+	// revocation). Nothing was guessed, so it does not count toward an IP
+	// ban, and a browser's page load is sent to the login page instead.
+	ErrNoSession = &Error{Code: EUnauthorized, Message: "not logged in or the session ended"}
 )

@@ -119,13 +119,15 @@ type BanStore interface {
 
 // Event kinds carried by a Bus.
 const (
-	EventRevokeToken  = "revoke_token"  // Issuer, JTI, Until (the token's exp)
-	EventRevokeFamily = "revoke_family" // FamilyID, UserID
-	EventRevokeUser   = "revoke_user"   // UserID, At: tokens issued before At are invalid
-	EventDisableUser  = "disable_user"  // UserID
-	EventEnableUser   = "enable_user"   // UserID
-	EventBan          = "ban"           // IP, Until, Reason
-	EventUnban        = "unban"         // IP
+	EventRevokeToken   = "revoke_token"   // Issuer, JTI, Until (the token's exp)
+	EventRevokeFamily  = "revoke_family"  // FamilyID, UserID
+	EventRevokeUser    = "revoke_user"    // UserID, At: tokens issued before At are invalid
+	EventDisableUser   = "disable_user"   // UserID
+	EventEnableUser    = "enable_user"    // UserID
+	EventDisableTenant = "disable_tenant" // TenantID
+	EventEnableTenant  = "enable_tenant"  // TenantID
+	EventBan           = "ban"            // IP, Until, Reason
+	EventUnban         = "unban"          // IP
 )
 
 // Event is a change that every replica must apply to its in-memory state
@@ -136,6 +138,7 @@ type Event struct {
 	JTI      string    `json:"jti,omitempty"`
 	FamilyID string    `json:"family,omitempty"`
 	UserID   string    `json:"user,omitempty"`
+	TenantID string    `json:"tenant,omitempty"`
 	IP       string    `json:"ip,omitempty"`
 	Reason   string    `json:"reason,omitempty"`
 	At       time.Time `json:"at,omitzero"`

@@ -25,6 +25,11 @@ type Principal struct {
 	// External is true for tokens of a trusted external issuer; such users
 	// may have no row in the store.
 	External bool
+	// ViaSession is true when the browser's session cookie authenticated
+	// the request, not a bearer credential: its state-changing requests
+	// were CSRF-checked, and the HTML pages it loads through a route get
+	// the session's CSRF token.
+	ViaSession bool
 }
 
 // HasScope reports whether p holds scope s, directly or through "*".

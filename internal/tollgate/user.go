@@ -8,9 +8,29 @@ import (
 // Tenant is an organisation that users belong to; budgets and routing may
 // apply per tenant.
 type Tenant struct {
-	ID        string
-	Name      string
+	ID   string
+	Name string
+	// Disabled tenants' users cannot authenticate: no login, token, API
+	// key or session of theirs is accepted until the tenant is enabled.
+	Disabled  bool
 	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// TenantUpdate names the fields of a tenant to change; nil fields stay.
+type TenantUpdate struct {
+	Name     *string
+	Disabled *bool
+}
+
+// ApplyUpdate sets the fields upd names.
+func (t *Tenant) ApplyUpdate(upd TenantUpdate) {
+	if upd.Name != nil {
+		t.Name = *upd.Name
+	}
+	if upd.Disabled != nil {
+		t.Disabled = *upd.Disabled
+	}
 }
 
 // User is an account of the gateway's own identity provider.
@@ -47,6 +67,10 @@ type TenantStore interface {
 	Tenant(ctx context.Context, idOrName string) (*Tenant, error)
 	// Tenants lists all tenants ordered by name.
 	Tenants(ctx context.Context) ([]*Tenant, error)
+	// UpdateTenant applies upd to the tenant with this ID, sets UpdatedAt
+	// and returns the new tenant. ENotFound if absent, EInvalid for an
+	// empty name, EConflict if another tenant has the name.
+	UpdateTenant(ctx context.Context, id string, upd TenantUpdate) (*Tenant, error)
 }
 
 // UserStore keeps users.

@@ -33,6 +33,8 @@ var messages = map[lang]map[string]string{
 		"none": "none", "new_user": "New user", "new_tenant": "New tenant", "edit_user": "Change role or plan",
 		"job_starting": "starting", "job_processing": "processing", "job_succeeded": "succeeded",
 		"job_failed": "failed", "job_canceled": "canceled",
+		"signed_in": "Logged in", "this_session": "This session", "end_session": "End",
+		"rename": "Rename", "confirm_disable_tenant": "Disable this tenant? Its users are logged out and cannot log in, and their API keys stop working, until it is enabled again.",
 	},
 	langZH: {
 		"title": "tollgate", "dashboard": "仪表盘", "admin": "管理", "logged_in_as": "当前用户",
@@ -65,5 +67,7 @@ var messages = map[lang]map[string]string{
 		"none": "无", "new_user": "新建用户", "new_tenant": "新建租户", "edit_user": "修改角色或套餐",
 		"job_starting": "启动中", "job_processing": "处理中", "job_succeeded": "已完成",
 		"job_failed": "失败", "job_canceled": "已取消",
+		"signed_in": "登录时间", "this_session": "当前会话", "end_session": "结束",
+		"rename": "重命名", "confirm_disable_tenant": "停用该租户？其用户将被登出、无法登录，API 密钥也将失效，直到重新启用。",
 	},
 }

@@ -162,10 +162,10 @@ func (u *UI) asset(w http.ResponseWriter, r *http.Request) {
 // with the cookie this way.
 func apiAllowed(path string) bool {
 	switch path {
-	case "/v1/me", "/v1/me/usage", "/v1/me/keys", "/v1/me/revoke", "/v1/webhooks/default/secret", "/v1/predictions":
+	case "/v1/me", "/v1/me/usage", "/v1/me/keys", "/v1/me/sessions", "/v1/me/revoke", "/v1/webhooks/default/secret", "/v1/predictions":
 		return true
 	}
-	return strings.HasPrefix(path, "/v1/me/keys/") || strings.HasPrefix(path, "/v1/predictions/") ||
+	return strings.HasPrefix(path, "/v1/me/keys/") || strings.HasPrefix(path, "/v1/me/sessions/") || strings.HasPrefix(path, "/v1/predictions/") ||
 		strings.HasPrefix(path, "/admin/v1/")
 }
 

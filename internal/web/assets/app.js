@@ -245,6 +245,17 @@
     });
   }
 
+  // Sessions: the user's live logins; any but this one can be ended.
+  async function loadSessions() {
+    const { sessions } = await api("GET", "/v1/me/sessions");
+    table($("sessions"), [t("signed_in"), t("last_used"), t("actions")], (sessions || []).map((s) => [
+      fmtTime(s.created_at), fmtTime(s.last_used_at),
+      s.current ? t("this_session") : el("button", { type: "button", class: "danger", "data-session": s.id, on: { click: async () => {
+        await api("DELETE", "/v1/me/sessions/" + encodeURIComponent(s.id)); loadSessions();
+      } } }, t("end_session")),
+    ]));
+  }
+
   // API keys.
   async function loadKeys() {
     const data = await api("GET", "/v1/me/keys");
@@ -312,7 +323,19 @@
     },
     async tenants() {
       const { tenants } = await api("GET", "/admin/v1/tenants");
-      table(list(), [t("id"), t("name"), t("created")], (tenants || []).map((x) => [x.ID || x.id, x.Name || x.name, fmtTime(x.CreatedAt || x.created_at)]));
+      const path = (x) => "/admin/v1/tenants/" + encodeURIComponent(x.id);
+      table(list(), [t("id"), t("name"), { label: t("users"), num: 1 }, t("status"), t("created"), t("actions")], (tenants || []).map((x) => [
+        x.id, x.name, x.users, x.disabled ? t("disabled") : t("active"), fmtTime(x.created_at),
+        el("span", { class: "inline" },
+          act(x.disabled ? t("enable") : t("disable"), async () => {
+            if (!x.disabled && !confirm(t("confirm_disable_tenant"))) return;
+            await api("POST", path(x) + (x.disabled ? "/enable" : "/disable"));
+          }, x.disabled ? undefined : "danger"),
+          act(t("rename"), async () => {
+            const name = prompt(t("name"), x.name); if (name === null || name === x.name) return;
+            await api("PATCH", path(x), { name });
+          })),
+      ]));
     },
     async budgets() {
       const plans = await api("GET", "/admin/v1/plans");
@@ -378,7 +401,7 @@
 
   async function homePage() {
     setupJobForm(); setupKeys(); setupAccount();
-    await Promise.allSettled([setupUsage("/v1/me/usage"), loadBudget().catch((e) => $("budget").replaceChildren(el("p", { class: "error" }, e.message))), loadJobs(), loadKeys()]);
+    await Promise.allSettled([setupUsage("/v1/me/usage"), loadBudget().catch((e) => $("budget").replaceChildren(el("p", { class: "error" }, e.message))), loadJobs(), loadKeys(), loadSessions()]);
   }
 
   const page = document.body.dataset.page;
