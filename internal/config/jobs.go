@@ -87,6 +87,9 @@ type JobModel struct {
 	// Price of a job: per_request and per_gpu_second (GPU seconds are the
 	// upstream's run time). Defaults to free.
 	Price Price `yaml:"price"`
+	// Graph marks the job model of a comfyui route: its input is a whole
+	// API-format workflow, not declared inputs.
+	Graph bool `yaml:"-"`
 }
 
 // JobInput declares one input field of a job model.
