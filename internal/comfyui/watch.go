@@ -45,7 +45,11 @@ func (b *Backend) Watch(ctx context.Context, run *tollgate.JobRun, handle string
 	if conn != nil {
 		defer conn.CloseNow()
 		frames = make(chan frame, 256)
-		go readFrames(ctx, conn, frames)
+		var tap func(websocket.MessageType, []byte)
+		if b.tap != nil {
+			tap = func(typ websocket.MessageType, data []byte) { b.tap(run, typ, data) }
+		}
+		go readFrames(ctx, conn, frames, tap)
 	}
 	// The prompt may have ended already (a re-attach after a restart).
 	if res, err := b.fromHistory(ctx, c, run, handle); res != nil || err != nil {
@@ -115,12 +119,15 @@ func (b *Backend) abandon(ctx context.Context, run *tollgate.JobRun, handle stri
 	}
 }
 
-func readFrames(ctx context.Context, conn *websocket.Conn, out chan<- frame) {
+func readFrames(ctx context.Context, conn *websocket.Conn, out chan<- frame, tap func(websocket.MessageType, []byte)) {
 	defer close(out)
 	for {
 		typ, data, err := conn.Read(ctx)
 		if err != nil {
 			return
+		}
+		if tap != nil {
+			tap(typ, data)
 		}
 		if typ != websocket.MessageText {
 			continue // previews
@@ -157,15 +164,15 @@ type fileRef struct {
 // fromHistory returns the prompt's result when its history entry says it
 // ended, or nil, nil while it has none.
 func (b *Backend) fromHistory(ctx context.Context, c *client, run *tollgate.JobRun, handle string) (*tollgate.JobResult, error) {
-	var h map[string]historyEntry
+	var h map[string]json.RawMessage
 	if err := c.getJSON(ctx, "/history/"+url.PathEscape(handle), &h); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		return nil, nil // ComfyUI unreachable for now: the watch goes on
 	}
-	e, ok := h[handle]
-	if !ok {
+	var e historyEntry
+	if raw, ok := h[handle]; !ok || json.Unmarshal(raw, &e) != nil {
 		return nil, nil
 	}
 	var start, end float64
@@ -200,7 +207,16 @@ func (b *Backend) fromHistory(ctx context.Context, c *client, run *tollgate.JobR
 		class, _ := endData["node_type"].(string)
 		msg, _ := endData["exception_message"].(string)
 		res.Status, res.Error = tollgate.JobFailed, fmt.Sprintf("node %s (%s): %s", node, class, strings.TrimSpace(msg))
-	default:
+	}
+	switch {
+	case b.graph:
+		// A route's prompt: its history entry is its output, for the
+		// route's /history; the files stay on ComfyUI for /view.
+		res.Output = h[handle]
+		if res.Status == "" {
+			res.Status = tollgate.JobSucceeded
+		}
+	case res.Status == "":
 		out, err := b.collect(ctx, c, run, e)
 		if err != nil {
 			if ctx.Err() != nil {
