@@ -43,6 +43,7 @@ func (g *gateway) dataPlane(ctx context.Context) (http.Handler, func(), error) {
 		Logger:     g.log,
 		Metrics:    g.registry,
 		ClientIP:   g.prot.clientIP,
+		Native:     g.nativeRoutes(),
 		InternalToken: func(ctx context.Context, pr *tollgate.Principal, aud string) (string, error) {
 			tok, _, err := g.identity.issuer.IssueInternal(ctx, pr, aud)
 			return tok, err

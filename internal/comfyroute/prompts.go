@@ -122,13 +122,7 @@ func (rt *Route) follow(j *tollgate.Job) {
 				return
 			}
 		}
-		if done.Status == tollgate.JobFailed && !rt.hub.ended(j.ID) {
-			rt.hub.toPrompt(done, textFrame("execution_error", map[string]any{"prompt_id": done.ID, "node_id": "", "node_type": "",
-				"executed": []string{}, "exception_message": done.Error, "exception_type": "tollgate", "traceback": []string{},
-				"current_inputs": map[string]any{}, "current_outputs": map[string]any{}, "timestamp": done.CompletedAt.UnixMilli()}))
-		}
-		rt.hub.forget(j.ID)
-		rt.sendStatus(rt.ctx, j.Owner)
+		rt.finish(done)
 	})
 }
 

@@ -43,7 +43,9 @@ type socket struct {
 type promptState struct {
 	owner    string
 	clientID string
-	ended    bool // an execution_success/_error/_interrupted was relayed
+	ended    bool    // an execution_success/_error/_interrupted came
+	idle     bool    // executing {node: null} came
+	held     []wsMsg // messages from the end message on, sent once the job ended in the store
 }
 
 // hub is the route's browser sockets by user, and the prompts whose
@@ -54,10 +56,15 @@ type hub struct {
 	prompts map[string]*promptState
 	closed  bool
 	conns   map[*websocket.Conn]struct{}
+	// finished are the prompts whose end was sent, the latest first out
+	// of ring: a message that comes after it is dropped.
+	finished map[string]bool
+	ring     []string
 }
 
 func newHub() *hub {
-	return &hub{users: map[string]map[*socket]struct{}{}, prompts: map[string]*promptState{}, conns: map[*websocket.Conn]struct{}{}}
+	return &hub{users: map[string]map[*socket]struct{}{}, prompts: map[string]*promptState{}, conns: map[*websocket.Conn]struct{}{},
+		finished: map[string]bool{}}
 }
 
 func (h *hub) add(s *socket, conns ...*websocket.Conn) bool {
@@ -115,17 +122,6 @@ func (h *hub) prompt(j *tollgate.Job) *promptState {
 	return st
 }
 
-func (h *hub) ended(id string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.prompts[id] != nil && h.prompts[id].ended
-}
-
-func (h *hub) forget(id string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	delete(h.prompts, id)
-}
 
 // send queues m on a socket without waiting: a socket that falls behind
 // loses messages, never holds up the prompt's reader.
@@ -138,8 +134,10 @@ func (s *socket) send(m wsMsg) {
 
 // toPrompt sends m to the sockets of j's owner whose clientId queued j
 // (every socket of the owner when j was queued without one).
-func (h *hub) toPrompt(j *tollgate.Job, m wsMsg) {
-	st := h.prompt(j)
+func (h *hub) toPrompt(j *tollgate.Job, m wsMsg) { h.send(h.prompt(j), m) }
+
+// send sends m to the sockets of a prompt.
+func (h *hub) send(st *promptState, m wsMsg) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for s := range h.users[st.owner] {
@@ -186,18 +184,66 @@ func (rt *Route) tap(run *tollgate.JobRun, typ websocket.MessageType, data []byt
 	if id, _ := f.Data["prompt_id"].(string); id != run.Job.ID {
 		return
 	}
-	switch f.Type {
-	case "execution_success", "execution_error", "execution_interrupted":
-		st := rt.hub.prompt(run.Job)
-		rt.hub.mu.Lock()
-		st.ended = true
-		rt.hub.mu.Unlock()
-	case "executed":
+	if f.Type == "executed" {
 		if out, ok := f.Data["output"].(map[string]any); ok {
 			rt.files.addOutputs(run.Job.Owner, run.Upstream, out)
 		}
 	}
-	rt.hub.toPrompt(run.Job, wsMsg{typ: typ, data: data})
+	m := wsMsg{typ: typ, data: data}
+	rt.hub.mu.Lock()
+	if rt.hub.finished[run.Job.ID] {
+		rt.hub.mu.Unlock()
+		return
+	}
+	rt.hub.mu.Unlock()
+	st := rt.hub.prompt(run.Job)
+	rt.hub.mu.Lock()
+	switch f.Type {
+	case "execution_success", "execution_error", "execution_interrupted":
+		st.ended = true
+	case "executing":
+		st.idle = st.idle || f.Data["node"] == nil
+	}
+	if st.ended {
+		// The end is told once the job's end is stored, so a client that
+		// reads /history on it finds the prompt there.
+		st.held = append(st.held, m)
+		rt.hub.mu.Unlock()
+		return
+	}
+	rt.hub.mu.Unlock()
+	rt.hub.toPrompt(run.Job, m)
+}
+
+// finish sends a prompt's end: the messages held since ComfyUI told it,
+// or an execution_error saying why it failed when ComfyUI never did;
+// then the owner's queue state, and executing {node: null} when ComfyUI's
+// was not seen.
+func (rt *Route) finish(j *tollgate.Job) {
+	st := rt.hub.prompt(j)
+	rt.hub.mu.Lock()
+	held, ended, idle := st.held, st.ended, st.idle
+	st.held = nil
+	delete(rt.hub.prompts, j.ID)
+	rt.hub.finished[j.ID] = true
+	rt.hub.ring = append(rt.hub.ring, j.ID)
+	if len(rt.hub.ring) > 4096 {
+		delete(rt.hub.finished, rt.hub.ring[0])
+		rt.hub.ring = rt.hub.ring[1:]
+	}
+	rt.hub.mu.Unlock()
+	for _, m := range held {
+		rt.hub.send(st, m)
+	}
+	if !ended && j.Status == tollgate.JobFailed {
+		rt.hub.send(st, textFrame("execution_error", map[string]any{"prompt_id": j.ID, "node_id": "", "node_type": "",
+			"executed": []string{}, "exception_message": j.Error, "exception_type": "tollgate", "traceback": []string{},
+			"current_inputs": map[string]any{}, "current_outputs": map[string]any{}, "timestamp": j.CompletedAt.UnixMilli()}))
+	}
+	rt.sendStatus(rt.ctx, j.Owner)
+	if !idle && !j.StartedAt.IsZero() {
+		rt.hub.send(st, textFrame("executing", map[string]any{"node": nil, "display_node": nil, "prompt_id": j.ID}))
+	}
 }
 
 // serveWS serves a browser's /ws. The session cookie's Origin check is

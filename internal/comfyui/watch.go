@@ -53,6 +53,7 @@ func (b *Backend) Watch(ctx context.Context, run *tollgate.JobRun, handle string
 	}
 	// The prompt may have ended already (a re-attach after a restart).
 	if res, err := b.fromHistory(ctx, c, run, handle); res != nil || err != nil {
+		b.drain(ctx, frames, handle, false)
 		return res, err
 	}
 	tick := time.NewTicker(b.poll)
@@ -85,6 +86,7 @@ func (b *Backend) Watch(ctx context.Context, run *tollgate.JobRun, handle string
 			case "execution_success", "execution_error", "execution_interrupted":
 				res, err := b.fromHistory(ctx, c, run, handle)
 				if res != nil || err != nil {
+					b.drain(ctx, frames, handle, true)
 					return res, err
 				}
 				frames = nil // written before the message in ComfyUI; read it on the next tick
@@ -103,6 +105,38 @@ func (b *Backend) Watch(ctx context.Context, run *tollgate.JobRun, handle string
 					return res, err
 				}
 				return &tollgate.JobResult{Status: tollgate.JobFailed, Error: "ComfyUI dropped the prompt (its queue was cleared or it restarted)"}, nil
+			}
+		}
+	}
+}
+
+// drain lets a route's tap see the rest of an ended prompt's messages
+// (its end message, then executing {node: null}) before the socket
+// closes, for at most two seconds.
+func (b *Backend) drain(ctx context.Context, frames <-chan frame, handle string, sawEnd bool) {
+	if !b.graph || frames == nil {
+		return
+	}
+	t := time.NewTimer(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			return
+		case f, ok := <-frames:
+			if !ok {
+				return
+			}
+			if id, _ := f.Data["prompt_id"].(string); id != handle {
+				continue
+			}
+			switch {
+			case f.Type == "execution_success" || f.Type == "execution_error" || f.Type == "execution_interrupted":
+				sawEnd = true
+			case f.Type == "executing" && f.Data["node"] == nil && sawEnd:
+				return
 			}
 		}
 	}
