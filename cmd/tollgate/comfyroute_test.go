@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -309,4 +310,109 @@ func TestComfyRouteKeepsUsersApart(t *testing.T) {
 			t.Errorf("ComfyUI saw %+v", reqs)
 		}
 	})
+}
+
+// TestComfyRouteFairness queues, with capacity 1, five prompts of alice
+// from the UI's /api/prompt, then one of bob and one of a pro user: the
+// fair queue has ComfyUI run the pro prompt before alice's remaining ones
+// and bob's before alice's third.
+func TestComfyRouteFairness(t *testing.T) {
+	s := comfytest.New(t, comfytest.Options{Hold: true, NoCache: true})
+	g := comfyGateway(t, s)
+	alice, bob, pro := g.userKey("alice", ""), g.userKey("bob", ""), g.userKey("carol", "pro")
+	image := comfyUpload(t, g, alice)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var a []string
+	for i := range 5 {
+		a = append(a, comfyPrompt(t, g, alice, "a", image, "a"+string(rune('0'+i))))
+		if i == 0 {
+			if err := s.WaitHeld(ctx, a[0]); err != nil { // the GPU is busy: the rest wait in tollgate's queue
+				t.Fatal(err)
+			}
+		}
+	}
+	b := comfyPrompt(t, g, bob, "b", comfyUpload(t, g, bob), "b")
+	p := comfyPrompt(t, g, pro, "p", comfyUpload(t, g, pro), "p")
+	_, body := comfyDo(t, g, bob, "GET", "/comfy/api/queue", nil)
+	var q struct {
+		Pending [][]any `json:"queue_pending"`
+		Ahead   int     `json:"queue_ahead"`
+	}
+	if json.Unmarshal(body, &q) != nil || len(q.Pending) != 1 || q.Pending[0][1] != b || q.Ahead != 1 {
+		t.Errorf("bob's queue: %s, want his prompt pending behind one other (the pro prompt)", body)
+	}
+	if pending := s.Pending(); len(pending) != 0 {
+		t.Errorf("ComfyUI holds %d prompts waiting; tollgate should keep them", len(pending))
+	}
+	for n := 1; n <= 7; n++ {
+		order := s.Order()
+		if len(order) != n {
+			t.Fatalf("ComfyUI ran %v, want %d prompts", order, n)
+		}
+		cur := order[n-1]
+		if err := s.WaitHeld(ctx, cur); err != nil {
+			t.Fatal(err)
+		}
+		s.Release(cur)
+		if _, err := s.WaitDone(ctx, cur); err != nil {
+			t.Fatal(err)
+		}
+		if n < 7 && !eventually(10*time.Second, func() bool { return len(s.Order()) > n }) {
+			t.Fatalf("no prompt started after %s", cur)
+		}
+	}
+	order := s.Order()
+	at := func(id string) int { return slices.Index(order, id) }
+	if at(p) > at(a[1]) {
+		t.Errorf("order %v: the pro prompt ran after alice's second", order)
+	}
+	if at(b) > at(a[2]) {
+		t.Errorf("order %v: bob's prompt ran after alice's third", order)
+	}
+}
+
+// TestComfyRouteMetering checks that a UI prompt is charged ComfyUI's own
+// execution time (execution_start to execution_success), and that a
+// prompt whose reservation the budget cannot hold is refused before
+// ComfyUI sees it.
+func TestComfyRouteMetering(t *testing.T) {
+	s := comfytest.New(t, comfytest.Options{NoCache: true, Duration: func(comfytest.Prompt) time.Duration { return 300 * time.Millisecond }})
+	g := comfyGateway(t, s)
+	alice, tiny := g.userKey("alice", ""), g.userKey("tim", "tiny")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	before := len(s.Requests())
+	resp, body := comfyDo(t, g, tiny, "POST", "/comfy/prompt", map[string]any{"prompt": comfytest.DDColorPrompt("x.png", "t", 512)})
+	if resp.StatusCode != 429 || !strings.Contains(string(body), "insufficient_quota") {
+		t.Errorf("a prompt over the budget: %d %s, want 429 insufficient_quota", resp.StatusCode, body)
+	}
+	for _, r := range s.Requests()[before:] {
+		if r.Path == "/prompt" || r.Path == "/api/prompt" {
+			t.Errorf("the refused prompt reached ComfyUI")
+		}
+	}
+	if _, body := comfyDo(t, g, tiny, "GET", "/comfy/api/queue", nil); strings.Contains(string(body), "x.png") {
+		t.Errorf("the refused prompt is queued: %s", body)
+	}
+
+	id := comfyPrompt(t, g, alice, "a", comfyUpload(t, g, alice), "metered")
+	e, err := s.WaitDone(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := e.End.Sub(e.Start).Milliseconds()
+	rows := routeUsage(t, g)
+	row := rows["comfy"]
+	if row == nil || row["requests"] != float64(1) {
+		t.Fatalf("usage %v, want one record of route comfy", rows)
+	}
+	if got := row["gpu_seconds"].(float64); int64(got*1000+0.5) != want {
+		t.Errorf("ledger gpu_seconds %v, want ComfyUI's %d ms", got, want)
+	}
+	// per_gpu_second 0.001: one micro-unit per millisecond.
+	if got, wantCost := row["cost"], fmt.Sprintf("0.%06d", want); got != wantCost {
+		t.Errorf("cost %v, want %s", got, wantCost)
+	}
 }

@@ -170,6 +170,12 @@ func (rt *Route) sendStatus(ctx context.Context, o tollgate.Owner) {
 // the prompt, and previews (binary), go to its owner; ComfyUI's
 // broadcasts on the backend's socket do not.
 func (rt *Route) tap(run *tollgate.JobRun, typ websocket.MessageType, data []byte) {
+	rt.hub.mu.Lock()
+	finished := rt.hub.finished[run.Job.ID]
+	rt.hub.mu.Unlock()
+	if finished {
+		return // its end was sent
+	}
 	if typ != websocket.MessageText {
 		rt.hub.toPrompt(run.Job, wsMsg{typ: typ, data: data})
 		return
@@ -190,12 +196,6 @@ func (rt *Route) tap(run *tollgate.JobRun, typ websocket.MessageType, data []byt
 		}
 	}
 	m := wsMsg{typ: typ, data: data}
-	rt.hub.mu.Lock()
-	if rt.hub.finished[run.Job.ID] {
-		rt.hub.mu.Unlock()
-		return
-	}
-	rt.hub.mu.Unlock()
 	st := rt.hub.prompt(run.Job)
 	rt.hub.mu.Lock()
 	switch f.Type {
