@@ -8,11 +8,14 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/internal/clienttest"
 	"github.com/tollgate/tollgate/internal/comfytest"
 )
 
@@ -205,7 +208,9 @@ func TestComfyRouteKeepsUsersApart(t *testing.T) {
 		}
 		// Bob's prompt naming alice's upload loads nothing of hers.
 		resp, body := comfyDo(t, g, bob, "POST", "/comfy/prompt", map[string]any{"prompt": comfytest.DDColorPrompt(image, "steal", 512), "client_id": "shared-client"})
-		var got struct{ PromptID string `json:"prompt_id"` }
+		var got struct {
+			PromptID string `json:"prompt_id"`
+		}
 		_ = json.Unmarshal(body, &got)
 		if resp.StatusCode != 200 {
 			t.Fatalf("bob's prompt: %d %s", resp.StatusCode, body)
@@ -414,5 +419,87 @@ func TestComfyRouteMetering(t *testing.T) {
 	// per_gpu_second 0.001: one micro-unit per millisecond.
 	if got, wantCost := row["cost"], fmt.Sprintf("0.%06d", want); got != wantCost {
 		t.Errorf("cost %v, want %s", got, wantCost)
+	}
+}
+
+// TestComfyRouteWithSDK drives /comfy/ with the official
+// @saintno/comfyui-sdk and an API key, as it drives ComfyUI itself
+// (internal/comfytest's TestSDK): upload, a DDColor run with progress,
+// previews and its download, a cached rerun, a queue delete, an
+// interrupt and the history; and none of it is another user's to see.
+func TestComfyRouteWithSDK(t *testing.T) {
+	clients := clienttest.Node(t)
+	s := comfytest.New(t, comfytest.Options{Duration: func(p comfytest.Prompt) time.Duration {
+		if n, _ := p.Graph["3"].(map[string]any); n != nil && strings.Contains(n["inputs"].(map[string]any)["filename_prefix"].(string), "/slow/") {
+			return time.Minute // ended by the SDK's interrupt
+		}
+		return 300 * time.Millisecond
+	}})
+	g := comfyGateway(t, s)
+	alice, bob := g.userKey("alice", ""), g.userKey("bob", "")
+	img := filepath.Join(t.TempDir(), "old.png")
+	if err := os.WriteFile(img, comfytest.PNG(48, 32), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := clients.Run(t, time.Minute, "comfyui-sdk.mjs", g.URL+"/comfy", img, alice)
+	var got struct {
+		SID      string
+		Upload   struct{ Name, Subfolder, Type string }
+		Started  string
+		Progress []string
+		Previews int
+		Output   struct{ Filename, Subfolder, Type string }
+		Download struct {
+			Status        int
+			PNG           bool
+			Width, Height int
+		}
+		HistoryCompleted                                bool
+		HistoryOutputs                                  []string
+		CachedFilename                                  string
+		QueueRunning, PendingListed, PendingAfterDelete bool
+		Interrupted, SlowStatus                         string
+		HistoryCount, HistoryAfterClear                 int
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("SDK output %s: %v", out, err)
+	}
+	t.Logf("SDK output: %s", out)
+	if got.SID != "sdk-check-client" {
+		t.Errorf("status sid %q, want the SDK's clientId", got.SID)
+	}
+	if !strings.HasPrefix(got.Upload.Subfolder, "tollgate/u") || !strings.HasSuffix(got.Upload.Subfolder, "/alice") || got.Upload.Name != "old.png" {
+		t.Errorf("upload %+v, want alice/old.png under the user's subfolder", got.Upload)
+	}
+	if got.Started == "" || !slices.Equal(got.Progress, []string{"2:1/4", "2:2/4", "2:3/4", "2:4/4"}) || got.Previews != 4 {
+		t.Errorf("started %q, progress %v, %d previews", got.Started, got.Progress, got.Previews)
+	}
+	if got.Output.Filename != "colorized_00001_.png" || got.Output.Subfolder != got.Upload.Subfolder || got.Output.Type != "output" {
+		t.Errorf("output %+v", got.Output)
+	}
+	if d := got.Download; d.Status != 200 || !d.PNG || d.Width != 48 || d.Height != 32 {
+		t.Errorf("download %+v, want a 48×32 PNG", d)
+	}
+	if !got.HistoryCompleted || !slices.Equal(got.HistoryOutputs, []string{"3"}) {
+		t.Errorf("history completed %v outputs %v", got.HistoryCompleted, got.HistoryOutputs)
+	}
+	if got.CachedFilename != "colorized_00001_.png" {
+		t.Errorf("cached rerun gave %q, want the first run's file", got.CachedFilename)
+	}
+	if !got.QueueRunning || !got.PendingListed || got.PendingAfterDelete {
+		t.Errorf("queue: slow prompt running %v, pending listed %v, still listed after delete %v", got.QueueRunning, got.PendingListed, got.PendingAfterDelete)
+	}
+	if got.Interrupted != "DDColor_Colorize" || got.SlowStatus != "error" {
+		t.Errorf("interrupt: %q, history status %q; want DDColor_Colorize interrupted, error", got.Interrupted, got.SlowStatus)
+	}
+	if got.HistoryCount != 3 || got.HistoryAfterClear != 0 {
+		t.Errorf("history: %d entries, %d after clear; want 3, 0", got.HistoryCount, got.HistoryAfterClear)
+	}
+	view := "/comfy/view?" + url.Values{"filename": {got.Output.Filename}, "subfolder": {got.Output.Subfolder}, "type": {"output"}}.Encode()
+	if resp, _ := comfyDo(t, g, bob, "GET", view, nil); resp.StatusCode != 404 {
+		t.Errorf("bob downloads alice's output: %d", resp.StatusCode)
+	}
+	if _, body := comfyDo(t, g, bob, "GET", "/comfy/api/jobs", nil); strings.Contains(string(body), got.Started) {
+		t.Errorf("bob's jobs list alice's prompt: %s", body)
 	}
 }

@@ -122,7 +122,6 @@ func (h *hub) prompt(j *tollgate.Job) *promptState {
 	return st
 }
 
-
 // send queues m on a socket without waiting: a socket that falls behind
 // loses messages, never holds up the prompt's reader.
 func (s *socket) send(m wsMsg) {
