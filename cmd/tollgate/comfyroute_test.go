@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/tollgate/tollgate/internal/clienttest"
 	"github.com/tollgate/tollgate/internal/comfytest"
@@ -501,5 +504,62 @@ func TestComfyRouteWithSDK(t *testing.T) {
 	}
 	if _, body := comfyDo(t, g, bob, "GET", "/comfy/api/jobs", nil); strings.Contains(string(body), got.Started) {
 		t.Errorf("bob's jobs list alice's prompt: %s", body)
+	}
+}
+
+// TestComfyRouteInBrowserSession uses the route as ComfyUI's page does:
+// the session cookie for the page, its socket (with the page's Origin)
+// and /api/prompt (with the CSRF token); a socket from another site's
+// page is refused.
+func TestComfyRouteInBrowserSession(t *testing.T) {
+	s := comfytest.New(t, comfytest.Options{})
+	g := comfyGateway(t, s)
+	g.userKey("alice", "")
+	b := newBrowser(t, g.URL, nil)
+	csrf := csrfOf(t, b.mustLogin("alice", "password-alice"))
+	if resp, page := b.do("GET", "/comfy/", nil, nil); resp.StatusCode != 200 || !strings.Contains(page, "ComfyUI") {
+		t.Fatalf("GET /comfy/: %d %s", resp.StatusCode, page)
+	}
+	session := b.cookie("tollgate_session")
+	if session == nil {
+		t.Fatal("no session cookie")
+	}
+	cookie := session.Name + "=" + session.Value
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	wsURL := "ws" + strings.TrimPrefix(g.URL, "http") + "/comfy/ws?clientId=page"
+	if c, resp, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPHeader: http.Header{"Cookie": {cookie}, "Origin": {"https://evil.example"}}}); err == nil {
+		c.CloseNow()
+		t.Errorf("a socket from another site's page was accepted")
+	} else if resp == nil || resp.StatusCode != 403 {
+		t.Errorf("a socket from another site's page: %v, want 403", err)
+	}
+	ws := comfytest.Dial(t, wsURL, http.Header{"Cookie": {cookie}, "Origin": {g.URL}})
+	if greet := ws.Next(); greet.Type != "status" || greet.Data["sid"] != "page" {
+		t.Fatalf("greeting %+v", greet)
+	}
+	graph, _ := json.Marshal(map[string]any{"prompt": comfytest.DDColorPrompt("missing.png", "page", 512), "client_id": "page"})
+	req, _ := http.NewRequest("POST", g.URL+"/comfy/api/prompt", bytes.NewReader(graph))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Cookie", cookie)
+	req.Header.Set("Origin", g.URL)
+	noToken := req.Clone(ctx)
+	noToken.Body = io.NopCloser(bytes.NewReader(graph))
+	if resp, _ := send(t, noToken); resp.StatusCode != 403 {
+		t.Errorf("a cookie prompt without the CSRF token: %d, want 403", resp.StatusCode)
+	}
+	req.Header.Set("X-CSRF-Token", csrf)
+	resp, body := send(t, req)
+	var got struct {
+		PromptID string `json:"prompt_id"`
+	}
+	if resp.StatusCode != 200 || json.Unmarshal(body, &got) != nil {
+		t.Fatalf("POST /comfy/api/prompt from the page: %d %s", resp.StatusCode, body)
+	}
+	// The workflow names no upload of alice's: ComfyUI refuses it and the
+	// page's socket is told why.
+	frames := ws.Until(func(f comfytest.Frame) bool { return f.Type == "execution_error" })
+	if last := frames[len(frames)-1]; last.Data["prompt_id"] != got.PromptID || !strings.Contains(fmt.Sprint(last.Data["exception_message"]), "Invalid image file") {
+		t.Errorf("the page's socket got %+v", last)
 	}
 }
