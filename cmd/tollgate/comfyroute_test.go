@@ -563,3 +563,55 @@ func TestComfyRouteInBrowserSession(t *testing.T) {
 		t.Errorf("the page's socket got %+v", last)
 	}
 }
+
+// TestComfyRouteSharesUpstreams runs a user's prompts on two ComfyUIs
+// of one route at once (capacity 1 each): an upload reaches both, and
+// each output is served from the ComfyUI that made it.
+func TestComfyRouteSharesUpstreams(t *testing.T) {
+	s1, s2 := comfytest.New(t, comfytest.Options{Hold: true}), comfytest.New(t, comfytest.Options{Hold: true})
+	g := setupWith(t, `roles:
+  user: {scopes: [comfy]}
+routes:
+  - name: comfy
+    path: /comfy/
+    type: comfyui
+    upstreams: [`+s1.URL+`, `+s2.URL+`]
+    scopes: [comfy]
+`, false)
+	alice := g.userKey("alice", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws, _ := comfyWS(t, g, alice, "c")
+	image := comfyUpload(t, g, alice)
+	ids := []string{comfyPrompt(t, g, alice, "c", image, "one"), comfyPrompt(t, g, alice, "c", image, "two")}
+	on := map[string]*comfytest.Server{}
+	if !eventually(10*time.Second, func() bool { return len(s1.Order())+len(s2.Order()) == 2 }) {
+		t.Fatalf("ComfyUIs ran %v and %v, want one prompt each at once", s1.Order(), s2.Order())
+	}
+	for _, s := range []*comfytest.Server{s1, s2} {
+		if len(s.Order()) != 1 {
+			t.Fatalf("one ComfyUI ran %v: the second prompt should run on the other", s.Order())
+		}
+		on[s.Order()[0]] = s
+	}
+	for _, id := range ids {
+		if err := on[id].WaitHeld(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		on[id].Release(id)
+		frames := ws.Until(comfytest.Done(id))
+		var out map[string]any
+		for _, f := range frames {
+			if f.Type == "executed" && f.Data["prompt_id"] == id {
+				out = f.Data["output"].(map[string]any)["images"].([]any)[0].(map[string]any)
+			}
+		}
+		if out == nil {
+			t.Fatalf("no executed message for %s: %v", id, comfytest.Kinds(frames))
+		}
+		q := url.Values{"filename": {out["filename"].(string)}, "subfolder": {out["subfolder"].(string)}, "type": {"output"}}
+		if resp, body := comfyDo(t, g, alice, "GET", "/comfy/api/view?"+q.Encode(), nil); resp.StatusCode != 200 || !bytes.HasPrefix(body, []byte("\x89PNG")) {
+			t.Errorf("view of %s's output: %d", id, resp.StatusCode)
+		}
+	}
+}

@@ -3,11 +3,14 @@ package comfyroute
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/tollgate/tollgate/internal/comfyui"
 	"github.com/tollgate/tollgate/internal/httpx"
@@ -88,9 +91,56 @@ func (rt *Route) historyEntry(j *tollgate.Job) map[string]any {
 	}
 }
 
-// ownHistory returns the caller's ended prompts that have a history,
-// oldest first: those that reached ComfyUI, and those that failed on the
-// way (a prompt deleted while it waited has none, as in ComfyUI).
+// withHistory returns j as its history entry shows it, or nil when it
+// has none: an ended prompt that reached ComfyUI or failed on the way (a
+// prompt deleted while it waited has none, as in ComfyUI); or a running
+// one whose entry ComfyUI already wrote, its end on its way to the store
+// (read from that ComfyUI, as a client reading /history on "executed"
+// finds it on ComfyUI itself).
+func (rt *Route) withHistory(ctx context.Context, o tollgate.Owner, j *tollgate.Job) *tollgate.Job {
+	switch {
+	case j.Model != rt.cfg.Name || rt.hidden.hidden(o, j):
+		return nil
+	case j.Status == tollgate.JobProcessing:
+		entry := rt.liveEntry(ctx, j)
+		if entry == nil {
+			return nil
+		}
+		cp := *j
+		cp.Output = entry
+		return &cp
+	case !j.Status.Terminal() || j.Status == tollgate.JobCanceled && len(j.Output) == 0:
+		return nil
+	}
+	return j
+}
+
+// liveEntry reads a running prompt's history entry from its ComfyUI.
+func (rt *Route) liveEntry(ctx context.Context, j *tollgate.Job) json.RawMessage {
+	if j.Upstream == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(j.Upstream, "/")+"/history/"+url.PathEscape(j.ID), nil)
+	if err != nil {
+		return nil
+	}
+	req.Header.Set("Comfy-User", comfyui.ComfyUser(j.Owner))
+	resp, err := rt.client.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var h map[string]json.RawMessage
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&h) != nil {
+		return nil
+	}
+	return h[j.ID]
+}
+
+// ownHistory returns the caller's prompts that have a history entry,
+// oldest first.
 func (rt *Route) ownHistory(ctx context.Context, o tollgate.Owner) ([]*tollgate.Job, error) {
 	all, err := rt.jobs.OwnJobs(ctx, o, rt.cfg.Name, "", maxListed)
 	if err != nil {
@@ -98,10 +148,12 @@ func (rt *Route) ownHistory(ctx context.Context, o tollgate.Owner) ([]*tollgate.
 	}
 	out := make([]*tollgate.Job, 0, len(all))
 	for _, j := range slices.Backward(all) {
-		if !j.Status.Terminal() || rt.hidden.hidden(o, j) || (j.Status == tollgate.JobCanceled && len(j.Output) == 0) {
+		if j.Status == tollgate.JobStarting {
 			continue
 		}
-		out = append(out, j)
+		if h := rt.withHistory(ctx, o, j); h != nil {
+			out = append(out, h)
+		}
 	}
 	return out, nil
 }
@@ -114,9 +166,10 @@ func (rt *Route) getHistory(w http.ResponseWriter, r *http.Request, p *tollgate.
 	entries := map[string]any{}
 	if id != "" {
 		j, err := rt.jobs.Job(r.Context(), o, id)
-		if err == nil && j.Model == rt.cfg.Name && j.Status.Terminal() && !rt.hidden.hidden(o, j) &&
-			(j.Status != tollgate.JobCanceled || len(j.Output) > 0) {
-			keys, entries[id] = []string{id}, rt.historyEntry(j)
+		if err == nil {
+			if j = rt.withHistory(r.Context(), o, j); j != nil {
+				keys, entries[id] = []string{id}, rt.historyEntry(j)
+			}
 		}
 		return writeOrdered(w, keys, entries)
 	}
@@ -179,10 +232,7 @@ func writeOrdered(w http.ResponseWriter, keys []string, m map[string]any) error 
 // postHistory is {"clear": true} and {"delete": [ids]}, on the caller's
 // own history only.
 func (rt *Route) postHistory(w http.ResponseWriter, r *http.Request, p *tollgate.Principal) error {
-	var req struct {
-		Clear  bool     `json:"clear"`
-		Delete []string `json:"delete"`
-	}
+	var req clearOrDelete
 	if err := rt.readJSON(r, &req); err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package comfyroute
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -87,7 +86,7 @@ func (rt *Route) postPrompt(w http.ResponseWriter, r *http.Request, p *tollgate.
 	if err != nil {
 		return fmt.Errorf("encode prompt: %w", err)
 	}
-	j, _, err := rt.jobs.Submit(r.Context(), p, jobs.Submission{Model: rt.cfg.Name, Input: input, ID: newUUID()})
+	j, _, err := rt.jobs.Submit(r.Context(), p, jobs.Submission{Model: rt.cfg.Name, Input: input, ID: comfyui.NewUUID()})
 	if err != nil {
 		return err
 	}
@@ -97,13 +96,10 @@ func (rt *Route) postPrompt(w http.ResponseWriter, r *http.Request, p *tollgate.
 	return nil
 }
 
-// newUUID returns a random version 4 UUID, ComfyUI's shape of prompt ids.
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+// clearOrDelete is the body of POST /queue and /history.
+type clearOrDelete struct {
+	Clear  bool     `json:"clear"`
+	Delete []string `json:"delete"`
 }
 
 // follow waits for a queued prompt's end, then tells its owner's sockets
@@ -205,10 +201,7 @@ func (rt *Route) getQueue(w http.ResponseWriter, r *http.Request, p *tollgate.Pr
 // postQueue is {"clear": true} and {"delete": [ids]}, on the caller's
 // own waiting prompts only (as ComfyUI's, a running prompt stays).
 func (rt *Route) postQueue(w http.ResponseWriter, r *http.Request, p *tollgate.Principal) error {
-	var req struct {
-		Clear  bool     `json:"clear"`
-		Delete []string `json:"delete"`
-	}
+	var req clearOrDelete
 	if err := rt.readJSON(r, &req); err != nil {
 		return err
 	}

@@ -251,7 +251,7 @@ func (rt *Route) serveWS(w http.ResponseWriter, r *http.Request, p *tollgate.Pri
 	o := owner(p)
 	clientID := r.URL.Query().Get("clientId")
 	if clientID == "" || len(clientID) > 128 {
-		clientID = strings.ReplaceAll(newUUID(), "-", "")
+		clientID = strings.ReplaceAll(comfyui.NewUUID(), "-", "")
 	}
 	upURL := "ws" + strings.TrimPrefix(strings.TrimSuffix(rt.model.Upstreams[0], "/"), "http") + "/ws?clientId=" +
 		url.QueryEscape(scopedClientID(o, clientID))

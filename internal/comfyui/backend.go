@@ -82,8 +82,8 @@ func newBackend(m *config.JobModel, w Workflow, o Options) (*Backend, error) {
 	return b, nil
 }
 
-// newUUID returns a random version 4 UUID, ComfyUI's shape of prompt ids.
-func newUUID() string {
+// NewUUID returns a random version 4 UUID, ComfyUI's shape of prompt ids.
+func NewUUID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	b[6] = b[6]&0x0f | 0x40
@@ -135,7 +135,7 @@ func (b *Backend) Submit(ctx context.Context, run *tollgate.JobRun) (string, err
 		inputs[in.Field] = v
 	}
 	graph.PrefixOutputs(folder)
-	promptID := newUUID()
+	promptID := NewUUID()
 	conn, err := c.dial(ctx, ClientID(promptID))
 	if err != nil {
 		b.log.Warn("comfyui: websocket unavailable, reading /history instead", "upstream", run.Upstream, "err", err)
