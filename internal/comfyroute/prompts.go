@@ -257,9 +257,16 @@ func (rt *Route) postInterrupt(w http.ResponseWriter, r *http.Request, p *tollga
 			continue
 		}
 		// ComfyUI is asked by the prompt's id; the prompt then ends as
-		// interrupted on ComfyUI, which tells its GPU time.
-		if err := rt.backend.Cancel(r.Context(), &tollgate.JobRun{Job: j, Upstream: j.Upstream}, j.ID); err != nil {
-			return fmt.Errorf("interrupt on comfyui: %w", err)
+		// interrupted on ComfyUI, which tells its GPU time. One that
+		// still waits in ComfyUI's own queue is canceled as a job.
+		running, err := rt.backend.Interrupt(r.Context(), j)
+		if err != nil {
+			return tollgate.Errorf(tollgate.EUpstream, "ComfyUI did not take the interrupt")
+		}
+		if !running {
+			if _, err := rt.jobs.Cancel(r.Context(), o, id); err != nil && tollgate.ErrorCode(err) != tollgate.ENotFound {
+				return err
+			}
 		}
 	}
 	w.WriteHeader(http.StatusOK)

@@ -253,10 +253,17 @@ func (rt *Route) serveWS(w http.ResponseWriter, r *http.Request, p *tollgate.Pri
 	if clientID == "" || len(clientID) > 128 {
 		clientID = strings.ReplaceAll(comfyui.NewUUID(), "-", "")
 	}
-	upURL := "ws" + strings.TrimPrefix(strings.TrimSuffix(rt.model.Upstreams[0], "/"), "http") + "/ws?clientId=" +
-		url.QueryEscape(scopedClientID(o, clientID))
-	up, _, err := websocket.Dial(r.Context(), upURL, &websocket.DialOptions{HTTPClient: rt.client,
-		HTTPHeader: http.Header{"Comfy-User": {comfyui.ComfyUser(o)}}})
+	var up *websocket.Conn
+	var err error
+	for _, base := range rt.model.Upstreams { // the first that answers
+		upURL := "ws" + strings.TrimPrefix(strings.TrimSuffix(base, "/"), "http") + "/ws?clientId=" +
+			url.QueryEscape(scopedClientID(o, clientID))
+		up, _, err = websocket.Dial(r.Context(), upURL, &websocket.DialOptions{HTTPClient: rt.client,
+			HTTPHeader: http.Header{"Comfy-User": {comfyui.ComfyUser(o)}}})
+		if err == nil {
+			break
+		}
+	}
 	if err != nil {
 		return tollgate.Errorf(tollgate.EUpstream, "ComfyUI's websocket is unavailable")
 	}

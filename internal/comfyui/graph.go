@@ -219,3 +219,15 @@ func (e *nodeErrors) summary() string {
 	}
 	return strings.Join(msgs, "; ")
 }
+
+// Interrupt stops a route job's prompt on its ComfyUI when it runs there
+// (by its prompt_id) and reports whether it did; a prompt still waiting
+// in ComfyUI's own queue is left to the job's cancel.
+func (g *GraphBackend) Interrupt(ctx context.Context, j *tollgate.Job) (bool, error) {
+	c := &client{http: g.client, base: strings.TrimSuffix(j.Upstream, "/"), user: ComfyUser(j.Owner)}
+	running, _, err := c.queue(ctx)
+	if err != nil || !running[j.ID] {
+		return false, err
+	}
+	return true, c.post(ctx, "/interrupt", map[string]any{"prompt_id": j.ID})
+}
