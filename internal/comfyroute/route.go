@@ -128,7 +128,7 @@ var adminPrefixes = []string{"/free", "/internal/", "/manager/", "/customnode/",
 
 func adminOnly(api string) bool {
 	for _, pfx := range adminPrefixes {
-		if api == strings.TrimSuffix(pfx, "/") || strings.HasPrefix(api, pfx) {
+		if api == strings.TrimSuffix(pfx, "/") || strings.HasSuffix(pfx, "/") && strings.HasPrefix(api, pfx) {
 			return true
 		}
 	}
