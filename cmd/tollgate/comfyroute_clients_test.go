@@ -211,3 +211,29 @@ routes:
 		}
 	}
 }
+
+// TestComfyRouteMultiUser serves a ComfyUI run with --multi-user: each
+// user gets a ComfyUI user of their own, whose settings no one else
+// reads, and /users lists only the caller.
+func TestComfyRouteMultiUser(t *testing.T) {
+	s := comfytest.New(t, comfytest.Options{MultiUser: true, Users: map[string]string{"someone_1": "someone"}})
+	g := comfyGateway(t, s)
+	alice, bob := g.userKey("alice", ""), g.userKey("bob", "")
+	if resp, body := comfyDo(t, g, alice, "POST", "/comfy/api/settings/Comfy.Theme", "dark-alice"); resp.StatusCode != 200 {
+		t.Fatalf("alice's setting: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := comfyDo(t, g, alice, "GET", "/comfy/api/settings/Comfy.Theme", nil); resp.StatusCode != 200 || !strings.Contains(string(body), "dark-alice") {
+		t.Errorf("alice reads her setting: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := comfyDo(t, g, bob, "GET", "/comfy/api/settings", nil, "Comfy-User", "someone_1"); resp.StatusCode != 200 || strings.Contains(string(body), "dark-alice") {
+		t.Errorf("bob's settings: %d %s", resp.StatusCode, body)
+	}
+	_, body := comfyDo(t, g, bob, "GET", "/comfy/api/users", nil)
+	var users struct{ Users map[string]string }
+	if json.Unmarshal(body, &users) != nil || len(users.Users) != 1 || strings.Contains(string(body), "someone") {
+		t.Errorf("bob's /users: %s, want only himself", body)
+	}
+	if n := len(s.Users()); n != 3 {
+		t.Errorf("ComfyUI has %d users %v, want someone, alice and bob", n, s.Users())
+	}
+}

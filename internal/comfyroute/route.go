@@ -52,6 +52,7 @@ type Route struct {
 	hub    *hub
 	files  *fileIndex
 	hidden *hiddenHistory
+	users  *comfyUsers
 
 	ctx    context.Context // ends at Close: the route's followers
 	cancel context.CancelFunc
@@ -79,7 +80,7 @@ func New(cfg *config.Config, rc *config.Route, o Options) (*Route, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	rt := &Route{cfg: rc, model: model, client: cmp.Or(o.Client, http.DefaultClient), log: cmp.Or(o.Logger, slog.Default()),
-		now: o.Clock, maxBody: maxBody, hub: newHub(), files: newFileIndex(), hidden: newHiddenHistory(), ctx: ctx, cancel: cancel}
+		now: o.Clock, maxBody: maxBody, hub: newHub(), files: newFileIndex(), hidden: newHiddenHistory(), users: newComfyUsers(), ctx: ctx, cancel: cancel}
 	if rt.now == nil {
 		rt.now = time.Now
 	}
@@ -138,10 +139,6 @@ func adminOnly(api string) bool {
 // Serve answers the route's own endpoints and prepares the rest for
 // forwarding. rel is the path under the route.
 func (rt *Route) Serve(w http.ResponseWriter, r *http.Request, p *tollgate.Principal, rel string) (bool, error) {
-	// Comfy-User is the caller, never a client's own: under --multi-user
-	// ComfyUI keeps each user's settings and saved workflows apart by it.
-	r.Header.Del("Comfy-User")
-	r.Header.Set("Comfy-User", comfyui.ComfyUser(owner(p)))
 	if rt.jobs == nil {
 		return false, tollgate.Errorf(tollgate.EUnavailable, "the route's queue is not running")
 	}
@@ -150,8 +147,19 @@ func (rt *Route) Serve(w http.ResponseWriter, r *http.Request, p *tollgate.Princ
 		api = "/" + rest
 	}
 	get, post := r.Method == http.MethodGet || r.Method == http.MethodHead, r.Method == http.MethodPost
+	// Comfy-User is the caller, never a client's own: under --multi-user
+	// ComfyUI keeps each user's settings and saved workflows apart by it.
+	r.Header.Del("Comfy-User")
+	if api == "/settings" || strings.HasPrefix(api, "/settings/") || api == "/userdata" || strings.HasPrefix(api, "/userdata/") ||
+		strings.HasPrefix(api, "/v2/userdata") {
+		r.Header.Set("Comfy-User", rt.comfyUser(r.Context(), owner(p)))
+	} else {
+		r.Header.Set("Comfy-User", comfyui.ComfyUser(owner(p)))
+	}
 	var err error
 	switch {
+	case api == "/users" && get:
+		err = rt.getUsers(w, r, p)
 	case api == "/ws" && get:
 		return true, rt.serveWS(w, r, p)
 	case api == "/prompt" && post:
