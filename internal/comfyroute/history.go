@@ -23,27 +23,26 @@ import (
 type hiddenHistory struct {
 	mu      sync.Mutex
 	ids     map[string]map[string]bool // by owner
-	cleared map[string]int64           // by owner: jobs up to this Seq are hidden
+	cleared map[string]time.Time       // by owner: jobs ended by then are hidden
 }
 
 func newHiddenHistory() *hiddenHistory {
-	return &hiddenHistory{ids: map[string]map[string]bool{}, cleared: map[string]int64{}}
+	return &hiddenHistory{ids: map[string]map[string]bool{}, cleared: map[string]time.Time{}}
 }
 
 func (h *hiddenHistory) hidden(o tollgate.Owner, j *tollgate.Job) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	k := ownerKey(o)
-	return j.Seq <= h.cleared[k] || h.ids[k][j.ID]
+	return !j.CompletedAt.IsZero() && !j.CompletedAt.After(h.cleared[k]) || h.ids[k][j.ID]
 }
 
-func (h *hiddenHistory) hide(o tollgate.Owner, ids []string, clearTo int64) {
+func (h *hiddenHistory) hide(o tollgate.Owner, ids []string, clearAt time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	k := ownerKey(o)
-	if clearTo > h.cleared[k] {
-		h.cleared[k] = clearTo
-		delete(h.ids, k)
+	if clearAt.After(h.cleared[k]) {
+		h.cleared[k] = clearAt
 	}
 	if len(ids) > 0 && h.ids[k] == nil {
 		h.ids[k] = map[string]bool{}
@@ -236,18 +235,11 @@ func (rt *Route) postHistory(w http.ResponseWriter, r *http.Request, p *tollgate
 	if err := rt.readJSON(r, &req); err != nil {
 		return err
 	}
-	o := owner(p)
-	var clearTo int64
+	var clearAt time.Time
 	if req.Clear {
-		list, err := rt.ownHistory(r.Context(), o)
-		if err != nil {
-			return err
-		}
-		if len(list) > 0 {
-			clearTo = list[len(list)-1].Seq
-		}
+		clearAt = rt.now()
 	}
-	rt.hidden.hide(o, req.Delete, clearTo)
+	rt.hidden.hide(owner(p), req.Delete, clearAt)
 	w.WriteHeader(http.StatusOK)
 	return nil
 }

@@ -3,11 +3,13 @@ package comfyroute
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 
 	"github.com/tollgate/tollgate/internal/comfyui"
 	"github.com/tollgate/tollgate/internal/httpx"
@@ -87,6 +89,16 @@ func (rt *Route) postPrompt(w http.ResponseWriter, r *http.Request, p *tollgate.
 		return fmt.Errorf("encode prompt: %w", err)
 	}
 	j, _, err := rt.jobs.Submit(r.Context(), p, jobs.Submission{Model: rt.cfg.Name, Input: input, ID: comfyui.NewUUID()})
+	var te *tollgate.Error
+	if errors.As(err, &te) && te.Code != tollgate.EInternal && te.Code != tollgate.EUnavailable {
+		// A refusal the UI shows as it shows ComfyUI's own (a spent
+		// budget, a full queue, a malformed workflow).
+		if te.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(te.RetryAfter))
+		}
+		comfyError(w, httpx.Status(te.Code), te.Code, te.Message, nil)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
