@@ -113,21 +113,31 @@ func (g *GraphBackend) PrepareInput(ctx context.Context, p *tollgate.Principal, 
 	}
 	delete(in.Extra, "client_id")
 	folder := UserFolder(tollgate.Owner{TenantID: p.TenantID, UserID: p.UserID})
-	for _, n := range in.Prompt {
-		node, _ := n.(map[string]any)
+	ids := make([]string, 0, len(in.Prompt))
+	for id := range in.Prompt {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		node, _ := in.Prompt[id].(map[string]any)
 		class, _ := node["class_type"].(string)
 		inputs, _ := node["inputs"].(map[string]any)
-		if inputs == nil {
-			continue
+		fields := make([]string, 0, len(inputs))
+		for field := range inputs {
+			fields = append(fields, field)
 		}
-		if v, ok := inputs["filename_prefix"].(string); ok {
-			inputs["filename_prefix"] = OwnPath(folder, v)
-		}
-		for field, v := range inputs {
-			s, ok := v.(string)
-			if ok && g.loaderField(ctx, class, field) {
-				inputs[field] = OwnPath(folder, s)
+		sort.Strings(fields)
+		for _, field := range fields {
+			if field != "filename_prefix" && !g.loaderField(ctx, class, field) {
+				continue
 			}
+			// A path fed by another node's output would be known only
+			// when the workflow runs, out of reach of the rewrite.
+			s, ok := inputs[field].(string)
+			if !ok {
+				return nil, tollgate.Errorf(tollgate.EForbidden, "node %s (%s): %s must be a literal string on this route, not a link", id, class, field)
+			}
+			inputs[field] = OwnPath(folder, s)
 		}
 	}
 	return json.Marshal(in)
