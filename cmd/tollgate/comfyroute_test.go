@@ -203,6 +203,17 @@ func TestComfyRouteKeepsUsersApart(t *testing.T) {
 				t.Errorf("bob GET /view?%s: %d, want 404", q, resp.StatusCode)
 			}
 		}
+		// A mask painted on alice's upload is refused.
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		fw, _ := mw.CreateFormFile("image", "mask.png")
+		_, _ = fw.Write(comfytest.PNG(40, 30))
+		ref, _ := json.Marshal(map[string]string{"filename": "old.png", "subfolder": strings.TrimSuffix(image, "/old.png"), "type": "input"})
+		_ = mw.WriteField("original_ref", string(ref))
+		_ = mw.Close()
+		if resp, body := comfyDo(t, g, bob, "POST", "/comfy/api/upload/mask", buf.Bytes(), "Content-Type", mw.FormDataContentType()); resp.StatusCode != 404 {
+			t.Errorf("bob's mask on alice's upload: %d %s, want 404", resp.StatusCode, body)
+		}
 		// Bob's prompt naming alice's upload loads nothing of hers.
 		resp, body := comfyDo(t, g, bob, "POST", "/comfy/prompt", map[string]any{"prompt": comfytest.DDColorPrompt(image, "steal", 512), "client_id": "shared-client"})
 		var got struct {
