@@ -237,3 +237,48 @@ func TestComfyRouteMultiUser(t *testing.T) {
 		t.Errorf("ComfyUI has %d users %v, want someone, alice and bob", n, s.Users())
 	}
 }
+
+// TestComfyRouteAfterRestart restarts the gateway while a UI prompt
+// waits in its queue: the prompt runs after the restart, and its owner's
+// socket hears its end and the queue it leaves.
+func TestComfyRouteAfterRestart(t *testing.T) {
+	s := comfytest.New(t, comfytest.Options{Hold: true, NoCache: true})
+	dir := t.TempDir()
+	yaml := `roles:
+  user: {scopes: [comfy]}
+routes:
+  - name: comfy
+    path: /comfy/
+    type: comfyui
+    upstreams: [` + s.URL + `]
+    scopes: [comfy]
+`
+	env := map[string]string{"TOLLGATE_ADMIN_PASSWORD": adminPassword}
+	g := setupIn(t, dir, yaml, gatewayOptions{}, env)
+	alice := g.userKey("alice", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	image := comfyUpload(t, g, alice)
+	first := comfyPrompt(t, g, alice, "c", image, "first")
+	if err := s.WaitHeld(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	waiting := comfyPrompt(t, g, alice, "c", image, "waiting")
+	g.stop() // the running prompt ends with the gateway; the waiting one stays queued
+
+	g = setupIn(t, dir, yaml, gatewayOptions{}, env)
+	ws, greet := comfyWS(t, g, alice, "c")
+	if q := greet.Data["status"].(map[string]any)["exec_info"].(map[string]any)["queue_remaining"]; q != float64(1) {
+		t.Errorf("after the restart queue_remaining %v, want 1 (the waiting prompt)", q)
+	}
+	if err := s.WaitHeld(ctx, waiting); err != nil {
+		t.Fatal(err)
+	}
+	s.Release(waiting)
+	frames := ws.Until(func(f comfytest.Frame) bool {
+		return f.Type == "status" && f.Data["status"].(map[string]any)["exec_info"].(map[string]any)["queue_remaining"] == float64(0)
+	})
+	if !slices.Contains(comfytest.Kinds(frames), "execution_success") {
+		t.Errorf("the socket got %v, want the waiting prompt's end", comfytest.Kinds(frames))
+	}
+}

@@ -46,6 +46,9 @@ func (g *gateway) mountJobs(ctx context.Context, mux *front) error {
 	for _, rt := range g.comfy {
 		rt.SetJobs(svc)
 		g.closers = append(g.closers, rt.Close) // before the jobs' Stop
+		if err := rt.Resume(ctx); err != nil {
+			return err
+		}
 	}
 	svc.Register(mux, g.identity.auth.Require)
 	g.jobs = svc

@@ -88,7 +88,12 @@ func (rt *Route) postPrompt(w http.ResponseWriter, r *http.Request, p *tollgate.
 	if err != nil {
 		return fmt.Errorf("encode prompt: %w", err)
 	}
-	j, _, err := rt.jobs.Submit(r.Context(), p, jobs.Submission{Model: rt.cfg.Name, Input: input, ID: comfyui.NewUUID()})
+	id := comfyui.NewUUID()
+	rt.hub.expect(id, owner(p), req.ClientID) // before it can run, so its end is held for follow
+	j, _, err := rt.jobs.Submit(r.Context(), p, jobs.Submission{Model: rt.cfg.Name, Input: input, ID: id})
+	if err != nil {
+		rt.hub.forget(id)
+	}
 	var te *tollgate.Error
 	if errors.As(err, &te) && te.Code != tollgate.EInternal && te.Code != tollgate.EUnavailable {
 		// A refusal the UI shows as it shows ComfyUI's own (a spent
@@ -114,9 +119,26 @@ type clearOrDelete struct {
 	Delete []string `json:"delete"`
 }
 
+// Resume follows the route's prompts queued before this process
+// started, so their owners' sockets hear of their ends.
+func (rt *Route) Resume(ctx context.Context) error {
+	js, err := rt.jobs.Waiting(ctx, rt.cfg.Name, maxListed)
+	if err != nil {
+		return fmt.Errorf("comfyui route %s: find its queued prompts: %w", rt.cfg.Name, err)
+	}
+	for _, j := range js {
+		rt.follow(j)
+	}
+	return nil
+}
+
 // follow waits for a queued prompt's end, then tells its owner's sockets
 // the new queue state, and how it failed when ComfyUI never told.
 func (rt *Route) follow(j *tollgate.Job) {
+	st := rt.hub.prompt(j)
+	rt.hub.mu.Lock()
+	st.followed = true
+	rt.hub.mu.Unlock()
 	ended, stop := rt.jobs.Ended(j.ID)
 	rt.wg.Go(func() {
 		defer stop()

@@ -43,6 +43,7 @@ type socket struct {
 type promptState struct {
 	owner    string
 	clientID string
+	followed bool    // the route waits for its job's end (see follow)
 	ended    bool    // an execution_success/_error/_interrupted came
 	idle     bool    // executing {node: null} came
 	held     []wsMsg // messages from the end message on, sent once the job ended in the store
@@ -104,6 +105,21 @@ func (h *hub) closeAll() {
 	for c := range conns {
 		_ = c.Close(websocket.StatusGoingAway, "the gateway is stopping")
 	}
+}
+
+// expect marks a prompt about to be queued with clientID as followed:
+// its end is held until the route sends it.
+func (h *hub) expect(id string, o tollgate.Owner, clientID string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.prompts[id] = &promptState{owner: ownerKey(o), clientID: clientID, followed: true}
+}
+
+// forget drops a prompt that was never queued.
+func (h *hub) forget(id string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.prompts, id)
 }
 
 // prompt returns j's state, created on first use.
@@ -203,15 +219,31 @@ func (rt *Route) tap(run *tollgate.JobRun, typ websocket.MessageType, data []byt
 	case "executing":
 		st.idle = st.idle || f.Data["node"] == nil
 	}
-	if st.ended {
+	switch {
+	case st.ended && st.followed:
 		// The end is told once the job's end is stored, so a client that
 		// reads /history on it finds the prompt there.
 		st.held = append(st.held, m)
 		rt.hub.mu.Unlock()
 		return
+	case st.ended:
+		// A prompt no one follows (queued through the predictions API):
+		// its end is told as it comes, and nothing after it.
+		rt.hub.markFinished(run.Job.ID)
 	}
 	rt.hub.mu.Unlock()
-	rt.hub.toPrompt(run.Job, m)
+	rt.hub.send(st, m)
+}
+
+// markFinished forgets a prompt whose end was sent; h.mu is held.
+func (h *hub) markFinished(id string) {
+	delete(h.prompts, id)
+	h.finished[id] = true
+	h.ring = append(h.ring, id)
+	if len(h.ring) > 4096 {
+		delete(h.finished, h.ring[0])
+		h.ring = h.ring[1:]
+	}
 }
 
 // finish sends a prompt's end: the messages held since ComfyUI told it,
@@ -223,13 +255,7 @@ func (rt *Route) finish(j *tollgate.Job) {
 	rt.hub.mu.Lock()
 	held, ended, idle := st.held, st.ended, st.idle
 	st.held = nil
-	delete(rt.hub.prompts, j.ID)
-	rt.hub.finished[j.ID] = true
-	rt.hub.ring = append(rt.hub.ring, j.ID)
-	if len(rt.hub.ring) > 4096 {
-		delete(rt.hub.finished, rt.hub.ring[0])
-		rt.hub.ring = rt.hub.ring[1:]
-	}
+	rt.hub.markFinished(j.ID)
 	rt.hub.mu.Unlock()
 	for _, m := range held {
 		rt.hub.send(st, m)

@@ -36,6 +36,20 @@ func (s *Service) OwnJobs(ctx context.Context, o tollgate.Owner, model string, s
 	return s.store.AllJobs(ctx, tollgate.JobFilter{Model: model, Status: status, TenantID: o.TenantID, UserID: o.UserID, Limit: limit})
 }
 
+// Waiting returns up to limit jobs of model, of every user, that have
+// not ended, newest first.
+func (s *Service) Waiting(ctx context.Context, model string, limit int) ([]*tollgate.Job, error) {
+	var out []*tollgate.Job
+	for _, st := range []tollgate.JobStatus{tollgate.JobStarting, tollgate.JobProcessing} {
+		js, err := s.store.AllJobs(ctx, tollgate.JobFilter{Model: model, Status: st, Limit: limit})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, js...)
+	}
+	return out, nil
+}
+
 // QueuePosition estimates how many waiting jobs start before the
 // starting job j (the store's QueuePosition).
 func (s *Service) QueuePosition(ctx context.Context, j *tollgate.Job) (int, error) {
