@@ -429,3 +429,55 @@ func TestComfyRouteMetering(t *testing.T) {
 		t.Errorf("cost %v, want %s", got, wantCost)
 	}
 }
+
+// TestComfyRouteBudgetHoldsReservations gives a user a budget of one
+// prompt's reservation (60 s × 0.001) and a little more: a second prompt
+// is refused while the first runs, and admitted once the first settled
+// at its real cost.
+func TestComfyRouteBudgetHoldsReservations(t *testing.T) {
+	s := comfytest.New(t, comfytest.Options{Hold: true, NoCache: true})
+	g := setupWith(t, `roles:
+  user: {scopes: [comfy]}
+plans:
+  exact: {budget: {amount: "0.0605", period: month}}
+routes:
+  - name: comfy
+    path: /comfy/
+    type: comfyui
+    upstreams: [`+s.URL+`]
+    scopes: [comfy]
+    timeout: 60s
+    price: {per_gpu_second: "0.001"}
+`, false)
+	key := g.userKey("erin", "exact")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	image := comfyUpload(t, g, key)
+	first := comfyPrompt(t, g, key, "c", image, "one")
+	if err := s.WaitHeld(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := comfyDo(t, g, key, "POST", "/comfy/api/prompt", map[string]any{"prompt": comfytest.DDColorPrompt(image, "two", 512)})
+	if resp.StatusCode != 429 || !strings.Contains(string(body), "insufficient_quota") {
+		t.Errorf("a second prompt while the first holds the budget: %d %s", resp.StatusCode, body)
+	}
+	s.Release(first)
+	if _, err := s.WaitDone(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	ok := eventually(10*time.Second, func() bool {
+		resp, _ := comfyDo(t, g, key, "GET", "/comfy/api/history/"+first, nil)
+		return resp.StatusCode == 200 && routeUsage(t, g)["comfy"]["in_flight"] == float64(0)
+	})
+	if !ok {
+		t.Fatal("the first prompt's usage did not settle")
+	}
+	second := comfyPrompt(t, g, key, "c", image, "two")
+	if err := s.WaitHeld(ctx, second); err != nil {
+		t.Fatalf("the prompt after the first settled: %v", err)
+	}
+	s.Release(second)
+	if len(s.Order()) != 2 {
+		t.Errorf("ComfyUI ran %v, want the two admitted prompts only", s.Order())
+	}
+}
