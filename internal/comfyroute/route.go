@@ -174,8 +174,8 @@ func (rt *Route) Serve(w http.ResponseWriter, r *http.Request, p *tollgate.Princ
 		err = rt.getHistory(w, r, p, strings.TrimPrefix(strings.TrimPrefix(api, "/history"), "/"))
 	case api == "/history" && post:
 		err = rt.postHistory(w, r, p)
-	case rel == "/api/jobs" && get, strings.HasPrefix(rel, "/api/jobs/") && get:
-		err = rt.getJobs(w, r, p, strings.TrimPrefix(strings.TrimPrefix(rel, "/api/jobs"), "/"))
+	case api == "/jobs" && get, strings.HasPrefix(api, "/jobs/") && get:
+		err = rt.getJobs(w, r, p, strings.TrimPrefix(strings.TrimPrefix(api, "/jobs"), "/"))
 	case api == "/interrupt" && post:
 		err = rt.postInterrupt(w, r, p)
 	case api == "/view" && get:
@@ -191,12 +191,14 @@ func (rt *Route) Serve(w http.ResponseWriter, r *http.Request, p *tollgate.Princ
 		return false, nil
 	case strings.HasPrefix(api, "/history") || strings.HasPrefix(api, "/queue") ||
 		strings.HasPrefix(api, "/prompt") || strings.HasPrefix(api, "/interrupt") || strings.HasPrefix(api, "/upload/") ||
-		rel == "/api/jobs" || strings.HasPrefix(rel, "/api/jobs/") || api == "/ws":
+		api == "/jobs" || strings.HasPrefix(api, "/jobs/") || api == "/ws":
 		return false, tollgate.Errorf(tollgate.ENotFound, "%s %s is not served on this route", r.Method, rel)
 	default:
-		// The page (cookie sessions get their CSRF token from the front
-		// layer), its assets, /object_info, /system_stats, /embeddings,
-		// /extensions, /models, /settings, /userdata: forwarded.
+		// The page, its assets, /object_info, /system_stats, /embeddings,
+		// /extensions, /models, /settings, /userdata and the routes of
+		// custom nodes: forwarded. A cookie session's CSRF token for the
+		// page's own calls is the front layer's to add to the page; the
+		// authenticator checks it on every state-changing call here.
 		return false, nil
 	}
 	return true, err
