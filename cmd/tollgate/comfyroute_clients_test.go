@@ -282,3 +282,51 @@ routes:
 		t.Errorf("the socket got %v, want the waiting prompt's end", comfytest.Kinds(frames))
 	}
 }
+
+// TestComfyRoutePredictionsAndSockets: the route's prompts are also a
+// model of the predictions API, with the same node rules and namespace;
+// and one user's sockets on the route are bounded.
+func TestComfyRoutePredictionsAndSockets(t *testing.T) {
+	s := comfytest.New(t, comfytest.Options{})
+	g := setupWith(t, `roles:
+  user: {scopes: [comfy, jobs]}
+routes:
+  - name: comfy
+    path: /comfy/
+    type: comfyui
+    upstreams: [`+s.URL+`]
+    scopes: [comfy]
+    nodes: {deny: ["Shell*"]}
+`, false)
+	alice := g.userKey("alice", "")
+	image := comfyUpload(t, g, alice)
+	graph := comfytest.DDColorPrompt(image, "../api", 512)
+	graph["9"] = map[string]any{"class_type": "ShellCommand", "inputs": map[string]any{}}
+	body, _ := json.Marshal(map[string]any{"version": "comfy", "input": map[string]any{"prompt": graph}})
+	if resp, out := g.do("POST", "/v1/predictions", alice, string(body)); resp.StatusCode != 403 || !strings.Contains(string(out), "ShellCommand") {
+		t.Errorf("a denied node through the predictions API: %d %s", resp.StatusCode, out)
+	}
+	delete(graph, "9")
+	body, _ = json.Marshal(map[string]any{"version": "comfy", "input": map[string]any{"prompt": graph}})
+	resp, out := g.do("POST", "/v1/predictions", alice, string(body))
+	var pred struct{ ID string }
+	if resp.StatusCode != 201 || json.Unmarshal(out, &pred) != nil {
+		t.Fatalf("a prediction of the route's model: %d %s", resp.StatusCode, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := s.WaitDone(ctx, pred.ID); err != nil {
+		t.Fatalf("the prediction's prompt did not run under its id: %v", err)
+	}
+	if prefix := historyInput(t, s, pred.ID, "3", "filename_prefix").(string); !strings.HasPrefix(prefix, strings.Join(strings.Split(image, "/")[:2], "/")+"/") {
+		t.Errorf("the prediction saved under %q, want the user's subfolder", prefix)
+	}
+
+	for i := range 32 {
+		comfyWS(t, g, alice, fmt.Sprint("tab", i))
+	}
+	_, r, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(g.URL, "http")+"/comfy/ws?clientId=one-more", &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + alice}}})
+	if err == nil || r == nil || r.StatusCode != 429 {
+		t.Errorf("the 33rd socket of one user: %v, want 429", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -66,6 +67,17 @@ type hub struct {
 func newHub() *hub {
 	return &hub{users: map[string]map[*socket]struct{}{}, prompts: map[string]*promptState{}, conns: map[*websocket.Conn]struct{}{},
 		finished: map[string]bool{}}
+}
+
+// maxSockets bounds one user's sockets on a route (each holds one to
+// ComfyUI).
+const maxSockets = 32
+
+// full reports whether the owner has maxSockets sockets open.
+func (h *hub) full(owner string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.users[owner]) >= maxSockets
 }
 
 func (h *hub) add(s *socket, conns ...*websocket.Conn) bool {
@@ -278,6 +290,9 @@ func (rt *Route) serveWS(w http.ResponseWriter, r *http.Request, p *tollgate.Pri
 	clientID := r.URL.Query().Get("clientId")
 	if clientID == "" || len(clientID) > 128 {
 		clientID = strings.ReplaceAll(comfyui.NewUUID(), "-", "")
+	}
+	if rt.hub.full(ownerKey(o)) {
+		return &tollgate.Error{Code: tollgate.ERateLimited, Message: fmt.Sprintf("at most %d sockets per user on this route", maxSockets), RetryAfter: 5}
 	}
 	var up *websocket.Conn
 	var err error
