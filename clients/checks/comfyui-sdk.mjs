@@ -2,16 +2,18 @@
 // upload an image, run a DDColor workflow with CallWrapper and
 // PromptBuilder (progress, previews, the output image, its download),
 // then the queue, the history, a queue delete and an interrupt.
-// Usage: node checks/comfyui-sdk.mjs BASE_URL IMAGE_PATH
+// Usage: node checks/comfyui-sdk.mjs BASE_URL IMAGE_PATH [TOKEN]
+// (TOKEN: a bearer token or API key, sent on every call and the socket)
 // Prompts whose SaveImage prefix starts with "slow" must run until
 // interrupted (the test's server makes them wait).
 import { readFile } from "node:fs/promises";
 import { ComfyApi, CallWrapper, PromptBuilder } from "@saintno/comfyui-sdk";
 
-const [baseURL, imagePath] = process.argv.slice(2);
+const [baseURL, imagePath, token] = process.argv.slice(2);
+const auth = token ? { headers: { Authorization: `Bearer ${token}` } } : {};
 const out = {};
 const step = (what) => console.error(`step: ${what}`);
-const api = new ComfyApi(baseURL, "sdk-check-client");
+const api = new ComfyApi(baseURL, "sdk-check-client", token ? { credentials: { type: "bearer_token", token } } : undefined);
 const connected = new Promise((resolve) => api.on("status", (e) => resolve(e.detail)));
 api.init(2, 200);
 api.on("log", (e) => process.env.SDK_DEBUG && console.error("log", e.detail.fnName, e.detail.message));
@@ -58,7 +60,7 @@ out.previews = previews;
 const image = result.images.images[0];
 out.output = image;
 out.imageURL = api.getPathImage(image);
-const res = await fetch(out.imageURL);
+const res = await fetch(out.imageURL, auth);
 const bytes = new Uint8Array(await res.arrayBuffer());
 const dv = new DataView(bytes.buffer);
 out.download = {

@@ -47,6 +47,7 @@ func (g *gateway) dataPlane(ctx context.Context) (http.Handler, func(), error) {
 		// The pages of native UIs opened with the cookie get the CSRF
 		// token their own calls need.
 		SessionPage: web.SessionPage,
+		Native:      g.nativeRoutes(),
 		InternalToken: func(ctx context.Context, pr *tollgate.Principal, aud string) (string, error) {
 			tok, _, err := g.identity.issuer.IssueInternal(ctx, pr, aud)
 			return tok, err

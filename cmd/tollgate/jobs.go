@@ -17,7 +17,10 @@ import (
 // store's queue, results under data_dir/results and the meter, and
 // registers its endpoints. Without job models it does nothing.
 func (g *gateway) mountJobs(ctx context.Context, mux *front) error {
-	if len(g.cfg.Jobs) == 0 {
+	if err := g.newComfyRoutes(); err != nil {
+		return err
+	}
+	if len(g.cfg.Jobs) == 0 && len(g.comfy) == 0 {
 		return nil
 	}
 	blobs, err := openResults(ctx, g.cfg.Results, g.cfg.DataDir)
@@ -30,7 +33,7 @@ func (g *gateway) mountJobs(ctx context.Context, mux *front) error {
 	}
 	svc, err := jobs.New(g.cfg, jobs.Options{
 		Store: g.store.Jobs, Blobs: blobs, LinkKey: key, Admission: g.meter, Cluster: g.store.Cluster, Logger: g.log, Metrics: g.registry,
-		Webhooks:  g.webhooks,
+		Webhooks: g.webhooks, Backends: g.comfyBackends(),
 		Principal: func(r *http.Request) *tollgate.Principal { return auth.PrincipalFrom(r.Context()) },
 	})
 	if err != nil {
@@ -40,6 +43,13 @@ func (g *gateway) mountJobs(ctx context.Context, mux *front) error {
 		return fmt.Errorf("start jobs: %w", err)
 	}
 	g.closers = append(g.closers, svc.Stop) // runs before the meter's Stop
+	for _, rt := range g.comfy {
+		rt.SetJobs(svc)
+		g.closers = append(g.closers, rt.Close) // before the jobs' Stop
+		if err := rt.Resume(ctx); err != nil {
+			return err
+		}
+	}
 	svc.Register(mux, g.identity.auth.Require)
 	g.jobs = svc
 	return nil

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tollgate/tollgate/internal/admin"
 	"github.com/tollgate/tollgate/internal/auth"
+	"github.com/tollgate/tollgate/internal/comfyroute"
 	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/edge"
 	"github.com/tollgate/tollgate/internal/httpx"
@@ -87,6 +88,7 @@ type gateway struct {
 	prot     *protection
 	meter    *meter.Meter
 	jobs     *jobs.Service // nil without job models
+	comfy    []*comfyroute.Route
 	handler  http.Handler
 	registry *prometheus.Registry
 	closers  []func()

@@ -29,6 +29,12 @@ type Backend struct {
 	poll     time.Duration
 	log      *slog.Logger
 
+	// graph: the jobs are a comfyui route's raw workflows; their output
+	// is the prompt's history entry, not copied files. tap, when set,
+	// sees every websocket message of the job's prompt.
+	graph bool
+	tap   func(run *tollgate.JobRun, typ websocket.MessageType, data []byte)
+
 	mu    sync.Mutex
 	conns map[string]*websocket.Conn       // dialed at Submit, taken by Watch, by job id
 	specs map[string]map[string]*fieldSpec // node fields by upstream and class
@@ -54,6 +60,10 @@ func New(m *config.JobModel, o Options) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newBackend(m, w, o)
+}
+
+func newBackend(m *config.JobModel, w Workflow, o Options) (*Backend, error) {
 	maxOut, err := config.ParseSize(m.MaxOutput)
 	if err != nil {
 		return nil, fmt.Errorf("max_output: %w", err)
@@ -72,8 +82,8 @@ func New(m *config.JobModel, o Options) (*Backend, error) {
 	return b, nil
 }
 
-// newUUID returns a random version 4 UUID, ComfyUI's shape of prompt ids.
-func newUUID() string {
+// NewUUID returns a random version 4 UUID, ComfyUI's shape of prompt ids.
+func NewUUID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	b[6] = b[6]&0x0f | 0x40
@@ -125,7 +135,7 @@ func (b *Backend) Submit(ctx context.Context, run *tollgate.JobRun) (string, err
 		inputs[in.Field] = v
 	}
 	graph.PrefixOutputs(folder)
-	promptID := newUUID()
+	promptID := NewUUID()
 	conn, err := c.dial(ctx, ClientID(promptID))
 	if err != nil {
 		b.log.Warn("comfyui: websocket unavailable, reading /history instead", "upstream", run.Upstream, "err", err)

@@ -19,6 +19,7 @@ var _ tollgate.InputChecker = (*Backend)(nil)
 type fieldSpec struct {
 	options  []string // a combo's choices
 	min, max *float64
+	upload   bool // a loader's file name (image_upload, audio_upload, …)
 }
 
 // CheckInput checks every bound value input against the node definitions
@@ -66,6 +67,16 @@ func (b *Backend) CheckInput(ctx context.Context, upstream string, input map[str
 // spec returns a node field's declaration, nil when ComfyUI declares
 // none (a custom node may take undeclared fields).
 func (b *Backend) spec(ctx context.Context, upstream, class, field string) (*fieldSpec, error) {
+	fields, err := b.fields(ctx, upstream, class)
+	if err != nil {
+		return nil, err
+	}
+	return fields[field], nil
+}
+
+// fields returns the input declarations of a node class, read once per
+// class and upstream.
+func (b *Backend) fields(ctx context.Context, upstream, class string) (map[string]*fieldSpec, error) {
 	key := upstream + "\x00" + class
 	b.mu.Lock()
 	fields, ok := b.specs[key]
@@ -88,7 +99,7 @@ func (b *Backend) spec(ctx context.Context, upstream, class, field string) (*fie
 		b.specs[key] = fields
 		b.mu.Unlock()
 	}
-	return fields[field], nil
+	return fields, nil
 }
 
 // parseSpec reads ("INT", {min, max}) or ([choices], {...}) or ("COMBO",
@@ -102,10 +113,19 @@ func parseSpec(decl []json.RawMessage) *fieldSpec {
 		Min     *float64 `json:"min"`
 		Max     *float64 `json:"max"`
 		Options []string `json:"options"`
-		Upload  bool     `json:"image_upload"`
 	}
 	if len(decl) > 1 {
 		_ = json.Unmarshal(decl[1], &opts)
+		var flags map[string]any
+		_ = json.Unmarshal(decl[1], &flags)
+		for k, v := range flags {
+			if on, _ := v.(bool); on && strings.HasSuffix(k, "_upload") {
+				s.upload = true
+			}
+			if kind, _ := v.(string); k == "upload" && kind != "" {
+				s.upload = true
+			}
+		}
 	}
 	s.min, s.max = opts.Min, opts.Max
 	var choices []string

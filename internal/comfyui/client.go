@@ -160,7 +160,12 @@ func (e *nodeErrors) list() []nodeError {
 
 // queuePrompt posts the prompt under promptID for clientID.
 func (c *client) queuePrompt(ctx context.Context, graph Workflow, promptID, clientID string) error {
-	b, _ := json.Marshal(map[string]any{"prompt": graph, "prompt_id": promptID, "client_id": clientID})
+	return c.postPrompt(ctx, map[string]any{"prompt": graph, "prompt_id": promptID, "client_id": clientID})
+}
+
+// postPrompt posts a /prompt body; a refusal is a *nodeErrors.
+func (c *client) postPrompt(ctx context.Context, req map[string]any) error {
+	b, _ := json.Marshal(req)
 	resp, err := c.do(ctx, http.MethodPost, "/prompt", "application/json", bytes.NewReader(b))
 	if err != nil {
 		return err

@@ -45,10 +45,15 @@ func (b *Backend) Watch(ctx context.Context, run *tollgate.JobRun, handle string
 	if conn != nil {
 		defer conn.CloseNow()
 		frames = make(chan frame, 256)
-		go readFrames(ctx, conn, frames)
+		var tap func(websocket.MessageType, []byte)
+		if b.tap != nil {
+			tap = func(typ websocket.MessageType, data []byte) { b.tap(run, typ, data) }
+		}
+		go readFrames(ctx, conn, frames, tap)
 	}
 	// The prompt may have ended already (a re-attach after a restart).
 	if res, err := b.fromHistory(ctx, c, run, handle); res != nil || err != nil {
+		b.drain(ctx, frames, handle, false)
 		return res, err
 	}
 	tick := time.NewTicker(b.poll)
@@ -81,6 +86,7 @@ func (b *Backend) Watch(ctx context.Context, run *tollgate.JobRun, handle string
 			case "execution_success", "execution_error", "execution_interrupted":
 				res, err := b.fromHistory(ctx, c, run, handle)
 				if res != nil || err != nil {
+					b.drain(ctx, frames, handle, true)
 					return res, err
 				}
 				frames = nil // written before the message in ComfyUI; read it on the next tick
@@ -104,6 +110,38 @@ func (b *Backend) Watch(ctx context.Context, run *tollgate.JobRun, handle string
 	}
 }
 
+// drain lets a route's tap see the rest of an ended prompt's messages
+// (its end message, then executing {node: null}) before the socket
+// closes, for at most two seconds.
+func (b *Backend) drain(ctx context.Context, frames <-chan frame, handle string, sawEnd bool) {
+	if !b.graph || frames == nil {
+		return
+	}
+	t := time.NewTimer(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			return
+		case f, ok := <-frames:
+			if !ok {
+				return
+			}
+			if id, _ := f.Data["prompt_id"].(string); id != handle {
+				continue
+			}
+			switch {
+			case f.Type == "execution_success" || f.Type == "execution_error" || f.Type == "execution_interrupted":
+				sawEnd = true
+			case f.Type == "executing" && f.Data["node"] == nil && sawEnd:
+				return
+			}
+		}
+	}
+}
+
 // abandon stops a prompt whose job ended here (canceled, past its
 // timeout, or the gateway stopping, which fails the job): it leaves
 // ComfyUI's queue or is interrupted, so no GPU time goes to it.
@@ -115,12 +153,15 @@ func (b *Backend) abandon(ctx context.Context, run *tollgate.JobRun, handle stri
 	}
 }
 
-func readFrames(ctx context.Context, conn *websocket.Conn, out chan<- frame) {
+func readFrames(ctx context.Context, conn *websocket.Conn, out chan<- frame, tap func(websocket.MessageType, []byte)) {
 	defer close(out)
 	for {
 		typ, data, err := conn.Read(ctx)
 		if err != nil {
 			return
+		}
+		if tap != nil {
+			tap(typ, data)
 		}
 		if typ != websocket.MessageText {
 			continue // previews
@@ -157,15 +198,15 @@ type fileRef struct {
 // fromHistory returns the prompt's result when its history entry says it
 // ended, or nil, nil while it has none.
 func (b *Backend) fromHistory(ctx context.Context, c *client, run *tollgate.JobRun, handle string) (*tollgate.JobResult, error) {
-	var h map[string]historyEntry
+	var h map[string]json.RawMessage
 	if err := c.getJSON(ctx, "/history/"+url.PathEscape(handle), &h); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		return nil, nil // ComfyUI unreachable for now: the watch goes on
 	}
-	e, ok := h[handle]
-	if !ok {
+	var e historyEntry
+	if raw, ok := h[handle]; !ok || json.Unmarshal(raw, &e) != nil {
 		return nil, nil
 	}
 	var start, end float64
@@ -200,7 +241,16 @@ func (b *Backend) fromHistory(ctx context.Context, c *client, run *tollgate.JobR
 		class, _ := endData["node_type"].(string)
 		msg, _ := endData["exception_message"].(string)
 		res.Status, res.Error = tollgate.JobFailed, fmt.Sprintf("node %s (%s): %s", node, class, strings.TrimSpace(msg))
-	default:
+	}
+	switch {
+	case b.graph:
+		// A route's prompt: its history entry is its output, for the
+		// route's /history; the files stay on ComfyUI for /view.
+		res.Output = h[handle]
+		if res.Status == "" {
+			res.Status = tollgate.JobSucceeded
+		}
+	case res.Status == "":
 		out, err := b.collect(ctx, c, run, e)
 		if err != nil {
 			if ctx.Err() != nil {

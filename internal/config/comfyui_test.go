@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tollgate/tollgate/internal/config"
 )
@@ -52,5 +53,48 @@ func TestComfyUIWorkflowBesideTheConfig(t *testing.T) {
 	}
 	if got := cfg.JobModel("photo/x").Workflow; got != filepath.Join(dir, "wf.json") {
 		t.Errorf("workflow %s, want it beside the config file", got)
+	}
+}
+
+func TestNodeRules(t *testing.T) {
+	t.Parallel()
+	rules := config.NodeRules{Allow: []string{"Load*", "SaveImage", "DDColor_*"}, Deny: []string{"*Shell*", "LoadImageOutput"}}
+	for class, want := range map[string]bool{
+		"LoadImage": true, "SaveImage": true, "DDColor_Colorize": true,
+		"LoadImageOutput": false, "ShellCommand": false, "LoadShellThing": false, "PreviewImage": false, "": false,
+	} {
+		if got := rules.Allows(class); got != want {
+			t.Errorf("Allows(%q) = %v, want %v", class, got, want)
+		}
+	}
+	if !(config.NodeRules{}).Allows("Anything") {
+		t.Error("empty rules refuse a class")
+	}
+}
+
+func TestComfyUIRouteKeys(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ name, route, want string }{
+		{"a whole app under a prefix", "path: /comfy\n    type: comfyui", "want a prefix ending in /"},
+		{"never public", "path: /comfy/\n    type: comfyui\n    public: true", "needs authenticated callers"},
+		{"capacity at least 1", "path: /comfy/\n    type: comfyui\n    capacity: -1", "capacity: must be at least 1"},
+		{"bad glob", "path: /comfy/\n    type: comfyui\n    nodes: {deny: [\"[\"]}", "nodes.deny[0]: not a glob pattern"},
+		{"capacity only on comfyui", "path: /v1/\n    capacity: 2", "only a comfyui route takes capacity"},
+		{"nodes only on comfyui", "path: /v1/\n    nodes: {allow: [x]}", "only a comfyui route runs workflows"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := config.Parse([]byte("routes:\n  - name: comfy\n    upstreams: [http://127.0.0.1:8188]\n    " + c.route + "\n"))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error %v, want one saying %q", err, c.want)
+			}
+		})
+	}
+	cfg, err := config.Parse([]byte("routes:\n  - name: comfy\n    path: /comfy/\n    type: comfyui\n    upstreams: [http://127.0.0.1:8188]\n    timeout: 2m\n    price: {per_gpu_second: \"0.001\"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	models := cfg.RouteJobModels()
+	if len(models) != 1 || models[0].Name != "comfy" || models[0].Capacity != 1 || models[0].Timeout != 2*time.Minute || !models[0].Graph || !cfg.Routes[0].Strips() {
+		t.Errorf("route job models %+v", models)
 	}
 }

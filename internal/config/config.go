@@ -203,6 +203,9 @@ type Plan struct {
 	// MaxQueued caps a user's jobs waiting to start; 0 is unlimited.
 	// Defaults to 0.
 	MaxQueued int `yaml:"max_queued"`
+	// Nodes narrow the node classes the plan's users may run on comfyui
+	// routes, on top of each route's own nodes. Defaults to every class.
+	Nodes NodeRules `yaml:"nodes"`
 }
 
 // Budget is a spending limit over a period.

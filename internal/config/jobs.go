@@ -93,6 +93,9 @@ type JobModel struct {
 	// audio is delivered but charged as this much. Defaults to the
 	// timeout.
 	MaxOutputAudio time.Duration `yaml:"max_output_audio"`
+	// Graph marks the job model of a comfyui route: its input is a whole
+	// API-format workflow, not declared inputs.
+	Graph bool `yaml:"-"`
 }
 
 // JobInput declares one input field of a job model.

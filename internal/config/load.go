@@ -227,6 +227,9 @@ func (c *Config) SetDefaults() {
 		r.Timeout = cmp.Or(r.Timeout, 300*time.Second)
 		r.MaxOutputAudio = cmp.Or(r.MaxOutputAudio, r.Timeout)
 		r.MaxBody = cmp.Or(r.MaxBody, "10MiB")
+		if r.Type == RouteComfyUI {
+			r.Capacity = cmp.Or(r.Capacity, 1)
+		}
 		if hc := r.HealthCheck; hc != nil {
 			hc.Path = cmp.Or(hc.Path, "/health")
 			hc.Interval = cmp.Or(hc.Interval, 10*time.Second)

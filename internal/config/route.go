@@ -9,6 +9,10 @@ const (
 	// RouteGradio serves a Gradio app's own UI and API to many users, each
 	// seeing only their own sessions, events and files.
 	RouteGradio = "gradio"
+	// RouteComfyUI serves ComfyUI's own UI and API to many users: each
+	// prompt is a job of its user, and each user sees only their own
+	// prompts, files and websocket messages.
+	RouteComfyUI = "comfyui"
 )
 
 // Route is one configured upstream API.
@@ -18,7 +22,7 @@ type Route struct {
 	Name string `yaml:"name"`
 	// Path is matched exactly, or as a prefix when it ends in "/". Required.
 	Path string `yaml:"path"`
-	// Type is openai or http. Defaults to http.
+	// Type is openai, http, gradio or comfyui. Defaults to http.
 	Type string `yaml:"type"`
 	// Methods allowed; empty allows all.
 	Methods []string `yaml:"methods"`
@@ -37,8 +41,8 @@ type Route struct {
 	// Tenants maps a tenant_id to a dedicated upstream pool.
 	Tenants map[string][]string `yaml:"tenants"`
 	// StripPrefix removes the route's path prefix before forwarding.
-	// Defaults to true on gradio routes (the app is served at its root),
-	// false otherwise.
+	// Defaults to true on gradio and comfyui routes (the app is served at
+	// its root), false otherwise.
 	StripPrefix *bool `yaml:"strip_prefix"`
 	// AllowGetBody forwards GET and HEAD requests that carry a body
 	// (Content-Length above 0, or chunked). Without it they are refused
@@ -88,6 +92,13 @@ type Route struct {
 	// CSRF token and a same-origin Origin. Defaults to true for comfyui and
 	// gradio routes, false otherwise.
 	CookieAuth *bool `yaml:"cookie_auth"`
+	// Capacity is how many prompts one upstream of a comfyui route runs at
+	// once, counted over every route, job model and replica that uses it.
+	// Defaults to 1 on comfyui routes.
+	Capacity int `yaml:"capacity"`
+	// Nodes are the node classes a workflow may use on a comfyui route.
+	// Defaults to every class.
+	Nodes NodeRules `yaml:"nodes"`
 	// Demo marks routes served by the built-in demo backends.
 	Demo bool `yaml:"-"`
 }
@@ -98,7 +109,7 @@ func (r *Route) CookieAuthOn() bool {
 	if r.CookieAuth != nil {
 		return *r.CookieAuth
 	}
-	return r.Type == "comfyui" || r.Type == "gradio"
+	return r.Type == RouteComfyUI || r.Type == RouteGradio
 }
 
 // Rule is one CEL expression with the message shown when it fails.
@@ -179,5 +190,5 @@ func (r *Route) Strips() bool {
 	if r.StripPrefix != nil {
 		return *r.StripPrefix
 	}
-	return r.Type == RouteGradio
+	return r.Type == RouteGradio || r.Type == RouteComfyUI
 }

@@ -94,6 +94,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateRoutes(&p)
 	c.validateJobs(&p)
+	c.checkPlanNodes(&p)
 	c.validateTLS(&p)
 	checkRate(&p, "protection.ip_rate_limit", c.Protection.IPRateLimit)
 	checkRate(&p, "protection.login_rate_limit", c.Protection.LoginRateLimit)
@@ -162,9 +163,10 @@ func (c *Config) validateRoutes(p *problems) {
 			p.add(key+".path", "%q is used by another route", r.Path)
 		}
 		paths[r.Path] = true
-		if r.Type != RouteOpenAI && r.Type != RouteHTTP && r.Type != RouteGradio {
-			p.add(key+".type", "want openai, http or gradio, got %q", r.Type)
+		if r.Type != RouteOpenAI && r.Type != RouteHTTP && r.Type != RouteGradio && r.Type != RouteComfyUI {
+			p.add(key+".type", "want openai, http, gradio or comfyui, got %q", r.Type)
 		}
+		c.checkComfyRoute(p, key, r)
 		if r.Type == RouteGradio && !strings.HasSuffix(r.Path, "/") {
 			p.add(key+".path", "a gradio route serves a whole app: want a prefix ending in /, got %q", r.Path)
 		}

@@ -132,13 +132,17 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 	if s.metrics, err = newMetrics(o.Metrics, o.Store); err != nil {
 		return nil, fmt.Errorf("jobs metrics: %w", err)
 	}
-	for i := range cfg.Jobs {
-		jc := &cfg.Jobs[i]
+	all := cfg.AllJobModels() // comfyui routes' models after the configured ones
+	for i := range all {
+		jc := &all[i]
 		rules, err := policy.CompileInputRules(jc.Rules)
 		if err != nil {
 			return nil, fmt.Errorf("jobs[%d] (%s).%w", i, jc.Name, err)
 		}
 		b := o.Backends[jc.Name]
+		if b == nil && jc.Graph {
+			return nil, fmt.Errorf("comfyui route %s: no backend given for its prompts", jc.Name)
+		}
 		if b == nil && jc.Backend == config.BackendComfyUI {
 			if b, err = comfyui.New(jc, comfyui.Options{Poll: o.PollInterval, Logger: o.Logger}); err != nil {
 				return nil, fmt.Errorf("jobs[%d] (%s): %w", i, jc.Name, err)
@@ -245,6 +249,9 @@ type Submission struct {
 	// Files resolves the caller's upload URLs in file inputs to data:
 	// URIs; nil leaves every value as it is.
 	Files func(string) (string, error)
+	// ID, when set, is the new job's id (a comfyui route's prompt_id,
+	// minted before the prompt is queued). Defaults to a new id.
+	ID string
 }
 
 // Submit validates a prediction, reserves its most expensive outcome and
@@ -260,6 +267,9 @@ func (s *Service) Submit(ctx context.Context, p *tollgate.Principal, sub Submiss
 	}
 	if !p.HasScopes(m.cfg.Scopes) {
 		return nil, false, tollgate.Errorf(tollgate.EForbidden, "model %s requires the scopes %s", m.cfg.Name, strings.Join(m.cfg.Scopes, " "))
+	}
+	if prep, ok := m.backend.(tollgate.InputPreparer); ok {
+		return s.submitPrepared(ctx, p, m, prep, sub)
 	}
 	input, media, err := checkInput(m.cfg, s.cfg.PlanName(p.Plan), sub.Input, sub.Files)
 	if err != nil {
@@ -285,10 +295,16 @@ func (s *Service) Submit(ctx context.Context, p *tollgate.Principal, sub Submiss
 	if err != nil {
 		return nil, false, fmt.Errorf("encode input: %w", err)
 	}
+	return s.queue(ctx, p, m, sub, raw, events)
+}
+
+// queue reserves a validated job's most expensive outcome and stores it
+// in the queue.
+func (s *Service) queue(ctx context.Context, p *tollgate.Principal, m *model, sub Submission, raw json.RawMessage, events []string) (*tollgate.Job, bool, error) {
 	now := s.now()
 	planName := s.cfg.PlanName(p.Plan)
 	plan := s.cfg.Plans[planName]
-	j := &tollgate.Job{ID: newJobID(), Model: m.cfg.Name, Owner: tollgate.Owner{TenantID: p.TenantID, UserID: p.UserID},
+	j := &tollgate.Job{ID: cmp.Or(sub.ID, newJobID()), Model: m.cfg.Name, Owner: tollgate.Owner{TenantID: p.TenantID, UserID: p.UserID},
 		Plan: planName, Priority: plan.Priority, MaxRunning: plan.Concurrency, Input: raw,
 		IdempotencyKey: sub.IdempotencyKey, BodyHash: sub.BodyHash, CreatedAt: now,
 		Webhook: sub.Webhook, WebhookEvents: events}
@@ -296,6 +312,7 @@ func (s *Service) Submit(ctx context.Context, p *tollgate.Principal, sub Submiss
 		j.CancelAt = now.Add(sub.CancelAfter)
 	}
 	release := func(context.Context, *tollgate.Outcome) {}
+	var err error
 	if s.opts.Admission != nil {
 		call := &tollgate.Call{RequestID: j.ID, NewID: true, Start: now, Principal: p, Route: m.cfg.Name,
 			Model: m.cfg.Name, Method: http.MethodPost, Path: "/v1/predictions", BytesIn: int64(len(sub.Input))}

@@ -42,6 +42,10 @@
 // on the caller's event stream (or after the route timeout), not when
 // the join's answer ends.
 //
+// On routes of type comfyui, Options.Native (native.go) answers the
+// route's own endpoints after step 3 (its prompts are jobs, metered by
+// the jobs service); what it leaves is forwarded without admissions.
+//
 // # Admission contract
 //
 // Options.Admissions are called in order with the filled *tollgate.Call

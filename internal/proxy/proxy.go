@@ -62,6 +62,9 @@ type Options struct {
 	// transport (internal/upstream), tuned for many keep-alive connections
 	// per upstream.
 	Transport http.RoundTripper
+	// Native answers the gateway's own endpoints of routes, by route
+	// name; every comfyui route needs one.
+	Native map[string]Native
 	// UpstreamTLS configures the own transport's connections to HTTPS
 	// upstreams (trusted roots, client certificates). Defaults to the
 	// system's roots.

@@ -44,6 +44,7 @@ type route struct {
 
 	policy  *policy.Policy
 	gradio  *gradioGuard // gradio routes
+	native  Native       // comfyui routes
 	metrics *routeMetrics
 	health  *config.HealthCheck
 }
@@ -156,6 +157,9 @@ func (p *Proxy) compileRoute(rc *config.Route) (*route, error) {
 		if rc.Price.ChargesOutputAudio() {
 			rt.gradio.audio = &gradioAudio{p: p, rt: rt}
 		}
+	}
+	if rt.native = p.opts.Native[rc.Name]; rt.native == nil && rc.Type == config.RouteComfyUI {
+		return nil, fmt.Errorf("a comfyui route needs the gateway's handler of its prompts")
 	}
 	for k, v := range rc.UpstreamHeaders {
 		rt.upHeaders = append(rt.upHeaders, headerValue{textproto.CanonicalMIMEHeaderKey(k), []string{expandEnv(v)}})

@@ -106,6 +106,11 @@ func (p *Proxy) serveRoute(x *exchange, r *http.Request, rt *route) error {
 			return err
 		}
 	}
+	if rt.native != nil {
+		if handled, err := p.serveNative(x, r, rt); handled || err != nil {
+			return err
+		}
+	}
 	var oa *openaiRequest
 	kind := kindOther
 	if rt.openai {
@@ -175,8 +180,8 @@ func (p *Proxy) serveRoute(x *exchange, r *http.Request, rt *route) error {
 		x.internalToken = tok
 	}
 	for _, a := range p.opts.Admissions {
-		if x.gradio != nil && !x.gradio.metered {
-			break // on a gradio route only calls are metered
+		if x.gradio != nil && !x.gradio.metered || rt.native != nil {
+			break // on a gradio route only calls are metered; a comfyui route's prompts are jobs
 		}
 		rel, err := a.Admit(r.Context(), &x.call)
 		if err != nil {
