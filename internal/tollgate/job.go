@@ -178,6 +178,10 @@ type JobStore interface {
 	CancelExpired(ctx context.Context, now time.Time) ([]*Job, error)
 	// Job returns the owner's job. ENotFound when o has no such job.
 	Job(ctx context.Context, o Owner, id string) (*Job, error)
+	// JobByKey returns the owner's job created with an idempotency key, so
+	// a repeated create is answered before it is admitted again.
+	// ENotFound when o used no such key.
+	JobByKey(ctx context.Context, o Owner, key string) (*Job, error)
 	// JobByID returns any job, for the scheduler. ENotFound if absent.
 	JobByID(ctx context.Context, id string) (*Job, error)
 	// Jobs returns a page of the owner's jobs, newest first. EInvalid for
