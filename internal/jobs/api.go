@@ -92,7 +92,8 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) error {
 		return tollgate.Errorf(tollgate.EInputInvalid, "version: required (the model's name, e.g. owner/name)")
 	}
 	sub := Submission{Model: name, Input: req.Input, IdempotencyKey: r.Header.Get("Idempotency-Key"),
-		Webhook: req.Webhook, WebhookEvents: req.WebhookEventsFilter, Files: s.fileResolver(r, owner)}
+		Webhook: req.Webhook, WebhookEvents: req.WebhookEventsFilter, Files: s.fileResolver(r, owner),
+		Entry: &tollgate.Entry{Header: w.Header()}}
 	sum := sha256.Sum256(append([]byte(name+"\n"), body...))
 	sub.BodyHash = hex.EncodeToString(sum[:])
 	if v := r.Header.Get("Cancel-After"); v != "" {

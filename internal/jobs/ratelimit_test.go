@@ -51,9 +51,14 @@ func testCreateRateLimited(t *testing.T, engine string) {
 		t.Fatalf("repeated create: %d %s, want 200 with %s", status, b, first.ID)
 	}
 	// The repeat spent no token: the second of the plan's two fits.
-	e.create(t, "alice", "demo/echo", map[string]any{"prompt": "two"})
-
 	status, hdr, b := e.call(t, "alice", "POST", "/v1/models/demo/echo/predictions",
+		map[string]any{"input": map[string]any{"prompt": "two"}})
+	if status != http.StatusCreated || hdr.Get("RateLimit-Limit") != "2" || hdr.Get("RateLimit-Remaining") != "0" {
+		t.Fatalf("second create: %d RateLimit-Limit %q -Remaining %q %s, want 201 with 2 and 0",
+			status, hdr.Get("RateLimit-Limit"), hdr.Get("RateLimit-Remaining"), b)
+	}
+
+	status, hdr, b = e.call(t, "alice", "POST", "/v1/models/demo/echo/predictions",
 		map[string]any{"input": map[string]any{"prompt": "three"}})
 	var refusal struct {
 		Error struct{ Message, Type, Code string }

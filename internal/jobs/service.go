@@ -245,6 +245,9 @@ type Submission struct {
 	// Files resolves the caller's upload URLs in file inputs to data:
 	// URIs; nil leaves every value as it is.
 	Files func(string) (string, error)
+	// Entry takes the RateLimit-* headers of the limits the create
+	// spends; nil sets none.
+	Entry *tollgate.Entry
 }
 
 // Submit validates a prediction, reserves its most expensive outcome and
@@ -298,7 +301,7 @@ func (s *Service) Submit(ctx context.Context, p *tollgate.Principal, sub Submiss
 	release := func(context.Context, *tollgate.Outcome) {}
 	if s.opts.Admission != nil {
 		call := &tollgate.Call{RequestID: j.ID, NewID: true, Start: now, Principal: p, Route: m.cfg.Name,
-			Model: m.cfg.Name, Method: http.MethodPost, Path: "/v1/predictions", BytesIn: int64(len(sub.Input))}
+			Model: m.cfg.Name, Method: http.MethodPost, Path: "/v1/predictions", BytesIn: int64(len(sub.Input)), Entry: sub.Entry}
 		if release, err = s.opts.Admission.Admit(ctx, call); err != nil {
 			return nil, false, err
 		}
