@@ -36,14 +36,17 @@ jobs:
 
 // BenchmarkJobCreate measures predictions created per second through the
 // HTTP API (in process: input checks, the rate limits, the meter's
-// reservation and usage record, the store's enqueue, the answer), with
-// 10,000 jobs of 1,000 users already queued and creates spread over those
-// users from 16 clients at once. The service only takes jobs (SubmitOnly),
+// reservation and usage record, the store's enqueue, the answer with its
+// queue_position), with an empty queue and with 10,000 jobs of 1,000
+// users already queued, creates spread over those users from 16 clients
+// at once. The service only takes jobs (SubmitOnly),
 // so the queue keeps growing (go test -run '^$' -bench JobCreate
 // ./internal/jobs, with TOLLGATE_TEST_POSTGRES for the PostgreSQL run).
 func BenchmarkJobCreate(b *testing.B) {
 	for _, engine := range []string{"sqlite", "postgres"} {
-		b.Run(engine+"/queued=10000/users=1000", func(b *testing.B) { benchCreate(b, engine, 10_000, 1000) })
+		for _, queued := range []int{0, 10_000} {
+			b.Run(fmt.Sprintf("%s/queued=%d/users=1000", engine, queued), func(b *testing.B) { benchCreate(b, engine, queued, 1000) })
+		}
 	}
 }
 

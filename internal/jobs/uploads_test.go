@@ -3,16 +3,11 @@ package jobs_test
 import (
 	"io/fs"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
-
-	"github.com/tollgate/tollgate/internal/s3"
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
@@ -43,19 +38,7 @@ func TestExpiredUploadsRemoved(t *testing.T) {
 		})
 	}
 	t.Run("s3", func(t *testing.T) {
-		srv := httptest.NewServer(gofakes3.New(s3mem.New()).Server())
-		t.Cleanup(srv.Close)
-		cfg, err := s3.ParseURL("s3://tg-uploads/p?endpoint="+strings.TrimPrefix(srv.URL, "http://")+
-			"&secure=false&create_bucket=true&lookup=path&region=us-east-1", func(string) string { return "" })
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.AccessKey, cfg.SecretKey = "key", "secret"
-		blobs, err := s3.Open(t.Context(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e := setupWith(t, "sqlite", uploadModel, http.NotFoundHandler(), blobs)
+		e := setupWith(t, "sqlite", uploadModel, http.NotFoundHandler(), fakeS3Blobs(t))
 		testExpiredUploadsRemoved(t, e, nil)
 	})
 }
