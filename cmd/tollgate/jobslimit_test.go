@@ -19,7 +19,9 @@ func TestJobCreateRateLimit(t *testing.T) {
 		}
 	}
 	resp, body := g.do("POST", "/v1/models/test/slot/predictions", alice, `{"input":{"prompt":"p"}}`)
-	var e struct{ Error struct{ Code, Message string } }
+	var e struct {
+		Error struct{ Code, Message string }
+	}
 	_ = json.Unmarshal(body, &e)
 	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || e.Error.Code != "rate_limit_exceeded" ||
 		!strings.Contains(e.Error.Message, "the model limit of 2/h") {
