@@ -14,8 +14,9 @@ import (
 )
 
 // mountJobs starts the jobs service (the predictions API) over the
-// store's queue, results under data_dir/results and the meter, and
-// registers its endpoints. Without job models it does nothing.
+// store's queue, results under data_dir/results, the limiter (a create
+// spends the caller's rate limits) and the meter, and registers its
+// endpoints. Without job models it does nothing.
 func (g *gateway) mountJobs(ctx context.Context, mux *front) error {
 	if err := g.newComfyRoutes(); err != nil {
 		return err
@@ -32,7 +33,7 @@ func (g *gateway) mountJobs(ctx context.Context, mux *front) error {
 		return err
 	}
 	svc, err := jobs.New(g.cfg, jobs.Options{
-		Store: g.store.Jobs, Blobs: blobs, LinkKey: key, Admission: g.meter, Cluster: g.store.Cluster, Logger: g.log, Metrics: g.registry,
+		Store: g.store.Jobs, Blobs: blobs, LinkKey: key, Admission: tollgate.Admissions{g.prot.limiter.Creates(), g.meter}, Cluster: g.store.Cluster, Logger: g.log, Metrics: g.registry,
 		Webhooks: g.webhooks, Backends: g.comfyBackends(),
 		Principal: func(r *http.Request) *tollgate.Principal { return auth.PrincipalFrom(r.Context()) },
 	})

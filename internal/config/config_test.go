@@ -169,7 +169,7 @@ func TestErrorsAUserCanAct(t *testing.T) {
 		{"typo", "plans:\n  free:\n    rate_limt: 10/m\n", "line 3: plans.free.rate_limt: unknown key; did you mean rate_limit?"},
 		{"top-level typo", "lisen: 127.0.0.1:1\n", "line 1: lisen: unknown key; did you mean listen?"},
 		{"key under the wrong parent", "routes:\n  - name: a\n    path: /a\n    upstreams: [http://x]\nrate_limit: 3/m\n",
-			"line 5: rate_limit: unknown key; rate_limit is a key of plans.NAME and routes[]: check its indentation"},
+			"line 5: rate_limit: unknown key; rate_limit is a key of plans.NAME and routes[] and jobs[]: check its indentation"},
 		{"key indented less than its block", "server:\n  access_log: true\n drain_timeout: 5s\n", `line 3: "drain_timeout: 5s" is not indented like the keys around it`},
 		{"key indented more than its block", "server:\n  drain_timeout: 5s\n    idle_timeout: 5s\n", `line 3: "idle_timeout: 5s" is not indented`},
 		{"route key out of its list item", "routes:\n  - name: chat\n    path: /v1/\n  upstreams: [http://x]\n", `line 4: "upstreams: [http://x]" is not indented`},

@@ -73,6 +73,10 @@ type JobModel struct {
 	Rules []Rule `yaml:"rules"`
 	// Scopes the caller must hold, all of them. Defaults to [jobs].
 	Scopes []string `yaml:"scopes"`
+	// RateLimit is "N/s", "N/m" or "N/h" per user on this model's creates,
+	// on top of the plan's rate_limit and tenant_rate_limit, which count
+	// creates like proxied calls. Defaults to unlimited.
+	RateLimit string `yaml:"rate_limit"`
 	// Timeout bounds a job's run upstream; it is also the GPU time its
 	// reservation holds. Defaults to 10m.
 	Timeout time.Duration `yaml:"timeout"`
@@ -193,6 +197,7 @@ func (c *Config) validateJobs(p *problems) {
 		if j.Capacity < 1 {
 			p.add(key+".capacity", "must be at least 1")
 		}
+		checkRate(p, key+".rate_limit", j.RateLimit)
 		if !strings.HasPrefix(j.Path, "/") {
 			p.add(key+".path", "must start with /")
 		}

@@ -62,6 +62,7 @@ func TestJobErrorsNameTheModel(t *testing.T) {
 		{"short timeout", ", timeout: 1ms", "jobs[0] (photo/colorize).timeout"},
 		{"empty rule", ", rules: [{expr: ' '}]", "jobs[0] (photo/colorize).rules[0].expr: required"},
 		{"bad path", ", path: run", "jobs[0] (photo/colorize).path: must start with /"},
+		{"bad rate limit", ", rate_limit: 10/d", "jobs[0] (photo/colorize).rate_limit"},
 		{"plan bound out of range", ", inputs: {size: {type: integer, max: 1280, plan_max: {free: 2000}}}", "jobs[0] (photo/colorize).inputs.size.plan_max.free: want at most 1280"},
 		{"bounds on a file", ", inputs: {photo: {type: image, max: 5}}", "jobs[0] (photo/colorize).inputs.photo: a file input takes only required and max_size"},
 		{"bad file size", ", inputs: {photo: {type: image, max_size: lots}}", "jobs[0] (photo/colorize).inputs.photo.max_size"},

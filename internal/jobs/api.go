@@ -92,7 +92,8 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) error {
 		return tollgate.Errorf(tollgate.EInputInvalid, "version: required (the model's name, e.g. owner/name)")
 	}
 	sub := Submission{Model: name, Input: req.Input, IdempotencyKey: r.Header.Get("Idempotency-Key"),
-		Webhook: req.Webhook, WebhookEvents: req.WebhookEventsFilter, Files: s.fileResolver(r, owner)}
+		Webhook: req.Webhook, WebhookEvents: req.WebhookEventsFilter, Files: s.fileResolver(r, owner),
+		Entry: &tollgate.Entry{Header: w.Header()}}
 	sum := sha256.Sum256(append([]byte(name+"\n"), body...))
 	sub.BodyHash = hex.EncodeToString(sum[:])
 	if v := r.Header.Get("Cancel-After"); v != "" {
@@ -104,7 +105,10 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	j, created, err := s.Submit(r.Context(), p, sub)
+	j, created, err := s.replay(r.Context(), owner, sub)
+	if err == nil && j == nil {
+		j, created, err = s.Submit(r.Context(), p, sub)
+	}
 	if err != nil {
 		return err
 	}
@@ -118,6 +122,27 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Location", s.links.base+"/v1/predictions/"+url.PathEscape(j.ID))
 	httpx.WriteJSON(w, status, s.renderQueued(r.Context(), j))
 	return nil
+}
+
+// replay returns the prediction an earlier create with the same
+// Idempotency-Key and body made, or EConflict for another body, so a
+// repeated create is answered without being admitted again (no rate limit
+// token, no reservation); nil when the key is new. Two first creates at
+// once both reach Submit, where the store keeps one.
+func (s *Service) replay(ctx context.Context, o tollgate.Owner, sub Submission) (*tollgate.Job, bool, error) {
+	if sub.IdempotencyKey == "" {
+		return nil, false, nil
+	}
+	j, err := s.store.JobByKey(ctx, o, sub.IdempotencyKey)
+	switch {
+	case tollgate.ErrorCode(err) == tollgate.ENotFound:
+		return nil, false, nil
+	case err != nil:
+		return nil, false, err
+	case j.BodyHash != sub.BodyHash:
+		return nil, false, tollgate.Errorf(tollgate.EConflict, "idempotency key %q was used with another request body", sub.IdempotencyKey)
+	}
+	return j, false, nil
 }
 
 // parsePrefer reads Prefer: wait or wait=N (seconds, at most 60).

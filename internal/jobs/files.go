@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -108,6 +109,9 @@ func (s *Service) createFile(w http.ResponseWriter, r *http.Request) error {
 	}
 	mj, _ := json.Marshal(meta)
 	key := fileKey(o, meta.ID)
+	if err := s.store.AddUpload(r.Context(), &tollgate.Upload{ID: meta.ID, Owner: o, ExpiresAt: meta.ExpiresAt}); err != nil {
+		return err
+	}
 	if _, err := s.blobs.Put(r.Context(), key, "content", meta.ContentType, data); err != nil {
 		return err
 	}
@@ -171,8 +175,33 @@ func (s *Service) deleteFile(w http.ResponseWriter, r *http.Request) error {
 	if err := s.blobs.Delete(r.Context(), fileKey(o, r.PathValue("id"))); err != nil {
 		return err
 	}
+	if err := s.store.RemoveUpload(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// removeExpiredUploads deletes the uploads past their 24 hours from the
+// result store, then forgets them; every replica may do it at once.
+func (s *Service) removeExpiredUploads(ctx context.Context) error {
+	for {
+		expired, err := s.store.ExpiredUploads(ctx, s.now(), 100)
+		if err != nil {
+			return err
+		}
+		for _, u := range expired {
+			if err := s.blobs.Delete(ctx, fileKey(u.Owner, u.ID)); err != nil {
+				return fmt.Errorf("delete an expired upload: %w", err)
+			}
+			if err := s.store.RemoveUpload(ctx, u.ID); err != nil {
+				return err
+			}
+		}
+		if len(expired) < 100 {
+			return nil
+		}
+	}
 }
 
 // fileResolver turns the caller's upload URLs in file inputs into data:

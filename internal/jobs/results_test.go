@@ -18,6 +18,25 @@ import (
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
+// fakeS3Blobs is a result store on a bucket of an in-process S3 server
+// (gofakes3) of the test's own.
+func fakeS3Blobs(t *testing.T) tollgate.BlobStore {
+	t.Helper()
+	srv := httptest.NewServer(gofakes3.New(s3mem.New()).Server())
+	t.Cleanup(srv.Close)
+	cfg, err := s3.ParseURL("s3://tg-results/cluster?endpoint="+strings.TrimPrefix(srv.URL, "http://")+
+		"&secure=false&create_bucket=true&lookup=path&region=us-east-1", func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.AccessKey, cfg.SecretKey = "key", "secret"
+	blobs, err := s3.Open(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return blobs
+}
+
 func TestFileBlobs(t *testing.T) {
 	storetest.RunBlobs(t, func(t *testing.T) tollgate.BlobStore {
 		s, err := jobs.NewFileBlobs(filepath.Join(t.TempDir(), "results"))
@@ -31,19 +50,7 @@ func TestFileBlobs(t *testing.T) {
 // TestResultsInS3 runs a job whose output file is kept in S3 (gofakes3)
 // and downloads it through its signed link, whole and by Range.
 func TestResultsInS3(t *testing.T) {
-	fake := gofakes3.New(s3mem.New()).Server()
-	srv := httptest.NewServer(fake)
-	t.Cleanup(srv.Close)
-	cfg, err := s3.ParseURL("s3://tg-results/cluster?endpoint="+strings.TrimPrefix(srv.URL, "http://")+
-		"&secure=false&create_bucket=true&lookup=path&region=us-east-1", func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.AccessKey, cfg.SecretKey = "key", "secret"
-	blobs, err := s3.Open(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	blobs := fakeS3Blobs(t)
 	var e *env
 	e = setupWith(t, "sqlite", models, echo(func() *clock { return e.clock }), blobs)
 	p := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "hi"}, "Prefer", "wait")

@@ -229,8 +229,12 @@ func (w *resultWriter) Save(ctx context.Context, name, contentType string, body 
 }
 
 // RemoveExpired deletes the result files of every job past its model's
-// retention, then marks the job so (its prediction says data_removed).
+// retention, then marks the job so (its prediction says data_removed),
+// and the uploaded input files past their 24 hours.
 func (s *Service) RemoveExpired(ctx context.Context) error {
+	if err := s.removeExpiredUploads(ctx); err != nil {
+		return err
+	}
 	for _, m := range s.models {
 		for {
 			expired, err := s.store.ExpiredResults(ctx, m.cfg.Name, s.now().Add(-m.cfg.Retention), 100)

@@ -252,6 +252,9 @@ type Submission struct {
 	// ID, when set, is the new job's id (a comfyui route's prompt_id,
 	// minted before the prompt is queued). Defaults to a new id.
 	ID string
+	// Entry takes the RateLimit-* headers of the limits the create
+	// spends; nil sets none.
+	Entry *tollgate.Entry
 }
 
 // Submit validates a prediction, reserves its most expensive outcome and
@@ -315,7 +318,7 @@ func (s *Service) queue(ctx context.Context, p *tollgate.Principal, m *model, su
 	var err error
 	if s.opts.Admission != nil {
 		call := &tollgate.Call{RequestID: j.ID, NewID: true, Start: now, Principal: p, Route: m.cfg.Name,
-			Model: m.cfg.Name, Method: http.MethodPost, Path: "/v1/predictions", BytesIn: int64(len(sub.Input))}
+			Model: m.cfg.Name, Method: http.MethodPost, Path: "/v1/predictions", BytesIn: int64(len(sub.Input)), Entry: sub.Entry}
 		if release, err = s.opts.Admission.Admit(ctx, call); err != nil {
 			return nil, false, err
 		}

@@ -91,7 +91,7 @@ type ledger interface {
 // and returns its job store and ledger. PostgreSQL runs in a schema of
 // its own, dropped at the end; without TOLLGATE_TEST_POSTGRES the test
 // skips (fails under CI=true).
-func openEngine(t *testing.T, engine, dir string) (tollgate.JobStore, ledger, tollgate.WebhookStore) {
+func openEngine(t testing.TB, engine, dir string) (tollgate.JobStore, ledger, tollgate.WebhookStore) {
 	t.Helper()
 	if engine == "postgres" {
 		url := os.Getenv("TOLLGATE_TEST_POSTGRES")

@@ -67,7 +67,8 @@ type Limiter struct {
 	login    tollgate.Rate
 	plans    map[string]planLimits
 	routes   map[string]tollgate.Rate
-	prefix   string // lease id prefix, unique per process
+	models   map[string]tollgate.Rate // job models' rate_limit on creates
+	prefix   string                   // lease id prefix, unique per process
 	seq      atomic.Uint64
 	refusals *prometheus.CounterVec
 	refused  refusedIPs // IPs refused by a recent decision
@@ -102,7 +103,7 @@ func New(cfg *config.Config, opts Options) (*Limiter, error) {
 	if opts.Rates != nil && (opts.Slots == nil || opts.Ping == nil) {
 		return nil, fmt.Errorf("limit: shared rates need shared slots and a ping")
 	}
-	l := &Limiter{cfg: cfg, opts: opts, plans: map[string]planLimits{}, routes: map[string]tollgate.Rate{}, leases: map[string][]string{}}
+	l := &Limiter{cfg: cfg, opts: opts, plans: map[string]planLimits{}, routes: map[string]tollgate.Rate{}, models: map[string]tollgate.Rate{}, leases: map[string][]string{}}
 	var err error
 	if l.ipRate, err = parseRate(cfg.Protection.IPRateLimit); err != nil {
 		return nil, fmt.Errorf("protection.ip_rate_limit: %w", err)
@@ -123,6 +124,11 @@ func New(cfg *config.Config, opts Options) (*Limiter, error) {
 	for _, r := range cfg.Routes {
 		if l.routes[r.Name], err = parseRate(r.RateLimit); err != nil {
 			return nil, fmt.Errorf("route %s rate_limit: %w", r.Name, err)
+		}
+	}
+	for _, j := range cfg.Jobs {
+		if l.models[j.Name], err = parseRate(j.RateLimit); err != nil {
+			return nil, fmt.Errorf("job model %s rate_limit: %w", j.Name, err)
 		}
 	}
 	var id [6]byte
@@ -242,7 +248,25 @@ func (l *Limiter) Healthy() bool {
 // all admit and count, or none counts. The release function frees the
 // concurrency slots; the data plane calls it exactly once.
 func (l *Limiter) Admit(ctx context.Context, c *tollgate.Call) (func(context.Context, *tollgate.Outcome), error) {
-	keys, slots := l.callKeys(c)
+	return l.admit(ctx, c, false)
+}
+
+// Creates returns the Admission of job creates (c.Route names the job
+// model): the caller's plan and tenant rate limits, which a create spends
+// like a proxied call, and the model's rate_limit, in one decision as in
+// Admit. It takes no concurrency slot: the queue caps a user's running
+// jobs, and a queued job is no request in flight.
+func (l *Limiter) Creates() tollgate.Admission { return creates{l} }
+
+type creates struct{ l *Limiter }
+
+func (c creates) Admit(ctx context.Context, call *tollgate.Call) (func(context.Context, *tollgate.Outcome), error) {
+	return c.l.admit(ctx, call, true)
+}
+
+// admit is Admit, or for a job create (job true) its rate limits alone.
+func (l *Limiter) admit(ctx context.Context, c *tollgate.Call, job bool) (func(context.Context, *tollgate.Outcome), error) {
+	keys, slots := l.callKeys(c, job)
 	keys = append(keys, takeDeferred(c.Entry)...)
 	if len(keys) == 0 && len(slots) == 0 {
 		return func(context.Context, *tollgate.Outcome) {}, nil
@@ -272,8 +296,10 @@ func (l *Limiter) Admit(ctx context.Context, c *tollgate.Call) (func(context.Con
 	return l.releaser(store, id, slots), nil
 }
 
-// callKeys lists the rate keys and concurrency slots that apply to c.
-func (l *Limiter) callKeys(c *tollgate.Call) ([]tollgate.RateKey, []tollgate.SlotKey) {
+// callKeys lists the rate keys and concurrency slots that apply to c; for
+// a job create (job true) the rate keys alone, with the model's limit in
+// place of a route's.
+func (l *Limiter) callKeys(c *tollgate.Call, job bool) ([]tollgate.RateKey, []tollgate.SlotKey) {
 	keys := make([]tollgate.RateKey, 0, 3)
 	slots := make([]tollgate.SlotKey, 0, 2)
 	p := c.Principal
@@ -290,14 +316,16 @@ func (l *Limiter) callKeys(c *tollgate.Call) ([]tollgate.RateKey, []tollgate.Slo
 		if pl.tenant.N > 0 && p.TenantID != "" {
 			keys = append(keys, tollgate.RateKey{Key: "rate:tenant:" + p.TenantID, Rate: pl.tenant})
 		}
-		if pl.conc > 0 {
+		if pl.conc > 0 && !job {
 			slots = append(slots, tollgate.SlotKey{Key: "conc:user:" + p.UserID, Limit: pl.conc})
 		}
-		if pl.tenantConc > 0 && p.TenantID != "" {
+		if pl.tenantConc > 0 && p.TenantID != "" && !job {
 			slots = append(slots, tollgate.SlotKey{Key: "conc:tenant:" + p.TenantID, Limit: pl.tenantConc})
 		}
 	}
-	if r := l.routes[c.Route]; r.N > 0 {
+	if r := l.models[c.Route]; job && r.N > 0 {
+		keys = append(keys, tollgate.RateKey{Key: "rate:model:" + c.Route + ":" + subject, Rate: r})
+	} else if r := l.routes[c.Route]; !job && r.N > 0 {
 		keys = append(keys, tollgate.RateKey{Key: "rate:route:" + c.Route + ":" + subject, Rate: r})
 	}
 	return keys, slots
@@ -379,7 +407,7 @@ func ceilSeconds(d time.Duration) int {
 // kindOf names the limit of a key for messages and metrics.
 func kindOf(key string) string {
 	for _, k := range []struct{ prefix, kind string }{
-		{"rate:user:", "user"}, {"rate:tenant:", "tenant"}, {"rate:route:", "route"},
+		{"rate:user:", "user"}, {"rate:tenant:", "tenant"}, {"rate:route:", "route"}, {"rate:model:", "model"},
 		{"rate:ip:", "ip"}, {"rate:login:", "login"}, {"conc:user:", "user_concurrency"},
 		{"conc:tenant:", "tenant_concurrency"},
 	} {

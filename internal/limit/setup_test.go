@@ -177,6 +177,9 @@ func redisURL(t testing.TB) string {
 	t.Helper()
 	u := os.Getenv("TOLLGATE_TEST_REDIS")
 	if u == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI=true and TOLLGATE_TEST_REDIS is not set: CI must run the cluster (Redis) variant")
+		}
 		t.Skip("TOLLGATE_TEST_REDIS is not set; skipping the cluster (Redis) variant")
 	}
 	return u

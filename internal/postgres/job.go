@@ -399,6 +399,11 @@ func (s *JobStore) Job(ctx context.Context, o tollgate.Owner, id string) (*tollg
 	return s.one(ctx, `id = $1 AND tenant_id = $2 AND user_id = $3`, id, o.TenantID, o.UserID)
 }
 
+// JobByKey returns the owner's job of an idempotency key.
+func (s *JobStore) JobByKey(ctx context.Context, o tollgate.Owner, key string) (*tollgate.Job, error) {
+	return s.one(ctx, `tenant_id = $1 AND user_id = $2 AND idempotency_key = $3`, o.TenantID, o.UserID, key)
+}
+
 // JobByID returns any job.
 func (s *JobStore) JobByID(ctx context.Context, id string) (*tollgate.Job, error) {
 	return s.one(ctx, `id = $1`, id)

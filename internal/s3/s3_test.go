@@ -72,7 +72,9 @@ func TestBlobsSeaweedFS(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(weed, "server", "-s3", fmt.Sprintf("-s3.port=%d", port), "-ip.bind=127.0.0.1", "-ip=127.0.0.1",
 		fmt.Sprintf("-master.port=%d", freePort(t)), fmt.Sprintf("-volume.port=%d", freePort(t)), fmt.Sprintf("-filer.port=%d", freePort(t)),
-		"-dir="+dir)
+		// Every bucket is a collection that grows volumes of its own: room
+		// for the suite's buckets, each volume small.
+		"-volume.max=100", "-master.volumeSizeLimitMB=64", "-dir="+dir)
 	cmd.Stdout, cmd.Stderr = nil, nil
 	logf, err := os.Create(filepath.Join(dir, "weed.log"))
 	if err != nil {
@@ -82,7 +84,15 @@ func TestBlobsSeaweedFS(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); logf.Close() })
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		logf.Close()
+		if t.Failed() {
+			log, _ := os.ReadFile(logf.Name())
+			t.Logf("the weed log:\n%s", log)
+		}
+	})
 	endpoint := fmt.Sprintf("127.0.0.1:%d", port)
 	waitS3(t, endpoint, filepath.Join(dir, "weed.log"))
 	storetest.RunBlobs(t, func(t *testing.T) tollgate.BlobStore { return openOn(t, endpoint, "") })

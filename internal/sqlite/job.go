@@ -361,6 +361,11 @@ func (s *JobStore) Job(ctx context.Context, o tollgate.Owner, id string) (*tollg
 	return s.one(ctx, `id = ? AND tenant_id = ? AND user_id = ?`, id, o.TenantID, o.UserID)
 }
 
+// JobByKey returns the owner's job of an idempotency key.
+func (s *JobStore) JobByKey(ctx context.Context, o tollgate.Owner, key string) (*tollgate.Job, error) {
+	return s.one(ctx, `tenant_id = ? AND user_id = ? AND idempotency_key = ?`, o.TenantID, o.UserID, key)
+}
+
 // JobByID returns any job.
 func (s *JobStore) JobByID(ctx context.Context, id string) (*tollgate.Job, error) {
 	return s.one(ctx, `id = ?`, id)

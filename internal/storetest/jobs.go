@@ -29,6 +29,7 @@ func RunJobs(t *testing.T, open func(t *testing.T) tollgate.JobStore) {
 	t.Run("Stats", func(t *testing.T) { testJobStats(t, open(t)) })
 	t.Run("AllJobs", func(t *testing.T) { testAllJobs(t, open(t)) })
 	t.Run("QueuePosition", func(t *testing.T) { testJobQueuePosition(t, open(t)) })
+	t.Run("Uploads", func(t *testing.T) { testJobUploads(t, open(t)) })
 }
 
 // testJobQueuePosition: before every pick, each waiting job's position is
@@ -186,6 +187,16 @@ func testJobIdempotency(t *testing.T, s tollgate.JobStore) {
 	if _, err := s.Job(t.Context(), ownerA, "j2"); tollgate.ErrorCode(err) != tollgate.ENotFound {
 		t.Errorf("the repeated submit stored a second job: %v", err)
 	}
+	if j, err := s.JobByKey(t.Context(), ownerA, "key-1"); err != nil || j.ID != first.ID || j.BodyHash != "h1" {
+		t.Errorf("JobByKey(A, key-1) = %+v, %v; want %s with its body hash", j, err, first.ID)
+	}
+	if j, err := s.JobByKey(t.Context(), ownerB, "key-1"); err != nil || j.ID != "j4" {
+		t.Errorf("JobByKey(B, key-1) = %+v, %v; want B's own j4", j, err)
+	}
+	_, err = s.JobByKey(t.Context(), ownerA, "key-2")
+	wantCode(t, "an unused key", err, tollgate.ENotFound)
+	_, err = s.JobByKey(t.Context(), tollgate.Owner{TenantID: ownerA.TenantID, UserID: "someone-else"}, "key-1")
+	wantCode(t, "another user's key", err, tollgate.ENotFound)
 }
 
 func testJobMaxQueued(t *testing.T, s tollgate.JobStore) {

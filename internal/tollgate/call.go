@@ -87,3 +87,31 @@ type Units struct {
 type Admission interface {
 	Admit(ctx context.Context, c *Call) (release func(context.Context, *Outcome), err error)
 }
+
+// Admissions run in order as one Admission: a call is admitted when each
+// admits it; at the first refusal the ones that admitted it are released
+// with a rejected outcome and the refusal is returned, so a later step
+// (a budget) holds nothing for a call an earlier one (a rate limit)
+// refused. The release function releases each of them.
+type Admissions []Admission
+
+// Admit admits c through every admission in order.
+func (as Admissions) Admit(ctx context.Context, c *Call) (func(context.Context, *Outcome), error) {
+	releases := make([]func(context.Context, *Outcome), 0, len(as))
+	all := func(ctx context.Context, o *Outcome) {
+		for _, r := range releases {
+			r(ctx, o)
+		}
+	}
+	for _, a := range as {
+		r, err := a.Admit(ctx, c)
+		if err != nil {
+			all(ctx, &Outcome{Result: ResultRejected, End: c.Start})
+			return nil, err
+		}
+		if r != nil {
+			releases = append(releases, r)
+		}
+	}
+	return all, nil
+}

@@ -182,6 +182,10 @@ type JobStore interface {
 	CancelExpired(ctx context.Context, now time.Time) ([]*Job, error)
 	// Job returns the owner's job. ENotFound when o has no such job.
 	Job(ctx context.Context, o Owner, id string) (*Job, error)
+	// JobByKey returns the owner's job created with an idempotency key, so
+	// a repeated create is answered before it is admitted again.
+	// ENotFound when o used no such key.
+	JobByKey(ctx context.Context, o Owner, key string) (*Job, error)
 	// JobByID returns any job, for the scheduler. ENotFound if absent.
 	JobByID(ctx context.Context, id string) (*Job, error)
 	// Jobs returns a page of the owner's jobs, newest first. EInvalid for
@@ -204,12 +208,29 @@ type JobStore interface {
 	// MarkResultsRemoved records that a job's result files are deleted.
 	// ENotFound if there is no such job.
 	MarkResultsRemoved(ctx context.Context, id string) error
+	// AddUpload records a user's uploaded input file until it expires,
+	// before its bytes are stored, so none is left behind.
+	AddUpload(ctx context.Context, u *Upload) error
+	// ExpiredUploads returns up to limit uploads that expired at or before
+	// before, the first to expire first.
+	ExpiredUploads(ctx context.Context, before time.Time, limit int) ([]*Upload, error)
+	// RemoveUpload forgets an upload whose bytes are deleted; an absent one
+	// is no error.
+	RemoveUpload(ctx context.Context, id string) error
 	// Stats returns the jobs waiting per model and running per upstream,
 	// over every replica.
 	Stats(ctx context.Context) (*JobStats, error)
 	// AllJobs returns a page of every user's jobs for operators, newest
 	// first. EInvalid for a bad filter.
 	AllJobs(ctx context.Context, f JobFilter) ([]*Job, error)
+}
+
+// Upload is an input file a user keeps for a while (POST /v1/files); its
+// bytes live in the result store under its owner.
+type Upload struct {
+	ID string
+	Owner
+	ExpiresAt time.Time
 }
 
 // JobFilter selects jobs of every user (operators only); empty fields
