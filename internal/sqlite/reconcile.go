@@ -15,8 +15,10 @@ import (
 // startedBefore: those in the journal segments of stopped processes that
 // have no row (whatever replica they name: a stopped process holds no
 // lease), those open in this process and rows left open by an earlier
-// version of the ledger that name no replica. Segments of stopped processes are removed
-// once each of their records has a row.
+// version of the ledger that name no replica. Held records are left open:
+// those of stopped processes' segments become open rows, which budgets
+// and reports count as the segment did. Segments of stopped processes
+// are removed once each of their records has a row.
 func (l *Ledger) Reconcile(ctx context.Context, startedBefore, at time.Time, chargeReserved bool) ([]*tollgate.UsageRecord, error) {
 	l.settleMu.Lock()
 	defer l.settleMu.Unlock()
@@ -34,11 +36,18 @@ func (l *Ledger) Reconcile(ctx context.Context, startedBefore, at time.Time, cha
 	if err != nil {
 		return nil, err
 	}
-	out = append(out, left...)
+	var held []*tollgate.UsageRecord
+	for _, r := range left {
+		if r.Held {
+			held = append(held, r)
+		} else {
+			out = append(out, r)
+		}
+	}
 	var released []*openRecord
 	l.omu.Lock()
 	for _, o := range l.open {
-		if o.rec.Start.UnixMicro() < cutoff && o.rec.Replica == "" {
+		if o.rec.Start.UnixMicro() < cutoff && o.rec.Replica == "" && !o.rec.Held {
 			r := *o.rec
 			out = append(out, &r)
 			released = append(released, o)
@@ -46,7 +55,7 @@ func (l *Ledger) Reconcile(ctx context.Context, startedBefore, at time.Time, cha
 	}
 	l.omu.Unlock()
 	markUnknown(out, at, chargeReserved)
-	if len(out) == 0 {
+	if len(out) == 0 && len(held) == 0 {
 		for _, path := range consumed {
 			if err := removeFile(path); err != nil {
 				return nil, err
@@ -54,7 +63,7 @@ func (l *Ledger) Reconcile(ctx context.Context, startedBefore, at time.Time, cha
 		}
 		return nil, nil
 	}
-	if err := l.commitRows(ctx, out, released, consumed); err != nil {
+	if err := l.commit(ctx, out, held, released, consumed); err != nil {
 		return nil, fmt.Errorf("reconcile usage: %w", err)
 	}
 	return out, nil
@@ -64,7 +73,7 @@ func (l *Ledger) Reconcile(ctx context.Context, startedBefore, at time.Time, cha
 // open in the table, started before cutoff.
 func (l *Ledger) openRows(ctx context.Context, cutoff int64) ([]*tollgate.UsageRecord, error) {
 	rows, err := l.db.read.QueryContext(ctx, `SELECT `+usageColumns+` FROM usage_records
-		WHERE settled = 0 AND started_at < ? AND replica = ''`, cutoff)
+		WHERE settled = 0 AND held = 0 AND started_at < ? AND replica = ''`, cutoff)
 	if err != nil {
 		return nil, fmt.Errorf("reconcile usage: %w", err)
 	}

@@ -102,18 +102,28 @@ func (l *Ledger) settle(ctx context.Context, settled []*tollgate.UsageRecord, ba
 // keepOpened copies to a settlement what the open record fixed.
 func keepOpened(s, open *tollgate.UsageRecord) {
 	s.Start, s.TenantID, s.UserID, s.Route, s.Model, s.Reserved = open.Start, open.TenantID, open.UserID, open.Route, open.Model, open.Reserved
-	s.Replica = open.Replica
+	s.Replica, s.Held = open.Replica, open.Held
 }
 
 // commitRows inserts settled rows (numbering them in order) in one
 // transaction, and then drops the released open records from memory and
 // removes the journal segments of removed, both only once committed.
 func (l *Ledger) commitRows(ctx context.Context, rows []*tollgate.UsageRecord, released []*openRecord, removed []string) error {
+	return l.commit(ctx, rows, nil, released, removed)
+}
+
+// commit is commitRows that also inserts open rows (held records of
+// stopped processes' segments) in the same transaction.
+func (l *Ledger) commit(ctx context.Context, rows, open []*tollgate.UsageRecord, released []*openRecord, removed []string) error {
 	tx, err := l.db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return storeErr(fmt.Errorf("begin: %w", err))
 	}
-	if err := l.insertSettled(ctx, tx, rows); err != nil {
+	err = l.insertSettled(ctx, tx, rows)
+	if err == nil {
+		err = insertOpen(ctx, tx, open)
+	}
+	if err != nil {
 		_ = tx.Rollback()
 		return storeErr(err)
 	}
