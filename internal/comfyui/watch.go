@@ -104,6 +104,15 @@ func (b *Backend) Watch(ctx context.Context, run *tollgate.JobRun, handle string
 	}
 }
 
+var _ tollgate.Reattacher = (*Backend)(nil)
+
+// Reattach follows a prompt that a stopped gateway submitted, by its
+// handle, to its end: ComfyUI keeps it in its queue and history, so Watch
+// finds it running, queued or ended.
+func (b *Backend) Reattach(ctx context.Context, run *tollgate.JobRun, handle string) (*tollgate.JobResult, error) {
+	return b.Watch(ctx, run, handle)
+}
+
 // abandon stops a prompt whose job ended here (canceled, past its
 // timeout, or the gateway stopping, which fails the job): it leaves
 // ComfyUI's queue or is interrupted, so no GPU time goes to it.

@@ -30,8 +30,9 @@ type Options struct {
 	// LinkKey signs result and stream links (at least 32 bytes). Required.
 	LinkKey []byte
 	// Admission meters jobs: it reserves a job's most expensive outcome at
-	// submit and settles once when the job ends (the meter). Optional:
-	// without it jobs are not metered.
+	// submit in a held usage record and settles it once when the job
+	// ends, in whichever process ends it (the meter). It must be a
+	// tollgate.HeldSettler. Optional: without it jobs are not metered.
 	Admission tollgate.Admission
 	// Backends run each job model's jobs, by model name. Defaults to an
 	// HTTPBackend for every model of backend http, a comfyui.Backend for
@@ -43,7 +44,9 @@ type Options struct {
 	Principal func(*http.Request) *tollgate.Principal
 	// Cluster is true when other replicas share the store: jobs found
 	// processing at start may be theirs and are left alone. Defaults to
-	// false, where they are failed (their runner died with the process).
+	// false, where they are re-attached when their backend can follow a
+	// job it did not submit (tollgate.Reattacher), else failed (their
+	// runner died with the process).
 	Cluster bool
 	// SubmitOnly makes this process take, serve and cancel predictions
 	// but run none: other replicas sharing the store run them. Defaults
@@ -89,10 +92,10 @@ type Service struct {
 	hub     *hub
 	metrics *metrics
 	maxBody int64 // largest create body: 1 MiB, or what the largest file input needs
+	meter   tollgate.HeldSettler
 
-	mu       sync.Mutex
-	releases map[string]func(context.Context, *tollgate.Outcome) // open usage records by job id
-	running  map[string]*runningJob                              // jobs this process runs
+	mu      sync.Mutex
+	running map[string]*runningJob // jobs this process runs
 
 	stopOnce sync.Once
 	cancel   context.CancelFunc
@@ -102,9 +105,10 @@ type Service struct {
 
 // runningJob is a job this process runs.
 type runningJob struct {
-	cancel context.CancelCauseFunc
-	run    *tollgate.JobRun
-	handle string
+	cancel  context.CancelCauseFunc
+	run     *tollgate.JobRun
+	handle  string
+	resumed bool // re-attached after a restart, not submitted here
 }
 
 // Causes that end a running job's context.
@@ -126,8 +130,14 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 	s := &Service{cfg: cfg, opts: o, store: o.Store, blobs: o.Blobs, log: o.Logger, now: o.Clock,
 		links:  &links{key: o.LinkKey, base: strings.TrimSuffix(cfg.PublicURL, "/")},
 		models: map[string]*model{}, hub: newHub(),
-		releases: map[string]func(context.Context, *tollgate.Outcome){}, running: map[string]*runningJob{}, maxBody: 1 << 20}
+		running: map[string]*runningJob{}, maxBody: 1 << 20}
 	s.opts = o
+	if o.Admission != nil {
+		var ok bool
+		if s.meter, ok = o.Admission.(tollgate.HeldSettler); !ok {
+			return nil, errors.New("jobs: the admission must settle held calls (tollgate.HeldSettler)")
+		}
+	}
 	var err error
 	if s.metrics, err = newMetrics(o.Metrics, o.Store); err != nil {
 		return nil, fmt.Errorf("jobs metrics: %w", err)
@@ -167,16 +177,18 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 	return s, nil
 }
 
-// Start fails the jobs a dead process left processing (single node), then
-// starts one scheduling loop per job model and the Cancel-After sweeper.
+// Start takes over from a process that stopped: on a single node it
+// re-attaches or fails the jobs left processing, and it settles the jobs
+// that ended unsettled (see recover.go). It then starts one scheduling
+// loop per job model and the Cancel-After sweeper. Start the meter
+// first.
 func (s *Service) Start(ctx context.Context) error {
-	if !s.opts.Cluster {
-		if err := s.failOrphans(ctx); err != nil {
-			return err
-		}
-	}
 	bgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
+	if err := s.recover(ctx, bgCtx); err != nil {
+		cancel()
+		return err
+	}
 	for _, m := range s.models {
 		if !s.opts.SubmitOnly {
 			s.bg.Go(func() { s.schedule(bgCtx, m) })
@@ -187,11 +199,10 @@ func (s *Service) Start(ctx context.Context) error {
 }
 
 // Stop ends the loops, then the jobs running here: each is finished as
-// failed, since its upstream call ends with the process. It then settles
-// the jobs submitted here that another replica ended; the usage records
-// of jobs submitted here and still queued or running elsewhere stay open
-// (the meter reconciles them). Stop the HTTP server first and the meter
-// after.
+// failed, since its upstream call ends with the process, and settled.
+// The usage records of jobs still queued stay open and held: whichever
+// process ends them settles them. Stop the HTTP server first and the
+// meter after.
 func (s *Service) Stop() {
 	s.stopOnce.Do(func() {
 		if s.cancel != nil {
@@ -204,28 +215,7 @@ func (s *Service) Stop() {
 		}
 		s.mu.Unlock()
 		s.runs.Wait()
-		s.settleRemote(context.Background())
 	})
-}
-
-// failOrphans ends jobs left processing by a process that died: their
-// upstream call died with it.
-func (s *Service) failOrphans(ctx context.Context) error {
-	orphans, err := s.store.Running(ctx)
-	if err != nil {
-		return fmt.Errorf("find jobs left running: %w", err)
-	}
-	for _, j := range orphans {
-		_, err := s.store.Finish(ctx, j.ID, tollgate.JobResult{Status: tollgate.JobFailed,
-			Error: "the gateway restarted while the job ran", CompletedAt: s.now()})
-		if err != nil && tollgate.ErrorCode(err) != tollgate.EConflict {
-			return fmt.Errorf("fail a job left running: %w", err)
-		}
-	}
-	if len(orphans) > 0 {
-		s.log.Warn("jobs: failed jobs left running by a stopped process", "jobs", len(orphans))
-	}
-	return nil
 }
 
 // Submission is one create request, after the HTTP layer parsed it.
@@ -298,7 +288,7 @@ func (s *Service) Submit(ctx context.Context, p *tollgate.Principal, sub Submiss
 	release := func(context.Context, *tollgate.Outcome) {}
 	if s.opts.Admission != nil {
 		call := &tollgate.Call{RequestID: j.ID, NewID: true, Start: now, Principal: p, Route: m.cfg.Name,
-			Model: m.cfg.Name, Method: http.MethodPost, Path: "/v1/predictions", BytesIn: int64(len(sub.Input))}
+			Model: m.cfg.Name, Method: http.MethodPost, Path: "/v1/predictions", BytesIn: int64(len(sub.Input)), Held: true}
 		if release, err = s.opts.Admission.Admit(ctx, call); err != nil {
 			return nil, false, err
 		}
@@ -312,9 +302,6 @@ func (s *Service) Submit(ctx context.Context, p *tollgate.Principal, sub Submiss
 		}
 		return got, false, err
 	}
-	s.mu.Lock()
-	s.releases[got.ID] = release
-	s.mu.Unlock()
 	s.wake(m)
 	return got, true, nil
 }
@@ -359,28 +346,10 @@ func (s *Service) Job(ctx context.Context, o tollgate.Owner, id string) (*tollga
 	return s.store.Job(ctx, o, id)
 }
 
-// ended settles an ended job's usage record, when this process opened it
-// and has not settled it yet, and tells its watchers. A job canceled
-// before it started is settled as refused: charged nothing.
+// ended settles an ended job's usage record, unless another process did,
+// and tells its watchers.
 func (s *Service) ended(ctx context.Context, j *tollgate.Job) {
-	s.mu.Lock()
-	release := s.releases[j.ID]
-	delete(s.releases, j.ID)
-	s.mu.Unlock()
-	if release != nil {
-		out := &tollgate.Outcome{End: j.CompletedAt, Units: tollgate.Units{GPUMillis: j.PredictMillis}}
-		switch {
-		case j.StartedAt.IsZero():
-			out.Result, out.Units = tollgate.ResultRejected, tollgate.Units{}
-		case j.Status == tollgate.JobSucceeded:
-			out.Result, out.Status = tollgate.ResultOK, http.StatusOK
-		case j.Status == tollgate.JobCanceled:
-			out.Result = tollgate.ResultCancelled
-		default:
-			out.Result = tollgate.ResultUpstreamError
-		}
-		release(context.WithoutCancel(ctx), out)
-	}
+	s.settle(ctx, j)
 	s.hub.publish(j.ID, event{done: j})
 }
 
@@ -390,30 +359,4 @@ func (s *Service) ending(ctx context.Context, j *tollgate.Job) {
 	s.metrics.finished.WithLabelValues(j.Model, string(j.Status)).Inc()
 	s.notify(j, "completed")
 	s.ended(ctx, j)
-}
-
-// settleRemote settles the jobs submitted here that ended elsewhere (run
-// by another replica): the usage record is settled by the process that
-// opened it.
-func (s *Service) settleRemote(ctx context.Context) {
-	s.mu.Lock()
-	ids := make([]string, 0, min(len(s.releases), 500))
-	for id := range s.releases {
-		if _, mine := s.running[id]; !mine && len(ids) < 500 {
-			ids = append(ids, id)
-		}
-	}
-	s.mu.Unlock()
-	for _, id := range ids {
-		j, err := s.store.JobByID(ctx, id)
-		if err != nil {
-			if ctx.Err() == nil && tollgate.ErrorCode(err) != tollgate.ENotFound {
-				s.log.Warn("jobs: could not look at a job's state", "job", id, "err", err)
-			}
-			continue
-		}
-		if j.Status.Terminal() {
-			s.ended(ctx, j)
-		}
-	}
 }

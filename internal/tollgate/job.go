@@ -269,6 +269,18 @@ type Backend interface {
 	Cancel(ctx context.Context, run *JobRun, handle string) error
 }
 
+// Reattacher is a Backend whose upstream keeps a job by its handle after
+// the gateway that submitted it stopped (ComfyUI's prompt ids), so that
+// a restarted gateway follows the job to its end instead of failing it.
+// Backends that cannot be asked about a job they did not submit (http,
+// gradio) do not implement it.
+type Reattacher interface {
+	// Reattach waits, as Watch does, for the end of the job handle, which
+	// another process submitted, and returns its result, outputs saved
+	// and run time from the upstream's own start and end.
+	Reattach(ctx context.Context, run *JobRun, handle string) (*JobResult, error)
+}
+
 // InputChecker is a Backend that can check a job's input with its
 // upstream before the job is queued (ComfyUI's node definitions), so a
 // value the upstream would refuse is a 422 at submit.
