@@ -254,6 +254,15 @@ func TestReplicateClient(t *testing.T) {
 // checks its status.
 func waitStatus(t *testing.T, g *testGateway, key, id, want string) {
 	t.Helper()
+	if got := waitEnded(t, g, key, id); got != want {
+		t.Errorf("prediction %s is %s, want %s", id, got, want)
+	}
+}
+
+// waitEnded waits on the prediction's event stream until it ended and
+// returns its status.
+func waitEnded(t *testing.T, g *testGateway, key, id string) string {
+	t.Helper()
 	_, body := g.do("GET", "/v1/predictions/"+id, key, "")
 	var p struct {
 		Status string
@@ -274,9 +283,7 @@ func waitStatus(t *testing.T, g *testGateway, key, id, want string) {
 		_, body = g.do("GET", "/v1/predictions/"+id, key, "")
 		_ = json.Unmarshal(body, &p)
 	}
-	if p.Status != want {
-		t.Errorf("prediction %s is %s, want %s", id, p.Status, want)
-	}
+	return p.Status
 }
 
 // TestReplicateFairness: on a capacity-1 upstream, user A submits 6, then

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"bufio"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/comfytest"
+	"github.com/tollgate/tollgate/internal/meter"
+	"github.com/tollgate/tollgate/internal/tollgate"
+)
+
+// prediction is the part of a prediction the restart tests read.
+type prediction struct {
+	ID      string
+	Status  string
+	Output  any
+	Error   *string
+	Metrics struct {
+		PredictTime float64 `json:"predict_time"`
+	}
+}
+
+// predict creates a prediction of model as the owner of key.
+func (g *testGateway) predict(key, model, input string) prediction {
+	g.t.Helper()
+	resp, body := g.do("POST", "/v1/models/"+model+"/predictions", key, `{"input": `+input+`}`)
+	var p prediction
+	if resp.StatusCode != 201 || json.Unmarshal(body, &p) != nil {
+		g.t.Fatalf("create %s: %d %s", model, resp.StatusCode, body)
+	}
+	return p
+}
+
+// prediction returns a prediction, waiting on its event stream until it
+// ended.
+func (g *testGateway) prediction(key, id string) prediction {
+	g.t.Helper()
+	waitEnded(g.t, g, key, id)
+	_, body := g.do("GET", "/v1/predictions/"+id, key, "")
+	var p prediction
+	if err := json.Unmarshal(body, &p); err != nil {
+		g.t.Fatalf("prediction %s: %s", id, body)
+	}
+	return p
+}
+
+// ledgerOf returns the settled records of ids in the export, each once,
+// failing the test when one is missing or exported more than once.
+func (g *testGateway) ledgerOf(ids ...string) map[string]meter.EventData {
+	g.t.Helper()
+	for _, id := range ids {
+		g.exported(id) // waits for its settlement
+	}
+	out := map[string]meter.EventData{}
+	sc := bufio.NewScanner(strings.NewReader(g.mustCLI("export")))
+	sc.Buffer(nil, 1<<20)
+	count := map[string]int{}
+	for sc.Scan() {
+		var ev meter.CloudEvent
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			g.t.Fatalf("export line %q: %v", sc.Text(), err)
+		}
+		count[ev.ID]++
+		out[ev.ID] = ev.Data
+	}
+	for _, id := range ids {
+		if count[id] != 1 {
+			g.t.Errorf("job %s is %d times in the ledger, want once", id, count[id])
+		}
+	}
+	return out
+}
+
+// wantSpendIsLedger checks that what key's owner has committed against
+// their budget, and their usage report, equal the ledger's costs of ids,
+// with nothing left in flight.
+func (g *testGateway) wantSpendIsLedger(key string, ledger map[string]meter.EventData, ids ...string) {
+	g.t.Helper()
+	var sum tollgate.Money
+	for _, id := range ids {
+		c, err := tollgate.ParseMoney(ledger[id].Cost)
+		if err != nil {
+			g.t.Fatalf("cost of %s: %v", id, err)
+		}
+		sum += c
+	}
+	_, body := g.do("GET", "/v1/me", key, "")
+	var me struct {
+		Budget []meter.BudgetState `json:"budget"`
+	}
+	if err := json.Unmarshal(body, &me); err != nil || len(me.Budget) == 0 {
+		g.t.Fatalf("GET /v1/me: %s", body)
+	}
+	if me.Budget[0].Committed != sum.String() {
+		g.t.Errorf("budget committed %s, want the ledger's %s", me.Budget[0].Committed, sum)
+	}
+	_, body = g.do("GET", "/v1/me/usage", key, "")
+	var rep meter.UsageReport
+	if err := json.Unmarshal(body, &rep); err != nil {
+		g.t.Fatalf("GET /v1/me/usage: %s", body)
+	}
+	if rep.Total.Cost != sum.String() || rep.Total.InFlight != 0 {
+		g.t.Errorf("usage total cost %s with %d in flight, want %s and none", rep.Total.Cost, rep.Total.InFlight, sum)
+	}
+}
+
+// jobHandle waits until the store holds the upstream's id of a job.
+func (g *testGateway) jobHandle(id string) string {
+	g.t.Helper()
+	var line struct{ Handle string }
+	if !eventually(10*time.Second, func() bool {
+		out, err := g.cli("jobs", "show", id)
+		return err == nil && json.Unmarshal([]byte(out), &line) == nil && line.Handle != ""
+	}) {
+		g.t.Fatalf("job %s has no upstream handle", id)
+	}
+	return line.Handle
+}
+
+// TestSIGKILLWithJobs kills a real gateway process with SIGKILL while an
+// http job runs, a ComfyUI job runs and two http jobs wait, and restarts
+// it on the same store: the running http job is failed at no charge (its
+// upstream call died with the process), the ComfyUI job is re-attached by
+// its prompt id and succeeds with its outputs and ComfyUI's own run time,
+// the queued jobs run in order, one of them canceled after the restart at
+// no charge; each job is in the ledger once, and what the budget holds
+// equals the ledger.
+func TestSIGKILLWithJobs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("testing.Short: skipping the SIGKILL test")
+	}
+	up, upURL := newSlot(t)
+	comfy := comfytest.New(t, comfytest.Options{Hold: true})
+	dir := t.TempDir()
+	wf, _ := json.Marshal(comfytest.DDColorPrompt("x.png", "ddcolor", 512))
+	wfPath := filepath.Join(dir, "ddcolor.json")
+	if err := os.WriteFile(wfPath, wf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfgPath := filepath.Join(dir, "tollgate.yaml")
+	yaml := fmt.Sprintf(`listen: %s
+data_dir: %s
+server: {access_log: false}
+protection: {ip_rate_limit: 100000/s, login_rate_limit: 1000/m}
+metering: {unknown_charge: reserved}
+roles:
+  user: {scopes: [jobs]}
+plans:
+  paid: {budget: {amount: "5.00", period: month}}
+jobs:
+  - name: test/slot
+    backend: http
+    upstreams: [%s]
+    capacity: 1
+    timeout: 1m
+    inputs:
+      prompt: {type: string, required: true}
+    price: {per_request: "0.01", per_gpu_second: "0.001"}
+  - name: photo/ddcolor
+    backend: comfyui
+    upstreams: [%s]
+    capacity: 1
+    timeout: 1m
+    workflow: %s
+    inputs:
+      image: {type: image, node: "1", field: image, required: true}
+    price: {per_request: "0.02", per_gpu_second: "0.001"}
+`, addr, filepath.Join(dir, "data"), upURL, comfy.URL, wfPath)
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := &testGateway{URL: "http://" + addr, Config: cfgPath, t: t, env: map[string]string{}}
+
+	child := startChild(t, cfgPath, addr)
+	key := g.userKey("ann", "paid")
+	running := g.predict(key, "test/slot", `{"prompt": "running"}`)
+	if got := <-up.arrived; got != "running" {
+		t.Fatalf("the upstream got %q first", got)
+	}
+	image := "data:image/png;base64," + base64.StdEncoding.EncodeToString(comfytest.PNG(20, 10))
+	photo := g.predict(key, "photo/ddcolor", `{"image": "`+image+`"}`)
+	handle := g.jobHandle(photo.ID)
+	if err := comfy.WaitHeld(t.Context(), handle); err != nil {
+		t.Fatal(err)
+	}
+	queued := g.predict(key, "test/slot", `{"prompt": "queued"}`)
+	canceled := g.predict(key, "test/slot", `{"prompt": "canceled"}`)
+	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = child.Wait()
+
+	startChild(t, cfgPath, addr)
+	if p := g.prediction(key, running.ID); p.Status != "failed" || p.Error == nil || !strings.Contains(*p.Error, "restarted") {
+		t.Errorf("the http job running at the kill is %s (%v), want failed", p.Status, p.Error)
+	}
+	if got := <-up.arrived; got != "queued" {
+		t.Fatalf("after the restart the upstream got %q, want the queued job", got)
+	}
+	resp, body := g.do("POST", "/v1/predictions/"+canceled.ID+"/cancel", key, "")
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"canceled"`) {
+		t.Fatalf("cancel after the restart: %d %s", resp.StatusCode, body)
+	}
+	up.release <- struct{}{}
+	comfy.Release(handle)
+	ex, err := comfy.WaitDone(t.Context(), handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := g.prediction(key, queued.ID); p.Status != "succeeded" {
+		t.Errorf("the queued job is %s, want succeeded", p.Status)
+	}
+	p := g.prediction(key, photo.ID)
+	if p.Status != "succeeded" || p.Output == nil || math.Round(p.Metrics.PredictTime*1000) != float64(ex.End.Sub(ex.Start).Milliseconds()) {
+		t.Errorf("the re-attached ComfyUI job is %s with output %v and predict_time %v, want succeeded with ComfyUI's %v",
+			p.Status, p.Output, p.Metrics.PredictTime, ex.End.Sub(ex.Start))
+	}
+	if len(comfy.Executions()) != 1 {
+		t.Errorf("ComfyUI ran %d prompts, want the one job once", len(comfy.Executions()))
+	}
+
+	ids := []string{running.ID, photo.ID, queued.ID, canceled.ID}
+	ledger := g.ledgerOf(ids...)
+	for id, want := range map[string]struct {
+		outcome string
+		free    bool
+	}{running.ID: {"upstream_error", true}, canceled.ID: {"rejected", true}, queued.ID: {"ok", false}, photo.ID: {"ok", false}} {
+		got := ledger[id]
+		if got.Outcome != want.outcome || (got.Cost == "0.000000") != want.free {
+			t.Errorf("ledger record of %s: %s at %s; want %s, free %v", id, got.Outcome, got.Cost, want.outcome, want.free)
+		}
+	}
+	g.wantSpendIsLedger(key, ledger, ids...)
+}
