@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -271,8 +272,9 @@ func waitEnded(t *testing.T, g *testGateway, key, id string) string {
 	if err := json.Unmarshal(body, &p); err != nil {
 		t.Fatal(err)
 	}
-	if stream := p.URLs["stream"]; stream != "" {
-		resp, err := http.Get(stream)
+	if stream, err := url.Parse(p.URLs["stream"]); err == nil && stream.Path != "" {
+		// On this replica, whatever the public URL names.
+		resp, err := http.Get(g.URL + stream.RequestURI())
 		if err != nil {
 			t.Fatal(err)
 		}

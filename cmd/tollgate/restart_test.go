@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -247,4 +248,58 @@ jobs:
 		}
 	}
 	g.wantSpendIsLedger(key, ledger, ids...)
+}
+
+// TestClusterJobsSettleOnceWhenAReplicaStops: on two replicas sharing
+// PostgreSQL and Redis, jobs are submitted to one that then stops; a
+// replica started after it reconciles the stopped one's usage records
+// but leaves its jobs' open. The other replicas run the queued jobs, a
+// queued one is canceled on two replicas at once and costs nothing, each
+// job is in the ledger once, and the shared budget holds what the
+// ledger says.
+func TestClusterJobsSettleOnceWhenAReplicaStops(t *testing.T) {
+	up, upURL := newSlot(t)
+	cfg := strings.Replace(jobsConfig(upURL), "  pro: {priority: 10}", "  pro: {priority: 10}\n  paid: {budget: {amount: \"5.00\", period: month}}", 1)
+	yaml := clusterYAML(t, cfg+"metering: {unknown_charge: reserved}\nprotection: {ip_rate_limit: 100000/s, login_rate_limit: 1000/m, replicas: 3}\n")
+	a, b := setup(t, yaml), setup(t, yaml)
+	key := a.userKey("ann", "paid")
+	var ids []string
+	for i := range 4 {
+		ids = append(ids, a.predict(key, "test/slot", fmt.Sprintf(`{"prompt": "j%d"}`, i)).ID)
+	}
+	if got := <-up.arrived; got != "j0" {
+		t.Fatalf("the upstream got %q first", got)
+	}
+	a.stop() // j0 ends failed if a ran it; the others stay queued
+	c := setup(t, yaml)
+	last := ids[3]
+	var wg sync.WaitGroup
+	for _, g := range []*testGateway{b, c} {
+		wg.Go(func() {
+			resp, body := g.do("POST", "/v1/predictions/"+last+"/cancel", key, "")
+			if resp.StatusCode != 200 || !strings.Contains(string(body), `"canceled"`) {
+				t.Errorf("cancel on a running replica: %d %s", resp.StatusCode, body)
+			}
+		})
+	}
+	wg.Wait()
+	for range 3 {
+		up.release <- struct{}{}
+	}
+	for _, id := range ids[1:3] {
+		waitStatus(t, b, key, id, "succeeded")
+	}
+	if st := waitEnded(t, c, key, ids[0]); st != "succeeded" && st != "failed" {
+		t.Errorf("the job running at the stop is %s", st)
+	}
+	ledger := c.ledgerOf(ids...)
+	for _, id := range ids {
+		if ledger[id].Outcome == tollgate.ResultUnknown {
+			t.Errorf("job %s was reconciled as unknown, not settled by its end", id)
+		}
+	}
+	if got := ledger[last]; got.Outcome != tollgate.ResultRejected || got.Cost != "0.000000" {
+		t.Errorf("the job canceled while queued: %s at %s, want rejected at no cost", got.Outcome, got.Cost)
+	}
+	c.wantSpendIsLedger(key, ledger, ids...)
 }
