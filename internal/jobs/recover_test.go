@@ -12,7 +12,9 @@ import (
 // reserved its job's cost and died before queueing it, leave held usage
 // records open; the next start settles each once, at no charge, and the
 // reservation of the job still queued stays held until it runs.
-func TestRestartSettlesJobsEndedUnsettled(t *testing.T) { onEngines(t, testRestartSettlesJobsEndedUnsettled) }
+func TestRestartSettlesJobsEndedUnsettled(t *testing.T) {
+	onEngines(t, testRestartSettlesJobsEndedUnsettled)
+}
 
 func testRestartSettlesJobsEndedUnsettled(t *testing.T, engine string) {
 	g := newGate()
