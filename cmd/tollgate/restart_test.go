@@ -303,3 +303,71 @@ func TestClusterJobsSettleOnceWhenAReplicaStops(t *testing.T) {
 	}
 	c.wantSpendIsLedger(key, ledger, ids...)
 }
+
+// TestClusterSIGKILLWithJobs kills, with SIGKILL, a replica process that
+// runs one job and took three more, beside a replica sharing PostgreSQL
+// and Redis: once the killed replica's lease lapsed, the other fails its
+// running http job at no charge and runs its queued ones, one canceled
+// at no charge; each job is in the ledger once and never reconciled as
+// unknown, and the shared budget holds what the ledger says.
+func TestClusterSIGKILLWithJobs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("testing.Short: skipping the SIGKILL test")
+	}
+	up, upURL := newSlot(t)
+	cfg := strings.Replace(jobsConfig(upURL), "  pro: {priority: 10}", "  pro: {priority: 10}\n  paid: {budget: {amount: \"5.00\", period: month}}", 1)
+	yaml := clusterYAML(t, cfg+"metering: {unknown_charge: reserved, lease_ttl: 1s}\n"+
+		"protection: {ip_rate_limit: 100000/s, login_rate_limit: 1000/m, replicas: 2}\n")
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfgPath := filepath.Join(dir, "tollgate.yaml")
+	if err := os.WriteFile(cfgPath, []byte("listen: "+addr+"\ndata_dir: "+filepath.Join(dir, "data")+"\n"+yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := &testGateway{URL: "http://" + addr, Config: cfgPath, t: t, env: map[string]string{}}
+	child := startChild(t, cfgPath, addr)
+	key := a.userKey("ann", "paid")
+	var ids []string
+	for i := range 4 {
+		ids = append(ids, a.predict(key, "test/slot", fmt.Sprintf(`{"prompt": "j%d"}`, i)).ID)
+	}
+	if got := <-up.arrived; got != "j0" {
+		t.Fatalf("the upstream got %q first", got)
+	}
+	b := setup(t, yaml)
+	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = child.Wait()
+	select {
+	case got := <-up.arrived:
+		if got != "j1" {
+			t.Fatalf("after the kill the upstream got %q, want j1", got)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the jobs of the killed replica were not taken over")
+	}
+	resp, body := b.do("POST", "/v1/predictions/"+ids[3]+"/cancel", key, "")
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"canceled"`) {
+		t.Fatalf("cancel: %d %s", resp.StatusCode, body)
+	}
+	up.release <- struct{}{}
+	up.release <- struct{}{}
+	for _, id := range ids[1:3] {
+		waitStatus(t, b, key, id, "succeeded")
+	}
+	waitStatus(t, b, key, ids[0], "failed")
+	ledger := b.ledgerOf(ids...)
+	for i, want := range []string{tollgate.ResultUpstreamError, tollgate.ResultOK, tollgate.ResultOK, tollgate.ResultRejected} {
+		got := ledger[ids[i]]
+		if got.Outcome != want || (got.Cost == "0.000000") != (i == 0 || i == 3) {
+			t.Errorf("ledger record of j%d: %s at %s, want %s", i, got.Outcome, got.Cost, want)
+		}
+	}
+	b.wantSpendIsLedger(key, ledger, ids...)
+}

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -118,4 +119,69 @@ func outcomeOf(j *tollgate.Job) *tollgate.Outcome {
 		out.Result = tollgate.ResultUpstreamError
 	}
 	return out
+}
+
+// takeOver takes over, in cluster mode, the jobs whose usage records name
+// a replica whose lease lapsed (it was killed, or cut off from the store
+// for longer than metering.lease_ttl). Of replicas trying, the one that
+// moves the record to itself acts: a job the stopped replica was running
+// is re-attached when its backend can follow it by its handle, else
+// failed at no charge; an ended job is settled; a queued one's record
+// just moves, to be looked at no more. A job picked less than a lease ago
+// is left alone: its runner is about to move its record to itself.
+func (s *Service) takeOver(ctx context.Context) {
+	if s.meter == nil {
+		return
+	}
+	recs, err := s.meter.HeldOfStopped(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("jobs: could not look for the jobs of stopped replicas", "err", err)
+		}
+		return
+	}
+	grace := cmp.Or(s.cfg.Metering.LeaseTTL, 15*time.Second)
+	for _, r := range recs {
+		j, err := s.store.JobByID(ctx, r.RequestID)
+		if err != nil {
+			continue // no such job (adopt settles it once old enough), or the store is away
+		}
+		m := s.models[j.Model]
+		var resume bool
+		if j.Status == tollgate.JobProcessing {
+			s.mu.Lock()
+			_, here := s.running[j.ID]
+			s.mu.Unlock()
+			_, reattach := m.backendOf().(tollgate.Reattacher)
+			resume = reattach && j.Handle != ""
+			if here || s.now().Sub(j.StartedAt) < grace || resume && s.opts.SubmitOnly {
+				continue
+			}
+		}
+		if ok, err := s.meter.TakeHeld(ctx, r); err != nil || !ok {
+			continue
+		}
+		switch {
+		case j.Status.Terminal():
+			s.settle(ctx, j)
+		case resume:
+			s.log.Warn("jobs: re-attached a job of a stopped replica", "job", j.ID)
+			s.run(ctx, m, j, true)
+		case j.Status == tollgate.JobProcessing:
+			done, err := s.store.Finish(context.WithoutCancel(ctx), j.ID, tollgate.JobResult{Status: tollgate.JobFailed,
+				Error: "the gateway running the job stopped", CompletedAt: s.now()})
+			if err == nil {
+				s.ending(ctx, done)
+			}
+		}
+	}
+}
+
+// backendOf returns the model's backend; nil for a model no longer
+// configured.
+func (m *model) backendOf() tollgate.Backend {
+	if m == nil {
+		return nil
+	}
+	return m.backend
 }

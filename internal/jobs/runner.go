@@ -72,6 +72,9 @@ func (s *Service) sweep(ctx context.Context) {
 			continue
 		case <-t.C:
 		}
+		if s.opts.Cluster {
+			s.takeOver(ctx)
+		}
 		expired, err := s.store.CancelExpired(context.WithoutCancel(ctx), s.now())
 		if err != nil && ctx.Err() == nil {
 			s.log.Error("jobs: cancel expired jobs failed", "err", err)
@@ -111,6 +114,13 @@ func (s *Service) run(ctx context.Context, m *model, j *tollgate.Job, resumed bo
 	}
 	s.runs.Go(func() {
 		defer cancel(nil)
+		if s.meter != nil && !resumed {
+			// The job runs here now: other replicas take it over only
+			// once this one's lease lapsed.
+			if err := s.meter.HoldHere(runCtx, j.ID); err != nil && tollgate.ErrorCode(err) != tollgate.ENotFound {
+				s.log.Warn("jobs: could not record which replica runs a job", "job", j.ID, "err", err)
+			}
+		}
 		stopWatch := s.watchCancel(runCtx, j.ID, cancel)
 		defer stopWatch()
 		res := s.execute(runCtx, m, r)

@@ -60,3 +60,39 @@ func (s *settlement) settleHeld(ctx context.Context, out *tollgate.Outcome) (boo
 	s.adjust(ctx, &r)
 	return true, nil
 }
+
+// HoldHere makes a held record name this replica, whichever opened it.
+func (m *Meter) HoldHere(ctx context.Context, requestID string) error {
+	if m.replica == "" {
+		return nil
+	}
+	for range 3 { // another replica may move it in between
+		rec, err := m.ledger.Record(ctx, requestID)
+		if err != nil {
+			return fmt.Errorf("held usage record: %w", err)
+		}
+		if rec.Settled || rec.Replica == m.replica {
+			return nil
+		}
+		if ok, err := m.ledger.MoveHeld(ctx, requestID, rec.Replica, m.replica); ok || err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("held usage record %s: moved by other replicas meanwhile", requestID)
+}
+
+// HeldOfStopped returns the held records of replicas whose lease lapsed.
+func (m *Meter) HeldOfStopped(ctx context.Context) ([]*tollgate.UsageRecord, error) {
+	if m.replica == "" {
+		return nil, nil
+	}
+	return m.ledger.HeldExpired(ctx, m.now())
+}
+
+// TakeHeld moves a stopped replica's held record to this one, once.
+func (m *Meter) TakeHeld(ctx context.Context, r *tollgate.UsageRecord) (bool, error) {
+	if m.replica == "" {
+		return false, nil
+	}
+	return m.ledger.MoveHeld(ctx, r.RequestID, r.Replica, m.replica)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -56,6 +57,36 @@ func (l *Ledger) HeldOpen(ctx context.Context) ([]*tollgate.UsageRecord, error) 
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*tollgate.UsageRecord, error) { return scanUsage(row) })
 	if err != nil {
 		return nil, fmt.Errorf("held usage records: %w", err)
+	}
+	return out, nil
+}
+
+// MoveHeld moves an open held record from one replica to another once.
+func (l *Ledger) MoveHeld(ctx context.Context, requestID, from, to string) (bool, error) {
+	tag, err := l.db.pool.Exec(ctx, `UPDATE usage_records SET replica = $3
+		WHERE request_id = $1 AND replica = $2 AND held AND NOT settled`, requestID, from, to)
+	if err != nil {
+		return false, fmt.Errorf("move a held usage record: %w", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return true, nil
+	}
+	if _, err := l.Record(ctx, requestID); err != nil {
+		return false, err
+	}
+	return false, nil
+}
+
+// HeldExpired returns the open held records of replicas without a live
+// lease.
+func (l *Ledger) HeldExpired(ctx context.Context, at time.Time) ([]*tollgate.UsageRecord, error) {
+	rows, _ := l.db.pool.Query(ctx, `SELECT `+usageColumns+` FROM usage_records
+		WHERE NOT settled AND held AND replica <> '' AND replica NOT IN
+			(SELECT replica FROM replica_leases WHERE expires_at > $1)
+		ORDER BY started_at, request_id`, at.UTC())
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (*tollgate.UsageRecord, error) { return scanUsage(row) })
+	if err != nil {
+		return nil, fmt.Errorf("held usage records of stopped replicas: %w", err)
 	}
 	return out, nil
 }

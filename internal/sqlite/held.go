@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
@@ -96,5 +97,57 @@ func (l *Ledger) HeldOpen(ctx context.Context) ([]*tollgate.UsageRecord, error) 
 	slices.SortFunc(out, func(a, b *tollgate.UsageRecord) int {
 		return cmp.Or(a.Start.Compare(b.Start), strings.Compare(a.RequestID, b.RequestID))
 	})
+	return out, nil
+}
+
+// MoveHeld moves an open held record, in memory or a row, from one
+// replica to another once. The journal keeps the replica the record was
+// opened with: a stopped process's records hold no lease either way.
+func (l *Ledger) MoveHeld(ctx context.Context, requestID, from, to string) (bool, error) {
+	l.settleMu.Lock()
+	defer l.settleMu.Unlock()
+	l.omu.Lock()
+	if o := l.open[requestID]; o != nil {
+		moved := o.rec.Held && o.rec.Replica == from
+		if moved {
+			r := *o.rec
+			r.Replica = to
+			o.rec = &r
+		}
+		l.omu.Unlock()
+		return moved, nil
+	}
+	l.omu.Unlock()
+	res, err := l.db.write.ExecContext(ctx, `UPDATE usage_records SET replica = ?
+		WHERE request_id = ? AND replica = ? AND held = 1 AND settled = 0`, to, requestID, from)
+	if err != nil {
+		return false, fmt.Errorf("move a held usage record: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return true, nil
+	}
+	if _, err := l.Record(ctx, requestID); err != nil {
+		return false, err
+	}
+	return false, nil
+}
+
+// HeldExpired returns the open held records of replicas without a live
+// lease.
+func (l *Ledger) HeldExpired(ctx context.Context, at time.Time) ([]*tollgate.UsageRecord, error) {
+	live, err := l.liveLeases(ctx, at)
+	if err != nil {
+		return nil, err
+	}
+	all, err := l.HeldOpen(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*tollgate.UsageRecord
+	for _, r := range all {
+		if r.Replica != "" && !live[r.Replica] {
+			out = append(out, r)
+		}
+	}
 	return out, nil
 }

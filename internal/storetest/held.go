@@ -115,3 +115,72 @@ func testHeld(t *testing.T, l LedgerStore) {
 		t.Errorf("export has %v, want each of the four records once", count)
 	}
 }
+
+// testHeldMove: a held record moves from replica to replica once, and is
+// listed as a stopped replica's while the replica it names holds no live
+// lease.
+func testHeldMove(t *testing.T, l LedgerStore) {
+	ctx := t.Context()
+	t0 := day0.Add(time.Hour)
+	job := openRecord("job", "u1", "t1", time.Hour, 700)
+	job.Replica, job.Held = "a", true
+	call := openRecord("call", "u1", "t1", time.Hour, 700)
+	call.Replica = "gone"
+	mustWrite(t, l, []*tollgate.UsageRecord{job, call}, nil)
+	if err := l.RenewLease(ctx, "b", t0.Add(10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	expired := func(at time.Time, want ...string) {
+		t.Helper()
+		got, err := l.HeldExpired(ctx, at)
+		if err != nil {
+			t.Fatalf("HeldExpired: %v", err)
+		}
+		var ids []string
+		for _, r := range got {
+			ids = append(ids, r.RequestID+"@"+r.Replica)
+		}
+		if !slices.Equal(ids, want) {
+			t.Errorf("HeldExpired(t0+%v) = %v, want %v", at.Sub(t0), ids, want)
+		}
+	}
+	expired(t0, "job@a") // a holds no lease; the plain call is not held
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	moved := 0
+	for range 4 {
+		wg.Go(func() {
+			ok, err := l.MoveHeld(ctx, "job", "a", "b")
+			if err != nil {
+				t.Errorf("MoveHeld: %v", err)
+			}
+			if ok {
+				mu.Lock()
+				moved++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if moved != 1 {
+		t.Errorf("%d of 4 racing MoveHeld calls moved the record, want 1", moved)
+	}
+	if r, err := l.Record(ctx, "job"); err != nil || r.Replica != "b" || r.Settled {
+		t.Errorf("Record(job) = %+v, %v; want open on b", r, err)
+	}
+	expired(t0)                              // b's lease holds
+	expired(t0.Add(11*time.Second), "job@b") // and then lapses
+	if ok, err := l.MoveHeld(ctx, "call", "gone", "b"); err != nil || ok {
+		t.Errorf("MoveHeld of a record that is not held = %v, %v; want false", ok, err)
+	}
+	end := *job
+	end.End, end.Outcome = t0, tollgate.ResultRejected
+	if ok, err := l.SettleHeld(ctx, &end); err != nil || !ok {
+		t.Fatalf("SettleHeld: %v, %v", ok, err)
+	}
+	if ok, err := l.MoveHeld(ctx, "job", "b", "c"); err != nil || ok {
+		t.Errorf("MoveHeld of a settled record = %v, %v; want false", ok, err)
+	}
+	_, err := l.MoveHeld(ctx, "absent", "b", "c")
+	wantCode(t, "MoveHeld(absent)", err, tollgate.ENotFound)
+}

@@ -101,4 +101,14 @@ type HeldSettler interface {
 	SettleHeld(ctx context.Context, requestID string, p *Principal, out *Outcome) (bool, error)
 	// HeldOpen returns every open held record.
 	HeldOpen(ctx context.Context) ([]*UsageRecord, error)
+	// HoldHere makes the open held record requestID name this process,
+	// which runs its job now, so that other replicas take the job over
+	// only once this one's lease lapsed. Nothing on one node.
+	HoldHere(ctx context.Context, requestID string) error
+	// HeldOfStopped returns the open held records that name a replica
+	// whose lease lapsed (none on one node), for TakeHeld.
+	HeldOfStopped(ctx context.Context) ([]*UsageRecord, error)
+	// TakeHeld makes r, a record HeldOfStopped returned, name this
+	// process: true for the one of several replicas trying that does.
+	TakeHeld(ctx context.Context, r *UsageRecord) (bool, error)
 }

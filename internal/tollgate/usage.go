@@ -157,6 +157,16 @@ type Ledger interface {
 	// HeldOpen returns every open Held record, oldest first: those of
 	// this process and those left by processes that stopped.
 	HeldOpen(ctx context.Context) ([]*UsageRecord, error)
+	// MoveHeld makes the open Held record requestID name the replica to
+	// instead of from (its job is run, or taken over, by another replica
+	// than the one that opened it) and reports whether it did: false when
+	// the record is settled or names another replica than from, so of
+	// replicas moving it at once one does. ENotFound when there is no
+	// such record.
+	MoveHeld(ctx context.Context, requestID, from, to string) (bool, error)
+	// HeldExpired returns the open Held records whose Replica is set and
+	// holds no lease valid after at, oldest first.
+	HeldExpired(ctx context.Context, at time.Time) ([]*UsageRecord, error)
 	// Export returns up to limit settled records with Seq greater than
 	// after, ordered by Seq, so an export resumes from the last Seq seen.
 	Export(ctx context.Context, after int64, limit int) ([]*UsageRecord, error)
