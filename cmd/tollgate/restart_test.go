@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -148,16 +147,7 @@ func TestSIGKILLWithJobs(t *testing.T) {
 	if err := os.WriteFile(wfPath, wf, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cfgPath := filepath.Join(dir, "tollgate.yaml")
-	yaml := fmt.Sprintf(`listen: %s
-data_dir: %s
-server: {access_log: false}
+	g, addr := childGateway(t, fmt.Sprintf(`server: {access_log: false}
 protection: {ip_rate_limit: 100000/s, login_rate_limit: 1000/m}
 metering: {unknown_charge: reserved}
 roles:
@@ -182,13 +172,8 @@ jobs:
     inputs:
       image: {type: image, node: "1", field: image, required: true}
     price: {per_request: "0.02", per_gpu_second: "0.001"}
-`, addr, filepath.Join(dir, "data"), upURL, comfy.URL, wfPath)
-	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	g := &testGateway{URL: "http://" + addr, Config: cfgPath, t: t, env: map[string]string{}}
-
-	child := startChild(t, cfgPath, addr)
+`, upURL, comfy.URL, wfPath))
+	child := startChild(t, g.Config, addr)
 	key := g.userKey("ann", "paid")
 	running := g.predict(key, "test/slot", `{"prompt": "running"}`)
 	if got := <-up.arrived; got != "running" {
@@ -207,7 +192,7 @@ jobs:
 	}
 	_ = child.Wait()
 
-	startChild(t, cfgPath, addr)
+	startChild(t, g.Config, addr)
 	if p := g.prediction(key, running.ID); p.Status != "failed" || p.Error == nil || !strings.Contains(*p.Error, "restarted") {
 		t.Errorf("the http job running at the kill is %s (%v), want failed", p.Status, p.Error)
 	}
@@ -250,6 +235,27 @@ jobs:
 	g.wantSpendIsLedger(key, ledger, ids...)
 }
 
+// paidSlotConfig is jobsConfig with a plan paid of a 5.00 monthly
+// budget.
+func paidSlotConfig(upstream string) string {
+	return strings.Replace(jobsConfig(upstream), "  pro: {priority: 10}",
+		"  pro: {priority: 10}\n  paid: {budget: {amount: \"5.00\", period: month}}", 1)
+}
+
+// submitFour makes a user of plan paid and submits four jobs j0..j3 of
+// test/slot through g, waiting until j0 reached the upstream.
+func submitFour(t *testing.T, g *testGateway, up *slot) (key string, ids []string) {
+	t.Helper()
+	key = g.userKey("ann", "paid")
+	for i := range 4 {
+		ids = append(ids, g.predict(key, "test/slot", fmt.Sprintf(`{"prompt": "j%d"}`, i)).ID)
+	}
+	if got := <-up.arrived; got != "j0" {
+		t.Fatalf("the upstream got %q first", got)
+	}
+	return key, ids
+}
+
 // TestClusterJobsSettleOnceWhenAReplicaStops: on two replicas sharing
 // PostgreSQL and Redis, jobs are submitted to one that then stops; a
 // replica started after it reconciles the stopped one's usage records
@@ -259,17 +265,10 @@ jobs:
 // ledger says.
 func TestClusterJobsSettleOnceWhenAReplicaStops(t *testing.T) {
 	up, upURL := newSlot(t)
-	cfg := strings.Replace(jobsConfig(upURL), "  pro: {priority: 10}", "  pro: {priority: 10}\n  paid: {budget: {amount: \"5.00\", period: month}}", 1)
-	yaml := clusterYAML(t, cfg+"metering: {unknown_charge: reserved}\nprotection: {ip_rate_limit: 100000/s, login_rate_limit: 1000/m, replicas: 3}\n")
+	yaml := clusterYAML(t, paidSlotConfig(upURL)+"metering: {unknown_charge: reserved}\n"+
+		"protection: {ip_rate_limit: 100000/s, login_rate_limit: 1000/m, replicas: 3}\n")
 	a, b := setup(t, yaml), setup(t, yaml)
-	key := a.userKey("ann", "paid")
-	var ids []string
-	for i := range 4 {
-		ids = append(ids, a.predict(key, "test/slot", fmt.Sprintf(`{"prompt": "j%d"}`, i)).ID)
-	}
-	if got := <-up.arrived; got != "j0" {
-		t.Fatalf("the upstream got %q first", got)
-	}
+	key, ids := submitFour(t, a, up)
 	a.stop() // j0 ends failed if a ran it; the others stay queued
 	c := setup(t, yaml)
 	last := ids[3]
@@ -315,30 +314,11 @@ func TestClusterSIGKILLWithJobs(t *testing.T) {
 		t.Skip("testing.Short: skipping the SIGKILL test")
 	}
 	up, upURL := newSlot(t)
-	cfg := strings.Replace(jobsConfig(upURL), "  pro: {priority: 10}", "  pro: {priority: 10}\n  paid: {budget: {amount: \"5.00\", period: month}}", 1)
-	yaml := clusterYAML(t, cfg+"metering: {unknown_charge: reserved, lease_ttl: 1s}\n"+
+	yaml := clusterYAML(t, paidSlotConfig(upURL)+"metering: {unknown_charge: reserved, lease_ttl: 1s}\n"+
 		"protection: {ip_rate_limit: 100000/s, login_rate_limit: 1000/m, replicas: 2}\n")
-	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cfgPath := filepath.Join(dir, "tollgate.yaml")
-	if err := os.WriteFile(cfgPath, []byte("listen: "+addr+"\ndata_dir: "+filepath.Join(dir, "data")+"\n"+yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	a := &testGateway{URL: "http://" + addr, Config: cfgPath, t: t, env: map[string]string{}}
-	child := startChild(t, cfgPath, addr)
-	key := a.userKey("ann", "paid")
-	var ids []string
-	for i := range 4 {
-		ids = append(ids, a.predict(key, "test/slot", fmt.Sprintf(`{"prompt": "j%d"}`, i)).ID)
-	}
-	if got := <-up.arrived; got != "j0" {
-		t.Fatalf("the upstream got %q first", got)
-	}
+	a, addr := childGateway(t, yaml)
+	child := startChild(t, a.Config, addr)
+	key, ids := submitFour(t, a, up)
 	b := setup(t, yaml)
 	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)

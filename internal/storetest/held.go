@@ -80,25 +80,11 @@ func testHeld(t *testing.T, l LedgerStore) {
 	wantHeld("dead-job")
 
 	// Replicas racing to settle the same job: one does.
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	wins := 0
-	for i := range 8 {
-		wg.Go(func() {
-			s := *deadJob
-			s.End, s.Outcome, s.Cost = at, tollgate.ResultRejected, tollgate.Money(i)
-			ok, err := l.SettleHeld(ctx, &s)
-			if err != nil {
-				t.Errorf("SettleHeld %d: %v", i, err)
-			}
-			if ok {
-				mu.Lock()
-				wins++
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
+	wins := racing(t, 8, func(i int) (bool, error) {
+		s := *deadJob
+		s.End, s.Outcome, s.Cost = at, tollgate.ResultRejected, tollgate.Money(i)
+		return l.SettleHeld(ctx, &s)
+	})
 	if wins != 1 {
 		t.Errorf("%d of 8 racing SettleHeld calls settled the record, want 1", wins)
 	}
@@ -145,23 +131,7 @@ func testHeldMove(t *testing.T, l LedgerStore) {
 		}
 	}
 	expired(t0, "job@a") // a holds no lease; the plain call is not held
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	moved := 0
-	for range 4 {
-		wg.Go(func() {
-			ok, err := l.MoveHeld(ctx, "job", "a", "b")
-			if err != nil {
-				t.Errorf("MoveHeld: %v", err)
-			}
-			if ok {
-				mu.Lock()
-				moved++
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
+	moved := racing(t, 4, func(int) (bool, error) { return l.MoveHeld(ctx, "job", "a", "b") })
 	if moved != 1 {
 		t.Errorf("%d of 4 racing MoveHeld calls moved the record, want 1", moved)
 	}
@@ -183,4 +153,27 @@ func testHeldMove(t *testing.T, l LedgerStore) {
 	}
 	_, err := l.MoveHeld(ctx, "absent", "b", "c")
 	wantCode(t, "MoveHeld(absent)", err, tollgate.ENotFound)
+}
+
+// racing runs n calls of f at once and returns how many reported true.
+func racing(t *testing.T, n int, f func(i int) (bool, error)) int {
+	t.Helper()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for i := range n {
+		wg.Go(func() {
+			ok, err := f(i)
+			if err != nil {
+				t.Errorf("racing call %d: %v", i, err)
+			}
+			if ok {
+				mu.Lock()
+				wins++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return wins
 }
