@@ -140,13 +140,7 @@ func TestSIGKILLWithJobs(t *testing.T) {
 		t.Skip("testing.Short: skipping the SIGKILL test")
 	}
 	up, upURL := newSlot(t)
-	comfy := comfytest.New(t, comfytest.Options{Hold: true})
-	dir := t.TempDir()
-	wf, _ := json.Marshal(comfytest.DDColorPrompt("x.png", "ddcolor", 512))
-	wfPath := filepath.Join(dir, "ddcolor.json")
-	if err := os.WriteFile(wfPath, wf, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	comfy, photoModel := heldComfy(t)
 	g, addr := childGateway(t, fmt.Sprintf(`server: {access_log: false}
 protection: {ip_rate_limit: 100000/s, login_rate_limit: 1000/m}
 metering: {unknown_charge: reserved}
@@ -163,28 +157,14 @@ jobs:
     inputs:
       prompt: {type: string, required: true}
     price: {per_request: "0.01", per_gpu_second: "0.001"}
-  - name: photo/ddcolor
-    backend: comfyui
-    upstreams: [%s]
-    capacity: 1
-    timeout: 1m
-    workflow: %s
-    inputs:
-      image: {type: image, node: "1", field: image, required: true}
-    price: {per_request: "0.02", per_gpu_second: "0.001"}
-`, upURL, comfy.URL, wfPath))
+`, upURL)+photoModel)
 	child := startChild(t, g.Config, addr)
 	key := g.userKey("ann", "paid")
 	running := g.predict(key, "test/slot", `{"prompt": "running"}`)
 	if got := <-up.arrived; got != "running" {
 		t.Fatalf("the upstream got %q first", got)
 	}
-	image := "data:image/png;base64," + base64.StdEncoding.EncodeToString(comfytest.PNG(20, 10))
-	photo := g.predict(key, "photo/ddcolor", `{"image": "`+image+`"}`)
-	handle := g.jobHandle(photo.ID)
-	if err := comfy.WaitHeld(t.Context(), handle); err != nil {
-		t.Fatal(err)
-	}
+	photo, handle := g.startPhoto(key, comfy)
 	queued := g.predict(key, "test/slot", `{"prompt": "queued"}`)
 	canceled := g.predict(key, "test/slot", `{"prompt": "canceled"}`)
 	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
@@ -204,21 +184,9 @@ jobs:
 		t.Fatalf("cancel after the restart: %d %s", resp.StatusCode, body)
 	}
 	up.release <- struct{}{}
-	comfy.Release(handle)
-	ex, err := comfy.WaitDone(t.Context(), handle)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g.wantReattached(key, comfy, photo.ID, handle)
 	if p := g.prediction(key, queued.ID); p.Status != "succeeded" {
 		t.Errorf("the queued job is %s, want succeeded", p.Status)
-	}
-	p := g.prediction(key, photo.ID)
-	if p.Status != "succeeded" || p.Output == nil || math.Round(p.Metrics.PredictTime*1000) != float64(ex.End.Sub(ex.Start).Milliseconds()) {
-		t.Errorf("the re-attached ComfyUI job is %s with output %v and predict_time %v, want succeeded with ComfyUI's %v",
-			p.Status, p.Output, p.Metrics.PredictTime, ex.End.Sub(ex.Start))
-	}
-	if len(comfy.Executions()) != 1 {
-		t.Errorf("ComfyUI ran %d prompts, want the one job once", len(comfy.Executions()))
 	}
 
 	ids := []string{running.ID, photo.ID, queued.ID, canceled.ID}
@@ -233,6 +201,62 @@ jobs:
 		}
 	}
 	g.wantSpendIsLedger(key, ledger, ids...)
+}
+
+// heldComfy starts a ComfyUI emulator that holds each prompt until
+// released, and returns it with the config of a job model photo/ddcolor
+// on it, an item of the jobs list.
+func heldComfy(t *testing.T) (*comfytest.Server, string) {
+	t.Helper()
+	comfy := comfytest.New(t, comfytest.Options{Hold: true})
+	wf, _ := json.Marshal(comfytest.DDColorPrompt("x.png", "ddcolor", 512))
+	wfPath := filepath.Join(t.TempDir(), "ddcolor.json")
+	if err := os.WriteFile(wfPath, wf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return comfy, `  - name: photo/ddcolor
+    backend: comfyui
+    upstreams: [` + comfy.URL + `]
+    capacity: 1
+    timeout: 1m
+    workflow: ` + wfPath + `
+    inputs:
+      image: {type: image, node: "1", field: image, required: true}
+    price: {per_request: "0.02", per_gpu_second: "0.001"}
+`
+}
+
+// startPhoto creates a photo/ddcolor prediction and waits until ComfyUI
+// runs its prompt and the store holds the prompt id.
+func (g *testGateway) startPhoto(key string, comfy *comfytest.Server) (prediction, string) {
+	g.t.Helper()
+	image := "data:image/png;base64," + base64.StdEncoding.EncodeToString(comfytest.PNG(20, 10))
+	photo := g.predict(key, "photo/ddcolor", `{"image": "`+image+`"}`)
+	handle := g.jobHandle(photo.ID)
+	if err := comfy.WaitHeld(g.t.Context(), handle); err != nil {
+		g.t.Fatal(err)
+	}
+	return photo, handle
+}
+
+// wantReattached lets ComfyUI finish the prompt handle and checks that
+// the prediction id, re-attached to it, succeeded with its output and
+// ComfyUI's own run time, and that ComfyUI ran it once.
+func (g *testGateway) wantReattached(key string, comfy *comfytest.Server, id, handle string) {
+	g.t.Helper()
+	comfy.Release(handle)
+	ex, err := comfy.WaitDone(g.t.Context(), handle)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	p := g.prediction(key, id)
+	if p.Status != "succeeded" || p.Output == nil || math.Round(p.Metrics.PredictTime*1000) != float64(ex.End.Sub(ex.Start).Milliseconds()) {
+		g.t.Errorf("the re-attached ComfyUI job is %s with output %v and predict_time %v, want succeeded with ComfyUI's %v",
+			p.Status, p.Output, p.Metrics.PredictTime, ex.End.Sub(ex.Start))
+	}
+	if n := len(comfy.Executions()); n != 1 {
+		g.t.Errorf("ComfyUI ran %d prompts, want the one job once", n)
+	}
 }
 
 // paidSlotConfig is jobsConfig with a plan paid of a 5.00 monthly
@@ -304,9 +328,10 @@ func TestClusterJobsSettleOnceWhenAReplicaStops(t *testing.T) {
 }
 
 // TestClusterSIGKILLWithJobs kills, with SIGKILL, a replica process that
-// runs one job and took three more, beside a replica sharing PostgreSQL
-// and Redis: once the killed replica's lease lapsed, the other fails its
-// running http job at no charge and runs its queued ones, one canceled
+// runs an http job and a ComfyUI job and took three more, beside a
+// replica sharing PostgreSQL and Redis: once the killed replica's lease
+// lapsed, the other fails its running http job at no charge, re-attaches
+// the ComfyUI job by its prompt id and runs the queued ones, one canceled
 // at no charge; each job is in the ledger once and never reconciled as
 // unknown, and the shared budget holds what the ledger says.
 func TestClusterSIGKILLWithJobs(t *testing.T) {
@@ -314,11 +339,13 @@ func TestClusterSIGKILLWithJobs(t *testing.T) {
 		t.Skip("testing.Short: skipping the SIGKILL test")
 	}
 	up, upURL := newSlot(t)
-	yaml := clusterYAML(t, paidSlotConfig(upURL)+"metering: {unknown_charge: reserved, lease_ttl: 1s}\n"+
+	comfy, photoModel := heldComfy(t)
+	yaml := clusterYAML(t, paidSlotConfig(upURL)+photoModel+"metering: {unknown_charge: reserved, lease_ttl: 1s}\n"+
 		"protection: {ip_rate_limit: 100000/s, login_rate_limit: 1000/m, replicas: 2}\n")
 	a, addr := childGateway(t, yaml)
 	child := startChild(t, a.Config, addr)
 	key, ids := submitFour(t, a, up)
+	photo, handle := a.startPhoto(key, comfy)
 	b := setup(t, yaml)
 	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -342,12 +369,16 @@ func TestClusterSIGKILLWithJobs(t *testing.T) {
 		waitStatus(t, b, key, id, "succeeded")
 	}
 	waitStatus(t, b, key, ids[0], "failed")
-	ledger := b.ledgerOf(ids...)
+	b.wantReattached(key, comfy, photo.ID, handle)
+	ledger := b.ledgerOf(append(ids, photo.ID)...)
 	for i, want := range []string{tollgate.ResultUpstreamError, tollgate.ResultOK, tollgate.ResultOK, tollgate.ResultRejected} {
 		got := ledger[ids[i]]
 		if got.Outcome != want || (got.Cost == "0.000000") != (i == 0 || i == 3) {
 			t.Errorf("ledger record of j%d: %s at %s, want %s", i, got.Outcome, got.Cost, want)
 		}
 	}
-	b.wantSpendIsLedger(key, ledger, ids...)
+	if got := ledger[photo.ID]; got.Outcome != tollgate.ResultOK {
+		t.Errorf("ledger record of the re-attached ComfyUI job: %s at %s, want ok", got.Outcome, got.Cost)
+	}
+	b.wantSpendIsLedger(key, ledger, append(ids, photo.ID)...)
 }
