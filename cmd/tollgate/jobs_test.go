@@ -371,8 +371,9 @@ func TestJobsAdminAndCLI(t *testing.T) {
 	if got := s.order(); !slices.Equal(got, []string{"running"}) {
 		t.Errorf("the upstream saw %v", got)
 	}
-	// The server settles the queued job canceled by the command line on
-	// its next look at the store; the export after the stop shows it.
+	// The server settles the queued job canceled by the command line
+	// within a minute, and at the latest when it stops; the export after
+	// the stop shows it.
 	g.cancel()
 	<-g.stopped
 	found := false

@@ -199,10 +199,11 @@ func (s *Service) Start(ctx context.Context) error {
 }
 
 // Stop ends the loops, then the jobs running here: each is finished as
-// failed, since its upstream call ends with the process, and settled.
-// The usage records of jobs still queued stay open and held: whichever
-// process ends them settles them. Stop the HTTP server first and the
-// meter after.
+// failed, since its upstream call ends with the process, and settled;
+// so are jobs that ended elsewhere unsettled (canceled from the command
+// line). The usage records of jobs still queued stay open and held:
+// whichever process ends them settles them. Stop the HTTP server first
+// and the meter after.
 func (s *Service) Stop() {
 	s.stopOnce.Do(func() {
 		if s.cancel != nil {
@@ -215,6 +216,9 @@ func (s *Service) Stop() {
 		}
 		s.mu.Unlock()
 		s.runs.Wait()
+		if err := s.adopt(context.Background(), orphanAge); err != nil {
+			s.log.Error("jobs: settling ended jobs failed", "err", err)
+		}
 	})
 }
 
