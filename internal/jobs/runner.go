@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -50,18 +51,28 @@ func (s *Service) dispatch(ctx context.Context, m *model) {
 	}
 }
 
-// sweep cancels queued jobs past their Cancel-After, and once a minute
+// sweep cancels queued jobs past their Cancel-After, once a minute
 // removes results past their retention and settles the jobs that ended
-// unsettled (their process died in between).
+// unsettled (their process died in between), and in cluster mode takes
+// over the jobs of replicas whose lease lapsed, every third of a lease.
 func (s *Service) sweep(ctx context.Context) {
 	t := time.NewTicker(s.opts.PollInterval)
 	defer t.Stop()
 	removal := time.NewTicker(max(s.opts.PollInterval, time.Minute))
 	defer removal.Stop()
+	var takeOver <-chan time.Time // the jobs of replicas whose lease lapsed, in cluster mode
+	if s.opts.Cluster {
+		tick := time.NewTicker(max(s.opts.PollInterval, cmp.Or(s.cfg.Metering.LeaseTTL, 15*time.Second)/3))
+		defer tick.Stop()
+		takeOver = tick.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-takeOver:
+			s.takeOver(ctx)
+			continue
 		case <-removal.C:
 			if err := s.RemoveExpired(ctx); err != nil && ctx.Err() == nil {
 				s.log.Error("jobs: removing expired results failed", "err", err)
@@ -71,9 +82,6 @@ func (s *Service) sweep(ctx context.Context) {
 			}
 			continue
 		case <-t.C:
-		}
-		if s.opts.Cluster {
-			s.takeOver(ctx)
 		}
 		expired, err := s.store.CancelExpired(context.WithoutCancel(ctx), s.now())
 		if err != nil && ctx.Err() == nil {
