@@ -43,9 +43,10 @@ type Options struct {
 	// is none). Required for the handlers.
 	Principal func(*http.Request) *tollgate.Principal
 	// Cluster is true when other replicas share the store: jobs found
-	// processing at start may be theirs and are left alone. Defaults to
-	// false, where they are re-attached when their backend can follow a
-	// job it did not submit (tollgate.Reattacher), else failed (their
+	// processing at start may be theirs, and are taken over only once
+	// the lease of the replica running them lapsed. Defaults to false,
+	// where they are re-attached at start when their backend can follow
+	// a job it did not submit (tollgate.Reattacher), else failed (their
 	// runner died with the process).
 	Cluster bool
 	// SubmitOnly makes this process take, serve and cancel predictions
@@ -200,8 +201,8 @@ func (s *Service) Start(ctx context.Context) error {
 
 // Stop ends the loops, then the jobs running here: each is finished as
 // failed, since its upstream call ends with the process, and settled;
-// so are jobs that ended elsewhere unsettled (canceled from the command
-// line). The usage records of jobs still queued stay open and held:
+// on a single node so are jobs that ended unsettled (canceled from the
+// command line). The usage records of jobs still queued stay open and held:
 // whichever process ends them settles them. Stop the HTTP server first
 // and the meter after.
 func (s *Service) Stop() {
@@ -216,8 +217,10 @@ func (s *Service) Stop() {
 		}
 		s.mu.Unlock()
 		s.runs.Wait()
-		if err := s.adopt(context.Background(), orphanAge); err != nil {
-			s.log.Error("jobs: settling ended jobs failed", "err", err)
+		if !s.opts.Cluster { // replicas left running do it within a minute
+			if err := s.adopt(context.Background(), orphanAge); err != nil {
+				s.log.Error("jobs: settling ended jobs failed", "err", err)
+			}
 		}
 	})
 }
