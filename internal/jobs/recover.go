@@ -29,11 +29,12 @@ func (s *Service) recover(ctx, bg context.Context) error {
 		if err != nil {
 			return fmt.Errorf("find jobs left running: %w", err)
 		}
-		failed := 0
+		reattached, failed := 0, 0
 		for _, j := range orphans {
 			if m := s.models[j.Model]; m != nil && j.Handle != "" && !s.opts.SubmitOnly {
 				if _, ok := m.backend.(tollgate.Reattacher); ok {
 					s.run(bg, m, j, true)
+					reattached++
 					continue
 				}
 			}
@@ -47,8 +48,8 @@ func (s *Service) recover(ctx, bg context.Context) error {
 			failed++
 			s.ending(ctx, done)
 		}
-		if n := len(orphans); n > 0 {
-			s.log.Warn("jobs: took over jobs left running by a stopped process", "reattached", n-failed, "failed", failed)
+		if reattached+failed > 0 {
+			s.log.Warn("jobs: took over jobs left running by a stopped process", "reattached", reattached, "failed", failed)
 		}
 	}
 	age := time.Duration(0) // on one node, at start, no submit is under way
