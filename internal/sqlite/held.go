@@ -1,76 +1,60 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
-// insertOpen inserts open rows, as a stopped process's journal segment
-// held them; a record that has a row already keeps it.
+// insertOpen inserts open rows (held records).
 func insertOpen(ctx context.Context, tx *sql.Tx, rows []*tollgate.UsageRecord) error {
 	for _, r := range rows {
 		_, err := tx.ExecContext(ctx, `INSERT INTO usage_records (`+usageColumns+`)
-			VALUES (?, ?, NULL, ?, ?, ?, ?, '', 0, ?, 0, 0, ?, ?, ?, ?, ?, ?, 0, ?, 0, NULL, ?, ?)
-			ON CONFLICT (request_id) DO NOTHING`,
+			VALUES (?, ?, NULL, ?, ?, ?, ?, '', 0, ?, 0, 0, ?, ?, ?, ?, ?, ?, 0, ?, 0, NULL, ?, ?)`,
 			r.RequestID, r.Start.UnixMicro(), r.TenantID, r.UserID, r.Route, r.Model, r.BytesIn,
 			r.Units.InputTokens, r.Units.OutputTokens, r.Units.Images, r.Units.MegapixelMillis, r.Units.AudioMillis,
 			r.Units.GPUMillis, int64(r.Reserved), r.Replica, r.Held)
 		if err != nil {
-			return fmt.Errorf("keep a held usage record: %w", err)
+			return fmt.Errorf("open a held usage record: %w", err)
 		}
 	}
 	return nil
 }
 
-// SettleHeld settles an open held record, in memory or a row, once.
+// SettleHeld settles an open held row once.
 func (l *Ledger) SettleHeld(ctx context.Context, r *tollgate.UsageRecord) (bool, error) {
 	l.settleMu.Lock()
 	defer l.settleMu.Unlock()
 	if err := l.prepare(ctx); err != nil {
 		return false, err
 	}
-	row := *r
-	l.omu.Lock()
-	o := l.open[r.RequestID]
-	l.omu.Unlock()
-	var released []*openRecord
-	if o != nil {
-		keepOpened(&row, o.rec)
-		released = []*openRecord{o}
-	} else {
-		cur, err := scanUsage(l.db.read.QueryRowContext(ctx, `SELECT `+usageColumns+` FROM usage_records WHERE request_id = ?`, r.RequestID))
-		if errors.Is(err, sql.ErrNoRows) {
-			return false, tollgate.Errorf(tollgate.ENotFound, "usage record %q not found", r.RequestID)
-		}
-		if err != nil {
-			return false, fmt.Errorf("find a held usage record: %w", err)
-		}
-		if cur.Settled {
-			return false, nil
-		}
-		keepOpened(&row, cur)
+	cur, err := scanUsage(l.db.read.QueryRowContext(ctx, `SELECT `+usageColumns+` FROM usage_records WHERE request_id = ?`, r.RequestID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, tollgate.Errorf(tollgate.ENotFound, "usage record %q not found", r.RequestID)
 	}
-	if err := l.commitRows(ctx, []*tollgate.UsageRecord{&row}, released, nil); err != nil {
+	if err != nil {
+		return false, fmt.Errorf("find a held usage record: %w", err)
+	}
+	if cur.Settled {
+		return false, nil
+	}
+	row := *r
+	keepOpened(&row, cur)
+	if err := l.commitRows(ctx, []*tollgate.UsageRecord{&row}, nil, nil); err != nil {
 		return false, fmt.Errorf("settle a held usage record: %w", err)
 	}
 	*r = row
 	return true, nil
 }
 
-// HeldOpen returns the open held records of this process and the rows
-// left open by stopped ones, oldest first.
+// HeldOpen returns the open held rows, oldest first.
 func (l *Ledger) HeldOpen(ctx context.Context) ([]*tollgate.UsageRecord, error) {
-	l.mu.RLock() // a record is seen open in memory or as a row, not both
-	defer l.mu.RUnlock()
-	rows, err := l.db.read.QueryContext(ctx, `SELECT `+usageColumns+` FROM usage_records WHERE settled = 0 AND held = 1`)
+	rows, err := l.db.read.QueryContext(ctx, `SELECT `+usageColumns+` FROM usage_records
+		WHERE settled = 0 AND held = 1 ORDER BY started_at, request_id`)
 	if err != nil {
 		return nil, fmt.Errorf("held usage records: %w", err)
 	}
@@ -86,38 +70,11 @@ func (l *Ledger) HeldOpen(ctx context.Context) ([]*tollgate.UsageRecord, error) 
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("held usage records: %w", err)
 	}
-	l.omu.Lock()
-	for _, o := range l.open {
-		if o.rec.Held {
-			r := *o.rec
-			out = append(out, &r)
-		}
-	}
-	l.omu.Unlock()
-	slices.SortFunc(out, func(a, b *tollgate.UsageRecord) int {
-		return cmp.Or(a.Start.Compare(b.Start), strings.Compare(a.RequestID, b.RequestID))
-	})
 	return out, nil
 }
 
-// MoveHeld moves an open held record, in memory or a row, from one
-// replica to another once. The journal keeps the replica the record was
-// opened with: a stopped process's records hold no lease either way.
+// MoveHeld moves an open held row from one replica to another once.
 func (l *Ledger) MoveHeld(ctx context.Context, requestID, from, to string) (bool, error) {
-	l.settleMu.Lock()
-	defer l.settleMu.Unlock()
-	l.omu.Lock()
-	if o := l.open[requestID]; o != nil {
-		moved := o.rec.Held && o.rec.Replica == from
-		if moved {
-			r := *o.rec
-			r.Replica = to
-			o.rec = &r
-		}
-		l.omu.Unlock()
-		return moved, nil
-	}
-	l.omu.Unlock()
 	res, err := l.db.write.ExecContext(ctx, `UPDATE usage_records SET replica = ?
 		WHERE request_id = ? AND replica = ? AND held = 1 AND settled = 0`, to, requestID, from)
 	if err != nil {
@@ -132,7 +89,7 @@ func (l *Ledger) MoveHeld(ctx context.Context, requestID, from, to string) (bool
 	return false, nil
 }
 
-// HeldExpired returns the open held records of replicas without a live
+// HeldExpired returns the open held rows of replicas without a live
 // lease.
 func (l *Ledger) HeldExpired(ctx context.Context, at time.Time) ([]*tollgate.UsageRecord, error) {
 	live, err := l.liveLeases(ctx, at)

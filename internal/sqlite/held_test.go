@@ -8,17 +8,24 @@ import (
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
-// TestHeldRecordsOutliveACrash: a job's held record, open in the journal
-// of a process that died, is not reconciled at the next start: it becomes
-// an open row that budgets and reports still count, the journal segment
-// is consumed, and the job's end settles it once, also after another
-// restart.
+// TestHeldRecordsOutliveACrash: a job's held record, opened by a process
+// that died, is not reconciled at the next start: it stays an open row
+// that budgets and reports still count (the dead process's journal
+// segment, holding a plain call, is consumed), and the job's end settles
+// it once, also after another restart.
 func TestHeldRecordsOutliveACrash(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tollgate.db")
 	dead := mustOpenAt(t, path).Ledger()
 	job, call := openRec("job", 0, 700), openRec("call", 0, 300)
 	job.Held = true
-	mustWrite(t, dead, []*tollgate.UsageRecord{job, call}, nil)
+	mustWrite(t, dead, []*tollgate.UsageRecord{job}, nil)
+	if files := journalFiles(t, path); len(files) != 0 {
+		t.Errorf("journal files %v after opening a held record, want none: a queued job must not keep a segment", files)
+	}
+	mustWrite(t, dead, []*tollgate.UsageRecord{call}, nil)
+	if err := dead.Write(t.Context(), []*tollgate.UsageRecord{job}, nil); tollgate.ErrorCode(err) != tollgate.EConflict {
+		t.Errorf("opening the held record again: %v, want a conflict", err)
+	}
 	// The process dies here.
 
 	l := mustOpenAt(t, path).Ledger()

@@ -311,7 +311,6 @@ type entry struct {
 	Cost      int64  `json:"cost,omitempty"`
 	Reserved  int64  `json:"reserved,omitempty"`
 	Replica   string `json:"replica,omitempty"`
-	Held      bool   `json:"held,omitempty"`
 }
 
 func (e *entry) record() *tollgate.UsageRecord {
@@ -320,7 +319,7 @@ func (e *entry) record() *tollgate.UsageRecord {
 		BytesIn: e.BytesIn, BytesOut: e.BytesOut, LatencyMS: e.LatencyMS,
 		Units: tollgate.Units{InputTokens: e.InTok, OutputTokens: e.OutTok, Images: e.Images,
 			MegapixelMillis: e.MPMillis, AudioMillis: e.Audio, GPUMillis: e.GPU},
-		Cost: tollgate.Money(e.Cost), Reserved: tollgate.Money(e.Reserved), Replica: e.Replica, Held: e.Held}
+		Cost: tollgate.Money(e.Cost), Reserved: tollgate.Money(e.Reserved), Replica: e.Replica}
 	if e.End != 0 {
 		r.End = time.UnixMicro(e.End).UTC()
 	}
@@ -340,7 +339,7 @@ func toEntry(r *tollgate.UsageRecord) entry {
 		Route: r.Route, Model: r.Model, Outcome: r.Outcome, Status: r.Status, BytesIn: r.BytesIn,
 		BytesOut: r.BytesOut, LatencyMS: r.LatencyMS, InTok: r.Units.InputTokens, OutTok: r.Units.OutputTokens,
 		Images: r.Units.Images, MPMillis: r.Units.MegapixelMillis, Audio: r.Units.AudioMillis,
-		GPU: r.Units.GPUMillis, Cost: int64(r.Cost), Reserved: int64(r.Reserved), Replica: r.Replica, Held: r.Held}
+		GPU: r.Units.GPUMillis, Cost: int64(r.Cost), Reserved: int64(r.Reserved), Replica: r.Replica}
 	if !r.End.IsZero() {
 		e.End = r.End.UnixMicro()
 	}
@@ -378,9 +377,6 @@ func appendEntry(b []byte, r *tollgate.UsageRecord) []byte {
 			b = append(b, `":`...)
 			b = strconv.AppendInt(b, f.v, 10)
 		}
-	}
-	if e.Held {
-		b = append(b, `,"held":true`...)
 	}
 	return append(b, "}\n"...)
 }

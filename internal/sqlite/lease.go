@@ -71,7 +71,7 @@ func (l *Ledger) ReconcileExpired(ctx context.Context, at time.Time, chargeReser
 	var released []*openRecord
 	l.omu.Lock()
 	for _, o := range l.open {
-		if o.rec.Replica != "" && !o.rec.Held && !live[o.rec.Replica] {
+		if o.rec.Replica != "" && !live[o.rec.Replica] {
 			r := *o.rec
 			out = append(out, &r)
 			released = append(released, o)

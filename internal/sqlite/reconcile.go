@@ -15,10 +15,9 @@ import (
 // startedBefore: those in the journal segments of stopped processes that
 // have no row (whatever replica they name: a stopped process holds no
 // lease), those open in this process and rows left open by an earlier
-// version of the ledger that name no replica. Held records are left open:
-// those of stopped processes' segments become open rows, which budgets
-// and reports count as the segment did. Segments of stopped processes
-// are removed once each of their records has a row.
+// version of the ledger that name no replica. Held records (open rows of
+// jobs) are left open. Segments of stopped processes are removed once
+// each of their records has a row.
 func (l *Ledger) Reconcile(ctx context.Context, startedBefore, at time.Time, chargeReserved bool) ([]*tollgate.UsageRecord, error) {
 	l.settleMu.Lock()
 	defer l.settleMu.Unlock()
@@ -36,18 +35,11 @@ func (l *Ledger) Reconcile(ctx context.Context, startedBefore, at time.Time, cha
 	if err != nil {
 		return nil, err
 	}
-	var held []*tollgate.UsageRecord
-	for _, r := range left {
-		if r.Held {
-			held = append(held, r)
-		} else {
-			out = append(out, r)
-		}
-	}
+	out = append(out, left...)
 	var released []*openRecord
 	l.omu.Lock()
 	for _, o := range l.open {
-		if o.rec.Start.UnixMicro() < cutoff && o.rec.Replica == "" && !o.rec.Held {
+		if o.rec.Start.UnixMicro() < cutoff && o.rec.Replica == "" {
 			r := *o.rec
 			out = append(out, &r)
 			released = append(released, o)
@@ -55,7 +47,7 @@ func (l *Ledger) Reconcile(ctx context.Context, startedBefore, at time.Time, cha
 	}
 	l.omu.Unlock()
 	markUnknown(out, at, chargeReserved)
-	if len(out) == 0 && len(held) == 0 {
+	if len(out) == 0 {
 		for _, path := range consumed {
 			if err := removeFile(path); err != nil {
 				return nil, err
@@ -63,7 +55,7 @@ func (l *Ledger) Reconcile(ctx context.Context, startedBefore, at time.Time, cha
 		}
 		return nil, nil
 	}
-	if err := l.commit(ctx, out, held, released, consumed); err != nil {
+	if err := l.commitRows(ctx, out, released, consumed); err != nil {
 		return nil, fmt.Errorf("reconcile usage: %w", err)
 	}
 	return out, nil
