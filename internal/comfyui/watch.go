@@ -3,6 +3,7 @@ package comfyui
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -33,7 +34,7 @@ type frame struct {
 func (b *Backend) Watch(ctx context.Context, run *tollgate.JobRun, handle string) (*tollgate.JobResult, error) {
 	c := &client{http: b.client, base: strings.TrimSuffix(run.Upstream, "/"), user: ComfyUser(run.Job.Owner)}
 	defer func() {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && !errors.Is(context.Cause(ctx), tollgate.ErrDetached) {
 			b.abandon(ctx, run, handle)
 		}
 	}()
@@ -114,8 +115,9 @@ func (b *Backend) Reattach(ctx context.Context, run *tollgate.JobRun, handle str
 }
 
 // abandon stops a prompt whose job ended here (canceled, past its
-// timeout, or the gateway stopping, which fails the job): it leaves
-// ComfyUI's queue or is interrupted, so no GPU time goes to it.
+// timeout, or the gateway stopping without detaching it, which fails the
+// job): it leaves ComfyUI's queue or is interrupted, so no GPU time goes
+// to it.
 func (b *Backend) abandon(ctx context.Context, run *tollgate.JobRun, handle string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()

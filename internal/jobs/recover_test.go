@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/internal/comfytest"
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
@@ -60,5 +61,38 @@ func testRestartSettlesJobsEndedUnsettled(t *testing.T, engine string) {
 	}
 	if r, _ := e.ledger.Record(t.Context(), running.ID); !r.Settled || r.Outcome != tollgate.ResultUpstreamError {
 		t.Errorf("the job running at the stop: %+v, want settled as failed", r)
+	}
+}
+
+// TestComfyUIJobOutlivesARestart: a clean restart of the gateway leaves a
+// running ComfyUI prompt running; the restarted gateway re-attaches the
+// job by its prompt id, and it succeeds with its output, charged once for
+// ComfyUI's own run time.
+func TestComfyUIJobOutlivesARestart(t *testing.T) { onEngines(t, testComfyUIJobOutlivesARestart) }
+
+func testComfyUIJobOutlivesARestart(t *testing.T, engine string) {
+	e, s := setupComfyOn(t, engine, comfytest.Options{Hold: true})
+	obs := comfytest.Dial(t, s.URL+"/ws?clientId=observer", nil)
+	p := e.create(t, "alice", "photo/ddcolor", map[string]any{"image": pngURI(t, 32, 32)})
+	prompt := nthStarted(s, obs, 1)
+	waitProgress(t, p, func() {}) // its runner stored the prompt id and follows it
+	e.restart(t)
+	if j, err := e.jobs.JobByID(t.Context(), p.ID); err != nil || j.Status != tollgate.JobProcessing {
+		t.Fatalf("after the restart the job is %v, %v; want still processing", j, err)
+	}
+	s.Release(prompt)
+	ex, err := s.WaitDone(t.Context(), prompt)
+	if err != nil || ex.Status != "success" {
+		t.Fatalf("the prompt ended %+v, %v; want success, not interrupted", ex, err)
+	}
+	if _, done := e.streamUntilDone(t, "alice", p); done.Status != "succeeded" || done.Output == nil {
+		t.Fatalf("the re-attached job ended %s with output %v", done.Status, done.Output)
+	}
+	if n := len(s.Executions()); n != 1 {
+		t.Errorf("ComfyUI ran %d prompts, want 1", n)
+	}
+	want := ex.End.Sub(ex.Start).Milliseconds()
+	if r := e.record(t, p.ID); !r.Settled || r.Units.GPUMillis != want || r.Cost != tollgate.Money(10_000+want) {
+		t.Errorf("ledger record %+v, want settled once for ComfyUI's %d ms", r, want)
 	}
 }

@@ -110,7 +110,7 @@ func (s *Service) run(ctx context.Context, m *model, j *tollgate.Job, resumed bo
 		Results: &resultWriter{blobs: s.blobs, key: tollgate.BlobKey{TenantID: j.TenantID, UserID: j.UserID, PredictionID: j.ID}}}
 	r := &runningJob{cancel: cancel, run: run, resumed: resumed}
 	if resumed {
-		r.handle = j.Handle
+		r.handle, r.stored = j.Handle, true
 	}
 	s.mu.Lock()
 	s.running[j.ID] = r
@@ -135,6 +135,9 @@ func (s *Service) run(ctx context.Context, m *model, j *tollgate.Job, resumed bo
 		s.mu.Lock()
 		delete(s.running, j.ID)
 		s.mu.Unlock()
+		if res == nil {
+			return // detached at a stop: it runs on upstream, still processing
+		}
 		res.CompletedAt = s.now()
 		done, err := s.store.Finish(context.WithoutCancel(ctx), j.ID, *res)
 		if err != nil {
@@ -185,8 +188,9 @@ func (s *Service) watchCancel(ctx context.Context, id string, cancel context.Can
 }
 
 // execute submits, watches and collects one job, within the model's
-// timeout, and says how it ended. A resumed job is re-attached by its
-// handle instead, within what is left of its timeout.
+// timeout, and says how it ended; nil when it was detached at a stop. A
+// resumed job is re-attached by its handle instead, within what is left
+// of its timeout.
 func (s *Service) execute(ctx context.Context, m *model, r *runningJob) *tollgate.JobResult {
 	start, timeout := s.now(), m.cfg.Timeout
 	if r.resumed {
@@ -210,6 +214,10 @@ func (s *Service) execute(ctx context.Context, m *model, r *runningJob) *tollgat
 		s.mu.Unlock()
 		if herr := s.store.SetHandle(ctx, r.run.Job.ID, handle); herr != nil {
 			s.log.Warn("jobs: could not record the upstream's job id", "job", r.run.Job.ID, "err", herr)
+		} else {
+			s.mu.Lock()
+			r.stored = true
+			s.mu.Unlock()
 		}
 	}
 	if err == nil && !r.resumed {
@@ -221,6 +229,8 @@ func (s *Service) execute(ctx context.Context, m *model, r *runningJob) *tollgat
 	used := s.now().Sub(start).Milliseconds()
 	cause := context.Cause(ctx)
 	switch {
+	case errors.Is(cause, tollgate.ErrDetached):
+		return nil
 	case errors.Is(cause, errCanceled):
 		return &tollgate.JobResult{Status: tollgate.JobCanceled, PredictMillis: used}
 	case errors.Is(cause, errStopping):

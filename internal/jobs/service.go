@@ -109,6 +109,7 @@ type runningJob struct {
 	cancel  context.CancelCauseFunc
 	run     *tollgate.JobRun
 	handle  string
+	stored  bool // handle is in the store: the job can be re-attached
 	resumed bool // re-attached after a restart, not submitted here
 }
 
@@ -199,8 +200,11 @@ func (s *Service) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop ends the loops, then the jobs running here: each is finished as
-// failed, since its upstream call ends with the process, and settled;
+// Stop ends the loops, then the jobs running here: a job whose upstream
+// keeps it by a handle in the store (ComfyUI's prompt id) is left running
+// there, to be re-attached after the restart (in cluster mode, by another
+// replica); any other is finished as failed, since its upstream call ends
+// with the process, and settled;
 // on a single node so are jobs that ended unsettled (canceled from the
 // command line). The usage records of jobs still queued stay open and held:
 // whichever process ends them settles them. Stop the HTTP server first
@@ -213,7 +217,11 @@ func (s *Service) Stop() {
 		s.bg.Wait()
 		s.mu.Lock()
 		for _, r := range s.running {
-			r.cancel(errStopping)
+			cause := errStopping
+			if _, ok := s.models[r.run.Job.Model].backend.(tollgate.Reattacher); ok && r.stored {
+				cause = tollgate.ErrDetached // left running, re-attached after the restart
+			}
+			r.cancel(cause)
 		}
 		s.mu.Unlock()
 		s.runs.Wait()

@@ -3,6 +3,7 @@ package tollgate
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 )
 
@@ -268,6 +269,11 @@ type Backend interface {
 	// Watch's context.
 	Cancel(ctx context.Context, run *JobRun, handle string) error
 }
+
+// ErrDetached is the cause of a running job's context when the gateway
+// stops and leaves the job running upstream, to be re-attached by its
+// handle (a Reattacher's job): Watch then returns without stopping it.
+var ErrDetached = errors.New("the gateway stopped and left the job running upstream")
 
 // Reattacher is a Backend whose upstream keeps a job by its handle after
 // the gateway that submitted it stopped (ComfyUI's prompt ids), so that
