@@ -82,8 +82,9 @@ func (g *testGateway) ledgerOf(ids ...string) map[string]meter.EventData {
 }
 
 // wantSpendIsLedger checks that what key's owner has committed against
-// their budget, and their usage report, equal the ledger's costs of ids,
-// with nothing left in flight.
+// their budget, and their usage report, come to the ledger's costs of
+// ids, with nothing left in flight. The budget counter is settled just
+// after the ledger: it is read until it agrees, for a few seconds.
 func (g *testGateway) wantSpendIsLedger(key string, ledger map[string]meter.EventData, ids ...string) {
 	g.t.Helper()
 	var sum tollgate.Money
@@ -94,23 +95,23 @@ func (g *testGateway) wantSpendIsLedger(key string, ledger map[string]meter.Even
 		}
 		sum += c
 	}
-	_, body := g.do("GET", "/v1/me", key, "")
 	var me struct {
 		Budget []meter.BudgetState `json:"budget"`
 	}
-	if err := json.Unmarshal(body, &me); err != nil || len(me.Budget) == 0 {
-		g.t.Fatalf("GET /v1/me: %s", body)
-	}
-	if me.Budget[0].Committed != sum.String() {
-		g.t.Errorf("budget committed %s, want the ledger's %s", me.Budget[0].Committed, sum)
-	}
-	_, body = g.do("GET", "/v1/me/usage", key, "")
 	var rep meter.UsageReport
-	if err := json.Unmarshal(body, &rep); err != nil {
-		g.t.Fatalf("GET /v1/me/usage: %s", body)
-	}
-	if rep.Total.Cost != sum.String() || rep.Total.InFlight != 0 {
-		g.t.Errorf("usage total cost %s with %d in flight, want %s and none", rep.Total.Cost, rep.Total.InFlight, sum)
+	if !eventually(5*time.Second, func() bool {
+		_, body := g.do("GET", "/v1/me", key, "")
+		if err := json.Unmarshal(body, &me); err != nil || len(me.Budget) == 0 {
+			g.t.Fatalf("GET /v1/me: %s", body)
+		}
+		_, body = g.do("GET", "/v1/me/usage", key, "")
+		if err := json.Unmarshal(body, &rep); err != nil {
+			g.t.Fatalf("GET /v1/me/usage: %s", body)
+		}
+		return me.Budget[0].Committed == sum.String() && rep.Total.Cost == sum.String() && rep.Total.InFlight == 0
+	}) {
+		g.t.Errorf("budget committed %s, usage total %s with %d in flight; want the ledger's %s and none in flight",
+			me.Budget[0].Committed, rep.Total.Cost, rep.Total.InFlight, sum)
 	}
 }
 
