@@ -109,8 +109,17 @@ var _ tollgate.Reattacher = (*Backend)(nil)
 
 // Reattach follows a prompt that a stopped gateway submitted, by its
 // handle, to its end: ComfyUI keeps it in its queue and history, so Watch
-// finds it running, queued or ended.
+// finds it running, queued or ended. A prompt in neither (ComfyUI
+// restarted too) failed without running here.
 func (b *Backend) Reattach(ctx context.Context, run *tollgate.JobRun, handle string) (*tollgate.JobResult, error) {
+	c := &client{http: b.client, base: strings.TrimSuffix(run.Upstream, "/"), user: ComfyUser(run.Job.Owner)}
+	running, pending, err := c.queue(ctx)
+	if err == nil && !running[handle] && !pending[handle] {
+		if res, err := b.fromHistory(ctx, c, run, handle); res != nil || err != nil {
+			return res, err // it ended meanwhile
+		}
+		return &tollgate.JobResult{Status: tollgate.JobFailed, Error: "ComfyUI no longer has the prompt (it restarted while the gateway was down)"}, nil
+	}
 	return b.Watch(ctx, run, handle)
 }
 
