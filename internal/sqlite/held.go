@@ -53,24 +53,30 @@ func (l *Ledger) SettleHeld(ctx context.Context, r *tollgate.UsageRecord) (bool,
 
 // HeldOpen returns the open held rows, oldest first.
 func (l *Ledger) HeldOpen(ctx context.Context) ([]*tollgate.UsageRecord, error) {
-	rows, err := l.db.read.QueryContext(ctx, `SELECT `+usageColumns+` FROM usage_records
-		WHERE settled = 0 AND held = 1 ORDER BY started_at, request_id`)
+	out, err := l.queryUsage(ctx, `WHERE settled = 0 AND held = 1 ORDER BY started_at, request_id`)
 	if err != nil {
 		return nil, fmt.Errorf("held usage records: %w", err)
+	}
+	return out, nil
+}
+
+// queryUsage returns the records of usage_records that clause (WHERE,
+// ORDER BY, LIMIT, over args) selects, in its order.
+func (l *Ledger) queryUsage(ctx context.Context, clause string, args ...any) ([]*tollgate.UsageRecord, error) {
+	rows, err := l.db.read.QueryContext(ctx, `SELECT `+usageColumns+` FROM usage_records `+clause, args...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var out []*tollgate.UsageRecord
 	for rows.Next() {
 		r, err := scanUsage(rows)
 		if err != nil {
-			return nil, fmt.Errorf("held usage records: %w", err)
+			return nil, err
 		}
 		out = append(out, r)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("held usage records: %w", err)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // MoveHeld moves an open held row from one replica to another once.

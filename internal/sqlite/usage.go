@@ -374,21 +374,8 @@ func finishRow(r *tollgate.UsageRow, groupBy string) {
 
 // Export returns settled records after a sequence number.
 func (l *Ledger) Export(ctx context.Context, after int64, limit int) ([]*tollgate.UsageRecord, error) {
-	rows, err := l.db.read.QueryContext(ctx, `SELECT `+usageColumns+` FROM usage_records
-		WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+	out, err := l.queryUsage(ctx, `WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("export usage: %w", err)
-	}
-	defer rows.Close()
-	var out []*tollgate.UsageRecord
-	for rows.Next() {
-		r, err := scanUsage(rows)
-		if err != nil {
-			return nil, fmt.Errorf("export usage: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("export usage: %w", err)
 	}
 	return out, nil
