@@ -33,7 +33,7 @@ func (g *gateway) mountJobs(ctx context.Context, mux *front) error {
 		return err
 	}
 	svc, err := jobs.New(g.cfg, jobs.Options{
-		Store: g.store.Jobs, Blobs: blobs, LinkKey: key, Admission: tollgate.Admissions{g.prot.limiter.Creates(), g.meter}, Cluster: g.store.Cluster, Logger: g.log, Metrics: g.registry,
+		Store: g.store.Jobs, Blobs: blobs, LinkKey: key, Admission: g.meter, Limits: g.prot.limiter.Creates(), Cluster: g.store.Cluster, Logger: g.log, Metrics: g.registry,
 		Webhooks: g.webhooks, Backends: g.comfyBackends(),
 		Principal: func(r *http.Request) *tollgate.Principal { return auth.PrincipalFrom(r.Context()) },
 	})

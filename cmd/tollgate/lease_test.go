@@ -2,11 +2,7 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -45,19 +41,8 @@ routes:
 	b := setupWithOptions(t, yaml, gatewayOptions{Heartbeat: 50 * time.Millisecond,
 		MeterClock: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }})
 
-	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cfgPath := filepath.Join(dir, "tollgate.yaml")
-	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf("listen: %s\ndata_dir: %s\n%s", addr, filepath.Join(dir, "data"), yaml)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	child := startChild(t, cfgPath, addr)
-	a := &testGateway{URL: "http://" + addr, Config: cfgPath, t: t, env: map[string]string{}}
+	a, addr := childGateway(t, yaml)
+	child := startChild(t, a.Config, addr)
 	tok := a.login("admin", adminPassword).AccessToken
 	go func() {
 		req, _ := http.NewRequest("POST", a.URL+"/slow", strings.NewReader(`{}`))

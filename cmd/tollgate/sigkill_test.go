@@ -59,6 +59,25 @@ func startChild(t *testing.T, cfgPath, addr string) *exec.Cmd {
 	return cmd
 }
 
+// childGateway writes a config of yaml, with a free listen address and a
+// data dir of its own, for a gateway run in a child process (startChild
+// with g.Config and addr).
+func childGateway(t *testing.T, yaml string) (g *testGateway, addr string) {
+	t.Helper()
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr = ln.Addr().String()
+	ln.Close()
+	cfgPath := filepath.Join(dir, "tollgate.yaml")
+	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf("listen: %s\ndata_dir: %s\n%s", addr, filepath.Join(dir, "data"), yaml)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &testGateway{URL: "http://" + addr, Config: cfgPath, t: t, env: map[string]string{}}, addr
+}
+
 // TestSIGKILLUnderLoad kills a real gateway process with SIGKILL while 16
 // clients keep calling, restarts it on the same store, and finds a usage
 // record for every request the upstream received, and at most the
@@ -78,30 +97,15 @@ func TestSIGKILLUnderLoad(t *testing.T) {
 	}))
 	defer up.Close()
 
-	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cfgPath := filepath.Join(dir, "tollgate.yaml")
-	yaml := fmt.Sprintf(`listen: %s
-data_dir: %s
-server: {access_log: false}
+	g, addr := childGateway(t, `server: {access_log: false}
 protection: {ip_rate_limit: 100000/s, login_rate_limit: 1000/m}
 routes:
   - name: ocr
     path: /ocr/
-    upstreams: [%s]
+    upstreams: [`+up.URL+`]
     price: {per_request: "0.001"}
-`, addr, filepath.Join(dir, "data"), up.URL)
-	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	g := &testGateway{URL: "http://" + addr, Config: cfgPath, t: t, env: map[string]string{}}
-
-	child := startChild(t, cfgPath, addr)
+`)
+	child := startChild(t, g.Config, addr)
 	tok := g.login("admin", adminPassword).AccessToken
 	var served atomic.Int64
 	stop := make(chan struct{})
@@ -138,7 +142,7 @@ routes:
 	close(stop)
 	wg.Wait()
 
-	startChild(t, cfgPath, addr) // reconciles records left open
+	startChild(t, g.Config, addr) // reconciles records left open
 	out := g.mustCLI("export")
 	ids := map[string]string{}
 	sc := bufio.NewScanner(strings.NewReader(out))

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -89,4 +90,16 @@ func TestWatchReattaches(t *testing.T) {
 			t.Errorf("watch after the end: %+v %v", again, err)
 		}
 	})
+}
+
+// TestReattachToAPromptComfyUILost: a prompt ComfyUI no longer has (it
+// restarted while the gateway was down) fails at once, charged nothing.
+func TestReattachToAPromptComfyUILost(t *testing.T) {
+	s := comfytest.New(t, comfytest.Options{})
+	run := &tollgate.JobRun{Job: &tollgate.Job{ID: "job1", Owner: tollgate.Owner{TenantID: "acme", UserID: "alice"}},
+		Upstream: s.URL, Report: func(tollgate.JobEvent) {}, Results: &memResults{files: map[string][]byte{}}}
+	res, err := newBackend(t).Reattach(t.Context(), run, "0b8e8f6e-5a3c-4c8e-9d2e-3f6f2f8a7c11")
+	if err != nil || res == nil || res.Status != tollgate.JobFailed || res.PredictMillis != 0 || !strings.Contains(res.Error, "no longer has") {
+		t.Fatalf("Reattach to a lost prompt = %+v, %v; want failed at once with no GPU time", res, err)
+	}
 }

@@ -3,6 +3,7 @@ package comfyui
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -33,7 +34,7 @@ type frame struct {
 func (b *Backend) Watch(ctx context.Context, run *tollgate.JobRun, handle string) (*tollgate.JobResult, error) {
 	c := &client{http: b.client, base: strings.TrimSuffix(run.Upstream, "/"), user: ComfyUser(run.Job.Owner)}
 	defer func() {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && !errors.Is(context.Cause(ctx), tollgate.ErrDetached) {
 			b.abandon(ctx, run, handle)
 		}
 	}()
@@ -142,9 +143,28 @@ func (b *Backend) drain(ctx context.Context, frames <-chan frame, handle string,
 	}
 }
 
+var _ tollgate.Reattacher = (*Backend)(nil)
+
+// Reattach follows a prompt that a stopped gateway submitted, by its
+// handle, to its end: ComfyUI keeps it in its queue and history, so Watch
+// finds it running, queued or ended. A prompt in neither (ComfyUI
+// restarted too) failed without running here.
+func (b *Backend) Reattach(ctx context.Context, run *tollgate.JobRun, handle string) (*tollgate.JobResult, error) {
+	c := &client{http: b.client, base: strings.TrimSuffix(run.Upstream, "/"), user: ComfyUser(run.Job.Owner)}
+	running, pending, err := c.queue(ctx)
+	if err == nil && !running[handle] && !pending[handle] {
+		if res, err := b.fromHistory(ctx, c, run, handle); res != nil || err != nil {
+			return res, err // it ended meanwhile
+		}
+		return &tollgate.JobResult{Status: tollgate.JobFailed, Error: "ComfyUI no longer has the prompt (it restarted while the gateway was down)"}, nil
+	}
+	return b.Watch(ctx, run, handle)
+}
+
 // abandon stops a prompt whose job ended here (canceled, past its
-// timeout, or the gateway stopping, which fails the job): it leaves
-// ComfyUI's queue or is interrupted, so no GPU time goes to it.
+// timeout, or the gateway stopping without detaching it, which fails the
+// job): it leaves ComfyUI's queue or is interrupted, so no GPU time goes
+// to it.
 func (b *Backend) abandon(ctx context.Context, run *tollgate.JobRun, handle string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()

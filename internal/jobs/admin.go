@@ -141,7 +141,7 @@ func WriteJobs(w io.Writer, jobs []*tollgate.Job, format string) error {
 // jobLine is a job as the command line prints it in JSON.
 func jobLine(j *tollgate.Job) map[string]any {
 	return map[string]any{"id": j.ID, "model": j.Model, "status": j.Status, "tenant_id": j.TenantID, "user_id": j.UserID,
-		"plan": j.Plan, "input": j.Input, "output": j.Output, "error": j.Error, "upstream": j.Upstream,
+		"plan": j.Plan, "input": j.Input, "output": j.Output, "error": j.Error, "upstream": j.Upstream, "handle": j.Handle,
 		"created_at": stamp(j.CreatedAt), "started_at": stamp(j.StartedAt), "completed_at": stamp(j.CompletedAt),
 		"predict_ms": j.PredictMillis, "cancel_requested": j.CancelRequested}
 }

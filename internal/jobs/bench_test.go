@@ -86,7 +86,7 @@ func benchCreate(b *testing.B, engine string, queued, users int) {
 		principals[i] = &tollgate.Principal{UserID: fmt.Sprintf("usr_%04d", i), TenantID: "t", Role: "user", Plan: "free", Scopes: []string{"jobs"}}
 	}
 	svc, err := jobs.New(cfg, jobs.Options{Store: store, Blobs: blobs, LinkKey: key, SubmitOnly: true, Logger: quiet,
-		Admission: tollgate.Admissions{lim.Creates(), m},
+		Admission: m, Limits: lim.Creates(),
 		Principal: func(r *http.Request) *tollgate.Principal {
 			p, _ := r.Context().Value(principalKey{}).(*tollgate.Principal)
 			return p

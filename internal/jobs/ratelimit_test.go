@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/tollgate/tollgate/internal/limit"
-	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
 const limitedModels = `
@@ -39,7 +38,7 @@ func testCreateRateLimited(t *testing.T, engine string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.opts.Admission = tollgate.Admissions{lim.Creates(), e.meter}
+	e.opts.Limits = lim.Creates()
 	e.restart(t)
 
 	first := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "one"}, "Idempotency-Key", "k1")

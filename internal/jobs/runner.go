@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -29,9 +30,13 @@ func (s *Service) schedule(ctx context.Context, m *model) {
 }
 
 // dispatch picks and starts jobs until none is waiting or no slot is free.
+// A pick under way when the service stops runs to its end (the job it
+// took then ends failed, as any job running at the stop): cut off, its
+// transaction would hold the lanes it locked until the store noticed the
+// dropped connection.
 func (s *Service) dispatch(ctx context.Context, m *model) {
 	for ctx.Err() == nil {
-		j, err := s.store.Pick(ctx, tollgate.PickRequest{Model: m.cfg.Name, Upstreams: m.cfg.Upstreams,
+		j, err := s.store.Pick(context.WithoutCancel(ctx), tollgate.PickRequest{Model: m.cfg.Name, Upstreams: m.cfg.Upstreams,
 			Capacity: m.cfg.Capacity, Now: s.now()})
 		if err != nil {
 			if ctx.Err() == nil {
@@ -46,37 +51,54 @@ func (s *Service) dispatch(ctx context.Context, m *model) {
 	}
 }
 
-// sweep cancels queued jobs past their Cancel-After, and once a minute
-// removes results past their retention.
+// sweep cancels queued jobs past their Cancel-After, once a minute
+// removes results past their retention and settles the jobs that ended
+// unsettled (their process died in between), and in cluster mode takes
+// over the jobs of replicas whose lease lapsed, every third of a lease.
 func (s *Service) sweep(ctx context.Context) {
 	t := time.NewTicker(s.opts.PollInterval)
 	defer t.Stop()
 	removal := time.NewTicker(max(s.opts.PollInterval, time.Minute))
 	defer removal.Stop()
+	var takeOver <-chan time.Time // the jobs of replicas whose lease lapsed, in cluster mode
+	if s.opts.Cluster {
+		tick := time.NewTicker(max(s.opts.PollInterval, cmp.Or(s.cfg.Metering.LeaseTTL, 15*time.Second)/3))
+		defer tick.Stop()
+		takeOver = tick.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-takeOver:
+			s.takeOver(ctx)
+			continue
 		case <-removal.C:
 			if err := s.RemoveExpired(ctx); err != nil && ctx.Err() == nil {
 				s.log.Error("jobs: removing expired results failed", "err", err)
 			}
+			if err := s.adopt(ctx, orphanAge); err != nil && ctx.Err() == nil {
+				s.log.Error("jobs: settling ended jobs failed", "err", err)
+			}
 			continue
 		case <-t.C:
 		}
-		expired, err := s.store.CancelExpired(ctx, s.now())
+		expired, err := s.store.CancelExpired(context.WithoutCancel(ctx), s.now())
 		if err != nil && ctx.Err() == nil {
 			s.log.Error("jobs: cancel expired jobs failed", "err", err)
 		}
 		for _, j := range expired {
 			s.ending(ctx, j)
 		}
-		s.settleRemote(ctx)
 	}
 }
 
 // start runs a picked job in its own goroutine.
-func (s *Service) start(ctx context.Context, m *model, j *tollgate.Job) {
+func (s *Service) start(ctx context.Context, m *model, j *tollgate.Job) { s.run(ctx, m, j, false) }
+
+// run runs a job in its own goroutine: a picked one from its submit, or,
+// resumed, one a stopped process ran, re-attached by its handle.
+func (s *Service) run(ctx context.Context, m *model, j *tollgate.Job, resumed bool) {
 	runCtx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	run := &tollgate.JobRun{Job: j, Upstream: j.Upstream,
 		Report: func(e tollgate.JobEvent) {
@@ -86,21 +108,36 @@ func (s *Service) start(ctx context.Context, m *model, j *tollgate.Job) {
 			}
 		},
 		Results: &resultWriter{blobs: s.blobs, key: tollgate.BlobKey{TenantID: j.TenantID, UserID: j.UserID, PredictionID: j.ID}}}
-	r := &runningJob{cancel: cancel, run: run}
+	r := &runningJob{cancel: cancel, run: run, resumed: resumed}
+	if resumed {
+		r.handle, r.stored = j.Handle, true
+	}
 	s.mu.Lock()
 	s.running[j.ID] = r
 	s.mu.Unlock()
-	s.hub.publish(j.ID, event{progress: -1})
-	s.notify(j, "start")
-	s.metrics.wait.WithLabelValues(j.Model).Observe(max(0, j.StartedAt.Sub(j.CreatedAt).Seconds()))
+	if !resumed {
+		s.hub.publish(j.ID, event{progress: -1})
+		s.notify(j, "start")
+		s.metrics.wait.WithLabelValues(j.Model).Observe(max(0, j.StartedAt.Sub(j.CreatedAt).Seconds()))
+	}
 	s.runs.Go(func() {
 		defer cancel(nil)
+		if s.meter != nil && !resumed {
+			// The job runs here now: other replicas take it over only
+			// once this one's lease lapsed.
+			if err := s.meter.HoldHere(runCtx, j.ID); err != nil && tollgate.ErrorCode(err) != tollgate.ENotFound {
+				s.log.Warn("jobs: could not record which replica runs a job", "job", j.ID, "err", err)
+			}
+		}
 		stopWatch := s.watchCancel(runCtx, j.ID, cancel)
 		defer stopWatch()
 		res := s.execute(runCtx, m, r)
 		s.mu.Lock()
 		delete(s.running, j.ID)
 		s.mu.Unlock()
+		if res == nil {
+			return // detached at a stop: it runs on upstream, still processing
+		}
 		res.CompletedAt = s.now()
 		done, err := s.store.Finish(context.WithoutCancel(ctx), j.ID, *res)
 		if err != nil {
@@ -151,22 +188,39 @@ func (s *Service) watchCancel(ctx context.Context, id string, cancel context.Can
 }
 
 // execute submits, watches and collects one job, within the model's
-// timeout, and says how it ended.
+// timeout, and says how it ended; nil when it was detached at a stop. A
+// resumed job is re-attached by its handle instead, within what is left
+// of its timeout.
 func (s *Service) execute(ctx context.Context, m *model, r *runningJob) *tollgate.JobResult {
-	ctx, cancel := context.WithTimeoutCause(ctx, m.cfg.Timeout, fmt.Errorf("the job ran past the model's timeout of %s", m.cfg.Timeout))
+	start, timeout := s.now(), m.cfg.Timeout
+	if r.resumed {
+		start = r.run.Job.StartedAt
+		timeout -= s.now().Sub(start)
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, max(timeout, 0), fmt.Errorf("the job ran past the model's timeout of %s", m.cfg.Timeout))
 	defer cancel()
-	start := s.now()
-	handle, err := m.backend.Submit(ctx, r.run)
-	if err == nil && handle != "" {
+	var res *tollgate.JobResult
+	var handle string
+	var err error
+	if ra, ok := m.backend.(tollgate.Reattacher); ok && r.resumed {
+		handle = r.handle
+		res, err = ra.Reattach(ctx, r.run, handle)
+	} else {
+		handle, err = m.backend.Submit(ctx, r.run)
+	}
+	if err == nil && handle != "" && !r.resumed {
 		s.mu.Lock()
 		r.handle = handle
 		s.mu.Unlock()
 		if herr := s.store.SetHandle(ctx, r.run.Job.ID, handle); herr != nil {
 			s.log.Warn("jobs: could not record the upstream's job id", "job", r.run.Job.ID, "err", herr)
+		} else {
+			s.mu.Lock()
+			r.stored = true
+			s.mu.Unlock()
 		}
 	}
-	var res *tollgate.JobResult
-	if err == nil {
+	if err == nil && !r.resumed {
 		res, err = m.backend.Watch(ctx, r.run, handle)
 	}
 	if err == nil && res != nil {
@@ -175,6 +229,8 @@ func (s *Service) execute(ctx context.Context, m *model, r *runningJob) *tollgat
 	used := s.now().Sub(start).Milliseconds()
 	cause := context.Cause(ctx)
 	switch {
+	case errors.Is(cause, tollgate.ErrDetached):
+		return nil
 	case errors.Is(cause, errCanceled):
 		return &tollgate.JobResult{Status: tollgate.JobCanceled, PredictMillis: used}
 	case errors.Is(cause, errStopping):

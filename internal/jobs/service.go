@@ -30,9 +30,14 @@ type Options struct {
 	// LinkKey signs result and stream links (at least 32 bytes). Required.
 	LinkKey []byte
 	// Admission meters jobs: it reserves a job's most expensive outcome at
-	// submit and settles once when the job ends (the meter). Optional:
-	// without it jobs are not metered.
+	// submit in a held usage record and settles it once when the job
+	// ends, in whichever process ends it (the meter). It must be a
+	// tollgate.HeldSettler. Optional: without it jobs are not metered.
 	Admission tollgate.Admission
+	// Limits, when set, admits a create before Admission does (the rate
+	// limits a create spends), so a create it refuses holds no
+	// reservation. Defaults to none.
+	Limits tollgate.Admission
 	// Backends run each job model's jobs, by model name. Defaults to an
 	// HTTPBackend for every model of backend http, a comfyui.Backend for
 	// every model of backend comfyui and a GradioBackend for every model of
@@ -42,8 +47,11 @@ type Options struct {
 	// is none). Required for the handlers.
 	Principal func(*http.Request) *tollgate.Principal
 	// Cluster is true when other replicas share the store: jobs found
-	// processing at start may be theirs and are left alone. Defaults to
-	// false, where they are failed (their runner died with the process).
+	// processing at start may be theirs, and are taken over only once
+	// the lease of the replica running them lapsed. Defaults to false,
+	// where they are re-attached at start when their backend can follow
+	// a job it did not submit (tollgate.Reattacher), else failed (their
+	// runner died with the process).
 	Cluster bool
 	// SubmitOnly makes this process take, serve and cancel predictions
 	// but run none: other replicas sharing the store run them. Defaults
@@ -89,10 +97,10 @@ type Service struct {
 	hub     *hub
 	metrics *metrics
 	maxBody int64 // largest create body: 1 MiB, or what the largest file input needs
+	meter   tollgate.HeldSettler
 
-	mu       sync.Mutex
-	releases map[string]func(context.Context, *tollgate.Outcome) // open usage records by job id
-	running  map[string]*runningJob                              // jobs this process runs
+	mu      sync.Mutex
+	running map[string]*runningJob // jobs this process runs
 
 	stopOnce sync.Once
 	cancel   context.CancelFunc
@@ -102,9 +110,11 @@ type Service struct {
 
 // runningJob is a job this process runs.
 type runningJob struct {
-	cancel context.CancelCauseFunc
-	run    *tollgate.JobRun
-	handle string
+	cancel  context.CancelCauseFunc
+	run     *tollgate.JobRun
+	handle  string
+	stored  bool // handle is in the store: the job can be re-attached
+	resumed bool // re-attached after a restart, not submitted here
 }
 
 // Causes that end a running job's context.
@@ -126,8 +136,14 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 	s := &Service{cfg: cfg, opts: o, store: o.Store, blobs: o.Blobs, log: o.Logger, now: o.Clock,
 		links:  &links{key: o.LinkKey, base: strings.TrimSuffix(cfg.PublicURL, "/")},
 		models: map[string]*model{}, hub: newHub(),
-		releases: map[string]func(context.Context, *tollgate.Outcome){}, running: map[string]*runningJob{}, maxBody: 1 << 20}
+		running: map[string]*runningJob{}, maxBody: 1 << 20}
 	s.opts = o
+	if o.Admission != nil {
+		var ok bool
+		if s.meter, ok = o.Admission.(tollgate.HeldSettler); !ok {
+			return nil, errors.New("jobs: the admission must settle held calls (tollgate.HeldSettler)")
+		}
+	}
 	var err error
 	if s.metrics, err = newMetrics(o.Metrics, o.Store); err != nil {
 		return nil, fmt.Errorf("jobs metrics: %w", err)
@@ -171,16 +187,18 @@ func New(cfg *config.Config, o Options) (*Service, error) {
 	return s, nil
 }
 
-// Start fails the jobs a dead process left processing (single node), then
-// starts one scheduling loop per job model and the Cancel-After sweeper.
+// Start takes over from a process that stopped: on a single node it
+// re-attaches or fails the jobs left processing, and it settles the jobs
+// that ended unsettled (see recover.go). It then starts one scheduling
+// loop per job model and the Cancel-After sweeper. Start the meter
+// first.
 func (s *Service) Start(ctx context.Context) error {
-	if !s.opts.Cluster {
-		if err := s.failOrphans(ctx); err != nil {
-			return err
-		}
-	}
 	bgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
+	if err := s.recover(ctx, bgCtx); err != nil {
+		cancel()
+		return err
+	}
 	for _, m := range s.models {
 		if !s.opts.SubmitOnly {
 			s.bg.Go(func() { s.schedule(bgCtx, m) })
@@ -190,12 +208,15 @@ func (s *Service) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop ends the loops, then the jobs running here: each is finished as
-// failed, since its upstream call ends with the process. It then settles
-// the jobs submitted here that another replica ended; the usage records
-// of jobs submitted here and still queued or running elsewhere stay open
-// (the meter reconciles them). Stop the HTTP server first and the meter
-// after.
+// Stop ends the loops, then the jobs running here: a job whose upstream
+// keeps it by a handle in the store (ComfyUI's prompt id) is left running
+// there, to be re-attached after the restart (in cluster mode, by another
+// replica); any other is finished as failed, since its upstream call ends
+// with the process, and settled;
+// on a single node so are jobs that ended unsettled (canceled from the
+// command line). The usage records of jobs still queued stay open and held:
+// whichever process ends them settles them. Stop the HTTP server first
+// and the meter after.
 func (s *Service) Stop() {
 	s.stopOnce.Do(func() {
 		if s.cancel != nil {
@@ -204,32 +225,20 @@ func (s *Service) Stop() {
 		s.bg.Wait()
 		s.mu.Lock()
 		for _, r := range s.running {
-			r.cancel(errStopping)
+			cause := errStopping
+			if _, ok := s.models[r.run.Job.Model].backend.(tollgate.Reattacher); ok && r.stored {
+				cause = tollgate.ErrDetached // left running, re-attached after the restart
+			}
+			r.cancel(cause)
 		}
 		s.mu.Unlock()
 		s.runs.Wait()
-		s.settleRemote(context.Background())
-	})
-}
-
-// failOrphans ends jobs left processing by a process that died: their
-// upstream call died with it.
-func (s *Service) failOrphans(ctx context.Context) error {
-	orphans, err := s.store.Running(ctx)
-	if err != nil {
-		return fmt.Errorf("find jobs left running: %w", err)
-	}
-	for _, j := range orphans {
-		_, err := s.store.Finish(ctx, j.ID, tollgate.JobResult{Status: tollgate.JobFailed,
-			Error: "the gateway restarted while the job ran", CompletedAt: s.now()})
-		if err != nil && tollgate.ErrorCode(err) != tollgate.EConflict {
-			return fmt.Errorf("fail a job left running: %w", err)
+		if !s.opts.Cluster { // replicas left running do it within a minute
+			if err := s.adopt(context.Background(), orphanAge); err != nil {
+				s.log.Error("jobs: settling ended jobs failed", "err", err)
+			}
 		}
-	}
-	if len(orphans) > 0 {
-		s.log.Warn("jobs: failed jobs left running by a stopped process", "jobs", len(orphans))
-	}
-	return nil
+	})
 }
 
 // Submission is one create request, after the HTTP layer parsed it.
@@ -316,10 +325,10 @@ func (s *Service) queue(ctx context.Context, p *tollgate.Principal, m *model, su
 	}
 	release := func(context.Context, *tollgate.Outcome) {}
 	var err error
-	if s.opts.Admission != nil {
+	if admit := s.admission(); admit != nil {
 		call := &tollgate.Call{RequestID: j.ID, NewID: true, Start: now, Principal: p, Route: m.cfg.Name,
-			Model: m.cfg.Name, Method: http.MethodPost, Path: "/v1/predictions", BytesIn: int64(len(sub.Input)), Entry: sub.Entry}
-		if release, err = s.opts.Admission.Admit(ctx, call); err != nil {
+			Model: m.cfg.Name, Method: http.MethodPost, Path: "/v1/predictions", BytesIn: int64(len(sub.Input)), Entry: sub.Entry, Held: true}
+		if release, err = admit.Admit(ctx, call); err != nil {
 			return nil, false, err
 		}
 	}
@@ -332,11 +341,20 @@ func (s *Service) queue(ctx context.Context, p *tollgate.Principal, m *model, su
 		}
 		return got, false, err
 	}
-	s.mu.Lock()
-	s.releases[got.ID] = release
-	s.mu.Unlock()
 	s.wake(m)
 	return got, true, nil
+}
+
+// admission is the chain a create goes through: the limits, then the
+// meter; nil when neither is set.
+func (s *Service) admission() tollgate.Admission {
+	switch {
+	case s.opts.Limits == nil:
+		return s.opts.Admission
+	case s.opts.Admission == nil:
+		return s.opts.Limits
+	}
+	return tollgate.Admissions{s.opts.Limits, s.opts.Admission}
 }
 
 // newJobID returns a prediction id: 26 lower-case base32 characters (130
@@ -379,29 +397,10 @@ func (s *Service) Job(ctx context.Context, o tollgate.Owner, id string) (*tollga
 	return s.store.Job(ctx, o, id)
 }
 
-// ended settles an ended job's usage record, when this process opened it
-// and has not settled it yet, and tells its watchers. A job canceled
-// before it started is settled as refused: charged nothing.
+// ended settles an ended job's usage record, unless another process did,
+// and tells its watchers.
 func (s *Service) ended(ctx context.Context, j *tollgate.Job) {
-	s.mu.Lock()
-	release := s.releases[j.ID]
-	delete(s.releases, j.ID)
-	s.mu.Unlock()
-	if release != nil {
-		out := &tollgate.Outcome{End: j.CompletedAt, Units: tollgate.Units{GPUMillis: j.PredictMillis,
-			OutputAudioMillis: j.OutputAudioMillis}}
-		switch {
-		case j.StartedAt.IsZero():
-			out.Result, out.Units = tollgate.ResultRejected, tollgate.Units{}
-		case j.Status == tollgate.JobSucceeded:
-			out.Result, out.Status = tollgate.ResultOK, http.StatusOK
-		case j.Status == tollgate.JobCanceled:
-			out.Result = tollgate.ResultCancelled
-		default:
-			out.Result = tollgate.ResultUpstreamError
-		}
-		release(context.WithoutCancel(ctx), out)
-	}
+	s.settle(ctx, j)
 	s.hub.publish(j.ID, event{done: j})
 }
 
@@ -411,30 +410,4 @@ func (s *Service) ending(ctx context.Context, j *tollgate.Job) {
 	s.metrics.finished.WithLabelValues(j.Model, string(j.Status)).Inc()
 	s.notify(j, "completed")
 	s.ended(ctx, j)
-}
-
-// settleRemote settles the jobs submitted here that ended elsewhere (run
-// by another replica): the usage record is settled by the process that
-// opened it.
-func (s *Service) settleRemote(ctx context.Context) {
-	s.mu.Lock()
-	ids := make([]string, 0, min(len(s.releases), 500))
-	for id := range s.releases {
-		if _, mine := s.running[id]; !mine && len(ids) < 500 {
-			ids = append(ids, id)
-		}
-	}
-	s.mu.Unlock()
-	for _, id := range ids {
-		j, err := s.store.JobByID(ctx, id)
-		if err != nil {
-			if ctx.Err() == nil && tollgate.ErrorCode(err) != tollgate.ENotFound {
-				s.log.Warn("jobs: could not look at a job's state", "job", id, "err", err)
-			}
-			continue
-		}
-		if j.Status.Terminal() {
-			s.ended(ctx, j)
-		}
-	}
 }

@@ -41,7 +41,7 @@ func (m *Meter) Admit(ctx context.Context, c *tollgate.Call) (func(context.Conte
 		return nil, err
 	}
 	rec := &tollgate.UsageRecord{RequestID: c.RequestID, NewID: c.NewID, Start: c.Start.UTC(), Route: c.Route, Model: c.Model,
-		BytesIn: c.BytesIn, Reserved: reserved, Units: req, Replica: m.replica}
+		BytesIn: c.BytesIn, Reserved: reserved, Units: req, Replica: m.replica, Held: c.Held}
 	if p := c.Principal; p != nil {
 		rec.UserID, rec.TenantID = p.UserID, p.TenantID
 	}
@@ -57,6 +57,10 @@ func (m *Meter) Admit(ctx context.Context, c *tollgate.Call) (func(context.Conte
 		return nil, err
 	}
 	s := &settlement{m: m, rec: rec, rm: rm, table: table, req: req, budgets: bs, principal: c.Principal}
+	if c.Held {
+		// A job: not cut off by Stop, settled through the ledger once.
+		return s.releaseHeld, nil
+	}
 	if !m.live.add(s) {
 		// Stop began while the record was written: the call is not
 		// forwarded.
@@ -132,6 +136,29 @@ func (s *settlement) release(ctx context.Context, out *tollgate.Outcome) {
 // record.
 func (s *settlement) settle(ctx context.Context, out *tollgate.Outcome) {
 	ctx = context.WithoutCancel(ctx)
+	r := s.priced(ctx, out)
+	s.adjust(ctx, &r)
+	if !s.m.writer.settle(&r) {
+		s.m.log.Warn("usage record settled after stop; it is reconciled at the next start", "request_id", r.RequestID)
+	}
+}
+
+// adjust settles the budget counters of a priced record: what was
+// reserved and not spent is released.
+func (s *settlement) adjust(ctx context.Context, r *tollgate.UsageRecord) {
+	if len(s.budgets) == 0 {
+		return
+	}
+	vals, err := s.m.counters.Adjust(ctx, budgetKeys(s.budgets), r.Cost-r.Reserved)
+	if err != nil {
+		s.m.log.Error("budget counters: could not settle a reservation", "request_id", r.RequestID, "err", err)
+	} else {
+		s.m.checkAlerts(ctx, s.budgets, vals)
+	}
+}
+
+// priced returns the settled record of the call for its outcome.
+func (s *settlement) priced(ctx context.Context, out *tollgate.Outcome) tollgate.UsageRecord {
 	if out == nil {
 		out = &tollgate.Outcome{Result: tollgate.ResultUnknown}
 	}
@@ -165,17 +192,7 @@ func (s *settlement) settle(ctx context.Context, out *tollgate.Outcome) {
 		r.Cost = r.Reserved
 	}
 	r.Settled = true
-	if len(s.budgets) > 0 {
-		vals, err := m.counters.Adjust(ctx, budgetKeys(s.budgets), r.Cost-r.Reserved)
-		if err != nil {
-			m.log.Error("budget counters: could not settle a reservation", "request_id", r.RequestID, "err", err)
-		} else {
-			m.checkAlerts(ctx, s.budgets, vals)
-		}
-	}
-	if !m.writer.settle(&r) {
-		m.log.Warn("usage record settled after stop; it is reconciled at the next start", "request_id", r.RequestID)
-	}
+	return r
 }
 
 // price charges a call that reached the upstream (ok, or cancelled by the

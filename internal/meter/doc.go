@@ -41,4 +41,10 @@
 // per metering.unknown_charge: on one node at the next start; in a
 // cluster by another replica's heartbeat once the dead replica's lease
 // has expired. Until then usage reports count it in flight.
+//
+// A job's call is held (tollgate.Call.Held): its record stays open while
+// the job waits or runs, through restarts and both reconciliations, and
+// SettleHeld settles it from the stored record, in whichever process ends
+// the job; the ledger lets one settlement through, and only that one
+// moves the budget counters. Stop leaves held calls open.
 package meter

@@ -34,9 +34,9 @@ func (db *DB) Ledger() *Ledger {
 
 const usageColumns = `request_id, started_at, ended_at, tenant_id, user_id, route, model, outcome,
 	status, bytes_in, bytes_out, latency_ms, input_tokens, output_tokens, images,
-	megapixel_millis, audio_millis, gpu_millis, output_audio_millis, cost, reserved, settled, seq, replica`
+	megapixel_millis, audio_millis, gpu_millis, output_audio_millis, cost, reserved, settled, seq, replica, held`
 
-const usageValues = `$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24`
+const usageValues = `$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25`
 
 func usageArgs(r *tollgate.UsageRecord) []any {
 	var seq *int64
@@ -45,7 +45,7 @@ func usageArgs(r *tollgate.UsageRecord) []any {
 	}
 	return []any{r.RequestID, r.Start.UTC(), toTime(r.End), r.TenantID, r.UserID, r.Route, r.Model, r.Outcome,
 		r.Status, r.BytesIn, r.BytesOut, r.LatencyMS, r.Units.InputTokens, r.Units.OutputTokens, r.Units.Images,
-		r.Units.MegapixelMillis, r.Units.AudioMillis, r.Units.GPUMillis, r.Units.OutputAudioMillis, int64(r.Cost), int64(r.Reserved), r.Settled, seq, r.Replica}
+		r.Units.MegapixelMillis, r.Units.AudioMillis, r.Units.GPUMillis, r.Units.OutputAudioMillis, int64(r.Cost), int64(r.Reserved), r.Settled, seq, r.Replica, r.Held}
 }
 
 func scanUsage(row pgx.Row) (*tollgate.UsageRecord, error) {
@@ -55,7 +55,7 @@ func scanUsage(row pgx.Row) (*tollgate.UsageRecord, error) {
 	var cost, reserved int64
 	err := row.Scan(&r.RequestID, &r.Start, &end, &r.TenantID, &r.UserID, &r.Route, &r.Model, &r.Outcome,
 		&r.Status, &r.BytesIn, &r.BytesOut, &r.LatencyMS, &r.Units.InputTokens, &r.Units.OutputTokens, &r.Units.Images,
-		&r.Units.MegapixelMillis, &r.Units.AudioMillis, &r.Units.GPUMillis, &r.Units.OutputAudioMillis, &cost, &reserved, &r.Settled, &seq, &r.Replica)
+		&r.Units.MegapixelMillis, &r.Units.AudioMillis, &r.Units.GPUMillis, &r.Units.OutputAudioMillis, &cost, &reserved, &r.Settled, &seq, &r.Replica, &r.Held)
 	if err != nil {
 		return nil, err
 	}
@@ -126,15 +126,17 @@ func (l *Ledger) nextSeq(ctx context.Context, tx pgx.Tx) (int64, error) {
 	return seq, nil
 }
 
-// Reconcile settles open records started before startedBefore as unknown.
+// Reconcile settles open records started before startedBefore as unknown,
+// held ones excepted.
 func (l *Ledger) Reconcile(ctx context.Context, startedBefore, at time.Time, chargeReserved bool) ([]*tollgate.UsageRecord, error) {
-	return l.reconcileWhere(ctx, at, chargeReserved, `replica = '' AND started_at < $1`, startedBefore.UTC())
+	return l.reconcileWhere(ctx, at, chargeReserved, `NOT held AND replica = '' AND started_at < $1`, startedBefore.UTC())
 }
 
 // ReconcileExpired settles, as unknown, the open records of replicas that
-// hold no lease valid after at, and removes the expired leases.
+// hold no lease valid after at, held ones excepted, and removes the
+// expired leases.
 func (l *Ledger) ReconcileExpired(ctx context.Context, at time.Time, chargeReserved bool) ([]*tollgate.UsageRecord, error) {
-	out, err := l.reconcileWhere(ctx, at, chargeReserved, `replica <> '' AND replica NOT IN
+	out, err := l.reconcileWhere(ctx, at, chargeReserved, `NOT held AND replica <> '' AND replica NOT IN
 		(SELECT replica FROM replica_leases WHERE expires_at > $1)`, at.UTC())
 	if err != nil {
 		return nil, err

@@ -34,7 +34,7 @@ func (l *Ledger) EndLease(ctx context.Context, replica string) error {
 
 // ReconcileExpired settles, as unknown, the open records of this process
 // and the rows left open in the table whose replica holds no lease valid
-// after at, and removes the expired leases. Journal segments of stopped
+// after at, held ones excepted, and removes the expired leases. Journal segments of stopped
 // processes are Reconcile's, at start.
 func (l *Ledger) ReconcileExpired(ctx context.Context, at time.Time, chargeReserved bool) ([]*tollgate.UsageRecord, error) {
 	l.settleMu.Lock()
@@ -49,7 +49,7 @@ func (l *Ledger) ReconcileExpired(ctx context.Context, at time.Time, chargeReser
 		return nil, err
 	}
 	rows, err := l.db.read.QueryContext(ctx, `SELECT `+usageColumns+` FROM usage_records
-		WHERE settled = 0 AND replica <> ''`)
+		WHERE settled = 0 AND held = 0 AND replica <> ''`)
 	if err != nil {
 		return nil, fmt.Errorf("reconcile usage: %w", err)
 	}

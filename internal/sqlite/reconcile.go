@@ -15,8 +15,9 @@ import (
 // startedBefore: those in the journal segments of stopped processes that
 // have no row (whatever replica they name: a stopped process holds no
 // lease), those open in this process and rows left open by an earlier
-// version of the ledger that name no replica. Segments of stopped processes are removed
-// once each of their records has a row.
+// version of the ledger that name no replica. Held records (open rows of
+// jobs) are left open. Segments of stopped processes are removed once
+// each of their records has a row.
 func (l *Ledger) Reconcile(ctx context.Context, startedBefore, at time.Time, chargeReserved bool) ([]*tollgate.UsageRecord, error) {
 	l.settleMu.Lock()
 	defer l.settleMu.Unlock()
@@ -63,21 +64,8 @@ func (l *Ledger) Reconcile(ctx context.Context, startedBefore, at time.Time, cha
 // openRows returns the rows that an earlier version of the ledger left
 // open in the table, started before cutoff.
 func (l *Ledger) openRows(ctx context.Context, cutoff int64) ([]*tollgate.UsageRecord, error) {
-	rows, err := l.db.read.QueryContext(ctx, `SELECT `+usageColumns+` FROM usage_records
-		WHERE settled = 0 AND started_at < ? AND replica = ''`, cutoff)
+	out, err := l.queryUsage(ctx, `WHERE settled = 0 AND held = 0 AND started_at < ? AND replica = ''`, cutoff)
 	if err != nil {
-		return nil, fmt.Errorf("reconcile usage: %w", err)
-	}
-	defer rows.Close()
-	var out []*tollgate.UsageRecord
-	for rows.Next() {
-		r, err := scanUsage(rows)
-		if err != nil {
-			return nil, fmt.Errorf("reconcile usage: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reconcile usage: %w", err)
 	}
 	return out, nil

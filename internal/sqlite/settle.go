@@ -10,8 +10,9 @@ import (
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
 
-// Write appends open records to the journal and memory, and inserts
-// settled ones into usage_records in one transaction. A record opened and
+// Write appends open records to the journal and memory (held ones, of
+// jobs, are open rows of usage_records instead), and inserts settled
+// ones into usage_records in one transaction. A record opened and
 // settled in the same batch is only inserted settled.
 func (l *Ledger) Write(ctx context.Context, open, settled []*tollgate.UsageRecord) error {
 	if len(open) == 0 && len(settled) == 0 {
@@ -49,10 +50,24 @@ func (l *Ledger) Write(ctx context.Context, open, settled []*tollgate.UsageRecor
 	// What was not settled above stays open. The settlements are committed
 	// first: when the journal write fails, a retry of the batch finds them
 	// settled and the open records absent.
-	var keep []*tollgate.UsageRecord
+	var keep, held []*tollgate.UsageRecord
 	for _, r := range open {
-		if batch[r.RequestID] != nil {
+		switch {
+		case batch[r.RequestID] == nil:
+		case r.Held:
+			held = append(held, r)
+		default:
 			keep = append(keep, stored(r))
+		}
+	}
+	if len(held) > 0 {
+		// A job's record may stay open for hours: an open row, not a
+		// journal line that would keep its segment on disk as long.
+		if err := l.commit(ctx, nil, held, nil, nil); err != nil {
+			if isUnique(err) {
+				return tollgate.Errorf(tollgate.EConflict, "a usage record of this batch exists")
+			}
+			return err
 		}
 	}
 	if len(keep) == 0 {
@@ -102,18 +117,28 @@ func (l *Ledger) settle(ctx context.Context, settled []*tollgate.UsageRecord, ba
 // keepOpened copies to a settlement what the open record fixed.
 func keepOpened(s, open *tollgate.UsageRecord) {
 	s.Start, s.TenantID, s.UserID, s.Route, s.Model, s.Reserved = open.Start, open.TenantID, open.UserID, open.Route, open.Model, open.Reserved
-	s.Replica = open.Replica
+	s.Replica, s.Held = open.Replica, open.Held
 }
 
 // commitRows inserts settled rows (numbering them in order) in one
 // transaction, and then drops the released open records from memory and
 // removes the journal segments of removed, both only once committed.
 func (l *Ledger) commitRows(ctx context.Context, rows []*tollgate.UsageRecord, released []*openRecord, removed []string) error {
+	return l.commit(ctx, rows, nil, released, removed)
+}
+
+// commit is commitRows that also inserts open rows (held records) in the
+// same transaction.
+func (l *Ledger) commit(ctx context.Context, rows, open []*tollgate.UsageRecord, released []*openRecord, removed []string) error {
 	tx, err := l.db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return storeErr(fmt.Errorf("begin: %w", err))
 	}
-	if err := l.insertSettled(ctx, tx, rows); err != nil {
+	err = l.insertSettled(ctx, tx, rows)
+	if err == nil {
+		err = insertOpen(ctx, tx, open)
+	}
+	if err != nil {
 		_ = tx.Rollback()
 		return storeErr(err)
 	}

@@ -80,13 +80,13 @@ func newLedger(db *DB, segSize int64) *Ledger {
 
 const usageColumns = `request_id, started_at, ended_at, tenant_id, user_id, route, model, outcome,
 	status, bytes_in, bytes_out, latency_ms, input_tokens, output_tokens, images,
-	megapixel_millis, audio_millis, gpu_millis, output_audio_millis, cost, reserved, settled, seq, replica`
+	megapixel_millis, audio_millis, gpu_millis, output_audio_millis, cost, reserved, settled, seq, replica, held`
 
 // settledValues are the placeholders of one settled row of usageColumns:
 // settledArgs values, settled is 1.
-const settledValues = `?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?`
+const settledValues = `?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?`
 
-const settledArgs = 23
+const settledArgs = 24
 
 // appendSettledArgs appends the values of r, settled and numbered, for
 // settledValues. They are of the driver's own types (int64, not int), so
@@ -94,7 +94,7 @@ const settledArgs = 23
 func appendSettledArgs(args []any, r *tollgate.UsageRecord) []any {
 	return append(args, r.RequestID, r.Start.UnixMicro(), toTime(r.End), r.TenantID, r.UserID, r.Route, r.Model, r.Outcome,
 		int64(r.Status), r.BytesIn, r.BytesOut, r.LatencyMS, r.Units.InputTokens, r.Units.OutputTokens, r.Units.Images,
-		r.Units.MegapixelMillis, r.Units.AudioMillis, r.Units.GPUMillis, r.Units.OutputAudioMillis, int64(r.Cost), int64(r.Reserved), r.Seq, r.Replica)
+		r.Units.MegapixelMillis, r.Units.AudioMillis, r.Units.GPUMillis, r.Units.OutputAudioMillis, int64(r.Cost), int64(r.Reserved), r.Seq, r.Replica, r.Held)
 }
 
 func scanUsage(s scanner) (*tollgate.UsageRecord, error) {
@@ -104,7 +104,7 @@ func scanUsage(s scanner) (*tollgate.UsageRecord, error) {
 	var cost, reserved int64
 	err := s.Scan(&r.RequestID, &start, &end, &r.TenantID, &r.UserID, &r.Route, &r.Model, &r.Outcome,
 		&r.Status, &r.BytesIn, &r.BytesOut, &r.LatencyMS, &r.Units.InputTokens, &r.Units.OutputTokens, &r.Units.Images,
-		&r.Units.MegapixelMillis, &r.Units.AudioMillis, &r.Units.GPUMillis, &r.Units.OutputAudioMillis, &cost, &reserved, &r.Settled, &seq, &r.Replica)
+		&r.Units.MegapixelMillis, &r.Units.AudioMillis, &r.Units.GPUMillis, &r.Units.OutputAudioMillis, &cost, &reserved, &r.Settled, &seq, &r.Replica, &r.Held)
 	if err != nil {
 		return nil, err
 	}
@@ -375,21 +375,8 @@ func finishRow(r *tollgate.UsageRow, groupBy string) {
 
 // Export returns settled records after a sequence number.
 func (l *Ledger) Export(ctx context.Context, after int64, limit int) ([]*tollgate.UsageRecord, error) {
-	rows, err := l.db.read.QueryContext(ctx, `SELECT `+usageColumns+` FROM usage_records
-		WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+	out, err := l.queryUsage(ctx, `WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("export usage: %w", err)
-	}
-	defer rows.Close()
-	var out []*tollgate.UsageRecord
-	for rows.Next() {
-		r, err := scanUsage(rows)
-		if err != nil {
-			return nil, fmt.Errorf("export usage: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("export usage: %w", err)
 	}
 	return out, nil

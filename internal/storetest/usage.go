@@ -24,6 +24,8 @@ func RunLedger(t *testing.T, open func(t *testing.T) LedgerStore) {
 	t.Run("OpenConflict", func(t *testing.T) { testOpenConflict(t, open(t)) })
 	t.Run("Reconcile", func(t *testing.T) { testReconcile(t, open(t)) })
 	t.Run("Leases", func(t *testing.T) { testLeases(t, open(t)) })
+	t.Run("Held", func(t *testing.T) { testHeld(t, open(t)) })
+	t.Run("HeldMove", func(t *testing.T) { testHeldMove(t, open(t)) })
 	t.Run("Committed", func(t *testing.T) { testCommitted(t, open(t)) })
 	t.Run("Usage", func(t *testing.T) { testUsage(t, open(t)) })
 	t.Run("Export", func(t *testing.T) { testExport(t, open(t)) })

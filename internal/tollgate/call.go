@@ -37,6 +37,10 @@ type Call struct {
 	// Entry is what was decided about the request before it was
 	// authenticated; nil when it passed no gate.
 	Entry *Entry
+	// Held marks a job's call: its usage record stays open across
+	// restarts until the job ends, and is settled with HeldSettler, by
+	// whichever process ends the job, exactly once.
+	Held bool
 }
 
 // Outcome of a call, handed to the release function of every Admission.
@@ -114,4 +118,28 @@ func (as Admissions) Admit(ctx context.Context, c *Call) (func(context.Context, 
 		}
 	}
 	return all, nil
+}
+
+// HeldSettler is an Admission that settles held calls (jobs) from the
+// ledger rather than from memory, so that any process, also one started
+// after the process that admitted the call died, settles a job once.
+type HeldSettler interface {
+	Admission
+	// SettleHeld prices out and settles the open held record requestID of
+	// a call by p, unless it is settled already: it reports whether this
+	// call settled it, so exactly one of several processes trying
+	// releases the reservation. ENotFound when there is no such record.
+	SettleHeld(ctx context.Context, requestID string, p *Principal, out *Outcome) (bool, error)
+	// HeldOpen returns every open held record.
+	HeldOpen(ctx context.Context) ([]*UsageRecord, error)
+	// HoldHere makes the open held record requestID name this process,
+	// which runs its job now, so that other replicas take the job over
+	// only once this one's lease lapsed. Nothing on one node.
+	HoldHere(ctx context.Context, requestID string) error
+	// HeldOfStopped returns the open held records that name a replica
+	// whose lease lapsed (none on one node), for TakeHeld.
+	HeldOfStopped(ctx context.Context) ([]*UsageRecord, error)
+	// TakeHeld makes r, a record HeldOfStopped returned, name this
+	// process: true for the one of several replicas trying that does.
+	TakeHeld(ctx context.Context, r *UsageRecord) (bool, error)
 }

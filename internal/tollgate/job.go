@@ -3,6 +3,7 @@ package tollgate
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 )
 
@@ -292,6 +293,23 @@ type Backend interface {
 	// Cancel asks the upstream to stop the job; the runner then ends
 	// Watch's context.
 	Cancel(ctx context.Context, run *JobRun, handle string) error
+}
+
+// ErrDetached is the cause of a running job's context when the gateway
+// stops and leaves the job running upstream, to be re-attached by its
+// handle (a Reattacher's job): Watch then returns without stopping it.
+var ErrDetached = errors.New("the gateway stopped and left the job running upstream")
+
+// Reattacher is a Backend whose upstream keeps a job by its handle after
+// the gateway that submitted it stopped (ComfyUI's prompt ids), so that
+// a restarted gateway follows the job to its end instead of failing it.
+// Backends that cannot be asked about a job they did not submit (http,
+// gradio) do not implement it.
+type Reattacher interface {
+	// Reattach waits, as Watch does, for the end of the job handle, which
+	// another process submitted, and returns its result, outputs saved
+	// and run time from the upstream's own start and end.
+	Reattach(ctx context.Context, run *JobRun, handle string) (*JobResult, error)
 }
 
 // InputChecker is a Backend that can check a job's input with its

@@ -24,6 +24,11 @@ type UsageRecord struct {
 	// that another replica reconciles it when that lease expires; "" on
 	// records written before replicas held leases.
 	Replica string
+	// Held marks the record of a job (Call.Held): it stays open while
+	// the job is queued or running, across restarts, and only its job's
+	// end settles it (SettleHeld); Reconcile and ReconcileExpired leave
+	// it open.
+	Held bool
 	// Outcome is one of the Result* constants; "" while open.
 	Outcome   string
 	Status    int
@@ -113,8 +118,8 @@ type Ledger interface {
 	// batch may be retried.
 	Write(ctx context.Context, open, settled []*UsageRecord) error
 	// Reconcile settles every open record whose Start is before
-	// startedBefore and that names no Replica (those are
-	// ReconcileExpired's), as left by a process that died: Outcome
+	// startedBefore, that names no Replica (those are
+	// ReconcileExpired's) and is not Held, as left by a process that died: Outcome
 	// ResultUnknown, End at, and Cost its Reserved when chargeReserved,
 	// else zero. It returns the records it settled.
 	Reconcile(ctx context.Context, startedBefore, at time.Time, chargeReserved bool) ([]*UsageRecord, error)
@@ -138,10 +143,30 @@ type Ledger interface {
 	// left open become reconcilable at once.
 	EndLease(ctx context.Context, replica string) error
 	// ReconcileExpired settles, as Reconcile does (ResultUnknown, End at,
-	// Cost per chargeReserved), every open record whose Replica is set and
-	// holds no lease valid after at, removes the leases expired by at, and
-	// returns the records it settled.
+	// Cost per chargeReserved), every open record that is not Held, whose
+	// Replica is set and holds no lease valid after at, removes the leases
+	// expired by at, and returns the records it settled.
 	ReconcileExpired(ctx context.Context, at time.Time, chargeReserved bool) ([]*UsageRecord, error)
+	// SettleHeld settles the open Held record r.RequestID with r's end,
+	// outcome, status, bytes, latency, units and cost (its start, owner,
+	// route, model and reservation stay as opened), numbering it as Write
+	// does, only if it is still open: true when this call settled it,
+	// false when it was settled already (by another process, or
+	// reconciled). ENotFound when there is no such record.
+	SettleHeld(ctx context.Context, r *UsageRecord) (bool, error)
+	// HeldOpen returns every open Held record, oldest first: those of
+	// this process and those left by processes that stopped.
+	HeldOpen(ctx context.Context) ([]*UsageRecord, error)
+	// MoveHeld makes the open Held record requestID name the replica to
+	// instead of from (its job is run, or taken over, by another replica
+	// than the one that opened it) and reports whether it did: false when
+	// the record is settled or names another replica than from, so of
+	// replicas moving it at once one does. ENotFound when there is no
+	// such record.
+	MoveHeld(ctx context.Context, requestID, from, to string) (bool, error)
+	// HeldExpired returns the open Held records whose Replica is set and
+	// holds no lease valid after at, oldest first.
+	HeldExpired(ctx context.Context, at time.Time) ([]*UsageRecord, error)
 	// Export returns up to limit settled records with Seq greater than
 	// after, ordered by Seq, so an export resumes from the last Seq seen.
 	Export(ctx context.Context, after int64, limit int) ([]*UsageRecord, error)
