@@ -14,10 +14,10 @@ import (
 func insertOpen(ctx context.Context, tx *sql.Tx, rows []*tollgate.UsageRecord) error {
 	for _, r := range rows {
 		_, err := tx.ExecContext(ctx, `INSERT INTO usage_records (`+usageColumns+`)
-			VALUES (?, ?, NULL, ?, ?, ?, ?, '', 0, ?, 0, 0, ?, ?, ?, ?, ?, ?, 0, ?, 0, NULL, ?, ?)`,
+			VALUES (?, ?, NULL, ?, ?, ?, ?, '', 0, ?, 0, 0, ?, ?, ?, ?, ?, ?, ?, 0, ?, 0, NULL, ?, ?)`,
 			r.RequestID, r.Start.UnixMicro(), r.TenantID, r.UserID, r.Route, r.Model, r.BytesIn,
 			r.Units.InputTokens, r.Units.OutputTokens, r.Units.Images, r.Units.MegapixelMillis, r.Units.AudioMillis,
-			r.Units.GPUMillis, int64(r.Reserved), r.Replica, r.Held)
+			r.Units.GPUMillis, r.Units.OutputAudioMillis, int64(r.Reserved), r.Replica, r.Held)
 		if err != nil {
 			return fmt.Errorf("open a held usage record: %w", err)
 		}
