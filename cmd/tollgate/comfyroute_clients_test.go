@@ -238,9 +238,11 @@ func TestComfyRouteMultiUser(t *testing.T) {
 	}
 }
 
-// TestComfyRouteAfterRestart restarts the gateway while a UI prompt
-// waits in its queue: the prompt runs after the restart, and its owner's
-// socket hears its end and the queue it leaves.
+// TestComfyRouteAfterRestart restarts the gateway while a UI prompt runs
+// on ComfyUI and another waits in the gateway's queue: the running one is
+// left running by the clean stop and re-attached after it, the waiting
+// one runs after it, and the owner's socket hears both ends and the queue
+// they leave.
 func TestComfyRouteAfterRestart(t *testing.T) {
 	s := comfytest.New(t, comfytest.Options{Hold: true, NoCache: true})
 	dir := t.TempDir()
@@ -264,13 +266,14 @@ routes:
 		t.Fatal(err)
 	}
 	waiting := comfyPrompt(t, g, alice, "c", image, "waiting")
-	g.stop() // the running prompt ends with the gateway; the waiting one stays queued
+	g.stop() // the running prompt stays running on ComfyUI; the waiting one stays queued
 
 	g = setupIn(t, dir, yaml, gatewayOptions{}, env)
 	ws, greet := comfyWS(t, g, alice, "c")
-	if q := greet.Data["status"].(map[string]any)["exec_info"].(map[string]any)["queue_remaining"]; q != float64(1) {
-		t.Errorf("after the restart queue_remaining %v, want 1 (the waiting prompt)", q)
+	if q := greet.Data["status"].(map[string]any)["exec_info"].(map[string]any)["queue_remaining"]; q != float64(2) {
+		t.Errorf("after the restart queue_remaining %v, want 2 (the re-attached prompt and the waiting one)", q)
 	}
+	s.Release(first)
 	if err := s.WaitHeld(ctx, waiting); err != nil {
 		t.Fatal(err)
 	}
@@ -278,8 +281,14 @@ routes:
 	frames := ws.Until(func(f comfytest.Frame) bool {
 		return f.Type == "status" && f.Data["status"].(map[string]any)["exec_info"].(map[string]any)["queue_remaining"] == float64(0)
 	})
-	if !slices.Contains(comfytest.Kinds(frames), "execution_success") {
-		t.Errorf("the socket got %v, want the waiting prompt's end", comfytest.Kinds(frames))
+	ends := 0
+	for _, f := range frames {
+		if f.Type == "execution_success" && (f.Data["prompt_id"] == first || f.Data["prompt_id"] == waiting) {
+			ends++
+		}
+	}
+	if ends != 2 {
+		t.Errorf("the socket got %v, want both prompts' ends", comfytest.Kinds(frames))
 	}
 }
 
