@@ -109,8 +109,8 @@ type fileRef struct {
 // under their subfolder (uploads and outputs), or a file one of their
 // prompts produced (previews in temp). Anything else is not found.
 func (rt *Route) checkFile(o tollgate.Owner, name, subfolder, typ string) (fileRef, string, error) {
-	if i := strings.LastIndex(name, " ["); i >= 0 && strings.HasSuffix(name, "]") {
-		typ, name = name[i+2:len(name)-1], name[:i] // "x.png [output]", as folder_paths.annotated_filepath
+	if n, t := comfyui.SplitAnnotation(name); t != "" {
+		typ, name = t, n // "x.png [output]", as folder_paths.annotated_filepath
 	}
 	if name == "" || name[0] == '/' || strings.Contains(name, "..") || strings.Contains(subfolder, "..") {
 		return fileRef{}, "", tollgate.Errorf(tollgate.EInvalid, "a file name without .. or a leading /")

@@ -264,20 +264,31 @@ func passthrough(c NodeClass, inputs map[string]any, types map[string]string) []
 	return out
 }
 
-// annotatedPath resolves a LoadImage-style name ("sub/x.png",
-// "x.png [output]") under the directory of its type, refusing any path
-// that leaves it.
-func (s *Server) annotatedPath(name, defaultType string) (string, error) {
-	kind := defaultType
-	for _, t := range []string{"input", "output", "temp"} {
-		if suffix := " [" + t + "]"; strings.HasSuffix(name, suffix) {
-			name, kind = strings.TrimSuffix(name, suffix), t
+// annotatedFilepath is folder_paths.annotated_filepath: a name ending
+// in "[output]", "[input]" or "[temp]" names a file of that directory,
+// the suffix and the one character before it (the space of
+// "x.png [output]") cut off.
+func annotatedFilepath(name string) (string, string) {
+	for _, t := range []string{"output", "input", "temp"} {
+		if suffix := "[" + t + "]"; strings.HasSuffix(name, suffix) {
+			return name[:max(len(name)-len(suffix)-1, 0)], t
 		}
 	}
-	base := s.dir(kind)
-	path := filepath.Join(base, filepath.FromSlash(name))
-	if !within(base, path) {
-		return "", fmt.Errorf("path %q leaves the %s directory", name, kind)
+	return name, ""
+}
+
+// annotatedPath resolves a LoadImage-style name ("sub/x.png",
+// "x.png [output]") as folder_paths.get_annotated_filepath does: joined
+// to its directory as os.path.join joins (an absolute name stands
+// alone), not normalized, so the operating system resolves any ".." in
+// it; LoadImage's VALIDATE_INPUTS only asks whether it exists.
+func (s *Server) annotatedPath(name, defaultType string) (string, error) {
+	name, kind := annotatedFilepath(name)
+	if kind == "" {
+		kind = defaultType
 	}
-	return path, nil
+	if filepath.IsAbs(name) {
+		return name, nil
+	}
+	return s.dir(kind) + string(filepath.Separator) + filepath.FromSlash(name), nil
 }

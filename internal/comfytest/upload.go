@@ -102,10 +102,8 @@ func (s *Server) view(w http.ResponseWriter, r *http.Request) {
 	}
 	filename := q.Get("filename")
 	kind := q.Get("type")
-	for _, t := range []string{"input", "output", "temp"} {
-		if suffix := " [" + t + "]"; strings.HasSuffix(filename, suffix) {
-			filename, kind = strings.TrimSuffix(filename, suffix), t
-		}
+	if name, t := annotatedFilepath(filename); t != "" {
+		filename, kind = name, t
 	}
 	if filename == "" || filename[0] == '/' || strings.Contains(filename, "..") {
 		w.WriteHeader(http.StatusBadRequest)

@@ -159,14 +159,27 @@ func (g *GraphBackend) loaderField(ctx context.Context, class, field string) boo
 	return f != nil && f.upload || knownLoaders[class] == field
 }
 
+// SplitAnnotation splits a file name as ComfyUI's
+// folder_paths.annotated_filepath does: a name ending in "[output]",
+// "[input]" or "[temp]" names a file of that directory, the suffix and
+// the one character before it (the space of "x.png [output]") cut off.
+// Any other name comes back whole, with typ "".
+func SplitAnnotation(v string) (name, typ string) {
+	for _, t := range []string{"output", "input", "temp"} {
+		if strings.HasSuffix(v, "["+t+"]") {
+			return v[:max(len(v)-len(t)-3, 0)], t
+		}
+	}
+	return v, ""
+}
+
 // OwnPath puts a file name or save prefix under folder: cleaned of ".."
 // and absolute parts, kept as it is when already there, a trailing
-// " [input]" / " [output]" / " [temp]" annotation kept.
+// " [input]" / " [output]" / " [temp]" annotation kept. The annotation
+// is read as ComfyUI reads it, so everything ComfyUI joins to its
+// directory is what was cleaned.
 func OwnPath(folder, v string) string {
-	name, note := v, ""
-	if i := strings.LastIndex(v, " ["); i >= 0 && strings.HasSuffix(v, "]") {
-		name, note = v[:i], v[i:]
-	}
+	name, typ := SplitAnnotation(v)
 	clean := strings.TrimPrefix(path.Clean("/"+strings.ReplaceAll(name, `\`, "/")), "/")
 	if clean == "" {
 		clean = "ComfyUI"
@@ -174,7 +187,10 @@ func OwnPath(folder, v string) string {
 	if !strings.HasPrefix(clean, folder+"/") {
 		clean = folder + "/" + clean
 	}
-	return clean + note
+	if typ != "" {
+		clean += " [" + typ + "]"
+	}
+	return clean
 }
 
 // Submit queues a route job's prompt under its job id, with a client_id

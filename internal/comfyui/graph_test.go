@@ -27,6 +27,12 @@ func TestOwnPath(t *testing.T) {
 		{"../x.png [temp]", me + "/x.png [temp]"},
 		{"", me + "/ComfyUI"},
 		{"..", me + "/ComfyUI"},
+		// ComfyUI reads "[output]" without its space, cutting one
+		// character more: what it joins to its directory is cleaned.
+		{"y [x/../../ubbbb/f.pngg[output]", me + "/ubbbb/f.png [output]"},
+		{"y [x/../../../ubbbb/f.png [input]", me + "/ubbbb/f.png [input]"},
+		{"a [x/../../ubbbb/f.png]", me + "/ubbbb/f.png]"},
+		{"[temp]", me + "/ComfyUI [temp]"},
 	} {
 		if got := comfyui.OwnPath(me, c.in); got != c.want {
 			t.Errorf("OwnPath(%q) = %q, want %q", c.in, got, c.want)

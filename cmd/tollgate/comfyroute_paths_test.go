@@ -1,0 +1,76 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"mime/multipart"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate/tollgate/internal/comfytest"
+)
+
+// comfyUploadFile uploads a PNG named filename with the given form
+// fields and returns the answer's status and body.
+func comfyUploadFile(t *testing.T, g *testGateway, key, filename string, png []byte, fields ...string) (int, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	fw, _ := mw.CreateFormFile("image", filename)
+	_, _ = fw.Write(png)
+	for i := 0; i+1 < len(fields); i += 2 {
+		_ = mw.WriteField(fields[i], fields[i+1])
+	}
+	_ = mw.Close()
+	resp, body := comfyDo(t, g, key, "POST", "/comfy/api/upload/image", buf.Bytes(), "Content-Type", mw.FormDataContentType())
+	return resp.StatusCode, string(body)
+}
+
+// comfyOutcome queues graph as the user and returns the prompt's
+// history entry once it ended, and whether ComfyUI ran it. A refused
+// prompt returns its refusal.
+func comfyOutcome(t *testing.T, g *testGateway, s *comfytest.Server, key string, graph map[string]any) (entry string, ran bool) {
+	t.Helper()
+	resp, body := comfyDo(t, g, key, "POST", "/comfy/prompt", map[string]any{"prompt": graph})
+	if resp.StatusCode != 200 {
+		return string(body), false
+	}
+	var got struct {
+		PromptID string `json:"prompt_id"`
+	}
+	_ = json.Unmarshal(body, &got)
+	if !eventually(10*time.Second, func() bool {
+		_, b := comfyDo(t, g, key, "GET", "/comfy/api/history/"+got.PromptID, nil)
+		entry = string(b)
+		return strings.Contains(entry, got.PromptID)
+	}) {
+		t.Fatalf("prompt %s never ended", got.PromptID)
+	}
+	for _, e := range s.Executions() {
+		ran = ran || e.PromptID == got.PromptID
+	}
+	return entry, ran
+}
+
+// TestComfyRouteLoaderAnnotation: ComfyUI reads a name ending in
+// "[input]" (no space needed) as a file of the input folder, cutting
+// one character more; a name that hides ".." behind a " [" is cleaned
+// as ComfyUI will read it, so bob cannot walk from a folder of his own
+// named "y [x" into alice's.
+func TestComfyRouteLoaderAnnotation(t *testing.T) {
+	s := comfytest.New(t, comfytest.Options{})
+	g := comfyGateway(t, s)
+	alice, bob := g.userKey("alice", ""), g.userKey("bob", "")
+	image := comfyUpload(t, g, alice) // tollgate/u<alice>/…/old.png
+	aliceFolder := strings.Join(strings.Split(image, "/")[:2], "/")
+	rest := strings.TrimPrefix(image, aliceFolder+"/")
+	if status, body := comfyUploadFile(t, g, bob, "any.png", comfytest.PNG(8, 8), "subfolder", "y [x"); status != 200 {
+		t.Fatalf("bob's upload: %d %s", status, body)
+	}
+	name := "y [x/../../" + strings.TrimPrefix(aliceFolder, "tollgate/") + "/" + rest + "g[input]"
+	entry, ran := comfyOutcome(t, g, s, bob, comfytest.DDColorPrompt(name, "steal", 512))
+	if ran || !strings.Contains(entry, "Invalid image file") {
+		t.Errorf("bob loading %q: ran %v, history %s; want it refused for its missing image", name, ran, entry)
+	}
+}
