@@ -74,3 +74,25 @@ func TestComfyRouteLoaderAnnotation(t *testing.T) {
 		t.Errorf("bob loading %q: ran %v, history %s; want it refused for its missing image", name, ran, entry)
 	}
 }
+
+// TestComfyRouteUploadName: ComfyUI writes an upload to its subfolder
+// joined with the form's file name, checking only that it stays in
+// input, so a name with a path is refused before ComfyUI sees it: bob
+// cannot overwrite alice's upload from his own subfolder.
+func TestComfyRouteUploadName(t *testing.T) {
+	s := comfytest.New(t, comfytest.Options{})
+	g := comfyGateway(t, s)
+	alice, bob := g.userKey("alice", ""), g.userKey("bob", "")
+	image := comfyUpload(t, g, alice) // tollgate/u<alice>/elsewhere/old.png
+	theirs := "../" + strings.TrimPrefix(image, "tollgate/")
+	for _, name := range []string{theirs, strings.ReplaceAll(theirs, "/", `\`), "..", "C:old.png"} {
+		if status, body := comfyUploadFile(t, g, bob, name, comfytest.PNG(8, 8), "overwrite", "true"); status != 400 {
+			t.Errorf("bob's upload named %q: %d %s, want 400", name, status, body)
+		}
+	}
+	dir, file := image[:strings.LastIndex(image, "/")], image[strings.LastIndex(image, "/")+1:]
+	resp, body := comfyDo(t, g, alice, "GET", "/comfy/api/view?filename="+file+"&type=input&subfolder="+dir, nil)
+	if resp.StatusCode != 200 || !bytes.Equal(body, comfytest.PNG(40, 30)) {
+		t.Errorf("alice's upload after bob's: %d, %d bytes, want her own %d", resp.StatusCode, len(body), len(comfytest.PNG(40, 30)))
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime"
 	"mime/multipart"
 	"net/http"
 	"net/http/httputil"
@@ -98,6 +99,14 @@ func ownSubfolder(folder, sub string) string {
 		return clean
 	}
 	return folder + "/" + clean
+}
+
+// plainFileName reports whether a form part's file name, as the form
+// gives it (Go's FileName keeps only its base), names no path.
+func plainFileName(part *multipart.Part) bool {
+	_, params, err := mime.ParseMediaType(part.Header.Get("Content-Disposition"))
+	name := params["filename"]
+	return err == nil && name != "" && name != "." && name != ".." && !strings.ContainsAny(name, "/\\:\x00")
 }
 
 // fileRef is a file as /view and /upload/mask name it.
@@ -200,6 +209,12 @@ func (rt *Route) upload(w http.ResponseWriter, r *http.Request, p *tollgate.Prin
 		}
 		name := part.FormName()
 		if part.FileName() != "" {
+			// ComfyUI joins the form's file name to the subfolder and only
+			// checks that the result stays in input (or output, temp):
+			// "../u<other>/x.png" would land in another user's folder.
+			if !plainFileName(part) {
+				return tollgate.Errorf(tollgate.EInvalid, "the uploaded file's name must be a plain name, without a path")
+			}
 			fw, err := mw.CreatePart(part.Header)
 			if err != nil {
 				return fmt.Errorf("upload form: %w", err)
