@@ -129,6 +129,16 @@ func (g *GraphBackend) PrepareInput(ctx context.Context, p *tollgate.Principal, 
 		sort.Strings(fields)
 		for _, field := range fields {
 			if field != "filename_prefix" && !g.loaderField(ctx, class, field) {
+				switch v := inputs[field].(type) {
+				case string:
+					if foreignPath(folder, v) {
+						return nil, tollgate.Errorf(tollgate.EForbidden, "node %s (%s): %s names a path outside your own files (%q); on this route files are named by an upload or a save prefix", id, class, field, v)
+					}
+				case []any:
+					if pathName(field) {
+						return nil, tollgate.Errorf(tollgate.EForbidden, "node %s (%s): %s must be a literal string on this route, not a link", id, class, field)
+					}
+				}
 				continue
 			}
 			// A path fed by another node's output would be known only
@@ -143,10 +153,12 @@ func (g *GraphBackend) PrepareInput(ctx context.Context, p *tollgate.Principal, 
 	return json.Marshal(in)
 }
 
-// knownLoaders are the file fields of ComfyUI's own loaders, used when
-// /object_info cannot be read.
+// knownLoaders are the file fields of ComfyUI's own loaders: each reads
+// its value as an annotated name (folder_paths.get_annotated_filepath),
+// whether or not /object_info declares it an upload (LoadLatent's is a
+// plain list of the input folder's .latent files).
 var knownLoaders = map[string]string{"LoadImage": "image", "LoadImageMask": "image", "LoadImageOutput": "image",
-	"LoadAudio": "audio", "LoadVideo": "file"}
+	"WebcamCapture": "image", "LoadLatent": "latent", "LoadAudio": "audio", "LoadVideo": "file"}
 
 // loaderField reports whether a node field names an uploaded file: its
 // /object_info declaration is an upload combo (image_upload, …).
