@@ -44,6 +44,7 @@ func fileKey(typ, subfolder, name string) string { return typ + "\x00" + subfold
 func (fi *fileIndex) addOutputs(o tollgate.Owner, upstream string, out map[string]any) {
 	fi.mu.Lock()
 	defer fi.mu.Unlock()
+	own := comfyui.UserFolder(o)
 	u := fi.users[ownerKey(o)]
 	if u == nil {
 		u = &userFiles{where: map[string]string{}}
@@ -59,6 +60,10 @@ func (fi *fileIndex) addOutputs(o tollgate.Owner, upstream string, out map[strin
 			}
 			sub, _ := f["subfolder"].(string)
 			typ, _ := f["type"].(string)
+			sub = strings.Trim(path.Clean("/"+strings.ReplaceAll(sub, `\`, "/")), "/")
+			if !claimable(own, typ, sub, name) {
+				continue
+			}
 			k := fileKey(typ, sub, name)
 			if _, ok := u.where[k]; !ok {
 				u.order = append(u.order, k)
@@ -70,6 +75,19 @@ func (fi *fileIndex) addOutputs(o tollgate.Owner, upstream string, out map[strin
 			}
 		}
 	}
+}
+
+// claimable reports whether a file a prompt's output names may become
+// its owner's: what a node reports is only what the node says (a custom
+// node may echo any name), so never a file in another user's folder,
+// nor a name with a path in it.
+func claimable(own, typ, sub, name string) bool {
+	if typ != "output" && typ != "input" && typ != "temp" || strings.ContainsAny(name, "/\\") || strings.Contains(name, "..") {
+		return false
+	}
+	root := strings.Split(own, "/")[0]
+	lower := strings.ToLower(sub)
+	return inFolder(own, sub) || lower != root && !strings.HasPrefix(lower, root+"/")
 }
 
 // lookup returns the upstream holding a file the user's prompts made.
