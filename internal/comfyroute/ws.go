@@ -23,9 +23,9 @@ import (
 // previews included, to nobody else) and which the tap hands to the
 // user's sockets whose clientId queued the prompt; and a socket the
 // gateway opens to ComfyUI per browser socket, under a clientId scoped to
-// the user, which carries the feature_flags exchange and ComfyUI's
-// broadcasts, less every message naming a prompt, binary frames and
-// "status" (the gateway sends its own, with the user's queue_remaining).
+// the user, which carries the feature_flags exchange and nothing else
+// (ComfyUI's "status" is the gateway's own, with the user's
+// queue_remaining; broadcasts may be of another user's prompt).
 
 // wsMsg is one websocket message.
 type wsMsg struct {
@@ -371,18 +371,16 @@ func (rt *Route) serveWS(w http.ResponseWriter, r *http.Request, p *tollgate.Pri
 }
 
 // broadcastPasses reports whether a message of the gateway's own
-// ComfyUI socket may reach the browser: not "status" (the gateway sends
-// the user's own) and nothing naming a prompt.
+// ComfyUI socket may reach the browser: only ComfyUI's feature_flags
+// answer. The rest is ComfyUI's "status" (the gateway sends the user's
+// own) or what custom nodes send without a sid, which ComfyUI hands to
+// every socket whoever's prompt it came from (a node's feedback of a
+// prompt's text): it may be another user's.
 func broadcastPasses(data []byte) bool {
 	var f struct {
-		Type string         `json:"type"`
-		Data map[string]any `json:"data"`
+		Type string `json:"type"`
 	}
-	if json.Unmarshal(data, &f) != nil || f.Type == "status" {
-		return false
-	}
-	_, names := f.Data["prompt_id"]
-	return !names
+	return json.Unmarshal(data, &f) == nil && f.Type == "feature_flags"
 }
 
 // scopedClientID is the clientId of a browser socket on ComfyUI: scoped
