@@ -96,3 +96,40 @@ func TestComfyRouteUploadName(t *testing.T) {
 		t.Errorf("alice's upload after bob's: %d, %d bytes, want her own %d", resp.StatusCode, len(body), len(comfytest.PNG(40, 30)))
 	}
 }
+
+// TestComfyRouteAdminPaths: the admin-only routes and the caller's own
+// views hold whatever form the path takes: ComfyUI serves its /api/jobs
+// also as /api/api/jobs (every route gets /api once more), and slashes,
+// case and escapes must not reach a route the check did not see.
+func TestComfyRouteAdminPaths(t *testing.T) {
+	s := comfytest.New(t, comfytest.Options{})
+	g := comfyGateway(t, s)
+	alice, bob := g.userKey("alice", ""), g.userKey("bob", "")
+	id := comfyPrompt(t, g, alice, "a", comfyUpload(t, g, alice), "out")
+	eventually(10*time.Second, func() bool {
+		_, b := comfyDo(t, g, alice, "GET", "/comfy/api/history/"+id, nil)
+		return strings.Contains(string(b), id)
+	})
+	for _, path := range []string{"/comfy/api/api/jobs", "/comfy/api/api/jobs/" + id, "/comfy/api/api/api/jobs"} {
+		resp, body := comfyDo(t, g, bob, "GET", path, nil)
+		if strings.Contains(string(body), id) {
+			t.Errorf("bob GET %s: %d %s, want none of alice's", path, resp.StatusCode, body)
+		}
+	}
+	before := len(s.Requests())
+	for _, c := range []struct{ method, path string }{
+		{"POST", "/comfy//free"}, {"POST", "/comfy/api//free"}, {"POST", "/comfy/%66ree"}, {"POST", "/comfy/api/api/free"},
+		{"POST", "/comfy/x/..%2Ffree"}, {"GET", "/comfy/internal%2Flogs"}, {"GET", "/comfy/api/internal/logs"}, {"GET", "/comfy//internal/logs"},
+		{"GET", "/comfy/api/api/internal/files/output"},
+	} {
+		resp, body := comfyDo(t, g, bob, c.method, c.path, []byte(`{"unload_models": true}`))
+		if resp.StatusCode < 300 {
+			t.Errorf("bob %s %s: %d %s", c.method, c.path, resp.StatusCode, body)
+		}
+	}
+	for _, r := range s.Requests()[before:] {
+		if strings.Contains(r.Path, "free") || strings.Contains(r.Path, "internal") {
+			t.Errorf("bob's call reached ComfyUI: %+v", r)
+		}
+	}
+}

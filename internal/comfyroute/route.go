@@ -142,8 +142,15 @@ func (rt *Route) Serve(w http.ResponseWriter, r *http.Request, p *tollgate.Princ
 	if rt.jobs == nil {
 		return false, tollgate.Errorf(tollgate.EUnavailable, "the route's queue is not running")
 	}
+	// ComfyUI serves every route also under /api, and declares some
+	// (/api/jobs) with /api already: those are served as /api/api/jobs
+	// too. Every /api is cut, so no form escapes the checks below.
 	api := rel
-	if rest, ok := strings.CutPrefix(rel, "/api/"); ok {
+	for {
+		rest, ok := strings.CutPrefix(api, "/api/")
+		if !ok {
+			break
+		}
 		api = "/" + rest
 	}
 	get, post := r.Method == http.MethodGet || r.Method == http.MethodHead, r.Method == http.MethodPost
