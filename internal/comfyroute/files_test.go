@@ -56,7 +56,7 @@ func TestAdminOnly(t *testing.T) {
 	t.Parallel()
 	for path, want := range map[string]bool{
 		"/free": true, "/internal/logs": true, "/manager/queue/start": true, "/customnode/getlist": true,
-		"/v2/manager/queue/status": true, "/object_info": false, "/freeze": false, "/view": false, "/settings": false,
+		"/v2/manager/queue/status": true, "/assets": true, "/assets/12/content": true, "/assetsx": false, "/object_info": false, "/freeze": false, "/view": false, "/settings": false,
 	} {
 		if got := adminOnly(path); got != want {
 			t.Errorf("adminOnly(%s) = %v, want %v", path, got, want)

@@ -122,9 +122,10 @@ func owner(p *tollgate.Principal) tollgate.Owner {
 func ownerKey(o tollgate.Owner) string { return o.TenantID + "\x00" + o.UserID }
 
 // adminPrefixes are ComfyUI's routes that act on the whole server (its
-// memory, logs, files, settings of the server) and ComfyUI-Manager's
-// (installing nodes, restarting): for admins only.
-var adminPrefixes = []string{"/free", "/internal/", "/manager/", "/customnode/", "/externalmodel/", "/snapshot/",
+// memory, logs, files, settings of the server), its assets API (which
+// lists and serves every file of input and output, whoever's), and
+// ComfyUI-Manager's (installing nodes, restarting): for admins only.
+var adminPrefixes = []string{"/free", "/internal/", "/assets/", "/manager/", "/customnode/", "/externalmodel/", "/snapshot/",
 	"/comfyui_manager/", "/v2/manager/", "/v2/customnode/", "/v2/externalmodel/", "/v2/snapshot/", "/v2/comfyui_manager/"}
 
 func adminOnly(api string) bool {
