@@ -133,3 +133,21 @@ func TestComfyRouteAdminPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestComfyRouteSavesWorkflows: the UI saves a workflow as
+// /userdata/workflows%2Fname.json, one path segment to ComfyUI; the
+// route strips its prefix and keeps the slash escaped.
+func TestComfyRouteSavesWorkflows(t *testing.T) {
+	s := comfytest.New(t, comfytest.Options{MultiUser: true})
+	g := comfyGateway(t, s)
+	alice, bob := g.userKey("alice", ""), g.userKey("bob", "")
+	if resp, body := comfyDo(t, g, alice, "POST", "/comfy/api/userdata/workflows%2Fmine.json", []byte(`{"nodes":[]}`)); resp.StatusCode != 200 {
+		t.Fatalf("alice saves a workflow: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := comfyDo(t, g, alice, "GET", "/comfy/api/userdata/workflows%2Fmine.json", nil); resp.StatusCode != 200 || string(body) != `{"nodes":[]}` {
+		t.Errorf("alice reads it back: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := comfyDo(t, g, bob, "GET", "/comfy/api/userdata/workflows%2Fmine.json", nil); resp.StatusCode == 200 {
+		t.Errorf("bob reads alice's workflow: %d %s", resp.StatusCode, body)
+	}
+}
