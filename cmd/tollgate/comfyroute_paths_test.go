@@ -151,3 +151,28 @@ func TestComfyRouteSavesWorkflows(t *testing.T) {
 		t.Errorf("bob reads alice's workflow: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestComfyRouteSharedUserData: without --multi-user ComfyUI has one
+// user data folder; a user's saved workflows would be every user's, so
+// only admins reach it.
+func TestComfyRouteSharedUserData(t *testing.T) {
+	s := comfytest.New(t, comfytest.Options{})
+	g := comfyGateway(t, s)
+	alice, bob := g.userKey("alice", ""), g.userKey("bob", "")
+	admin := g.login("admin", adminPassword).AccessToken
+	if resp, body := comfyDo(t, g, admin, "POST", "/comfy/api/userdata/workflows%2Fteam.json", []byte(`{"nodes":[]}`)); resp.StatusCode != 200 {
+		t.Fatalf("the admin saves a workflow: %d %s", resp.StatusCode, body)
+	}
+	for _, key := range []string{alice, bob} {
+		for _, c := range []struct{ method, path string }{{"GET", "/comfy/api/userdata/workflows%2Fteam.json"}, {"GET", "/comfy/userdata?dir=workflows"},
+			{"GET", "/comfy/api/v2/userdata?path=workflows"}, {"POST", "/comfy/api/userdata/workflows%2Fmine.json"}} {
+			var body any
+			if c.method == "POST" {
+				body = []byte(`{}`)
+			}
+			if resp, b := comfyDo(t, g, key, c.method, c.path, body); resp.StatusCode != 403 || !strings.Contains(string(b), "--multi-user") {
+				t.Errorf("%s %s: %d %s, want 403 naming --multi-user", c.method, c.path, resp.StatusCode, b)
+			}
+		}
+	}
+}

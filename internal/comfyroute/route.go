@@ -158,9 +158,15 @@ func (rt *Route) Serve(w http.ResponseWriter, r *http.Request, p *tollgate.Princ
 	// Comfy-User is the caller, never a client's own: under --multi-user
 	// ComfyUI keeps each user's settings and saved workflows apart by it.
 	r.Header.Del("Comfy-User")
-	if api == "/settings" || strings.HasPrefix(api, "/settings/") || api == "/userdata" || strings.HasPrefix(api, "/userdata/") ||
-		strings.HasPrefix(api, "/v2/userdata") {
+	userdata := api == "/userdata" || strings.HasPrefix(api, "/userdata/") || api == "/v2/userdata" || strings.HasPrefix(api, "/v2/userdata/")
+	if api == "/settings" || strings.HasPrefix(api, "/settings/") || userdata {
 		r.Header.Set("Comfy-User", rt.comfyUser(r.Context(), owner(p)))
+		// Without --multi-user ComfyUI keeps one user data folder (saved
+		// workflows, templates) for everyone on the route.
+		if userdata && rt.users.shared() && p.Role != "admin" {
+			return false, tollgate.Errorf(tollgate.EForbidden,
+				"saved workflows are shared by every user of this ComfyUI: run it with --multi-user to keep each user's apart")
+		}
 	} else {
 		r.Header.Set("Comfy-User", comfyui.ComfyUser(owner(p)))
 	}
