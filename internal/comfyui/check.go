@@ -95,9 +95,11 @@ func (b *Backend) fields(ctx context.Context, upstream, class string) (map[strin
 				fields[name] = parseSpec(decl)
 			}
 		}
-		b.mu.Lock()
-		b.specs[key] = fields
-		b.mu.Unlock()
+		if _, known := info[class]; known { // a class ComfyUI lacks is not kept: any name can be asked
+			b.mu.Lock()
+			b.specs[key] = fields
+			b.mu.Unlock()
+		}
 	}
 	return fields, nil
 }

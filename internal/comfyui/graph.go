@@ -67,6 +67,9 @@ type GraphInput struct {
 	Partial  []any          `json:"partial_execution_targets,omitempty"`
 }
 
+// MaxClasses bounds the distinct node classes of one workflow.
+const MaxClasses = 256
+
 // sensitiveExtra are extra_data keys ComfyUI keeps out of its queue and
 // history (comfy.org credentials); tollgate never stores them.
 var sensitiveExtra = []string{"auth_token_comfy_org", "api_key_comfy_org"}
@@ -95,6 +98,17 @@ func (g *GraphBackend) PrepareInput(ctx context.Context, p *tollgate.Principal, 
 	var in GraphInput
 	if err := json.Unmarshal(raw, &in); err != nil || in.Prompt == nil {
 		return nil, tollgate.Errorf(tollgate.EInvalid, "no prompt provided: want {\"prompt\": an API-format workflow}")
+	}
+	classes := map[string]bool{}
+	for _, n := range in.Prompt {
+		node, _ := n.(map[string]any)
+		if class, _ := node["class_type"].(string); class != "" {
+			classes[class] = true
+		}
+	}
+	if len(classes) > MaxClasses {
+		// Each class is looked up on ComfyUI.
+		return nil, tollgate.Errorf(tollgate.EInvalid, "a workflow may use at most %d node classes, this one uses %d", MaxClasses, len(classes))
 	}
 	if refused := g.RefusedNodes(p, in.Prompt); len(refused) > 0 {
 		ids := make([]string, 0, len(refused))

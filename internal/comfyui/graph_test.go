@@ -3,6 +3,7 @@ package comfyui_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -144,6 +145,19 @@ func TestPrepareInputRewritesPaths(t *testing.T) {
 		graph["9"] = map[string]any{"class_type": "CLIPTextEncode", "inputs": map[string]any{"text": []any{"8", 0}, "clip": []any{"7", 0}}}
 		if _, err := prepare(p, graph); err != nil {
 			t.Errorf("a linked prompt text: %v, want it taken", err)
+		}
+	})
+	t.Run("a workflow of too many node classes is refused before ComfyUI is asked of them", func(t *testing.T) {
+		graph := comfytest.DDColorPrompt("x.png", "p", 512)
+		for i := range comfyui.MaxClasses {
+			graph[fmt.Sprint(100+i)] = map[string]any{"class_type": fmt.Sprintf("Fake%d", i), "inputs": map[string]any{"v": "x"}}
+		}
+		before := len(s.Requests())
+		if _, err := prepare(p, graph); tollgate.ErrorCode(err) != tollgate.EInvalid || !strings.Contains(err.Error(), "at most 256 node classes") {
+			t.Errorf("%d classes: %v", len(graph), err)
+		}
+		if n := len(s.Requests()) - before; n > 0 {
+			t.Errorf("ComfyUI was asked %d times", n)
 		}
 	})
 	t.Run("the route's and the plan's node rules", func(t *testing.T) {
