@@ -27,6 +27,10 @@ type Input struct {
 	Min     *float64
 	Max     *float64
 	Step    float64
+	// Placeholder and PathExtensions are a STRING input's hints, as VHS
+	// declares a path it opens itself (placeholder, vhs_path_extensions).
+	Placeholder    string
+	PathExtensions []string
 }
 
 // NodeClass is a node class the emulator knows. Classes without Run pass
@@ -132,6 +136,11 @@ func defaultNodes() []NodeClass {
 				{Name: "fps", Type: "FLOAT", Default: 25.0, Min: num(5), Max: num(60)},
 				{Name: "seed", Type: "INT", Default: 0, Min: num(0)}},
 			Run: runSonicInference},
+		{Name: "VHS_LoadVideoPath", DisplayName: "Load Video (Path) 🎥🅥🅗🅢", Category: "Video Helper Suite 🎥🅥🅗🅢",
+			Outputs: []string{"IMAGE"}, Required: []Input{{Name: "video", Type: "STRING", Placeholder: "X://insert/path/here.mp4",
+				PathExtensions: []string{"webm", "mp4", "mkv", "gif", "mov"}}}},
+		{Name: "StringConcatenate", Category: "utils/string", Outputs: []string{"STRING"},
+			Required: []Input{{Name: "string_a", Type: "STRING"}, {Name: "string_b", Type: "STRING"}, {Name: "delimiter", Type: "STRING", Default: ""}}},
 		{Name: "VHS_VideoCombine", DisplayName: "Video Combine 🎥🅥🅗🅢", Category: "Video Helper Suite 🎥🅥🅗🅢", OutputNode: true,
 			Outputs: []string{"VHS_FILENAMES"}, OutputNames: []string{"Filenames"}, Hidden: hidden,
 			Required: []Input{{Name: "images", Type: "IMAGE"},

@@ -20,6 +20,7 @@ type fieldSpec struct {
 	options  []string // a combo's choices
 	min, max *float64
 	upload   bool // a loader's file name (image_upload, audio_upload, …)
+	path     bool // a path the node opens itself, by its hints (vhs_path_extensions, a placeholder naming a path)
 }
 
 // CheckInput checks every bound value input against the node definitions
@@ -126,6 +127,9 @@ func parseSpec(decl []json.RawMessage) *fieldSpec {
 			}
 			if kind, _ := v.(string); k == "upload" && kind != "" {
 				s.upload = true
+			}
+			if hint, _ := v.(string); strings.Contains(k, "path") || k == "placeholder" && strings.Contains(strings.ToLower(hint), "path") {
+				s.path = true
 			}
 		}
 	}

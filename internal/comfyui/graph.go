@@ -149,7 +149,7 @@ func (g *GraphBackend) PrepareInput(ctx context.Context, p *tollgate.Principal, 
 						return nil, tollgate.Errorf(tollgate.EForbidden, "node %s (%s): %s names a path outside your own files (%q); on this route files are named by an upload or a save prefix", id, class, field, v)
 					}
 				case []any:
-					if pathName(field) {
+					if pathName(field) || g.pathField(ctx, class, field) {
 						return nil, tollgate.Errorf(tollgate.EForbidden, "node %s (%s): %s must be a literal string on this route, not a link", id, class, field)
 					}
 				}
@@ -183,6 +183,14 @@ func (g *GraphBackend) loaderField(ctx context.Context, class, field string) boo
 	}
 	f := fields[field]
 	return f != nil && f.upload || knownLoaders[class] == field
+}
+
+// pathField reports whether /object_info hints that a node field is a
+// path the node opens itself (VHS's vhs_path_extensions, a placeholder
+// naming a path).
+func (g *GraphBackend) pathField(ctx context.Context, class, field string) bool {
+	fields, err := g.fields(ctx, g.model.Upstreams[0], class)
+	return err == nil && fields[field] != nil && fields[field].path
 }
 
 // SplitAnnotation splits a file name as ComfyUI's

@@ -147,6 +147,14 @@ func TestPrepareInputRewritesPaths(t *testing.T) {
 			t.Errorf("a linked prompt text: %v, want it taken", err)
 		}
 	})
+	t.Run("a link into a field ComfyUI declares a path is refused", func(t *testing.T) {
+		graph := comfytest.DDColorPrompt("x.png", "p", 512)
+		graph["8"] = map[string]any{"class_type": "StringConcatenate", "inputs": map[string]any{"string_a": "output/tollg", "string_b": "ate/uother/a.mp4", "delimiter": ""}}
+		graph["9"] = map[string]any{"class_type": "VHS_LoadVideoPath", "inputs": map[string]any{"video": []any{"8", 0}}}
+		if _, err := prepare(p, graph); tollgate.ErrorCode(err) != tollgate.EForbidden || !strings.Contains(err.Error(), "node 9 (VHS_LoadVideoPath): video must be a literal string") {
+			t.Errorf("a linked VHS video path: %v", err)
+		}
+	})
 	t.Run("a workflow of too many node classes is refused before ComfyUI is asked of them", func(t *testing.T) {
 		graph := comfytest.DDColorPrompt("x.png", "p", 512)
 		for i := range comfyui.MaxClasses {

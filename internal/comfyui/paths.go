@@ -12,8 +12,9 @@ import (
 // "video" or "folder_name", a URL to ComfyUI's own /view): a literal that
 // reaches outside the user's files (absolute, a drive, "~/", a ".."
 // step, or another user's tollgate/u… folder, also percent-encoded) is
-// refused, and so is a link into a field whose name says it is a path,
-// since its value is known only when the workflow runs. A node that
+// refused, and so is a link into a field whose name or /object_info
+// hints say it is a path, since its value is known only when the
+// workflow runs. A node that
 // takes a path from a link into a field named otherwise is out of reach
 // of these checks: such nodes are for the route's nodes rules to deny.
 
