@@ -118,14 +118,14 @@ func TestPrepareInputRewritesPaths(t *testing.T) {
 	t.Run("a path outside the user's files is refused in any field", func(t *testing.T) {
 		for _, v := range []string{"/srv/comfy/output/tollgate/uother/a.mp4", "output/tollgate/uother/a.mp4", `..\output\a.mp4`, `C:\ComfyUI\output\a.mp4`,
 			"~/ComfyUI/output/a.mp4", "output/TOLLGATE/UOTHER/a.mp4", "output/tollgate", "http://127.0.0.1:8188/view?filename=a.png&subfolder=tollgate%2Fuother&type=output",
-			"../../etc/passwd"} {
+			"../../etc/passwd", "..", "tollgate%2Fuother%2Fa.png"} {
 			graph := comfytest.DDColorPrompt("x.png", "p", 512)
 			graph["8"] = map[string]any{"class_type": "VHS_LoadVideoPath", "inputs": map[string]any{"video": v}}
 			if _, err := prepare(p, graph); tollgate.ErrorCode(err) != tollgate.EForbidden || !strings.Contains(err.Error(), "node 8 (VHS_LoadVideoPath): video names a path outside your own files") {
 				t.Errorf("video %q: %v, want it refused", v, err)
 			}
 		}
-		for _, v := range []string{"output/" + folder + "/a.mp4", "a photo of a cat, 35mm f/1.8 ... at dusk", "video/h264-mp4", "A: a cat"} {
+		for _, v := range []string{"output/" + folder + "/a.mp4", "a photo of a cat, 35mm f/1.8 ... at dusk", "video/h264-mp4", "A: a cat", "a medieval tollgate at dusk", "wait .. what"} {
 			graph := comfytest.DDColorPrompt("x.png", "p", 512)
 			graph["8"] = map[string]any{"class_type": "VHS_LoadVideoPath", "inputs": map[string]any{"video": v}}
 			if _, err := prepare(p, graph); err != nil {

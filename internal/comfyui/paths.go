@@ -26,6 +26,12 @@ func foreignPath(folder, v string) bool {
 		if strings.HasPrefix(s, "/") || strings.HasPrefix(s, "~/") || len(s) > 2 && s[1] == ':' && s[2] == '/' && s[0] >= 'a' && s[0] <= 'z' {
 			return true
 		}
+		if strings.TrimSpace(s) == ".." {
+			return true
+		}
+		if !strings.Contains(s, "/") {
+			continue // words, not a path ("a tollgate at dusk", "wait .. what")
+		}
 		parts := strings.FieldsFunc(s, func(r rune) bool { return strings.ContainsRune("/?&=#;, \t\r\n\"'", r) })
 		own := strings.Split(strings.ToLower(folder), "/")
 		for i, part := range parts {
