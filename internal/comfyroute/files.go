@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime"
 	"mime/multipart"
 	"net/http"
 	"net/http/httputil"
@@ -43,6 +44,7 @@ func fileKey(typ, subfolder, name string) string { return typ + "\x00" + subfold
 func (fi *fileIndex) addOutputs(o tollgate.Owner, upstream string, out map[string]any) {
 	fi.mu.Lock()
 	defer fi.mu.Unlock()
+	own := comfyui.UserFolder(o)
 	u := fi.users[ownerKey(o)]
 	if u == nil {
 		u = &userFiles{where: map[string]string{}}
@@ -58,6 +60,10 @@ func (fi *fileIndex) addOutputs(o tollgate.Owner, upstream string, out map[strin
 			}
 			sub, _ := f["subfolder"].(string)
 			typ, _ := f["type"].(string)
+			sub = strings.Trim(path.Clean("/"+strings.ReplaceAll(sub, `\`, "/")), "/")
+			if !claimable(own, typ, sub, name) {
+				continue
+			}
 			k := fileKey(typ, sub, name)
 			if _, ok := u.where[k]; !ok {
 				u.order = append(u.order, k)
@@ -69,6 +75,19 @@ func (fi *fileIndex) addOutputs(o tollgate.Owner, upstream string, out map[strin
 			}
 		}
 	}
+}
+
+// claimable reports whether a file a prompt's output names may become
+// its owner's: what a node reports is only what the node says (a custom
+// node may echo any name), so never a file in another user's folder,
+// nor a name with a path in it.
+func claimable(own, typ, sub, name string) bool {
+	if typ != "output" && typ != "input" && typ != "temp" || strings.ContainsAny(name, "/\\") || strings.Contains(name, "..") {
+		return false
+	}
+	root := strings.Split(own, "/")[0]
+	lower := strings.ToLower(sub)
+	return inFolder(own, sub) || lower != root && !strings.HasPrefix(lower, root+"/")
 }
 
 // lookup returns the upstream holding a file the user's prompts made.
@@ -100,6 +119,14 @@ func ownSubfolder(folder, sub string) string {
 	return folder + "/" + clean
 }
 
+// plainFileName reports whether a form part's file name, as the form
+// gives it (Go's FileName keeps only its base), names no path.
+func plainFileName(part *multipart.Part) bool {
+	_, params, err := mime.ParseMediaType(part.Header.Get("Content-Disposition"))
+	name := params["filename"]
+	return err == nil && name != "" && name != "." && name != ".." && !strings.ContainsAny(name, "/\\:\x00")
+}
+
 // fileRef is a file as /view and /upload/mask name it.
 type fileRef struct {
 	name, subfolder, typ string
@@ -109,8 +136,8 @@ type fileRef struct {
 // under their subfolder (uploads and outputs), or a file one of their
 // prompts produced (previews in temp). Anything else is not found.
 func (rt *Route) checkFile(o tollgate.Owner, name, subfolder, typ string) (fileRef, string, error) {
-	if i := strings.LastIndex(name, " ["); i >= 0 && strings.HasSuffix(name, "]") {
-		typ, name = name[i+2:len(name)-1], name[:i] // "x.png [output]", as folder_paths.annotated_filepath
+	if n, t := comfyui.SplitAnnotation(name); t != "" {
+		typ, name = t, n // "x.png [output]", as folder_paths.annotated_filepath
 	}
 	if name == "" || name[0] == '/' || strings.Contains(name, "..") || strings.Contains(subfolder, "..") {
 		return fileRef{}, "", tollgate.Errorf(tollgate.EInvalid, "a file name without .. or a leading /")
@@ -200,6 +227,12 @@ func (rt *Route) upload(w http.ResponseWriter, r *http.Request, p *tollgate.Prin
 		}
 		name := part.FormName()
 		if part.FileName() != "" {
+			// ComfyUI joins the form's file name to the subfolder and only
+			// checks that the result stays in input (or output, temp):
+			// "../u<other>/x.png" would land in another user's folder.
+			if !plainFileName(part) {
+				return tollgate.Errorf(tollgate.EInvalid, "the uploaded file's name must be a plain name, without a path")
+			}
 			fw, err := mw.CreatePart(part.Header)
 			if err != nil {
 				return fmt.Errorf("upload form: %w", err)

@@ -122,9 +122,10 @@ func owner(p *tollgate.Principal) tollgate.Owner {
 func ownerKey(o tollgate.Owner) string { return o.TenantID + "\x00" + o.UserID }
 
 // adminPrefixes are ComfyUI's routes that act on the whole server (its
-// memory, logs, files, settings of the server) and ComfyUI-Manager's
-// (installing nodes, restarting): for admins only.
-var adminPrefixes = []string{"/free", "/internal/", "/manager/", "/customnode/", "/externalmodel/", "/snapshot/",
+// memory, logs, files, settings of the server), its assets API (which
+// lists and serves every file of input and output, whoever's), and
+// ComfyUI-Manager's (installing nodes, restarting): for admins only.
+var adminPrefixes = []string{"/free", "/internal/", "/assets/", "/manager/", "/customnode/", "/externalmodel/", "/snapshot/",
 	"/comfyui_manager/", "/v2/manager/", "/v2/customnode/", "/v2/externalmodel/", "/v2/snapshot/", "/v2/comfyui_manager/"}
 
 func adminOnly(api string) bool {
@@ -142,17 +143,30 @@ func (rt *Route) Serve(w http.ResponseWriter, r *http.Request, p *tollgate.Princ
 	if rt.jobs == nil {
 		return false, tollgate.Errorf(tollgate.EUnavailable, "the route's queue is not running")
 	}
+	// ComfyUI serves every route also under /api, and declares some
+	// (/api/jobs) with /api already: those are served as /api/api/jobs
+	// too. Every /api is cut, so no form escapes the checks below.
 	api := rel
-	if rest, ok := strings.CutPrefix(rel, "/api/"); ok {
+	for {
+		rest, ok := strings.CutPrefix(api, "/api/")
+		if !ok {
+			break
+		}
 		api = "/" + rest
 	}
 	get, post := r.Method == http.MethodGet || r.Method == http.MethodHead, r.Method == http.MethodPost
 	// Comfy-User is the caller, never a client's own: under --multi-user
 	// ComfyUI keeps each user's settings and saved workflows apart by it.
 	r.Header.Del("Comfy-User")
-	if api == "/settings" || strings.HasPrefix(api, "/settings/") || api == "/userdata" || strings.HasPrefix(api, "/userdata/") ||
-		strings.HasPrefix(api, "/v2/userdata") {
+	userdata := api == "/userdata" || strings.HasPrefix(api, "/userdata/") || api == "/v2/userdata" || strings.HasPrefix(api, "/v2/userdata/")
+	if api == "/settings" || strings.HasPrefix(api, "/settings/") || userdata {
 		r.Header.Set("Comfy-User", rt.comfyUser(r.Context(), owner(p)))
+		// Without --multi-user ComfyUI keeps one user data folder (saved
+		// workflows, templates) for everyone on the route.
+		if userdata && rt.users.shared() && p.Role != "admin" {
+			return false, tollgate.Errorf(tollgate.EForbidden,
+				"saved workflows are shared by every user of this ComfyUI: run it with --multi-user to keep each user's apart")
+		}
 	} else {
 		r.Header.Set("Comfy-User", comfyui.ComfyUser(owner(p)))
 	}

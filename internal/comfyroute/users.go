@@ -22,8 +22,16 @@ import (
 
 // comfyUsers caches each user's ComfyUI id.
 type comfyUsers struct {
-	mu  sync.Mutex
-	ids map[string]string // owner key → ComfyUI user id
+	mu     sync.Mutex
+	ids    map[string]string // owner key → ComfyUI user id
+	single bool              // ComfyUI runs without --multi-user: one user data folder for all
+}
+
+// shared reports whether ComfyUI was seen running without --multi-user.
+func (u *comfyUsers) shared() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.single
 }
 
 func newComfyUsers() *comfyUsers { return &comfyUsers{ids: map[string]string{}} }
@@ -66,6 +74,7 @@ func (rt *Route) comfyUser(ctx context.Context, o tollgate.Owner) string {
 	}
 	rt.users.mu.Lock()
 	rt.users.ids[ownerKey(o)] = id
+	rt.users.single = list.Users == nil
 	rt.users.mu.Unlock()
 	return id
 }

@@ -23,9 +23,9 @@ import (
 // previews included, to nobody else) and which the tap hands to the
 // user's sockets whose clientId queued the prompt; and a socket the
 // gateway opens to ComfyUI per browser socket, under a clientId scoped to
-// the user, which carries the feature_flags exchange and ComfyUI's
-// broadcasts, less every message naming a prompt, binary frames and
-// "status" (the gateway sends its own, with the user's queue_remaining).
+// the user, which carries the feature_flags exchange and nothing else
+// (ComfyUI's "status" is the gateway's own, with the user's
+// queue_remaining; broadcasts may be of another user's prompt).
 
 // wsMsg is one websocket message.
 type wsMsg struct {
@@ -73,23 +73,34 @@ func newHub() *hub {
 // ComfyUI).
 const maxSockets = 32
 
-// full reports whether the owner has maxSockets sockets open.
-func (h *hub) full(owner string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.users[owner]) >= maxSockets
-}
-
-func (h *hub) add(s *socket, conns ...*websocket.Conn) bool {
+// join adds s to its owner's sockets, unless the owner has maxSockets
+// already (full) or the hub is closed: a socket counts from before its
+// upstream is dialed, so sockets opened at once cannot pass the bound
+// together.
+func (h *hub) join(s *socket) (ok, full bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return false
+		return false, false
+	}
+	if len(h.users[s.owner]) >= maxSockets {
+		return false, true
 	}
 	if h.users[s.owner] == nil {
 		h.users[s.owner] = map[*socket]struct{}{}
 	}
 	h.users[s.owner][s] = struct{}{}
+	return true, false
+}
+
+// track records connections to close when the hub closes; false when it
+// has closed.
+func (h *hub) track(conns ...*websocket.Conn) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
 	for _, c := range conns {
 		h.conns[c] = struct{}{}
 	}
@@ -291,9 +302,13 @@ func (rt *Route) serveWS(w http.ResponseWriter, r *http.Request, p *tollgate.Pri
 	if clientID == "" || len(clientID) > 128 {
 		clientID = strings.ReplaceAll(comfyui.NewUUID(), "-", "")
 	}
-	if rt.hub.full(ownerKey(o)) {
+	s := &socket{owner: ownerKey(o), clientID: clientID, out: make(chan wsMsg, 512)}
+	if ok, full := rt.hub.join(s); full {
 		return &tollgate.Error{Code: tollgate.ERateLimited, Message: fmt.Sprintf("at most %d sockets per user on this route", maxSockets), RetryAfter: 5}
+	} else if !ok {
+		return tollgate.Errorf(tollgate.EUnavailable, "the gateway is stopping")
 	}
+	defer rt.hub.remove(s)
 	var up *websocket.Conn
 	var err error
 	for _, base := range rt.model.Upstreams { // the first that answers
@@ -315,10 +330,10 @@ func (rt *Route) serveWS(w http.ResponseWriter, r *http.Request, p *tollgate.Pri
 		return nil // Accept answered the client
 	}
 	conn.SetReadLimit(1 << 20)
-	s := &socket{owner: ownerKey(o), clientID: clientID, out: make(chan wsMsg, 512)}
-	// The greeting first: the SDK and the frontend take their sid from it.
-	s.send(textFrame("status", map[string]any{"status": execInfo(rt.remaining(r.Context(), o)), "sid": clientID}))
-	if !rt.hub.add(s, conn, up) {
+	// The greeting first, before anything queued on s: the SDK and the
+	// frontend take their sid from it.
+	greeting := textFrame("status", map[string]any{"status": execInfo(rt.remaining(r.Context(), o)), "sid": clientID})
+	if err := conn.Write(r.Context(), greeting.typ, greeting.data); err != nil || !rt.hub.track(conn, up) {
 		_ = up.CloseNow()
 		_ = conn.Close(websocket.StatusGoingAway, "the gateway is stopping")
 		return nil
@@ -371,18 +386,16 @@ func (rt *Route) serveWS(w http.ResponseWriter, r *http.Request, p *tollgate.Pri
 }
 
 // broadcastPasses reports whether a message of the gateway's own
-// ComfyUI socket may reach the browser: not "status" (the gateway sends
-// the user's own) and nothing naming a prompt.
+// ComfyUI socket may reach the browser: only ComfyUI's feature_flags
+// answer. The rest is ComfyUI's "status" (the gateway sends the user's
+// own) or what custom nodes send without a sid, which ComfyUI hands to
+// every socket whoever's prompt it came from (a node's feedback of a
+// prompt's text): it may be another user's.
 func broadcastPasses(data []byte) bool {
 	var f struct {
-		Type string         `json:"type"`
-		Data map[string]any `json:"data"`
+		Type string `json:"type"`
 	}
-	if json.Unmarshal(data, &f) != nil || f.Type == "status" {
-		return false
-	}
-	_, names := f.Data["prompt_id"]
-	return !names
+	return json.Unmarshal(data, &f) == nil && f.Type == "feature_flags"
 }
 
 // scopedClientID is the clientId of a browser socket on ComfyUI: scoped

@@ -27,6 +27,10 @@ type Input struct {
 	Min     *float64
 	Max     *float64
 	Step    float64
+	// Placeholder and PathExtensions are a STRING input's hints, as VHS
+	// declares a path it opens itself (placeholder, vhs_path_extensions).
+	Placeholder    string
+	PathExtensions []string
 }
 
 // NodeClass is a node class the emulator knows. Classes without Run pass
@@ -132,6 +136,11 @@ func defaultNodes() []NodeClass {
 				{Name: "fps", Type: "FLOAT", Default: 25.0, Min: num(5), Max: num(60)},
 				{Name: "seed", Type: "INT", Default: 0, Min: num(0)}},
 			Run: runSonicInference},
+		{Name: "VHS_LoadVideoPath", DisplayName: "Load Video (Path) 🎥🅥🅗🅢", Category: "Video Helper Suite 🎥🅥🅗🅢",
+			Outputs: []string{"IMAGE"}, Required: []Input{{Name: "video", Type: "STRING", Placeholder: "X://insert/path/here.mp4",
+				PathExtensions: []string{"webm", "mp4", "mkv", "gif", "mov"}}}},
+		{Name: "StringConcatenate", Category: "utils/string", Outputs: []string{"STRING"},
+			Required: []Input{{Name: "string_a", Type: "STRING"}, {Name: "string_b", Type: "STRING"}, {Name: "delimiter", Type: "STRING", Default: ""}}},
 		{Name: "VHS_VideoCombine", DisplayName: "Video Combine 🎥🅥🅗🅢", Category: "Video Helper Suite 🎥🅥🅗🅢", OutputNode: true,
 			Outputs: []string{"VHS_FILENAMES"}, OutputNames: []string{"Filenames"}, Hidden: hidden,
 			Required: []Input{{Name: "images", Type: "IMAGE"},
@@ -264,20 +273,31 @@ func passthrough(c NodeClass, inputs map[string]any, types map[string]string) []
 	return out
 }
 
-// annotatedPath resolves a LoadImage-style name ("sub/x.png",
-// "x.png [output]") under the directory of its type, refusing any path
-// that leaves it.
-func (s *Server) annotatedPath(name, defaultType string) (string, error) {
-	kind := defaultType
-	for _, t := range []string{"input", "output", "temp"} {
-		if suffix := " [" + t + "]"; strings.HasSuffix(name, suffix) {
-			name, kind = strings.TrimSuffix(name, suffix), t
+// annotatedFilepath is folder_paths.annotated_filepath: a name ending
+// in "[output]", "[input]" or "[temp]" names a file of that directory,
+// the suffix and the one character before it (the space of
+// "x.png [output]") cut off.
+func annotatedFilepath(name string) (string, string) {
+	for _, t := range []string{"output", "input", "temp"} {
+		if suffix := "[" + t + "]"; strings.HasSuffix(name, suffix) {
+			return name[:max(len(name)-len(suffix)-1, 0)], t
 		}
 	}
-	base := s.dir(kind)
-	path := filepath.Join(base, filepath.FromSlash(name))
-	if !within(base, path) {
-		return "", fmt.Errorf("path %q leaves the %s directory", name, kind)
+	return name, ""
+}
+
+// annotatedPath resolves a LoadImage-style name ("sub/x.png",
+// "x.png [output]") as folder_paths.get_annotated_filepath does: joined
+// to its directory as os.path.join joins (an absolute name stands
+// alone), not normalized, so the operating system resolves any ".." in
+// it; LoadImage's VALIDATE_INPUTS only asks whether it exists.
+func (s *Server) annotatedPath(name, defaultType string) (string, error) {
+	name, kind := annotatedFilepath(name)
+	if kind == "" {
+		kind = defaultType
 	}
-	return path, nil
+	if filepath.IsAbs(name) {
+		return name, nil
+	}
+	return s.dir(kind) + string(filepath.Separator) + filepath.FromSlash(name), nil
 }

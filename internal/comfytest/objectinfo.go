@@ -23,6 +23,12 @@ func inputConfig(in Input, s *Server) []any {
 	if in.Step != 0 {
 		opts["step"] = in.Step
 	}
+	if in.Placeholder != "" {
+		opts["placeholder"] = in.Placeholder
+	}
+	if in.PathExtensions != nil {
+		opts["vhs_path_extensions"] = in.PathExtensions
+	}
 	var typ any = in.Type
 	switch {
 	case in.Files != "":

@@ -92,8 +92,12 @@ func (s *Server) routes() http.Handler {
 		mux.HandleFunc(method+" "+path, rt.h)
 		mux.HandleFunc(method+" /api"+path, rt.h)
 	}
-	mux.HandleFunc("GET /api/jobs", s.getJobs)
-	mux.HandleFunc("GET /api/jobs/{id}", s.getJob)
+	// server.py declares the jobs routes as /api/jobs, and add_routes
+	// prefixes every route with /api once more: /api/api/jobs too.
+	for _, pfx := range []string{"/api", "/api/api"} {
+		mux.HandleFunc("GET "+pfx+"/jobs", s.getJobs)
+		mux.HandleFunc("GET "+pfx+"/jobs/{id}", s.getJob)
+	}
 	mux.HandleFunc("GET /internal/logs", func(w http.ResponseWriter, _ *http.Request) { writeJSONResponse(w, 200, "") })
 	mux.HandleFunc("GET /internal/logs/raw", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSONResponse(w, 200, map[string]any{"entries": []any{}, "size": map[string]any{"cols": 80, "rows": 24}})

@@ -284,6 +284,11 @@ func (s *Server) WaitIdle(ctx context.Context) error {
 	return s.waitUntil(ctx, func() bool { return s.queue.Len() == 0 && len(s.running) == 0 })
 }
 
+// Broadcast sends {"type": event, "data": data} to every socket, as a
+// custom node's PromptServer.instance.send_sync(event, data) without a
+// sid does.
+func (s *Server) Broadcast(event string, data any) { s.hub.send(event, data, "") }
+
 // Release lets a held prompt finish successfully. Called before the
 // prompt reaches its hold point, the prompt will not wait.
 func (s *Server) Release(promptID string) { s.release(promptID, nil) }

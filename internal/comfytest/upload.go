@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -52,12 +53,17 @@ func (s *Server) uploadImage(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
+	// aiohttp keeps the name the form gives, path and all (Go's
+	// FileName keeps only its base).
 	filename := header.Filename
+	if _, params, err := mime.ParseMediaType(header.Header.Get("Content-Disposition")); err == nil && params["filename"] != "" {
+		filename = params["filename"]
+	}
 	subfolder := r.FormValue("subfolder")
 	base := s.dir(kind)
 	folder := filepath.Join(base, filepath.Clean(filepath.FromSlash(subfolder)))
 	path := filepath.Join(folder, filename)
-	if !within(base, path) || strings.ContainsAny(filename, `/\`) {
+	if !within(base, path) { // server.py's only check: the file stays in its directory
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
@@ -102,10 +108,8 @@ func (s *Server) view(w http.ResponseWriter, r *http.Request) {
 	}
 	filename := q.Get("filename")
 	kind := q.Get("type")
-	for _, t := range []string{"input", "output", "temp"} {
-		if suffix := " [" + t + "]"; strings.HasSuffix(filename, suffix) {
-			filename, kind = strings.TrimSuffix(filename, suffix), t
-		}
+	if name, t := annotatedFilepath(filename); t != "" {
+		filename, kind = name, t
 	}
 	if filename == "" || filename[0] == '/' || strings.Contains(filename, "..") {
 		w.WriteHeader(http.StatusBadRequest)

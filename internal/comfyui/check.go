@@ -20,6 +20,7 @@ type fieldSpec struct {
 	options  []string // a combo's choices
 	min, max *float64
 	upload   bool // a loader's file name (image_upload, audio_upload, …)
+	path     bool // a path the node opens itself, by its hints (vhs_path_extensions, a placeholder naming a path)
 }
 
 // CheckInput checks every bound value input against the node definitions
@@ -95,9 +96,11 @@ func (b *Backend) fields(ctx context.Context, upstream, class string) (map[strin
 				fields[name] = parseSpec(decl)
 			}
 		}
-		b.mu.Lock()
-		b.specs[key] = fields
-		b.mu.Unlock()
+		if _, known := info[class]; known { // a class ComfyUI lacks is not kept: any name can be asked
+			b.mu.Lock()
+			b.specs[key] = fields
+			b.mu.Unlock()
+		}
 	}
 	return fields, nil
 }
@@ -124,6 +127,9 @@ func parseSpec(decl []json.RawMessage) *fieldSpec {
 			}
 			if kind, _ := v.(string); k == "upload" && kind != "" {
 				s.upload = true
+			}
+			if hint, _ := v.(string); strings.Contains(k, "path") || k == "placeholder" && strings.Contains(strings.ToLower(hint), "path") {
+				s.path = true
 			}
 		}
 	}

@@ -67,6 +67,9 @@ type GraphInput struct {
 	Partial  []any          `json:"partial_execution_targets,omitempty"`
 }
 
+// MaxClasses bounds the distinct node classes of one workflow.
+const MaxClasses = 256
+
 // sensitiveExtra are extra_data keys ComfyUI keeps out of its queue and
 // history (comfy.org credentials); tollgate never stores them.
 var sensitiveExtra = []string{"auth_token_comfy_org", "api_key_comfy_org"}
@@ -95,6 +98,17 @@ func (g *GraphBackend) PrepareInput(ctx context.Context, p *tollgate.Principal, 
 	var in GraphInput
 	if err := json.Unmarshal(raw, &in); err != nil || in.Prompt == nil {
 		return nil, tollgate.Errorf(tollgate.EInvalid, "no prompt provided: want {\"prompt\": an API-format workflow}")
+	}
+	classes := map[string]bool{}
+	for _, n := range in.Prompt {
+		node, _ := n.(map[string]any)
+		if class, _ := node["class_type"].(string); class != "" {
+			classes[class] = true
+		}
+	}
+	if len(classes) > MaxClasses {
+		// Each class is looked up on ComfyUI.
+		return nil, tollgate.Errorf(tollgate.EInvalid, "a workflow may use at most %d node classes, this one uses %d", MaxClasses, len(classes))
 	}
 	if refused := g.RefusedNodes(p, in.Prompt); len(refused) > 0 {
 		ids := make([]string, 0, len(refused))
@@ -129,6 +143,16 @@ func (g *GraphBackend) PrepareInput(ctx context.Context, p *tollgate.Principal, 
 		sort.Strings(fields)
 		for _, field := range fields {
 			if field != "filename_prefix" && !g.loaderField(ctx, class, field) {
+				switch v := inputs[field].(type) {
+				case string:
+					if foreignPath(folder, v) {
+						return nil, tollgate.Errorf(tollgate.EForbidden, "node %s (%s): %s names a path outside your own files (%q); on this route files are named by an upload or a save prefix", id, class, field, v)
+					}
+				case []any:
+					if pathName(field) || g.pathField(ctx, class, field) {
+						return nil, tollgate.Errorf(tollgate.EForbidden, "node %s (%s): %s must be a literal string on this route, not a link", id, class, field)
+					}
+				}
 				continue
 			}
 			// A path fed by another node's output would be known only
@@ -143,10 +167,12 @@ func (g *GraphBackend) PrepareInput(ctx context.Context, p *tollgate.Principal, 
 	return json.Marshal(in)
 }
 
-// knownLoaders are the file fields of ComfyUI's own loaders, used when
-// /object_info cannot be read.
+// knownLoaders are the file fields of ComfyUI's own loaders: each reads
+// its value as an annotated name (folder_paths.get_annotated_filepath),
+// whether or not /object_info declares it an upload (LoadLatent's is a
+// plain list of the input folder's .latent files).
 var knownLoaders = map[string]string{"LoadImage": "image", "LoadImageMask": "image", "LoadImageOutput": "image",
-	"LoadAudio": "audio", "LoadVideo": "file"}
+	"WebcamCapture": "image", "LoadLatent": "latent", "LoadAudio": "audio", "LoadVideo": "file"}
 
 // loaderField reports whether a node field names an uploaded file: its
 // /object_info declaration is an upload combo (image_upload, …).
@@ -159,14 +185,35 @@ func (g *GraphBackend) loaderField(ctx context.Context, class, field string) boo
 	return f != nil && f.upload || knownLoaders[class] == field
 }
 
+// pathField reports whether /object_info hints that a node field is a
+// path the node opens itself (VHS's vhs_path_extensions, a placeholder
+// naming a path).
+func (g *GraphBackend) pathField(ctx context.Context, class, field string) bool {
+	fields, err := g.fields(ctx, g.model.Upstreams[0], class)
+	return err == nil && fields[field] != nil && fields[field].path
+}
+
+// SplitAnnotation splits a file name as ComfyUI's
+// folder_paths.annotated_filepath does: a name ending in "[output]",
+// "[input]" or "[temp]" names a file of that directory, the suffix and
+// the one character before it (the space of "x.png [output]") cut off.
+// Any other name comes back whole, with typ "".
+func SplitAnnotation(v string) (name, typ string) {
+	for _, t := range []string{"output", "input", "temp"} {
+		if strings.HasSuffix(v, "["+t+"]") {
+			return v[:max(len(v)-len(t)-3, 0)], t
+		}
+	}
+	return v, ""
+}
+
 // OwnPath puts a file name or save prefix under folder: cleaned of ".."
 // and absolute parts, kept as it is when already there, a trailing
-// " [input]" / " [output]" / " [temp]" annotation kept.
+// " [input]" / " [output]" / " [temp]" annotation kept. The annotation
+// is read as ComfyUI reads it, so everything ComfyUI joins to its
+// directory is what was cleaned.
 func OwnPath(folder, v string) string {
-	name, note := v, ""
-	if i := strings.LastIndex(v, " ["); i >= 0 && strings.HasSuffix(v, "]") {
-		name, note = v[:i], v[i:]
-	}
+	name, typ := SplitAnnotation(v)
 	clean := strings.TrimPrefix(path.Clean("/"+strings.ReplaceAll(name, `\`, "/")), "/")
 	if clean == "" {
 		clean = "ComfyUI"
@@ -174,7 +221,10 @@ func OwnPath(folder, v string) string {
 	if !strings.HasPrefix(clean, folder+"/") {
 		clean = folder + "/" + clean
 	}
-	return clean + note
+	if typ != "" {
+		clean += " [" + typ + "]"
+	}
+	return clean
 }
 
 // Submit queues a route job's prompt under its job id, with a client_id

@@ -3,6 +3,7 @@ package comfyui_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -27,6 +28,12 @@ func TestOwnPath(t *testing.T) {
 		{"../x.png [temp]", me + "/x.png [temp]"},
 		{"", me + "/ComfyUI"},
 		{"..", me + "/ComfyUI"},
+		// ComfyUI reads "[output]" without its space, cutting one
+		// character more: what it joins to its directory is cleaned.
+		{"y [x/../../ubbbb/f.pngg[output]", me + "/ubbbb/f.png [output]"},
+		{"y [x/../../../ubbbb/f.png [input]", me + "/ubbbb/f.png [input]"},
+		{"a [x/../../ubbbb/f.png]", me + "/ubbbb/f.png]"},
+		{"[temp]", me + "/ComfyUI [temp]"},
 	} {
 		if got := comfyui.OwnPath(me, c.in); got != c.want {
 			t.Errorf("OwnPath(%q) = %q, want %q", c.in, got, c.want)
@@ -92,6 +99,73 @@ func TestPrepareInputRewritesPaths(t *testing.T) {
 		graph["3"].(map[string]any)["inputs"].(map[string]any)["filename_prefix"] = []any{"9", 0}
 		if _, err := prepare(p, graph); tollgate.ErrorCode(err) != tollgate.EForbidden || !strings.Contains(err.Error(), "filename_prefix must be a literal string") {
 			t.Errorf("error %v", err)
+		}
+	})
+	t.Run("ComfyUI's own loaders of annotated names go under the user's folder", func(t *testing.T) {
+		graph := map[string]any{"1": map[string]any{"class_type": "LoadLatent", "inputs": map[string]any{"latent": "tollgate/uother/ComfyUI_00001_.latent [output]"}},
+			"2": map[string]any{"class_type": "WebcamCapture", "inputs": map[string]any{"image": "../x.png"}}}
+		got, err := prepare(p, graph)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := field(got, "1", "latent"); v != folder+"/tollgate/uother/ComfyUI_00001_.latent [output]" {
+			t.Errorf("LoadLatent's latent = %v, want it under the user's folder", v)
+		}
+		if v := field(got, "2", "image"); v != folder+"/x.png" {
+			t.Errorf("WebcamCapture's image = %v, want it under the user's folder", v)
+		}
+	})
+	t.Run("a path outside the user's files is refused in any field", func(t *testing.T) {
+		for _, v := range []string{"/srv/comfy/output/tollgate/uother/a.mp4", "output/tollgate/uother/a.mp4", `..\output\a.mp4`, `C:\ComfyUI\output\a.mp4`,
+			"~/ComfyUI/output/a.mp4", "output/TOLLGATE/UOTHER/a.mp4", "output/tollgate", "http://127.0.0.1:8188/view?filename=a.png&subfolder=tollgate%2Fuother&type=output",
+			"../../etc/passwd", "..", "tollgate%2Fuother%2Fa.png"} {
+			graph := comfytest.DDColorPrompt("x.png", "p", 512)
+			graph["8"] = map[string]any{"class_type": "VHS_LoadVideoPath", "inputs": map[string]any{"video": v}}
+			if _, err := prepare(p, graph); tollgate.ErrorCode(err) != tollgate.EForbidden || !strings.Contains(err.Error(), "node 8 (VHS_LoadVideoPath): video names a path outside your own files") {
+				t.Errorf("video %q: %v, want it refused", v, err)
+			}
+		}
+		for _, v := range []string{"output/" + folder + "/a.mp4", "a photo of a cat, 35mm f/1.8 ... at dusk", "video/h264-mp4", "A: a cat", "a medieval tollgate at dusk", "wait .. what"} {
+			graph := comfytest.DDColorPrompt("x.png", "p", 512)
+			graph["8"] = map[string]any{"class_type": "VHS_LoadVideoPath", "inputs": map[string]any{"video": v}}
+			if _, err := prepare(p, graph); err != nil {
+				t.Errorf("video %q: %v, want it taken", v, err)
+			}
+		}
+	})
+	t.Run("a link into a field named as a path is refused", func(t *testing.T) {
+		graph := comfytest.DDColorPrompt("x.png", "p", 512)
+		graph["8"] = map[string]any{"class_type": "StringConcatenate", "inputs": map[string]any{"string_a": "tollg", "string_b": "ate/uother"}}
+		graph["9"] = map[string]any{"class_type": "LoadTrainingDataset", "inputs": map[string]any{"folder_name": []any{"8", 0}}}
+		if _, err := prepare(p, graph); tollgate.ErrorCode(err) != tollgate.EForbidden || !strings.Contains(err.Error(), "folder_name must be a literal string") {
+			t.Errorf("a linked folder_name: %v", err)
+		}
+		graph = comfytest.DDColorPrompt("x.png", "p", 512)
+		graph["8"] = map[string]any{"class_type": "PrimitiveString", "inputs": map[string]any{"value": "a cat"}}
+		graph["9"] = map[string]any{"class_type": "CLIPTextEncode", "inputs": map[string]any{"text": []any{"8", 0}, "clip": []any{"7", 0}}}
+		if _, err := prepare(p, graph); err != nil {
+			t.Errorf("a linked prompt text: %v, want it taken", err)
+		}
+	})
+	t.Run("a link into a field ComfyUI declares a path is refused", func(t *testing.T) {
+		graph := comfytest.DDColorPrompt("x.png", "p", 512)
+		graph["8"] = map[string]any{"class_type": "StringConcatenate", "inputs": map[string]any{"string_a": "output/tollg", "string_b": "ate/uother/a.mp4", "delimiter": ""}}
+		graph["9"] = map[string]any{"class_type": "VHS_LoadVideoPath", "inputs": map[string]any{"video": []any{"8", 0}}}
+		if _, err := prepare(p, graph); tollgate.ErrorCode(err) != tollgate.EForbidden || !strings.Contains(err.Error(), "node 9 (VHS_LoadVideoPath): video must be a literal string") {
+			t.Errorf("a linked VHS video path: %v", err)
+		}
+	})
+	t.Run("a workflow of too many node classes is refused before ComfyUI is asked of them", func(t *testing.T) {
+		graph := comfytest.DDColorPrompt("x.png", "p", 512)
+		for i := range comfyui.MaxClasses {
+			graph[fmt.Sprint(100+i)] = map[string]any{"class_type": fmt.Sprintf("Fake%d", i), "inputs": map[string]any{"v": "x"}}
+		}
+		before := len(s.Requests())
+		if _, err := prepare(p, graph); tollgate.ErrorCode(err) != tollgate.EInvalid || !strings.Contains(err.Error(), "at most 256 node classes") {
+			t.Errorf("%d classes: %v", len(graph), err)
+		}
+		if n := len(s.Requests()) - before; n > 0 {
+			t.Errorf("ComfyUI was asked %d times", n)
 		}
 	})
 	t.Run("the route's and the plan's node rules", func(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 // NodeRules are the node classes a raw workflow may use: a class runs
 // when it matches one of Allow (or Allow is empty) and none of Deny.
 // Patterns are globs as path.Match reads them ("*", "?", "[a-z]"), matched
-// against a node's whole class_type.
+// against a node's whole class_type, "*" spanning any "/" in it.
 type NodeRules struct {
 	// Allow lists the classes allowed. Defaults to every class.
 	Allow []string `yaml:"allow"`
@@ -21,7 +21,7 @@ type NodeRules struct {
 // Allows reports whether class may run under these rules.
 func (n NodeRules) Allows(class string) bool {
 	for _, pat := range n.Deny {
-		if ok, _ := path.Match(pat, class); ok {
+		if classMatch(pat, class) {
 			return false
 		}
 	}
@@ -29,11 +29,18 @@ func (n NodeRules) Allows(class string) bool {
 		return true
 	}
 	for _, pat := range n.Allow {
-		if ok, _ := path.Match(pat, class); ok {
+		if classMatch(pat, class) {
 			return true
 		}
 	}
 	return false
+}
+
+// classMatch matches a class name as a whole: "*" also spans a "/" in
+// it (class names are not paths), so "*Shell*" refuses "Tools/Shell".
+func classMatch(pat, class string) bool {
+	ok, _ := path.Match(strings.ReplaceAll(pat, "/", "\x00"), strings.ReplaceAll(class, "/", "\x00"))
+	return ok
 }
 
 // check adds a problem for every pattern path.Match cannot read.

@@ -62,10 +62,14 @@ func TestNodeRules(t *testing.T) {
 	for class, want := range map[string]bool{
 		"LoadImage": true, "SaveImage": true, "DDColor_Colorize": true,
 		"LoadImageOutput": false, "ShellCommand": false, "LoadShellThing": false, "PreviewImage": false, "": false,
+		"Tools/ShellExec": false, "Load/Anything": true,
 	} {
 		if got := rules.Allows(class); got != want {
 			t.Errorf("Allows(%q) = %v, want %v", class, got, want)
 		}
+	}
+	if (config.NodeRules{Deny: []string{"*Shell*"}}).Allows("Tools/ShellExec") {
+		t.Error(`deny "*Shell*" lets Tools/ShellExec run`)
 	}
 	if !(config.NodeRules{}).Allows("Anything") {
 		t.Error("empty rules refuse a class")

@@ -95,9 +95,17 @@ func (p *Proxy) outgoingURL(r *http.Request, rt *route, up *backend) *url.URL {
 		u.RawQuery = target.RawQuery + "&" + u.RawQuery
 	}
 	if rt.stripPrefix && rt.prefix {
-		rest := strings.TrimPrefix(r.URL.Path, strings.TrimSuffix(rt.path, "/"))
+		prefix := strings.TrimSuffix(rt.path, "/")
+		rest := strings.TrimPrefix(r.URL.Path, prefix)
 		u.Path = strings.TrimSuffix(target.Path, "/") + rest
 		u.RawPath = ""
+		// An escaped slash stays escaped (ComfyUI's /userdata/{file}
+		// takes "workflows%2Fx.json" as one segment).
+		if raw := r.URL.EscapedPath(); raw != r.URL.Path {
+			if restRaw, ok := strings.CutPrefix(raw, prefix); ok {
+				u.RawPath = strings.TrimSuffix(target.EscapedPath(), "/") + restRaw
+			}
+		}
 	}
 	return &u
 }
