@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/tollgate/tollgate/internal/token"
 )
 
 // TestEndedSessionIsNotBanned: a browser whose session ended loads a page
@@ -95,5 +97,42 @@ func TestCookieRoutePageGetsTheToken(t *testing.T) {
 	}
 	if resp, body := g.do("GET", "/app/index.html", key, ""); resp.StatusCode != 200 || string(body) != app || resp.Header.Get("ETag") != `"v1"` {
 		t.Errorf("the page opened with an API key: %d %v\n%s", resp.StatusCode, resp.Header, body)
+	}
+}
+
+// TestGuessedSessionCookiesAreBanned: session cookies that name no
+// session (well-formed guesses, garbage) on a cookie route are wrong
+// credentials, not absent ones: they count toward the IP ban as bad
+// bearer tokens do, page loads included, so cookies cannot be guessed
+// without it.
+func TestGuessedSessionCookiesAreBanned(t *testing.T) {
+	up := newUpstream(t)
+	g := setup(t, cookieRouteYAML(up.URL)+"protection: {ban_threshold: 5, ban_window: 1m, ban_duration: 10m, login_rate_limit: 1000/m, ip_rate_limit: 1000/s}\n")
+	key := g.userKey("ana", "")
+	guesses := []string{
+		token.RefreshPrefix + strings.Repeat("A", 43), // the shape of a real one
+		token.RefreshPrefix + strings.Repeat("B", 43),
+		"garbage",
+		"%00",
+		token.RefreshPrefix,
+		token.RefreshPrefix + strings.Repeat("Q", 43),
+	}
+	for i, guess := range guesses {
+		req, _ := http.NewRequest("GET", g.URL+"/app/index.html", nil)
+		req.Header.Set("Cookie", "tollgate_session="+guess)
+		if i%2 == 0 {
+			req.Header.Set("Sec-Fetch-Mode", "navigate")
+		}
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("guess %d (%q): %d, want 401", i, guess, resp.StatusCode)
+		}
+	}
+	if resp, _ := g.do("GET", "/app/x", key, ""); resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("after 6 guessed cookies (threshold 5) a valid key: %d, want 429 (banned)", resp.StatusCode)
 	}
 }

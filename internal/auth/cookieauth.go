@@ -82,7 +82,8 @@ func (a *cookieRoutes) cookieAllowed(path string) bool {
 // Authenticate verifies a bearer credential when the request carries one
 // or its route takes no cookie. On a cookie route without one it checks
 // the session cookie; no cookie, or a cookie whose session ended, is
-// tollgate.ErrNoSession: a browser that must log in again, not a guess.
+// tollgate.ErrNoSession: a browser that must log in again, not a guess. A
+// cookie that names no session is refused like a wrong bearer token.
 func (a *cookieRoutes) Authenticate(ctx context.Context, r *http.Request) (*tollgate.Principal, error) {
 	if r.Header.Get("Authorization") != "" || !a.cookieAllowed(r.URL.Path) {
 		return a.s.Authenticate(ctx, r)
