@@ -115,6 +115,49 @@ func testCancelQueued(t *testing.T, engine string) {
 	}
 }
 
+func TestDisabledTenantsQueuedJobsDoNotRun(t *testing.T) {
+	onEngines(t, testDisabledTenantsQueuedJobsDoNotRun)
+}
+
+// testDisabledTenantsQueuedJobsDoNotRun: alice's tenant is disabled while
+// one of her jobs runs and another waits. The running one finishes; the
+// waiting one fails when its turn comes, with a message saying why,
+// never reaching the upstream and costing nothing; a job of another
+// tenant runs.
+func testDisabledTenantsQueuedJobsDoNotRun(t *testing.T, engine string) {
+	g := newGate()
+	e := setupOn(t, engine, models, g)
+	running := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "first"})
+	<-g.arrived
+	queued := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "second"})
+	other := e.create(t, "pro", "demo/echo", map[string]any{"prompt": "other"})
+	e.mu.Lock()
+	e.disabled = map[string]bool{"acme": true}
+	e.mu.Unlock()
+	g.release <- struct{}{}
+	if _, p := e.streamUntilDone(t, "alice", running); p.Status != "succeeded" {
+		t.Fatalf("the running job: %s", p.Status)
+	}
+	if tag := <-g.arrived; tag != "other" {
+		t.Fatalf("after the running job the upstream got %q, want the other tenant's job", tag)
+	}
+	g.release <- struct{}{}
+	g.release <- struct{}{} // alice's queued job would not wait at the gate
+	if _, p := e.streamUntilDone(t, "pro", other); p.Status != "succeeded" {
+		t.Fatalf("the other tenant's job: %s", p.Status)
+	}
+	_, p := e.streamUntilDone(t, "alice", queued)
+	if p.Status != "failed" || p.Error == nil || *p.Error != jobs.OwnerDisabledMessage {
+		t.Fatalf("the queued job of the disabled tenant: %s %v, want failed with %q", p.Status, p.Error, jobs.OwnerDisabledMessage)
+	}
+	if got := g.order(); !slices.Equal(got, []string{"first", "other"}) {
+		t.Errorf("the upstream saw %v", got)
+	}
+	if r := e.record(t, queued.ID); r.Cost != 0 || r.Outcome != tollgate.ResultRejected {
+		t.Errorf("the job that never ran: %s, cost %s, want rejected at 0", r.Outcome, r.Cost)
+	}
+}
+
 func TestCancelRunning(t *testing.T) { onEngines(t, testCancelRunning) }
 
 func testCancelRunning(t *testing.T, engine string) {

@@ -56,6 +56,11 @@ type Options struct {
 	// caller). Defaults to none: a prediction that names a webhook is
 	// refused.
 	Webhooks Webhooks
+	// OwnerDisabled reports whether a job's owner may no longer run jobs
+	// (its tenant was disabled after the job was queued): such a job
+	// fails when its turn comes, without reaching the upstream or costing
+	// anything (OwnerDisabledMessage). Jobs already running finish. Optional.
+	OwnerDisabled func(tollgate.Owner) bool
 	// Metrics registers the jobs' collectors (queue depth and wait time
 	// per model, running jobs per upstream). Nil keeps them unregistered.
 	Metrics prometheus.Registerer
@@ -371,7 +376,7 @@ func (s *Service) ended(ctx context.Context, j *tollgate.Job) {
 		out := &tollgate.Outcome{End: j.CompletedAt, Units: tollgate.Units{GPUMillis: j.PredictMillis,
 			OutputAudioMillis: j.OutputAudioMillis}}
 		switch {
-		case j.StartedAt.IsZero():
+		case j.StartedAt.IsZero() || (j.Status == tollgate.JobFailed && j.Error == OwnerDisabledMessage):
 			out.Result, out.Units = tollgate.ResultRejected, tollgate.Units{}
 		case j.Status == tollgate.JobSucceeded:
 			out.Result, out.Status = tollgate.ResultOK, http.StatusOK
