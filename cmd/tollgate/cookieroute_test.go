@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -134,5 +135,36 @@ func TestGuessedSessionCookiesAreBanned(t *testing.T) {
 	}
 	if resp, _ := g.do("GET", "/app/x", key, ""); resp.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("after 6 guessed cookies (threshold 5) a valid key: %d, want 429 (banned)", resp.StatusCode)
+	}
+}
+
+// TestGuessedSessionCookiesOnTheDashboardAreBanned: guessed session
+// cookies on the dashboard's pages (GET /ui/, which sends a browser
+// without a session to /login) get 401 and count toward the IP ban; the
+// page says to log in again and the browser is told to drop the cookie.
+func TestGuessedSessionCookiesOnTheDashboardAreBanned(t *testing.T) {
+	up := newUpstream(t)
+	g := setup(t, cookieRouteYAML(up.URL)+"protection: {ban_threshold: 5, ban_window: 1m, ban_duration: 10m, login_rate_limit: 1000/m, ip_rate_limit: 1000/s}\n")
+	key := g.userKey("ana", "")
+	for i := range 6 {
+		req, _ := http.NewRequest("GET", g.URL+"/ui/", nil)
+		req.Header.Set("Cookie", "tollgate_session="+token.RefreshPrefix+strings.Repeat(string(rune('A'+i)), 42)+"A")
+		req.Header.Set("Sec-Fetch-Mode", "navigate")
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if i == 5 {
+			break // the address is banned by now
+		}
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), `href="/login"`) ||
+			!strings.Contains(resp.Header.Get("Set-Cookie"), "tollgate_session=;") {
+			t.Fatalf("guess %d: %d, Set-Cookie %q\n%s", i, resp.StatusCode, resp.Header.Get("Set-Cookie"), body)
+		}
+	}
+	if resp, _ := g.do("GET", "/app/x", key, ""); resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("after 6 guessed cookies on /ui/ (threshold 5) a valid key: %d, want 429 (banned)", resp.StatusCode)
 	}
 }

@@ -284,11 +284,16 @@ func (s *Service) endSession(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
+	s.clearSessionCookie(w, r)
+	return nil
+}
+
+// clearSessionCookie tells the browser to drop its session cookie.
+func (s *Service) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{
 		Name: s.opts.Config.Login.CookieName, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, Secure: s.secureCookies(r), SameSite: http.SameSiteLaxMode,
 	})
-	return nil
 }
 
 // StartSessionFor begins a new session of the user userID on w, replacing
