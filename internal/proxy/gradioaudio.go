@@ -98,7 +98,13 @@ func gradioFileURL(root *url.URL, path string) (*url.URL, error) {
 // bytes, its last ones when the app ignored the range and sent it whole
 // (nil otherwise), and its full length.
 func (ga *gradioAudio) fetch(ctx context.Context, x *exchange, path, byteRange string) (head, tail []byte, total int64, err error) {
-	u, err := gradioFileURL(x.up.url, path)
+	root := x.up.url
+	if !ga.rt.stripPrefix { // the app is served under the route's path
+		r := *root
+		r.Path = strings.TrimSuffix(r.Path, "/") + strings.TrimSuffix(ga.rt.path, "/")
+		root = &r
+	}
+	u, err := gradioFileURL(root, path)
 	if err != nil {
 		return nil, nil, 0, err
 	}

@@ -24,8 +24,18 @@ import (
 // app: tollgate never requests it. One file the app sends whole, ignoring
 // the range, with a 200 MiB Content-Length: tollgate reads its header, not
 // the 200 MiB. One it serves with ranges. An Ogg file it sends whole is
-// read through for its last page. The call is charged 2 s + 1 s + 3 s.
+// read through for its last page. The call is charged 2 s + 1 s + 3 s,
+// also when the app is served under the route's path (strip_prefix off).
 func TestGradioOutputAudioIsMeasuredOnlyFromFileRoutes(t *testing.T) {
+	t.Run("prefix stripped", func(t *testing.T) { testGradioOutputAudio(t, true) })
+	t.Run("app under the route's path", func(t *testing.T) { testGradioOutputAudio(t, false) })
+}
+
+func testGradioOutputAudio(t *testing.T, strip bool) {
+	at := "/tts" // where the app serves its routes
+	if strip {
+		at = ""
+	}
 	const huge = 200 << 20
 	big := gradiotest.SineWAV(16000, 32000, 220) // 2 s
 	small := gradiotest.SineWAV(16000, 16000, 220)
@@ -39,7 +49,7 @@ func TestGradioOutputAudioIsMeasuredOnlyFromFileRoutes(t *testing.T) {
 		mu.Lock()
 		paths = append(paths, r.URL.Path)
 		mu.Unlock()
-		switch r.URL.Path {
+		switch strings.TrimPrefix(r.URL.Path, at) {
 		case "/gradio_api/run/predict":
 			w.Header().Set("Content-Type", "application/json")
 			fmt.Fprint(w, `{"data":[{"path":"../../admin/reset"},{"path":"/tmp/big.wav"},{"path":"/tmp/small.wav"},{"path":"/tmp/long.opus"}]}`)
@@ -60,8 +70,8 @@ func TestGradioOutputAudioIsMeasuredOnlyFromFileRoutes(t *testing.T) {
 	adm := newAdmission("meter", nil)
 	g := setup(t, fmt.Sprintf(`
 routes:
-  - {name: tts, path: /tts/, type: gradio, upstreams: [%s], strip_prefix: true, timeout: 1m, price: {per_output_audio_second: "0.001"}}
-`, up.URL), proxy.Options{Admissions: []tollgate.Admission{adm}})
+  - {name: tts, path: /tts/, type: gradio, upstreams: [%s], strip_prefix: %v, timeout: 1m, price: {per_output_audio_second: "0.001"}}
+`, up.URL, strip), proxy.Options{Admissions: []tollgate.Admission{adm}})
 
 	res := do(t, "POST", g.URL+"/tts/gradio_api/run/predict", "tok-alice", strings.NewReader(`{"data":["hello"]}`), "Content-Type", "application/json")
 	wantStatus(t, res, http.StatusOK)
@@ -83,7 +93,7 @@ routes:
 	mu.Lock()
 	defer mu.Unlock()
 	for _, p := range paths {
-		if !strings.HasPrefix(p, "/gradio_api/file=/tmp/") && p != "/gradio_api/run/predict" {
+		if !strings.HasPrefix(p, at+"/gradio_api/file=/tmp/") && p != at+"/gradio_api/run/predict" {
 			t.Errorf("the app was asked for %s", p)
 		}
 	}
