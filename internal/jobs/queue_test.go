@@ -158,6 +158,43 @@ func testDisabledTenantsQueuedJobsDoNotRun(t *testing.T, engine string) {
 	}
 }
 
+// TestDisabledTenantsResultLinksAreRefused: a result link that worked
+// is refused (403) once its job's tenant is disabled, and works again
+// once it is enabled. (A job's stream link still tells its end, such as
+// why a queued job did not run.)
+func TestDisabledTenantsResultLinksAreRefused(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /text", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprint(w, "a plain answer")
+	})
+	e := setup(t, `
+jobs:
+  - {name: t/text, backend: http, upstreams: [UPSTREAM], path: /text}
+`, mux)
+	p := e.create(t, "alice", "t/text", nil, "Prefer", "wait")
+	link, _ := p.Output.(string)
+	if p.Status != "succeeded" || link == "" {
+		t.Fatalf("the job: %s %v", p.Status, p.Output)
+	}
+	for _, c := range []struct {
+		disabled bool
+		want     int
+	}{{false, 200}, {true, 403}, {false, 200}} {
+		e.mu.Lock()
+		e.disabled = map[string]bool{"acme": c.disabled}
+		e.mu.Unlock()
+		resp, err := http.Get(link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("the result link with the tenant disabled=%v: %d, want %d", c.disabled, resp.StatusCode, c.want)
+		}
+	}
+}
+
 func TestCancelRunning(t *testing.T) { onEngines(t, testCancelRunning) }
 
 func testCancelRunning(t *testing.T, engine string) {
