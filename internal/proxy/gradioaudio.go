@@ -117,6 +117,9 @@ func (ga *gradioAudio) fetch(ctx context.Context, x *exchange, path, byteRange s
 	for _, hv := range ga.rt.upHeaders {
 		h[hv.name] = hv.value
 	}
+	if x.internalToken != "" { // the app may check it as it does on the call
+		h[ga.p.hdr.internalToken] = []string{x.internalToken}
+	}
 	h.Set("Range", byteRange)
 	res, err := ga.p.transport.RoundTrip(req)
 	if err != nil {

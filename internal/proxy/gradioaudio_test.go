@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -25,7 +26,9 @@ import (
 // the range, with a 200 MiB Content-Length: tollgate reads its header, not
 // the 200 MiB. One it serves with ranges. An Ogg file it sends whole is
 // read through for its last page. The call is charged 2 s + 1 s + 3 s,
-// also when the app is served under the route's path (strip_prefix off).
+// also when the app is served under the route's path (strip_prefix off),
+// and the app, which checks the route's internal token on every request,
+// gets it on the file requests too.
 func TestGradioOutputAudioIsMeasuredOnlyFromFileRoutes(t *testing.T) {
 	t.Run("prefix stripped", func(t *testing.T) { testGradioOutputAudio(t, true) })
 	t.Run("app under the route's path", func(t *testing.T) { testGradioOutputAudio(t, false) })
@@ -49,6 +52,10 @@ func testGradioOutputAudio(t *testing.T, strip bool) {
 		mu.Lock()
 		paths = append(paths, r.URL.Path)
 		mu.Unlock()
+		if r.Header.Get("X-Tollgate-Token") != "internal-alice" {
+			http.Error(w, "no internal token", http.StatusUnauthorized)
+			return
+		}
 		switch strings.TrimPrefix(r.URL.Path, at) {
 		case "/gradio_api/run/predict":
 			w.Header().Set("Content-Type", "application/json")
@@ -70,8 +77,11 @@ func testGradioOutputAudio(t *testing.T, strip bool) {
 	adm := newAdmission("meter", nil)
 	g := setup(t, fmt.Sprintf(`
 routes:
-  - {name: tts, path: /tts/, type: gradio, upstreams: [%s], strip_prefix: %v, timeout: 1m, price: {per_output_audio_second: "0.001"}}
-`, up.URL, strip), proxy.Options{Admissions: []tollgate.Admission{adm}})
+  - {name: tts, path: /tts/, type: gradio, upstreams: [%s], strip_prefix: %v, internal_token: true, timeout: 1m, price: {per_output_audio_second: "0.001"}}
+`, up.URL, strip), proxy.Options{Admissions: []tollgate.Admission{adm},
+		InternalToken: func(_ context.Context, p *tollgate.Principal, _ string) (string, error) {
+			return "internal-" + p.UserID, nil
+		}})
 
 	res := do(t, "POST", g.URL+"/tts/gradio_api/run/predict", "tok-alice", strings.NewReader(`{"data":["hello"]}`), "Content-Type", "application/json")
 	wantStatus(t, res, http.StatusOK)
@@ -83,7 +93,7 @@ routes:
 		t.Fatal("the call was never settled")
 	}
 	if out.Units.OutputAudioMillis != 6000 {
-		t.Errorf("output audio %d ms, want 6000 (2 s + 1 s + 3 s)", out.Units.OutputAudioMillis)
+		t.Fatalf("output audio %d ms, want 6000 (2 s + 1 s + 3 s)", out.Units.OutputAudioMillis)
 	}
 	select {
 	case <-bigDone: // the app's handler ended: the gateway closed the file's connection
