@@ -1,6 +1,7 @@
 package main
 
 import (
+	"compress/gzip"
 	"fmt"
 	"io"
 	"net/http"
@@ -166,5 +167,36 @@ func TestGuessedSessionCookiesOnTheDashboardAreBanned(t *testing.T) {
 	}
 	if resp, _ := g.do("GET", "/app/x", key, ""); resp.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("after 6 guessed cookies on /ui/ (threshold 5) a valid key: %d, want 429 (banned)", resp.StatusCode)
+	}
+}
+
+// TestCookieRoutePageOfAnAppThatPrefersBrotli: a browser opening an
+// app's page with the session accepts gzip, deflate, br and zstd; the app
+// answers in the best encoding asked for. tollgate asks it for gzip only
+// on a page load, so the page still gets the CSRF token (sent decoded).
+func TestCookieRoutePageOfAnAppThatPrefersBrotli(t *testing.T) {
+	const app = `<!doctype html><html><head><title>app</title></head><body>hi</body></html>`
+	up := newUpstreamFunc(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		switch ae := r.Header.Get("Accept-Encoding"); {
+		case strings.Contains(ae, "br"):
+			w.Header().Set("Content-Encoding", "br")
+			_, _ = w.Write([]byte("\x1b\x44\x00\xf8brotli bytes"))
+		case strings.Contains(ae, "gzip"):
+			w.Header().Set("Content-Encoding", "gzip")
+			zw := gzip.NewWriter(w)
+			_, _ = zw.Write([]byte(app))
+			_ = zw.Close()
+		default:
+			_, _ = w.Write([]byte(app))
+		}
+	})
+	g := setup(t, cookieRouteYAML(up.URL))
+	g.userKey("ana", "")
+	b := newBrowser(t, g.URL, nil)
+	b.mustLogin("ana", "password-ana")
+	resp, page := b.do("GET", "/app/index.html", nil, map[string]string{"Sec-Fetch-Mode": "navigate", "Accept-Encoding": "gzip, deflate, br, zstd"})
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Encoding") != "" || !strings.Contains(page, `<meta name="csrf-token"`) {
+		t.Fatalf("the page opened with the session: %d %q\n%q", resp.StatusCode, resp.Header.Get("Content-Encoding"), page)
 	}
 }
