@@ -588,3 +588,24 @@ func testConcurrentCreatesAgainstBudget(t *testing.T, engine string) {
 		t.Errorf("ledger: %d records costing %s (%d open), want 10 costing %s within %s", rows[0].Requests, rows[0].Cost, rows[0].InFlight, sum, limit)
 	}
 }
+
+// TestFailedJobIsChargedItsGPUTime: a job the upstream fails after two
+// seconds of work is charged those GPU seconds, as a route's upstream
+// error is, and not its per-request price.
+func TestFailedJobIsChargedItsGPUTime(t *testing.T) {
+	var e *env
+	e = setup(t, `
+jobs:
+  - {name: t/fail, backend: http, upstreams: [UPSTREAM], path: /fail, price: {per_request: "0.01", per_gpu_second: "0.001"}}
+`, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.clock.Advance(2 * time.Second)
+		http.Error(w, "out of memory", http.StatusInternalServerError)
+	}))
+	p := e.create(t, "alice", "t/fail", nil, "Prefer", "wait")
+	if p.Status != "failed" {
+		t.Fatalf("the job: %s", p.Status)
+	}
+	if r := e.record(t, p.ID); r.Outcome != tollgate.ResultUpstreamError || r.Units.GPUMillis != 2000 || r.Cost != 2_000 {
+		t.Errorf("the failed job: %s, %d GPU ms, cost %s; want upstream_error, 2000, 0.002", r.Outcome, r.Units.GPUMillis, r.Cost)
+	}
+}
