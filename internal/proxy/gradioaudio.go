@@ -140,9 +140,9 @@ func (ga *gradioAudio) fetch(ctx context.Context, x *exchange, path, byteRange s
 }
 
 // headTail reads a whole file sent without ranges in bounded memory: its
-// first HeadSize bytes and, for Ogg, its last TailSize (read through, up
-// to gradioAudioRead bytes). Another format's length needs only the head
-// and the file's size, taken from length when the app sent one.
+// first HeadSize bytes, and its size, from length when the app sent one.
+// An Ogg stream, or a file of unknown length, is read through (up to
+// gradioAudioRead bytes), keeping its last TailSize bytes.
 func headTail(r io.Reader, length int64) (head, tail []byte, total int64, err error) {
 	head = make([]byte, media.HeadSize)
 	n, err := io.ReadFull(r, head)
@@ -155,7 +155,7 @@ func headTail(r io.Reader, length int64) (head, tail []byte, total int64, err er
 	if length > 0 && !strings.HasPrefix(string(head), "OggS") {
 		return head, nil, length, nil
 	}
-	// Ogg: read through to the end, keeping its last bytes.
+	// Read through to the end, keeping the last bytes.
 	tail = append(make([]byte, 0, 2*media.TailSize+len(head)), head...)
 	buf := make([]byte, 32<<10)
 	seen := int64(n)
