@@ -36,6 +36,9 @@ func (g *gateway) mountJobs(ctx context.Context, mux *front) error {
 		Store: g.store.Jobs, Blobs: blobs, LinkKey: key, Admission: g.meter, Limits: g.prot.limiter.Creates(), Cluster: g.store.Cluster, Logger: g.log, Metrics: g.registry,
 		Webhooks: g.webhooks, Backends: g.comfyBackends(),
 		Principal: func(r *http.Request) *tollgate.Principal { return auth.PrincipalFrom(r.Context()) },
+		// A disabled tenant's queued jobs do not start (the denylist holds
+		// every replica's view of disabled tenants).
+		OwnerDisabled: func(o tollgate.Owner) bool { return g.identity.verifier.Denylist().TenantDisabled(o.TenantID) },
 	})
 	if err != nil {
 		return fmt.Errorf("jobs: %w", err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -11,7 +12,8 @@ import (
 // TestTenantDisabled disables a tenant through the admin API of one
 // replica: within a second every credential of its users — an access
 // token, an API key, a browser session — is refused on the other replica
-// (on one node, the same one), and their logins fail, while another
+// (on one node, the same one), and their logins, refreshes and
+// client_credentials grants fail, while another
 // tenant's user goes on. The CLI lists the tenant as disabled and enables
 // it again.
 func TestTenantDisabled(t *testing.T) {
@@ -19,7 +21,8 @@ func TestTenantDisabled(t *testing.T) {
 		a.mustCLI("user", "add", "ana", "--password", "ana-password", "--tenant", "acme", "--role", "user")
 		a.mustCLI("user", "add", "bob", "--password", "bob-password", "--tenant", "globex", "--role", "user")
 		key := strings.TrimSpace(a.mustCLI("key", "create", "--user", "ana"))
-		tok := b.login("ana", "ana-password").AccessToken
+		login := b.login("ana", "ana-password")
+		tok := login.AccessToken
 		bob := b.login("bob", "bob-password").AccessToken
 		browser := newBrowser(t, b.URL, nil)
 		browser.mustLogin("ana", "ana-password")
@@ -50,6 +53,14 @@ func TestTenantDisabled(t *testing.T) {
 		}
 		if r, _ := browser.loginForm("ana", "ana-password"); r.StatusCode != 401 {
 			t.Errorf("login form of a disabled tenant's user: %d, want 401", r.StatusCode)
+		}
+		for grant, form := range map[string]url.Values{
+			"refresh_token":      {"grant_type": {"refresh_token"}, "refresh_token": {login.RefreshToken}},
+			"client_credentials": {"grant_type": {"client_credentials"}, "client_secret": {key}},
+		} {
+			if r, body := b.form("/oauth/token", form); r.StatusCode == 200 {
+				t.Errorf("%s for a disabled tenant's user: %d %s", grant, r.StatusCode, body)
+			}
 		}
 		if got := statusOf(b, "/app/x", bob); got != 200 {
 			t.Errorf("another tenant's user: %d, want 200", got)

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"sort"
@@ -14,12 +15,22 @@ import (
 
 // RequireSession serves next to a request with a live session (its
 // principal in the context), CSRF-checked when it changes state. Without
-// one, a page load is redirected to /login and anything else gets 401.
+// one, a page load is redirected to /login and anything else gets 401. A
+// cookie that names no session is a guess: it gets 401 (an HTML page
+// linking to /login for a GET), which counts toward the IP ban, and the
+// cookie is cleared.
 func (s *Service) RequireSession(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, rt, err := s.session(r.Context(), r)
 		if err == nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 			err = s.renewSession(w, r, rt)
+		}
+		if errors.Is(err, errBadSession) {
+			s.clearSessionCookie(w, r)
+			if r.Method == http.MethodGet || r.Method == http.MethodHead {
+				httpErrorPage(w, http.StatusUnauthorized, "Your session cookie is not valid; please log in again.")
+				return
+			}
 		}
 		if err != nil {
 			if tollgate.ErrorCode(err) == tollgate.EUnauthorized && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
@@ -82,7 +93,8 @@ func (a *cookieRoutes) cookieAllowed(path string) bool {
 // Authenticate verifies a bearer credential when the request carries one
 // or its route takes no cookie. On a cookie route without one it checks
 // the session cookie; no cookie, or a cookie whose session ended, is
-// tollgate.ErrNoSession: a browser that must log in again, not a guess.
+// tollgate.ErrNoSession: a browser that must log in again, not a guess. A
+// cookie that names no session is refused like a wrong bearer token.
 func (a *cookieRoutes) Authenticate(ctx context.Context, r *http.Request) (*tollgate.Principal, error) {
 	if r.Header.Get("Authorization") != "" || !a.cookieAllowed(r.URL.Path) {
 		return a.s.Authenticate(ctx, r)

@@ -69,8 +69,15 @@ func (c *sessionCache) drop(key string) {
 	delete(c.items, key)
 }
 
-// errNoSession is the refusal of a request without a live session.
+// errNoSession is the refusal of a request without a live session: no
+// cookie, or the cookie of a session that ended.
 var errNoSession = tollgate.ErrNoSession
+
+// errBadSession refuses a session cookie that names no session tollgate
+// issued (malformed, or unknown to the store): a guess, or a cookie forged
+// by hand. Unlike errNoSession it counts toward the IP ban like a wrong
+// bearer token, so session cookies cannot be guessed without one.
+var errBadSession = tollgate.Errorf(tollgate.EUnauthorized, "the session cookie is not valid; log in again")
 
 // HasSessionCookie reports whether r carries a session cookie at all.
 func (s *Service) HasSessionCookie(r *http.Request) bool {
@@ -93,15 +100,18 @@ func (s *Service) session(ctx context.Context, r *http.Request) (*tollgate.Princ
 	}
 	hash, ok := token.HashRefreshToken(c.Value)
 	if !ok {
-		return nil, nil, errNoSession
+		return nil, nil, errBadSession
 	}
 	now := s.opts.Now()
 	key := string(hash)
 	e, ok := s.sessions.get(key, now)
 	if !ok {
+		// Tokens stay in the store at least until their family's
+		// absolute expiry and the cookie expires with its token, so a
+		// browser never holds one the store forgot: this is a guess.
 		rt, err := s.opts.Store.RefreshTokens().RefreshToken(ctx, hash)
 		if tollgate.ErrorCode(err) == tollgate.ENotFound {
-			return nil, nil, errNoSession
+			return nil, nil, errBadSession
 		} else if err != nil {
 			return nil, nil, err
 		}
@@ -274,11 +284,16 @@ func (s *Service) endSession(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
+	s.clearSessionCookie(w, r)
+	return nil
+}
+
+// clearSessionCookie tells the browser to drop its session cookie.
+func (s *Service) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{
 		Name: s.opts.Config.Login.CookieName, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, Secure: s.secureCookies(r), SameSite: http.SameSiteLaxMode,
 	})
-	return nil
 }
 
 // StartSessionFor begins a new session of the user userID on w, replacing

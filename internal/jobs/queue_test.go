@@ -115,6 +115,86 @@ func testCancelQueued(t *testing.T, engine string) {
 	}
 }
 
+func TestDisabledTenantsQueuedJobsDoNotRun(t *testing.T) {
+	onEngines(t, testDisabledTenantsQueuedJobsDoNotRun)
+}
+
+// testDisabledTenantsQueuedJobsDoNotRun: alice's tenant is disabled while
+// one of her jobs runs and another waits. The running one finishes; the
+// waiting one fails when its turn comes, with a message saying why,
+// never reaching the upstream and costing nothing; a job of another
+// tenant runs.
+func testDisabledTenantsQueuedJobsDoNotRun(t *testing.T, engine string) {
+	g := newGate()
+	e := setupOn(t, engine, models, g)
+	running := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "first"})
+	<-g.arrived
+	queued := e.create(t, "alice", "demo/echo", map[string]any{"prompt": "second"})
+	other := e.create(t, "pro", "demo/echo", map[string]any{"prompt": "other"})
+	e.mu.Lock()
+	e.disabled = map[string]bool{"acme": true}
+	e.mu.Unlock()
+	g.release <- struct{}{}
+	if _, p := e.streamUntilDone(t, "alice", running); p.Status != "succeeded" {
+		t.Fatalf("the running job: %s", p.Status)
+	}
+	if tag := <-g.arrived; tag != "other" {
+		t.Fatalf("after the running job the upstream got %q, want the other tenant's job", tag)
+	}
+	g.release <- struct{}{}
+	g.release <- struct{}{} // alice's queued job would not wait at the gate
+	if _, p := e.streamUntilDone(t, "pro", other); p.Status != "succeeded" {
+		t.Fatalf("the other tenant's job: %s", p.Status)
+	}
+	_, p := e.streamUntilDone(t, "alice", queued)
+	if p.Status != "failed" || p.Error == nil || *p.Error != jobs.OwnerDisabledMessage {
+		t.Fatalf("the queued job of the disabled tenant: %s %v, want failed with %q", p.Status, p.Error, jobs.OwnerDisabledMessage)
+	}
+	if got := g.order(); !slices.Equal(got, []string{"first", "other"}) {
+		t.Errorf("the upstream saw %v", got)
+	}
+	if r := e.record(t, queued.ID); r.Cost != 0 || r.Outcome != tollgate.ResultRejected {
+		t.Errorf("the job that never ran: %s, cost %s, want rejected at 0", r.Outcome, r.Cost)
+	}
+}
+
+// TestDisabledTenantsResultLinksAreRefused: a result link that worked
+// is refused (403) once its job's tenant is disabled, and works again
+// once it is enabled. (A job's stream link still tells its end, such as
+// why a queued job did not run.)
+func TestDisabledTenantsResultLinksAreRefused(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /text", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprint(w, "a plain answer")
+	})
+	e := setup(t, `
+jobs:
+  - {name: t/text, backend: http, upstreams: [UPSTREAM], path: /text}
+`, mux)
+	p := e.create(t, "alice", "t/text", nil, "Prefer", "wait")
+	link, _ := p.Output.(string)
+	if p.Status != "succeeded" || link == "" {
+		t.Fatalf("the job: %s %v", p.Status, p.Output)
+	}
+	for _, c := range []struct {
+		disabled bool
+		want     int
+	}{{false, 200}, {true, 403}, {false, 200}} {
+		e.mu.Lock()
+		e.disabled = map[string]bool{"acme": c.disabled}
+		e.mu.Unlock()
+		resp, err := http.Get(link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("the result link with the tenant disabled=%v: %d, want %d", c.disabled, resp.StatusCode, c.want)
+		}
+	}
+}
+
 func TestCancelRunning(t *testing.T) { onEngines(t, testCancelRunning) }
 
 func testCancelRunning(t *testing.T, engine string) {
@@ -500,5 +580,26 @@ func testConcurrentCreatesAgainstBudget(t *testing.T, engine string) {
 	limit, _ := tollgate.ParseMoney("0.20")
 	if rows[0].Requests != 10 || rows[0].Cost != sum || rows[0].InFlight != 0 || sum > limit {
 		t.Errorf("ledger: %d records costing %s (%d open), want 10 costing %s within %s", rows[0].Requests, rows[0].Cost, rows[0].InFlight, sum, limit)
+	}
+}
+
+// TestFailedJobIsChargedItsGPUTime: a job the upstream fails after two
+// seconds of work is charged those GPU seconds, as a route's upstream
+// error is, and not its per-request price.
+func TestFailedJobIsChargedItsGPUTime(t *testing.T) {
+	var e *env
+	e = setup(t, `
+jobs:
+  - {name: t/fail, backend: http, upstreams: [UPSTREAM], path: /fail, price: {per_request: "0.01", per_gpu_second: "0.001"}}
+`, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.clock.Advance(2 * time.Second)
+		http.Error(w, "out of memory", http.StatusInternalServerError)
+	}))
+	p := e.create(t, "alice", "t/fail", nil, "Prefer", "wait")
+	if p.Status != "failed" {
+		t.Fatalf("the job: %s", p.Status)
+	}
+	if r := e.record(t, p.ID); r.Outcome != tollgate.ResultUpstreamError || r.Units.GPUMillis != 2000 || r.Cost != 2_000 {
+		t.Errorf("the failed job: %s, %d GPU ms, cost %s; want upstream_error, 2000, 0.002", r.Outcome, r.Units.GPUMillis, r.Cost)
 	}
 }

@@ -111,7 +111,7 @@ func outcomeOf(j *tollgate.Job) *tollgate.Outcome {
 	out := &tollgate.Outcome{End: j.CompletedAt, Units: tollgate.Units{GPUMillis: j.PredictMillis,
 		OutputAudioMillis: j.OutputAudioMillis}}
 	switch {
-	case j.StartedAt.IsZero():
+	case j.StartedAt.IsZero() || (j.Status == tollgate.JobFailed && j.Error == OwnerDisabledMessage):
 		out.Result, out.Units = tollgate.ResultRejected, tollgate.Units{}
 	case j.Status == tollgate.JobSucceeded:
 		out.Result, out.Status = tollgate.ResultOK, http.StatusOK

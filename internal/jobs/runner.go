@@ -47,8 +47,27 @@ func (s *Service) dispatch(ctx context.Context, m *model) {
 		if j == nil {
 			return
 		}
+		if s.opts.OwnerDisabled != nil && s.opts.OwnerDisabled(j.Owner) {
+			s.refuseOwner(ctx, j)
+			continue
+		}
 		s.start(ctx, m, j)
 	}
+}
+
+// OwnerDisabledMessage is the error of a job that never ran because its
+// owner's tenant was disabled while it waited; it costs nothing.
+const OwnerDisabledMessage = "the job did not run: its tenant is disabled"
+
+// refuseOwner ends a picked job of a disabled owner without running it.
+func (s *Service) refuseOwner(ctx context.Context, j *tollgate.Job) {
+	done, err := s.store.Finish(context.WithoutCancel(ctx), j.ID, tollgate.JobResult{Status: tollgate.JobFailed,
+		Error: OwnerDisabledMessage, CompletedAt: s.now()})
+	if err != nil {
+		s.log.Error("jobs: could not record a job's end", "job", j.ID, "err", err)
+		return
+	}
+	s.ending(ctx, done)
 }
 
 // sweep cancels queued jobs past their Cancel-After, once a minute

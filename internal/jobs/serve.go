@@ -11,8 +11,9 @@ import (
 
 // result serves a result file behind a signed link: no Authorization
 // needed, Range requests answered, the stored Content-Type with nosniff.
-// A bad signature or an expired link is 403; a result past its retention,
-// or one that does not exist, is 404.
+// A bad signature or an expired link is 403, and so is a link of a
+// disabled tenant's job; a result past its retention, or one that does
+// not exist, is 404.
 func (s *Service) result(w http.ResponseWriter, r *http.Request) error {
 	id, name := r.PathValue("id"), r.PathValue("name")
 	if !validName(name) {
@@ -28,6 +29,9 @@ func (s *Service) result(w http.ResponseWriter, r *http.Request) error {
 	}
 	if m := s.models[j.Model]; m == nil || j.ResultsRemoved || j.CompletedAt.IsZero() || !now.Before(j.CompletedAt.Add(m.cfg.Retention)) {
 		return tollgate.Errorf(tollgate.ENotFound, "no such result")
+	}
+	if s.opts.OwnerDisabled != nil && s.opts.OwnerDisabled(j.Owner) {
+		return tollgate.Errorf(tollgate.EForbidden, "the result's tenant is disabled")
 	}
 	f, blob, err := s.blobs.Open(r.Context(), tollgate.BlobKey{TenantID: j.TenantID, UserID: j.UserID, PredictionID: j.ID}, name)
 	if err != nil {

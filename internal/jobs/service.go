@@ -64,6 +64,12 @@ type Options struct {
 	// caller). Defaults to none: a prediction that names a webhook is
 	// refused.
 	Webhooks Webhooks
+	// OwnerDisabled reports whether a job's owner may no longer run jobs
+	// (its tenant was disabled after the job was queued): such a job
+	// fails when its turn comes, without reaching the upstream or costing
+	// anything (OwnerDisabledMessage), and the result files of the
+	// owner's jobs are refused. Jobs already running finish. Optional.
+	OwnerDisabled func(tollgate.Owner) bool
 	// Metrics registers the jobs' collectors (queue depth and wait time
 	// per model, running jobs per upstream). Nil keeps them unregistered.
 	Metrics prometheus.Registerer

@@ -63,9 +63,10 @@ type env struct {
 	reg    *prometheus.Registry
 	closed bool
 
-	mu      sync.Mutex
-	mux     func() *http.ServeMux
-	current *http.ServeMux
+	mu       sync.Mutex
+	disabled map[string]bool // tenants disabled, for Options.OwnerDisabled
+	mux      func() *http.ServeMux
+	current  *http.ServeMux
 }
 
 // users the test server knows by the X-Test-User header; a stand-in for
@@ -194,6 +195,11 @@ func setupWith(t *testing.T, engine, cfgYAML string, upstream http.Handler, blob
 		Principal: func(r *http.Request) *tollgate.Principal {
 			p, _ := r.Context().Value(principalKey{}).(*tollgate.Principal)
 			return p
+		},
+		OwnerDisabled: func(o tollgate.Owner) bool {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			return e.disabled[o.TenantID]
 		},
 		PollInterval: 5 * time.Millisecond, Clock: clk.Now, Logger: log}
 	e.svc = e.startService(t)

@@ -36,16 +36,30 @@ func AudioDuration(head, tail []byte, total int64) (time.Duration, bool) {
 	return mp3Duration(head, total)
 }
 
-// Millis rounds d to the nearest millisecond, the ledger's unit of audio.
-func Millis(d time.Duration) int64 { return int64((d + time.Millisecond/2) / time.Millisecond) }
+// MaxDuration is the longest length AudioDuration reports: headers that
+// claim more (a wrong length, a stream's placeholder size) give this, so
+// a length, its milliseconds and the sum over a call's files never
+// overflow. It is far past any audio a call returns; the meter charges
+// at most a route's max_output_audio anyway.
+const MaxDuration = 100_000 * time.Hour
 
-// seconds converts n units of rate per second to a duration without
-// overflow for any 32-bit rate.
+// Millis rounds d, taken within [0, MaxDuration], to the nearest
+// millisecond, the ledger's unit of audio.
+func Millis(d time.Duration) int64 {
+	d = min(max(d, 0), MaxDuration)
+	return int64((d + time.Millisecond/2) / time.Millisecond)
+}
+
+// seconds converts n units of rate per second to a duration, at most
+// MaxDuration, without overflow for any 32-bit rate.
 func seconds(n, rate int64) time.Duration {
 	if rate <= 0 || n < 0 {
 		return 0
 	}
 	whole, rest := n/rate, n%rate
+	if whole >= int64(MaxDuration/time.Second) {
+		return MaxDuration
+	}
 	return time.Duration(whole)*time.Second + time.Duration(rest*int64(time.Second)/rate)
 }
 
@@ -222,7 +236,7 @@ func mp3Duration(b []byte, total int64) (time.Duration, bool) {
 	if audio <= 0 {
 		return 0, false
 	}
-	return seconds(audio*8, kbps*1000), true
+	return seconds(audio, kbps*1000/8), true // bytes over bytes per second
 }
 
 // xingFrames reads the frame count of a Xing or Info header at off.

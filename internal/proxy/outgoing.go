@@ -59,6 +59,14 @@ func (p *Proxy) outgoing(ctx context.Context, x *exchange, r *http.Request) *htt
 		h["Cookie"] = append([]string(nil), h["Cookie"]...)
 		stripCookies(h, p.hdr.cookies)
 	}
+	if pr := x.call.Principal; pr != nil && pr.ViaSession && p.opts.SessionPage != nil && pageLoad(r) {
+		// The page gets the session's CSRF token, which can be added
+		// only to a plain or gzip-encoded page: ask for no other.
+		delete(h, "Accept-Encoding")
+		if anyToken(in["Accept-Encoding"], "gzip") {
+			h["Accept-Encoding"] = []string{"gzip"}
+		}
+	}
 	setXForwarded(h, r, p.fromTrustedProxy(r))
 	if rt.gradio != nil {
 		h["X-Forwarded-Prefix"] = []string{gradioForwardedPrefix(rt)}

@@ -32,7 +32,8 @@ const maxSessionPage = 8 << 20
 // p came with the session cookie and res is an HTML page: right after its
 // <head> (else at its start) it gets <meta name="csrf-token"> with the
 // session's token and the script that adds the token to the page's own
-// requests. The answer is then never cached (the token is the session's),
+// requests (with the nonce of the answer's Content-Security-Policy when
+// the policy allows scripts by one). The answer is then never cached (the token is the session's),
 // and a gzip-encoded page is sent decoded. Any other answer, or a page
 // in an encoding other than gzip, passes unchanged; a body that breaks
 // while it is read still breaks where it did.
@@ -65,7 +66,7 @@ func SessionPage(p *tollgate.Principal, res *http.Response) {
 		}
 		res.Header.Del("Content-Encoding")
 	}
-	page = withCSRF(page, auth.CSRFToken(p.SessionID))
+	page = withCSRF(page, auth.CSRFToken(p.SessionID), scriptNonce(res.Header))
 	res.Body = io.NopCloser(bytes.NewReader(page))
 	res.ContentLength = int64(len(page))
 	h := res.Header
@@ -76,9 +77,14 @@ func SessionPage(p *tollgate.Principal, res *http.Response) {
 	h.Add("Vary", "Cookie")
 }
 
-// withCSRF puts the token's meta element and the script into page.
-func withCSRF(page []byte, token string) []byte {
-	snippet := `<meta name="csrf-token" content="` + html.EscapeString(token) + `"><script src="` + CSRFScript + `"></script>`
+// withCSRF puts the token's meta element and the script, with nonce when
+// not empty, into page.
+func withCSRF(page []byte, token, nonce string) []byte {
+	attr := ""
+	if nonce != "" {
+		attr = ` nonce="` + html.EscapeString(nonce) + `"`
+	}
+	snippet := `<meta name="csrf-token" content="` + html.EscapeString(token) + `"><script src="` + CSRFScript + `"` + attr + `></script>`
 	at := afterTag(page, "<head")
 	if at < 0 {
 		at = afterTag(page, "<html")
@@ -115,4 +121,37 @@ func afterTag(page []byte, open string) int {
 type readCloser struct {
 	io.Reader
 	io.Closer
+}
+
+// scriptNonce returns the nonce a Content-Security-Policy of h allows
+// scripts by ('nonce-…' in script-src-elem, else script-src, else
+// default-src), so the added script runs on a page whose policy allows
+// only its own nonce ('strict-dynamic' ignores 'self'). "" when no policy
+// names one; a policy of 'self' allows the script as it is.
+func scriptNonce(h http.Header) string {
+	for _, policy := range h.Values("Content-Security-Policy") {
+		directives := map[string][]string{}
+		for _, d := range strings.Split(policy, ";") {
+			f := strings.Fields(d)
+			if len(f) > 0 {
+				name := strings.ToLower(f[0])
+				if _, seen := directives[name]; !seen { // the first of a name counts
+					directives[name] = f[1:]
+				}
+			}
+		}
+		for _, name := range []string{"script-src-elem", "script-src", "default-src"} {
+			srcs, ok := directives[name]
+			if !ok {
+				continue
+			}
+			for _, src := range srcs {
+				if len(src) > len("'nonce-'") && strings.HasPrefix(strings.ToLower(src), "'nonce-") && strings.HasSuffix(src, "'") {
+					return src[len("'nonce-") : len(src)-1]
+				}
+			}
+			break
+		}
+	}
+	return ""
 }

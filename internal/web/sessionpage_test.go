@@ -29,23 +29,32 @@ func TestSessionPage(t *testing.T) {
 		p           *tollgate.Principal
 		contentType string
 		encoding    string
+		csp         string // the answer's Content-Security-Policy
 		body        string
 		want        string // the body the browser gets
 	}{
-		{"after head", session, "text/html; charset=utf-8", "", "<!doctype html><html><HEAD lang=x><title>a</title></head><body>x</body></html>",
+		{"after head", session, "text/html; charset=utf-8", "", "", "<!doctype html><html><HEAD lang=x><title>a</title></head><body>x</body></html>",
 			"<!doctype html><html><HEAD lang=x>" + snippet + "<title>a</title></head><body>x</body></html>"},
-		{"header is not head", session, "text/html", "", "<html><header>h</header><head></head></html>",
+		{"header is not head", session, "text/html", "", "", "<html><header>h</header><head></head></html>",
 			"<html><header>h</header><head>" + snippet + "</head></html>"},
-		{"no head: after html", session, "text/html", "", "<html lang=en><p>x</p></html>", "<html lang=en>" + snippet + "<p>x</p></html>"},
-		{"a fragment: at the start", session, "text/html", "", "<p>x</p>", snippet + "<p>x</p>"},
-		{"gzip is decoded", session, "text/html", "gzip", gz("<head></head>"), "<head>" + snippet + "</head>"},
-		{"brotli passes", session, "text/html", "br", "\x0b\x02", "\x0b\x02"},
-		{"not html", session, "application/json", "", `{"a":"<head>"}`, `{"a":"<head>"}`},
-		{"a bearer caller", &tollgate.Principal{UserID: "usr_1", SessionID: "fam_1"}, "text/html", "", "<head></head>", "<head></head>"},
+		{"no head: after html", session, "text/html", "", "", "<html lang=en><p>x</p></html>", "<html lang=en>" + snippet + "<p>x</p></html>"},
+		{"a fragment: at the start", session, "text/html", "", "", "<p>x</p>", snippet + "<p>x</p>"},
+		{"gzip is decoded", session, "text/html", "gzip", "", gz("<head></head>"), "<head>" + snippet + "</head>"},
+		{"brotli passes", session, "text/html", "br", "", "\x0b\x02", "\x0b\x02"},
+		{"a nonce policy: the script carries its nonce", session, "text/html", "", "default-src 'self'; script-src 'nonce-r4nd0m' 'strict-dynamic'", "<head></head>",
+			"<head>" + strings.Replace(snippet, `csrf.js"`, `csrf.js" nonce="r4nd0m"`, 1) + "</head>"},
+		{"script-src-elem decides", session, "text/html", "", "script-src 'nonce-a'; script-src-elem 'self' 'nonce-b'", "<head></head>",
+			"<head>" + strings.Replace(snippet, `csrf.js"`, `csrf.js" nonce="b"`, 1) + "</head>"},
+		{"a policy of 'self' needs no nonce", session, "text/html", "", "script-src 'self'; style-src 'nonce-x'", "<head></head>", "<head>" + snippet + "</head>"},
+		{"not html", session, "application/json", "", "", `{"a":"<head>"}`, `{"a":"<head>"}`},
+		{"a bearer caller", &tollgate.Principal{UserID: "usr_1", SessionID: "fam_1"}, "text/html", "", "", "<head></head>", "<head></head>"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {tc.contentType}, "Etag": {`"v1"`}},
 				Body: io.NopCloser(strings.NewReader(tc.body)), ContentLength: int64(len(tc.body))}
+			if tc.csp != "" {
+				res.Header.Set("Content-Security-Policy", tc.csp)
+			}
 			if tc.encoding != "" {
 				res.Header.Set("Content-Encoding", tc.encoding)
 			}

@@ -11,9 +11,11 @@
   const token = meta.content;
   const header = "X-CSRF-Token";
   const safe = (method) => /^(GET|HEAD|OPTIONS)$/i.test(method || "GET");
+  // A relative URL is resolved as the browser resolves it: against the
+  // document's base URL, which a <base href> may put on another origin.
   const sameOrigin = (url) => {
     try {
-      return new URL(url, location.href).origin === location.origin;
+      return new URL(url, document.baseURI).origin === location.origin;
     } catch {
       return false;
     }
