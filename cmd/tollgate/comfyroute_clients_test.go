@@ -278,16 +278,16 @@ routes:
 		t.Fatal(err)
 	}
 	s.Release(waiting)
-	frames := ws.Until(func(f comfytest.Frame) bool {
-		return f.Type == "status" && f.Data["status"].(map[string]any)["exec_info"].(map[string]any)["queue_remaining"] == float64(0)
-	})
-	ended := false
-	for _, f := range frames {
-		ended = ended || f.Type == "execution_success" && f.Data["prompt_id"] == waiting
-	}
-	if !ended {
+	// Its end reaches the owner's socket, then the queue it leaves empty.
+	frames := ws.Until(comfytest.Done(waiting))
+	if !slices.ContainsFunc(frames, func(f comfytest.Frame) bool {
+		return f.Type == "execution_success" && f.Data["prompt_id"] == waiting
+	}) {
 		t.Errorf("the socket got %v, want the waiting prompt's end", comfytest.Kinds(frames))
 	}
+	ws.Until(func(f comfytest.Frame) bool {
+		return f.Type == "status" && f.Data["status"].(map[string]any)["exec_info"].(map[string]any)["queue_remaining"] == float64(0)
+	})
 	// The re-attached prompt ended as ComfyUI ran it: its owner's history
 	// holds it as a success. (Its live messages reach the socket only when
 	// the re-attached watch connected before ComfyUI sent them.)
