@@ -63,11 +63,20 @@ func newEmulator(t *testing.T, row *framingRow, serverTLS *tls.Config) *emulator
 	}
 	e := &emulator{row: row, addr: ln.Addr().String(), conns: map[*emuConn]connState{},
 		changed: make(chan struct{}), quiet: make(chan struct{})}
+	// At the end the listener closes first, then, once no connection can
+	// be accepted any more, every open one, so no server goroutine is left
+	// reading a connection accepted after the others were closed.
 	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
 	var open sync.Map
-	t.Cleanup(func() { open.Range(func(c, _ any) bool { c.(net.Conn).Close(); return true }) })
-	wg.Go(func() {
+	accepting := make(chan struct{})
+	t.Cleanup(func() {
+		ln.Close()
+		<-accepting
+		open.Range(func(c, _ any) bool { c.(net.Conn).Close(); return true })
+		wg.Wait()
+	})
+	go func() {
+		defer close(accepting)
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -80,7 +89,7 @@ func newEmulator(t *testing.T, row *framingRow, serverTLS *tls.Config) *emulator
 				e.serve(&emuConn{c: c, br: bufio.NewReader(c), bw: bufio.NewWriter(c)})
 			})
 		}
-	})
+	}()
 	return e
 }
 
