@@ -115,6 +115,11 @@ type runningJob struct {
 	handle  string
 	stored  bool // handle is in the store: the job can be re-attached
 	resumed bool // re-attached after a restart, not submitted here
+	// attempts is the job's Attempts once dispatched here; unsent is set
+	// when nothing ran upstream (never dispatched, or refused), so the
+	// job may be queued again instead of failed.
+	attempts int
+	unsent   bool
 }
 
 // Causes that end a running job's context.
