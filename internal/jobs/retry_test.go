@@ -2,14 +2,18 @@ package jobs_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/tollgate/tollgate/internal/config"
 	"github.com/tollgate/tollgate/internal/jobs"
 	"github.com/tollgate/tollgate/internal/tollgate"
 )
@@ -203,4 +207,38 @@ func TestJobSentIsNotRetriedAfterRestart(t *testing.T) {
 			t.Errorf("the upstream got %d calls, want none", n)
 		}
 	})
+}
+
+// TestBackendsRefusedWhenUnreachable: the http and gradio backends say
+// that an upstream nobody listens for was never reached
+// (tollgate.ErrRefused), and that one that answered an error was.
+func TestBackendsRefusedWhenUnreachable(t *testing.T) {
+	closed := "http://" + newRefusingDialer(t, 0).closed
+	busy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "overloaded", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(busy.Close)
+	run := func(upstream string) *tollgate.JobRun {
+		return &tollgate.JobRun{Job: &tollgate.Job{ID: "job1", Owner: tollgate.Owner{TenantID: "acme", UserID: "usr_alice"},
+			Input: json.RawMessage(`{"prompt":"x"}`)}, Upstream: upstream, Report: func(tollgate.JobEvent) {}}
+	}
+	gradio := jobs.NewGradioBackend(&config.JobModel{Name: "tts/x", APIName: "/generate"})
+	send := map[string]func(upstream string) error{
+		"http": func(upstream string) error {
+			_, err := (&jobs.HTTPBackend{Path: "/run"}).Watch(t.Context(), run(upstream), "")
+			return err
+		},
+		"gradio": func(upstream string) error {
+			_, err := gradio.Submit(t.Context(), run(upstream))
+			return err
+		},
+	}
+	for name, f := range send {
+		if err := f(closed); !errors.Is(err, tollgate.ErrRefused) {
+			t.Errorf("%s to a closed port: %v, want ErrRefused", name, err)
+		}
+		if err := f(busy.URL); errors.Is(err, tollgate.ErrRefused) {
+			t.Errorf("%s to an upstream that answered 503: %v, want no ErrRefused", name, err)
+		}
+	}
 }
