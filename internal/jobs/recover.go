@@ -137,9 +137,10 @@ func outcomeOf(j *tollgate.Job) *tollgate.Outcome {
 // for longer than metering.lease_ttl). Of replicas trying, the one that
 // moves the record to itself acts: a job the stopped replica picked and
 // never sent is queued again; one it was running is re-attached when its
-// backend can follow it by its handle, else failed at no charge; an ended job is settled; a queued one's record
-// just moves, to be looked at no more. A job picked less than a lease ago
-// is left alone: its runner is about to move its record to itself.
+// backend can follow it by its handle, else failed at no charge; an ended
+// job is settled; a queued one's record just moves, to be looked at no
+// more. A job picked less than a lease ago is left alone: its runner is
+// about to move its record to itself.
 func (s *Service) takeOver(ctx context.Context) {
 	if s.meter == nil {
 		return
