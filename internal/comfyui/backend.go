@@ -128,7 +128,7 @@ func (b *Backend) Submit(ctx context.Context, run *tollgate.JobRun) (string, err
 			}
 			uploaded, err := c.upload(ctx, folder, run.Job.ID+"-"+name+extension(ct), data)
 			if err != nil {
-				return "", err
+				return "", tollgate.RefusedIfDial(err) // an upload runs nothing
 			}
 			v = uploaded
 		}
@@ -146,8 +146,9 @@ func (b *Backend) Submit(ctx context.Context, run *tollgate.JobRun) (string, err
 		}
 		if ctx.Err() != nil { // ComfyUI may have queued it before the call broke off
 			b.abandon(ctx, run, promptID)
+			return "", b.explain(err)
 		}
-		return "", b.explain(err)
+		return "", tollgate.RefusedIfDial(b.explain(err)) // a POST that never connected queued nothing
 	}
 	if conn != nil {
 		b.mu.Lock()

@@ -80,6 +80,10 @@ type JobModel struct {
 	// Timeout bounds a job's run upstream; it is also the GPU time its
 	// reservation holds. Defaults to 10m.
 	Timeout time.Duration `yaml:"timeout"`
+	// Retries is how many more times a job is sent to an upstream after
+	// the upstream refused its connection before anything ran; a job
+	// where anything might have run is never retried. Defaults to 0.
+	Retries int `yaml:"retries"`
 	// Retention is how long results are kept. Defaults to 24h.
 	Retention time.Duration `yaml:"retention"`
 	// LinkTTL is how long a signed output link works, never past the
@@ -211,6 +215,9 @@ func (c *Config) validateJobs(p *problems) {
 		}
 		if j.Timeout < time.Second {
 			p.add(key+".timeout", "must be at least 1s")
+		}
+		if j.Retries < 0 {
+			p.add(key+".retries", "must not be negative")
 		}
 		if j.Retention < time.Minute {
 			p.add(key+".retention", "must be at least 1m")

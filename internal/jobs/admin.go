@@ -35,10 +35,13 @@ type adminJob struct {
 	UserID   string `json:"user_id"`
 	Plan     string `json:"plan"`
 	Upstream string `json:"upstream,omitempty"`
+	// Attempts is how many times the job was sent to an upstream.
+	Attempts int `json:"attempts"`
 }
 
 func (s *Service) adminView(j *tollgate.Job) adminJob {
-	return adminJob{prediction: s.render(j), TenantID: j.TenantID, UserID: j.UserID, Plan: j.Plan, Upstream: j.Upstream}
+	return adminJob{prediction: s.render(j), TenantID: j.TenantID, UserID: j.UserID, Plan: j.Plan, Upstream: j.Upstream,
+		Attempts: j.Attempts}
 }
 
 func (s *Service) adminList(w http.ResponseWriter, r *http.Request) error {
@@ -143,5 +146,5 @@ func jobLine(j *tollgate.Job) map[string]any {
 	return map[string]any{"id": j.ID, "model": j.Model, "status": j.Status, "tenant_id": j.TenantID, "user_id": j.UserID,
 		"plan": j.Plan, "input": j.Input, "output": j.Output, "error": j.Error, "upstream": j.Upstream, "handle": j.Handle,
 		"created_at": stamp(j.CreatedAt), "started_at": stamp(j.StartedAt), "completed_at": stamp(j.CompletedAt),
-		"predict_ms": j.PredictMillis, "cancel_requested": j.CancelRequested}
+		"predict_ms": j.PredictMillis, "cancel_requested": j.CancelRequested, "attempts": j.Attempts}
 }

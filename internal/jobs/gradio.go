@@ -85,7 +85,7 @@ func (b *GradioBackend) Submit(ctx context.Context, run *tollgate.JobRun) (strin
 	b.mu.Unlock()
 	app, err := b.app(ctx, run.Upstream)
 	if err != nil {
-		return "", err
+		return "", tollgate.RefusedIfDial(err) // nothing was sent yet
 	}
 	var input map[string]any
 	if err := json.Unmarshal(run.Job.Input, &input); err != nil {
@@ -131,7 +131,7 @@ func (b *GradioBackend) Submit(ctx context.Context, run *tollgate.JobRun) (strin
 		b.mu.Lock()
 		delete(b.apps, run.Upstream) // the app may have changed: read it again next time
 		b.mu.Unlock()
-		return "", err
+		return "", tollgate.RefusedIfDial(err) // a join that never connected queued nothing
 	}
 	if joined.EventID == "" {
 		return "", fmt.Errorf("gradio queue/join gave no event_id")

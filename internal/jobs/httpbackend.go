@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -54,6 +55,9 @@ func (b *HTTPBackend) Watch(ctx context.Context, run *tollgate.JobRun, _ string)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if err := tollgate.RefusedIfDial(err); errors.Is(err, tollgate.ErrRefused) {
+			return nil, err // never sent: the runner may queue it again
 		}
 		return &tollgate.JobResult{Status: tollgate.JobFailed, Error: "the upstream could not be reached",
 			PredictMillis: b.now().Sub(start).Milliseconds()}, nil

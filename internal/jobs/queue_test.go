@@ -266,8 +266,8 @@ func testQueueLimitsAndBudget(t *testing.T, engine string) {
 
 // TestRestart: queued jobs survive a restart of the service and run after
 // it; a job that was running when the service stopped ends failed; a job
-// left processing by a process that died is failed at the next start and
-// its upstream slot freed.
+// left processing, sent to its upstream, by a process that died is failed
+// at the next start and its upstream slot freed.
 func TestRestart(t *testing.T) { onEngines(t, testRestart) }
 
 func testRestart(t *testing.T, engine string) {
@@ -302,6 +302,9 @@ func testRestart(t *testing.T, engine string) {
 	picked, err := e.jobs.Pick(t.Context(), tollgate.PickRequest{Model: m.Name, Upstreams: m.Upstreams, Capacity: 1})
 	if err != nil || picked == nil || picked.ID != orphan.ID {
 		t.Fatalf("Pick = %v, %v; want the orphan", picked, err)
+	}
+	if err := e.jobs.Dispatch(t.Context(), orphan.ID, e.clock.Now()); err != nil { // it was sent: it may have run
+		t.Fatal(err)
 	}
 	e.startAgain(t)
 	if j, _ := e.jobs.JobByID(t.Context(), orphan.ID); j.Status != tollgate.JobFailed {

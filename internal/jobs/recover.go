@@ -19,18 +19,26 @@ const orphanAge = 10 * time.Minute
 // recover takes over from a process that stopped. On a single node every
 // job left processing lost its runner: one whose backend can follow a job
 // by its handle (tollgate.Reattacher) is re-attached and runs on in bg;
-// any other is failed and settled at what it is known to have used, which
-// is nothing, since its run time died with the process (it is not
-// retried: that its upstream never started it cannot be known). Then the
-// held usage records of ended jobs are settled.
+// one picked but never sent to its upstream (no DispatchedAt: nothing
+// ran) is queued again at its place; any other is failed and settled at
+// what it is known to have used, which is nothing, since its run time
+// died with the process (it is not retried: it may have run upstream).
+// Then the held usage records of ended jobs are settled.
 func (s *Service) recover(ctx, bg context.Context) error {
 	if !s.opts.Cluster {
 		orphans, err := s.store.Running(ctx)
 		if err != nil {
 			return fmt.Errorf("find jobs left running: %w", err)
 		}
-		reattached, failed := 0, 0
+		reattached, failed, requeued := 0, 0, 0
 		for _, j := range orphans {
+			if j.DispatchedAt.IsZero() && s.models[j.Model] != nil {
+				// Picked, never sent to its upstream: nothing ran.
+				if s.requeue(ctx, s.models[j.Model], j.ID, j.Attempts) {
+					requeued++
+					continue
+				}
+			}
 			if m := s.models[j.Model]; m != nil && j.Handle != "" && !s.opts.SubmitOnly {
 				if _, ok := m.backend.(tollgate.Reattacher); ok {
 					s.run(bg, m, j, true)
@@ -48,8 +56,9 @@ func (s *Service) recover(ctx, bg context.Context) error {
 			failed++
 			s.ending(ctx, done)
 		}
-		if reattached+failed > 0 {
-			s.log.Warn("jobs: took over jobs left running by a stopped process", "reattached", reattached, "failed", failed)
+		if reattached+failed+requeued > 0 {
+			s.log.Warn("jobs: took over jobs left running by a stopped process", "reattached", reattached, "failed", failed,
+				"queued_again", requeued)
 		}
 	}
 	age := time.Duration(0) // on one node, at start, no submit is under way
@@ -126,11 +135,12 @@ func outcomeOf(j *tollgate.Job) *tollgate.Outcome {
 // takeOver takes over, in cluster mode, the jobs whose usage records name
 // a replica whose lease lapsed (it was killed, or cut off from the store
 // for longer than metering.lease_ttl). Of replicas trying, the one that
-// moves the record to itself acts: a job the stopped replica was running
-// is re-attached when its backend can follow it by its handle, else
-// failed at no charge; an ended job is settled; a queued one's record
-// just moves, to be looked at no more. A job picked less than a lease ago
-// is left alone: its runner is about to move its record to itself.
+// moves the record to itself acts: a job the stopped replica picked and
+// never sent is queued again; one it was running is re-attached when its
+// backend can follow it by its handle, else failed at no charge; an ended
+// job is settled; a queued one's record just moves, to be looked at no
+// more. A job picked less than a lease ago is left alone: its runner is
+// about to move its record to itself.
 func (s *Service) takeOver(ctx context.Context) {
 	if s.meter == nil {
 		return
@@ -166,6 +176,9 @@ func (s *Service) takeOver(ctx context.Context) {
 		switch {
 		case j.Status.Terminal():
 			s.settle(ctx, j)
+		case j.Status == tollgate.JobProcessing && j.DispatchedAt.IsZero() && m != nil:
+			s.log.Warn("jobs: queued again a job a stopped replica picked and never sent", "job", j.ID)
+			s.requeue(ctx, m, j.ID, j.Attempts)
 		case resume:
 			s.log.Warn("jobs: re-attached a job of a stopped replica", "job", j.ID)
 			s.run(ctx, m, j, true)

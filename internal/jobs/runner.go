@@ -157,6 +157,9 @@ func (s *Service) run(ctx context.Context, m *model, j *tollgate.Job, resumed bo
 		if res == nil {
 			return // detached at a stop: it runs on upstream, still processing
 		}
+		if r.unsent && s.retry(ctx, m, j, r) {
+			return
+		}
 		res.CompletedAt = s.now()
 		done, err := s.store.Finish(context.WithoutCancel(ctx), j.ID, *res)
 		if err != nil {
@@ -224,6 +227,8 @@ func (s *Service) execute(ctx context.Context, m *model, r *runningJob) *tollgat
 	if ra, ok := m.backend.(tollgate.Reattacher); ok && r.resumed {
 		handle = r.handle
 		res, err = ra.Reattach(ctx, r.run, handle)
+	} else if res = s.dispatched(ctx, r); res != nil {
+		return res
 	} else {
 		handle, err = m.backend.Submit(ctx, r.run)
 	}
@@ -256,6 +261,13 @@ func (s *Service) execute(ctx context.Context, m *model, r *runningJob) *tollgat
 		return &tollgate.JobResult{Status: tollgate.JobFailed, Error: "the gateway stopped while the job ran", PredictMillis: used}
 	case ctx.Err() != nil:
 		return &tollgate.JobResult{Status: tollgate.JobFailed, Error: cause.Error(), PredictMillis: used}
+	}
+	if errors.Is(err, tollgate.ErrRefused) {
+		// The upstream was never reached: nothing ran, nothing is
+		// charged, and the job may be queued again.
+		s.log.Warn("jobs: the upstream could not be reached", "job", r.run.Job.ID, "model", m.cfg.Name, "err", err)
+		r.unsent = true
+		return &tollgate.JobResult{Status: tollgate.JobFailed, Error: "the upstream could not be reached"}
 	}
 	var refused *tollgate.Error
 	if errors.As(err, &refused) && refused.Code == tollgate.EInputInvalid {

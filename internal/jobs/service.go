@@ -121,6 +121,11 @@ type runningJob struct {
 	handle  string
 	stored  bool // handle is in the store: the job can be re-attached
 	resumed bool // re-attached after a restart, not submitted here
+	// attempts is the job's Attempts once dispatched here; unsent is set
+	// when nothing ran upstream (never dispatched, or refused), so the
+	// job may be queued again instead of failed.
+	attempts int
+	unsent   bool
 }
 
 // Causes that end a running job's context.
@@ -217,8 +222,9 @@ func (s *Service) Start(ctx context.Context) error {
 // Stop ends the loops, then the jobs running here: a job whose upstream
 // keeps it by a handle in the store (ComfyUI's prompt id) is left running
 // there, to be re-attached after the restart (in cluster mode, by another
-// replica); any other is finished as failed, since its upstream call ends
-// with the process, and settled;
+// replica); one not yet sent to its upstream is queued again; any other
+// is finished as failed, since its upstream call ends with the process,
+// and settled;
 // on a single node so are jobs that ended unsettled (canceled from the
 // command line). The usage records of jobs still queued stay open and held:
 // whichever process ends them settles them. Stop the HTTP server first

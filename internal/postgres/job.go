@@ -25,17 +25,19 @@ func (db *DB) Jobs() *JobStore { return &JobStore{db: db} }
 
 const jobColumns = `seq, id, model, tenant_id, user_id, plan, priority, max_running, input,
 	COALESCE(idempotency_key, ''), body_hash, status, output, error, logs, upstream, handle,
-	cancel_at, cancel_requested, created_at, started_at, completed_at, predict_ms, output_audio_ms, results_removed, webhook, webhook_events`
+	cancel_at, cancel_requested, created_at, started_at, completed_at, predict_ms, output_audio_ms, results_removed, webhook, webhook_events,
+	attempts, dispatched_at`
 
 func scanJob(row pgx.Row) (*tollgate.Job, error) {
 	var j tollgate.Job
 	var input string
 	var output *string
-	var cancelAt, created, started, completed *time.Time
+	var cancelAt, created, started, completed, dispatched *time.Time
 	var status, webhookEvents string
 	if err := row.Scan(&j.Seq, &j.ID, &j.Model, &j.TenantID, &j.UserID, &j.Plan, &j.Priority, &j.MaxRunning, &input,
 		&j.IdempotencyKey, &j.BodyHash, &status, &output, &j.Error, &j.Logs, &j.Upstream, &j.Handle,
-		&cancelAt, &j.CancelRequested, &created, &started, &completed, &j.PredictMillis, &j.OutputAudioMillis, &j.ResultsRemoved, &j.Webhook, &webhookEvents); err != nil {
+		&cancelAt, &j.CancelRequested, &created, &started, &completed, &j.PredictMillis, &j.OutputAudioMillis, &j.ResultsRemoved, &j.Webhook, &webhookEvents,
+		&j.Attempts, &dispatched); err != nil {
 		return nil, err
 	}
 	j.Input, j.Status = []byte(input), tollgate.JobStatus(status)
@@ -44,6 +46,7 @@ func scanJob(row pgx.Row) (*tollgate.Job, error) {
 		j.Output = []byte(*output)
 	}
 	j.CancelAt, j.CreatedAt, j.StartedAt, j.CompletedAt = fromTime(cancelAt), fromTime(created), fromTime(started), fromTime(completed)
+	j.DispatchedAt = fromTime(dispatched)
 	return &j, nil
 }
 

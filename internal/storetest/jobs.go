@@ -30,6 +30,7 @@ func RunJobs(t *testing.T, open func(t *testing.T) tollgate.JobStore) {
 	t.Run("AllJobs", func(t *testing.T) { testAllJobs(t, open(t)) })
 	t.Run("QueuePosition", func(t *testing.T) { testJobQueuePosition(t, open(t)) })
 	t.Run("Uploads", func(t *testing.T) { testJobUploads(t, open(t)) })
+	t.Run("Requeue", func(t *testing.T) { testJobRequeue(t, open(t)) })
 }
 
 // testJobQueuePosition: before every pick, each waiting job's position is

@@ -84,6 +84,11 @@ type Job struct {
 	// ResultsRemoved is set once the job's result files were deleted
 	// after its model's retention.
 	ResultsRemoved bool
+	// DispatchedAt is when the job was last sent to its upstream; zero
+	// while it is picked but not yet sent (nothing can have run).
+	DispatchedAt time.Time
+	// Attempts is how many times the job was sent to an upstream.
+	Attempts int
 	// Seq orders jobs by submission; the store assigns it.
 	Seq int64
 }
@@ -168,6 +173,20 @@ type JobStore interface {
 	// SetHandle records the upstream's own id of a processing job.
 	// ENotFound when the job is not processing.
 	SetHandle(ctx context.Context, id, handle string) error
+	// Dispatch records, right before a processing job is sent to its
+	// upstream, that it is sent: it sets DispatchedAt to at and adds one
+	// to Attempts. ENotFound when the job is not processing.
+	Dispatch(ctx context.Context, id string, at time.Time) error
+	// Requeue moves a processing job back to starting, when nothing ran
+	// on its upstream, at its place in its owner's queue (its Seq):
+	// Upstream, Handle, StartedAt and DispatchedAt are cleared, its
+	// upstream slot freed; Attempts is kept. It moves the job only when it
+	// is still processing with Attempts equal to attempts, so no other
+	// process dispatched it since the caller looked: EConflict when it is
+	// not, ENotFound when there is no such job. A job whose owner asked to
+	// cancel it ends canceled instead, as one canceled before its start.
+	// It returns the job as it is now.
+	Requeue(ctx context.Context, id string, attempts int, at time.Time) (*Job, error)
 	// Finish ends a processing job with r, freeing its upstream slot, and
 	// returns the job as ended. It happens once: EConflict when the job
 	// already ended, ENotFound when there is no such job or it never
