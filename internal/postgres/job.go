@@ -181,9 +181,23 @@ func (s *JobStore) Pick(ctx context.Context, r tollgate.PickRequest) (*tollgate.
 
 func (s *JobStore) pick(ctx context.Context, r tollgate.PickRequest) (job *tollgate.Job, noSlot bool, err error) {
 	err = s.db.withTx(ctx, func(tx pgx.Tx) error {
-		var upstream string
-		err := tx.QueryRow(ctx, `SELECT url FROM job_upstreams WHERE url = ANY($1) AND running < $2
-			ORDER BY running, url LIMIT 1 FOR UPDATE SKIP LOCKED`, r.Upstreams, r.Capacity).Scan(&upstream)
+		var upstream, sortSetting string
+		// The lanes are read in job_lanes_order's order, never sorted: a
+		// sort, which the planner may choose when its row counts are stale
+		// (a table that grew since its last ANALYZE), reads every waiting
+		// lane. The setting goes after the upstream's query in its round
+		// trip and is put back in the job's, so it holds for the lanes'
+		// query alone (other plans made under it can be far worse).
+		b := &pgx.Batch{}
+		b.Queue(`SELECT url FROM job_upstreams WHERE url = ANY($1) AND running < $2
+			ORDER BY running, url LIMIT 1 FOR UPDATE SKIP LOCKED`, r.Upstreams, r.Capacity).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&upstream)
+		})
+		b.Queue(`SELECT current_setting('enable_sort'), set_config('enable_sort', 'off', true)`).QueryRow(func(row pgx.Row) error {
+			var off string
+			return row.Scan(&sortSetting, &off)
+		})
+		err := tx.SendBatch(ctx, b).Close()
 		if errors.Is(err, pgx.ErrNoRows) {
 			noSlot = true
 			return nil
@@ -191,30 +205,44 @@ func (s *JobStore) pick(ctx context.Context, r tollgate.PickRequest) (job *tollg
 			return fmt.Errorf("find a free upstream: %w", err)
 		}
 		var tenant, user string
+		var head int64
 		// The lane's copies order the users; the user's own row, locked
-		// with the lane, has the last word on concurrency.
-		err = tx.QueryRow(ctx, `SELECT l.tenant_id, l.user_id FROM job_lanes l
+		// with the lane, has the last word on concurrency. The scan stops at
+		// the first lane under its cap that no other pick holds, and marks
+		// the index entries of the lanes' old versions it passes as dead,
+		// so the next pick skips them.
+		err = tx.QueryRow(ctx, `SELECT l.tenant_id, l.user_id, l.head_seq FROM job_lanes l
 			JOIN job_users u ON u.tenant_id = l.tenant_id AND u.user_id = l.user_id
 			WHERE l.model = $1 AND l.queued > 0 AND (l.max_running = 0 OR u.running < l.max_running)
 			ORDER BY l.priority DESC, l.user_running, l.user_last_started NULLS FIRST, l.head_seq
-			LIMIT 1 FOR UPDATE OF l, u SKIP LOCKED`, r.Model).Scan(&tenant, &user)
+			LIMIT 1 FOR UPDATE OF l, u SKIP LOCKED`, r.Model).Scan(&tenant, &user, &head)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		} else if err != nil {
 			return fmt.Errorf("choose a user: %w", err)
 		}
-		j, err := scanJob(tx.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs
-			WHERE model = $1 AND tenant_id = $2 AND user_id = $3 AND status = 'starting' ORDER BY seq LIMIT 1 FOR UPDATE`,
-			r.Model, tenant, user))
-		if err != nil {
-			return fmt.Errorf("choose a job: %w", err)
+		// The locked lane's head is its oldest waiting job: every change of
+		// it (a submit to an empty lane, a pick, a cancel) locks the lane.
+		var j *tollgate.Job
+		b = &pgx.Batch{}
+		b.Queue(`SELECT set_config('enable_sort', $1, true)`, sortSetting)
+		b.Queue(`SELECT `+jobColumns+` FROM jobs WHERE seq = $1 AND status = 'starting' FOR UPDATE`, head).QueryRow(func(row pgx.Row) error {
+			var err error
+			j, err = scanJob(row)
+			return err
+		})
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("choose job %d of %s/%s: %w", head, tenant, user, err)
+		}
+		if j.Model != r.Model || j.TenantID != tenant || j.UserID != user {
+			return fmt.Errorf("lane %s %s/%s heads job %d of another lane", r.Model, tenant, user, head)
 		}
 		now := r.Now.UTC().Truncate(time.Microsecond)
 		if now.IsZero() {
 			now = s.db.stamp()
 		}
 		j.Status, j.Upstream, j.StartedAt = tollgate.JobProcessing, upstream, now
-		b := &pgx.Batch{}
+		b = &pgx.Batch{}
 		b.Queue(`UPDATE jobs SET status = 'processing', upstream = $1, started_at = $2 WHERE seq = $3`, upstream, now, j.Seq)
 		queueDequeue(b, j)
 		b.Queue(`UPDATE job_users SET running = running + 1, last_started_at = $1 WHERE tenant_id = $2 AND user_id = $3`,

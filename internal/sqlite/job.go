@@ -70,9 +70,9 @@ func (s *JobStore) Enqueue(ctx context.Context, j *tollgate.Job, limits tollgate
 	}
 	var out *tollgate.Job
 	created := false
-	err := s.db.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.db.withPreparedTx(ctx, func(tx *sql.Tx) error {
 		if j.IdempotencyKey != "" {
-			prev, err := scanJob(tx.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs
+			prev, err := scanJob(s.db.txQueryRow(ctx, tx, `SELECT `+jobColumns+` FROM jobs
 				WHERE tenant_id = ? AND user_id = ? AND idempotency_key = ?`, j.TenantID, j.UserID, j.IdempotencyKey))
 			switch {
 			case err == nil && prev.BodyHash == j.BodyHash:
@@ -84,8 +84,10 @@ func (s *JobStore) Enqueue(ctx context.Context, j *tollgate.Job, limits tollgate
 				return fmt.Errorf("find idempotent job: %w", err)
 			}
 		}
-		var queued int
-		err := tx.QueryRowContext(ctx, `SELECT queued FROM job_users WHERE tenant_id = ? AND user_id = ?`, j.TenantID, j.UserID).Scan(&queued)
+		var queued, running int
+		var lastStarted sql.NullInt64
+		err := s.db.txQueryRow(ctx, tx, `SELECT queued, running, last_started_at FROM job_users WHERE tenant_id = ? AND user_id = ?`,
+			j.TenantID, j.UserID).Scan(&queued, &running, &lastStarted)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("count queued jobs: %w", err)
 		}
@@ -98,7 +100,7 @@ func (s *JobStore) Enqueue(ctx context.Context, j *tollgate.Job, limits tollgate
 		}
 		j.CreatedAt = j.CreatedAt.UTC().Truncate(time.Microsecond)
 		j.CancelAt = j.CancelAt.UTC().Truncate(time.Microsecond)
-		err = tx.QueryRowContext(ctx, `INSERT INTO jobs (id, model, tenant_id, user_id, plan, priority, max_running, input,
+		err = s.db.txQueryRow(ctx, tx, `INSERT INTO jobs (id, model, tenant_id, user_id, plan, priority, max_running, input,
 			idempotency_key, body_hash, status, cancel_at, created_at, webhook, webhook_events)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
 			j.ID, j.Model, j.TenantID, j.UserID, j.Plan, j.Priority, j.MaxRunning, string(j.Input),
@@ -109,15 +111,16 @@ func (s *JobStore) Enqueue(ctx context.Context, j *tollgate.Job, limits tollgate
 		} else if err != nil {
 			return fmt.Errorf("insert job: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO job_lanes (model, tenant_id, user_id, priority, max_running, head_seq, queued)
-			VALUES (?, ?, ?, ?, ?, ?, 1)
+		if _, err := s.db.txExec(ctx, tx, `INSERT INTO job_lanes (model, tenant_id, user_id, priority, max_running, head_seq, queued,
+				user_running, user_last_started)
+			VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)
 			ON CONFLICT (model, tenant_id, user_id) DO UPDATE SET queued = queued + 1,
 				priority = excluded.priority, max_running = excluded.max_running,
 				head_seq = CASE WHEN queued = 0 THEN excluded.head_seq ELSE head_seq END`,
-			j.Model, j.TenantID, j.UserID, j.Priority, j.MaxRunning, j.Seq); err != nil {
+			j.Model, j.TenantID, j.UserID, j.Priority, j.MaxRunning, j.Seq, running, lastStarted); err != nil {
 			return fmt.Errorf("queue job: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO job_users (tenant_id, user_id, queued) VALUES (?, ?, 1)
+		if _, err := s.db.txExec(ctx, tx, `INSERT INTO job_users (tenant_id, user_id, queued) VALUES (?, ?, 1)
 			ON CONFLICT (tenant_id, user_id) DO UPDATE SET queued = queued + 1`, j.TenantID, j.UserID); err != nil {
 			return fmt.Errorf("count job: %w", err)
 		}
@@ -137,9 +140,9 @@ func (s *JobStore) Pick(ctx context.Context, r tollgate.PickRequest) (*tollgate.
 		return nil, tollgate.Errorf(tollgate.EInvalid, "pick needs upstreams and a capacity")
 	}
 	var out *tollgate.Job
-	err := s.db.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.db.withPreparedTx(ctx, func(tx *sql.Tx) error {
 		var upstream string
-		err := tx.QueryRowContext(ctx, `SELECT c.value FROM json_each(?) AS c
+		err := s.db.txQueryRow(ctx, tx, `SELECT c.value FROM json_each(?) AS c
 			LEFT JOIN job_upstreams u ON u.url = c.value WHERE COALESCE(u.running, 0) < ?
 			ORDER BY COALESCE(u.running, 0), c.value LIMIT 1`, jsonList(r.Upstreams), r.Capacity).Scan(&upstream)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -148,17 +151,20 @@ func (s *JobStore) Pick(ctx context.Context, r tollgate.PickRequest) (*tollgate.
 			return fmt.Errorf("find a free upstream: %w", err)
 		}
 		var tenant, user string
-		err = tx.QueryRowContext(ctx, `SELECT l.tenant_id, l.user_id FROM job_lanes l
-			JOIN job_users u ON u.tenant_id = l.tenant_id AND u.user_id = l.user_id
-			WHERE l.model = ? AND l.queued > 0 AND (l.max_running = 0 OR u.running < l.max_running)
-			ORDER BY l.priority DESC, u.running, u.last_started_at IS NOT NULL, u.last_started_at, l.head_seq
+		// The lanes' copies of their user's counters, kept in this
+		// transaction's order of writes, follow job_lanes_order: the first
+		// lane under its cap is the one, read in a few rows (NULL, never
+		// started, sorts first).
+		err = s.db.txQueryRow(ctx, tx, `SELECT tenant_id, user_id FROM job_lanes INDEXED BY job_lanes_order
+			WHERE model = ? AND queued > 0 AND (max_running = 0 OR user_running < max_running)
+			ORDER BY priority DESC, user_running, user_last_started, head_seq
 			LIMIT 1`, r.Model).Scan(&tenant, &user)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		} else if err != nil {
 			return fmt.Errorf("choose a user: %w", err)
 		}
-		j, err := scanJob(tx.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs INDEXED BY jobs_waiting
+		j, err := scanJob(s.db.txQueryRow(ctx, tx, `SELECT `+jobColumns+` FROM jobs INDEXED BY jobs_waiting
 			WHERE model = ? AND tenant_id = ? AND user_id = ? AND status = 'starting' ORDER BY seq LIMIT 1`, r.Model, tenant, user))
 		if err != nil {
 			return fmt.Errorf("choose a job: %w", err)
@@ -168,18 +174,22 @@ func (s *JobStore) Pick(ctx context.Context, r tollgate.PickRequest) (*tollgate.
 			now = s.db.stamp()
 		}
 		j.Status, j.Upstream, j.StartedAt = tollgate.JobProcessing, upstream, now
-		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET status = 'processing', upstream = ?, started_at = ? WHERE seq = ?`,
+		if _, err := s.db.txExec(ctx, tx, `UPDATE jobs SET status = 'processing', upstream = ?, started_at = ? WHERE seq = ?`,
 			upstream, toTime(now), j.Seq); err != nil {
 			return fmt.Errorf("start job: %w", err)
 		}
-		if err := dequeue(ctx, tx, j); err != nil {
+		if err := s.dequeue(ctx, tx, j); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE job_users SET running = running + 1, last_started_at = ?
+		if _, err := s.db.txExec(ctx, tx, `UPDATE job_users SET running = running + 1, last_started_at = ?
 			WHERE tenant_id = ? AND user_id = ?`, toTime(now), j.TenantID, j.UserID); err != nil {
 			return fmt.Errorf("count running job: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO job_upstreams (url, running) VALUES (?, 1)
+		if _, err := s.db.txExec(ctx, tx, `UPDATE job_lanes SET user_running = user_running + 1, user_last_started = ?
+			WHERE tenant_id = ? AND user_id = ?`, toTime(now), j.TenantID, j.UserID); err != nil {
+			return fmt.Errorf("count running job: %w", err)
+		}
+		if _, err := s.db.txExec(ctx, tx, `INSERT INTO job_upstreams (url, running) VALUES (?, 1)
 			ON CONFLICT (url) DO UPDATE SET running = running + 1`, upstream); err != nil {
 			return fmt.Errorf("take upstream slot: %w", err)
 		}
@@ -191,14 +201,14 @@ func (s *JobStore) Pick(ctx context.Context, r tollgate.PickRequest) (*tollgate.
 
 // dequeue takes a job that left the starting state out of its lane and
 // its user's queued count.
-func dequeue(ctx context.Context, tx *sql.Tx, j *tollgate.Job) error {
-	if _, err := tx.ExecContext(ctx, `UPDATE job_lanes SET queued = queued - 1,
+func (s *JobStore) dequeue(ctx context.Context, tx *sql.Tx, j *tollgate.Job) error {
+	if _, err := s.db.txExec(ctx, tx, `UPDATE job_lanes SET queued = queued - 1,
 		head_seq = COALESCE((SELECT seq FROM jobs INDEXED BY jobs_waiting WHERE model = ?1 AND tenant_id = ?2 AND user_id = ?3
 			AND status = 'starting' ORDER BY seq LIMIT 1), 0)
 		WHERE model = ?1 AND tenant_id = ?2 AND user_id = ?3`, j.Model, j.TenantID, j.UserID); err != nil {
 		return fmt.Errorf("dequeue job: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE job_users SET queued = queued - 1 WHERE tenant_id = ? AND user_id = ?`,
+	if _, err := s.db.txExec(ctx, tx, `UPDATE job_users SET queued = queued - 1 WHERE tenant_id = ? AND user_id = ?`,
 		j.TenantID, j.UserID); err != nil {
 		return fmt.Errorf("dequeue job: %w", err)
 	}
@@ -251,8 +261,8 @@ func (s *JobStore) Finish(ctx context.Context, id string, r tollgate.JobResult) 
 		return nil, tollgate.Errorf(tollgate.EInvalid, "finish needs an end status, got %q", r.Status)
 	}
 	var out *tollgate.Job
-	err := s.db.withTx(ctx, func(tx *sql.Tx) error {
-		j, err := scanJob(tx.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = ?`, id))
+	err := s.db.withPreparedTx(ctx, func(tx *sql.Tx) error {
+		j, err := scanJob(s.db.txQueryRow(ctx, tx, `SELECT `+jobColumns+` FROM jobs WHERE id = ?`, id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return tollgate.Errorf(tollgate.ENotFound, "no job %s", id)
 		} else if err != nil {
@@ -270,16 +280,20 @@ func (s *JobStore) Finish(ctx context.Context, id string, r tollgate.JobResult) 
 		}
 		j.Status, j.Output, j.Error, j.Logs, j.PredictMillis, j.CompletedAt = r.Status, r.Output, r.Error, r.Logs, r.PredictMillis, at
 		j.OutputAudioMillis = r.OutputAudioMillis
-		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET status = ?, output = ?, error = ?, logs = ?, predict_ms = ?, completed_at = ?,
+		if _, err := s.db.txExec(ctx, tx, `UPDATE jobs SET status = ?, output = ?, error = ?, logs = ?, predict_ms = ?, completed_at = ?,
 			output_audio_ms = ? WHERE seq = ?`, string(r.Status), nullJSON(r.Output), r.Error, r.Logs, r.PredictMillis, toTime(at),
 			r.OutputAudioMillis, j.Seq); err != nil {
 			return fmt.Errorf("finish job: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE job_users SET running = running - 1 WHERE tenant_id = ? AND user_id = ?`,
+		if _, err := s.db.txExec(ctx, tx, `UPDATE job_users SET running = running - 1 WHERE tenant_id = ? AND user_id = ?`,
 			j.TenantID, j.UserID); err != nil {
 			return fmt.Errorf("finish job: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE job_upstreams SET running = running - 1 WHERE url = ?`, j.Upstream); err != nil {
+		if _, err := s.db.txExec(ctx, tx, `UPDATE job_lanes SET user_running = user_running - 1 WHERE tenant_id = ? AND user_id = ?`,
+			j.TenantID, j.UserID); err != nil {
+			return fmt.Errorf("finish job: %w", err)
+		}
+		if _, err := s.db.txExec(ctx, tx, `UPDATE job_upstreams SET running = running - 1 WHERE url = ?`, j.Upstream); err != nil {
 			return fmt.Errorf("free upstream slot: %w", err)
 		}
 		out = j
@@ -291,7 +305,7 @@ func (s *JobStore) Finish(ctx context.Context, id string, r tollgate.JobResult) 
 // Cancel cancels the owner's job.
 func (s *JobStore) Cancel(ctx context.Context, o tollgate.Owner, id string, at time.Time) (*tollgate.Job, error) {
 	var out *tollgate.Job
-	err := s.db.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.db.withPreparedTx(ctx, func(tx *sql.Tx) error {
 		j, err := s.cancel(ctx, tx, `id = ? AND tenant_id = ? AND user_id = ?`, []any{id, o.TenantID, o.UserID}, at)
 		out = j
 		return err
@@ -300,7 +314,7 @@ func (s *JobStore) Cancel(ctx context.Context, o tollgate.Owner, id string, at t
 }
 
 func (s *JobStore) cancel(ctx context.Context, tx *sql.Tx, where string, args []any, at time.Time) (*tollgate.Job, error) {
-	j, err := scanJob(tx.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE `+where, args...))
+	j, err := scanJob(s.db.txQueryRow(ctx, tx, `SELECT `+jobColumns+` FROM jobs WHERE `+where, args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, tollgate.Errorf(tollgate.ENotFound, "no such prediction")
 	} else if err != nil {
@@ -310,15 +324,15 @@ func (s *JobStore) cancel(ctx context.Context, tx *sql.Tx, where string, args []
 	case tollgate.JobStarting:
 		at = at.UTC().Truncate(time.Microsecond)
 		j.Status, j.CompletedAt = tollgate.JobCanceled, at
-		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET status = 'canceled', completed_at = ? WHERE seq = ?`, toTime(at), j.Seq); err != nil {
+		if _, err := s.db.txExec(ctx, tx, `UPDATE jobs SET status = 'canceled', completed_at = ? WHERE seq = ?`, toTime(at), j.Seq); err != nil {
 			return nil, fmt.Errorf("cancel job: %w", err)
 		}
-		if err := dequeue(ctx, tx, j); err != nil {
+		if err := s.dequeue(ctx, tx, j); err != nil {
 			return nil, err
 		}
 	case tollgate.JobProcessing:
 		j.CancelRequested = true
-		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET cancel_requested = 1 WHERE seq = ?`, j.Seq); err != nil {
+		if _, err := s.db.txExec(ctx, tx, `UPDATE jobs SET cancel_requested = 1 WHERE seq = ?`, j.Seq); err != nil {
 			return nil, fmt.Errorf("cancel job: %w", err)
 		}
 	}
@@ -328,7 +342,7 @@ func (s *JobStore) cancel(ctx context.Context, tx *sql.Tx, where string, args []
 // CancelExpired cancels starting jobs past their CancelAt.
 func (s *JobStore) CancelExpired(ctx context.Context, now time.Time) ([]*tollgate.Job, error) {
 	var out []*tollgate.Job
-	err := s.db.withTx(ctx, func(tx *sql.Tx) error {
+	err := s.db.withPreparedTx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT seq FROM jobs INDEXED BY jobs_cancel_at
 			WHERE status = 'starting' AND cancel_at IS NOT NULL AND cancel_at <= ? ORDER BY cancel_at LIMIT 1000`, now.UnixMicro())
 		if err != nil {
@@ -375,7 +389,7 @@ func (s *JobStore) JobByID(ctx context.Context, id string) (*tollgate.Job, error
 }
 
 func (s *JobStore) one(ctx context.Context, where string, args ...any) (*tollgate.Job, error) {
-	j, err := scanJob(s.db.read.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE `+where, args...))
+	j, err := scanJob(s.db.readQueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE `+where, args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, tollgate.Errorf(tollgate.ENotFound, "no such prediction")
 	} else if err != nil {
@@ -500,23 +514,24 @@ func placeholders(q string) string { return strings.ReplaceAll(q, "PH", "?") }
 
 // QueuePosition estimates the waiting jobs that start before j. Users
 // take turns in Pick's order: never started first, then the one whose
-// last job started longest ago, then the oldest waiting job.
+// last job started longest ago, then the oldest waiting job. It reads
+// the other waiting lanes of j's priority and above from job_lanes_order
+// alone (a lane's head job is its own, so head_seq tells j's lane apart).
 func (s *JobStore) QueuePosition(ctx context.Context, j *tollgate.Job) (int, error) {
 	if j.Status != tollgate.JobStarting {
 		return 0, nil
 	}
 	var pos int
-	err := s.db.read.QueryRowContext(ctx, `WITH mine AS (
+	err := s.db.readQueryRow(ctx, `WITH mine AS (
 			SELECT (SELECT COUNT(*) FROM jobs INDEXED BY jobs_waiting
 				WHERE model = ?1 AND tenant_id = ?2 AND user_id = ?3 AND status = 'starting' AND seq < ?4) AS k,
 			COALESCE((SELECT last_started_at FROM job_users WHERE tenant_id = ?2 AND user_id = ?3), -1) AS last,
 			COALESCE((SELECT head_seq FROM job_lanes WHERE model = ?1 AND tenant_id = ?2 AND user_id = ?3), ?4) AS head)
-		SELECT mine.k + COALESCE(SUM(CASE WHEN l.priority > ?5 THEN l.queued
-			WHEN l.priority = ?5 THEN MIN(l.queued, mine.k + ((COALESCE(u.last_started_at, -1), l.head_seq) < (mine.last, mine.head)))
-			ELSE 0 END), 0)
-		FROM mine LEFT JOIN job_lanes l ON l.model = ?1 AND l.queued > 0 AND NOT (l.tenant_id = ?2 AND l.user_id = ?3)
-		LEFT JOIN job_users u ON u.tenant_id = l.tenant_id AND u.user_id = l.user_id
-		GROUP BY mine.k`, j.Model, j.TenantID, j.UserID, j.Seq, j.Priority).Scan(&pos)
+		SELECT mine.k + COALESCE((SELECT SUM(CASE WHEN l.priority > ?5 THEN l.queued
+				ELSE MIN(l.queued, mine.k + ((COALESCE(l.user_last_started, -1), l.head_seq) < (mine.last, mine.head))) END)
+			FROM job_lanes l INDEXED BY job_lanes_order
+			WHERE l.model = ?1 AND l.queued > 0 AND l.priority >= ?5 AND l.head_seq <> mine.head), 0)
+		FROM mine`, j.Model, j.TenantID, j.UserID, j.Seq, j.Priority).Scan(&pos)
 	if err != nil {
 		return 0, fmt.Errorf("queue position: %w", err)
 	}

@@ -74,6 +74,8 @@ type DB struct {
 	write writePool // one connection; BEGIN IMMEDIATE
 	ckpt  *checkpointer
 	now   func() time.Time
+	// writeStmts and readStmts keep the job queue's prepared statements.
+	writeStmts, readStmts stmtCache
 	// tx, when set, is the transaction of AuditStore.Audited: every
 	// statement of this DB's stores runs in it.
 	tx *sql.Tx
