@@ -48,17 +48,27 @@ func (s *JobStore) Requeue(ctx context.Context, id string, attempts int, at time
 		queued := 0
 		if j.Status == tollgate.JobStarting {
 			queued = 1
-			if _, err := tx.ExecContext(ctx, `INSERT INTO job_lanes (model, tenant_id, user_id, priority, max_running, head_seq, queued)
-				VALUES (?, ?, ?, ?, ?, ?, 1)
+		}
+		// The user's counts first, then the copies every lane of theirs
+		// keeps for the pick's order, then the job's own lane (taking the
+		// counts as they are now when it is new).
+		if _, err := tx.ExecContext(ctx, `UPDATE job_users SET running = running - 1, queued = queued + ?
+			WHERE tenant_id = ? AND user_id = ?`, queued, j.TenantID, j.UserID); err != nil {
+			return fmt.Errorf("requeue job: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE job_lanes SET user_running = user_running - 1 WHERE tenant_id = ? AND user_id = ?`,
+			j.TenantID, j.UserID); err != nil {
+			return fmt.Errorf("requeue job: %w", err)
+		}
+		if queued == 1 {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO job_lanes (model, tenant_id, user_id, priority, max_running, head_seq, queued,
+					user_running, user_last_started)
+				SELECT ?1, ?2, ?3, ?4, ?5, ?6, 1, u.running, u.last_started_at FROM job_users u WHERE u.tenant_id = ?2 AND u.user_id = ?3
 				ON CONFLICT (model, tenant_id, user_id) DO UPDATE SET queued = queued + 1,
 					head_seq = CASE WHEN queued = 0 OR excluded.head_seq < head_seq THEN excluded.head_seq ELSE head_seq END`,
 				j.Model, j.TenantID, j.UserID, j.Priority, j.MaxRunning, j.Seq); err != nil {
 				return fmt.Errorf("requeue job: %w", err)
 			}
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE job_users SET running = running - 1, queued = queued + ?
-			WHERE tenant_id = ? AND user_id = ?`, queued, j.TenantID, j.UserID); err != nil {
-			return fmt.Errorf("requeue job: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE job_upstreams SET running = running - 1 WHERE url = ?`, upstream); err != nil {
 			return fmt.Errorf("free upstream slot: %w", err)

@@ -76,6 +76,24 @@ func testJobRequeue(t *testing.T, s tollgate.JobStore) {
 	if j := pick(t, s, "m/x", 1); j == nil || j.ID != "a1" {
 		t.Fatalf("Pick after the cancel = %+v, want a1 on the freed slot", j)
 	}
+
+	// A requeued job no longer counts as running for its owner's
+	// concurrency cap: with a cap of one, it is picked again.
+	capped := NewJob(ownerB, "m/capped", "c0")
+	capped.MaxRunning = 1
+	MustEnqueue(t, s, capped)
+	if j := pick(t, s, "m/capped", 2); j == nil || j.ID != "c0" {
+		t.Fatalf("Pick of the capped job = %+v, want c0", j)
+	}
+	if err := s.Dispatch(ctx, "c0", at(4*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Requeue(ctx, "c0", 1, at(4*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if j := pick(t, s, "m/capped", 2); j == nil || j.ID != "c0" {
+		t.Fatalf("Pick after requeueing a job of a user capped at one = %+v, want c0 (nothing of theirs runs)", j)
+	}
 }
 
 func mustJob(t *testing.T, s tollgate.JobStore, id string) *tollgate.Job {
