@@ -35,19 +35,32 @@ func (c *stmtCache) lookup(query string) *sql.Stmt {
 
 // prepareWanted prepares the statements noted wanted on pool. A statement
 // that does not prepare stays unprepared: running it reports its error.
+// The lock is not held while preparing: a prepare waits for the write
+// pool's one connection, which a running transaction may hold while it
+// looks up its own statements here.
 func (c *stmtCache) prepareWanted(ctx context.Context, pool *sql.DB) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	var queries []string
 	for query := range c.wanted {
 		delete(c.wanted, query)
+		queries = append(queries, query)
+	}
+	c.mu.Unlock()
+	for _, query := range queries {
 		st, err := pool.PrepareContext(context.WithoutCancel(ctx), query)
 		if err != nil {
 			continue
 		}
+		c.mu.Lock()
 		if c.m == nil {
 			c.m = map[string]*sql.Stmt{}
 		}
-		c.m[query] = st
+		if _, ok := c.m[query]; ok {
+			st.Close() // prepared meanwhile by another transaction's turn
+		} else {
+			c.m[query] = st
+		}
+		c.mu.Unlock()
 	}
 }
 
